@@ -1,0 +1,27 @@
+"""dali-multicrop: multi-crop views for self-supervised training, made by NVIDIA DALI on the GPU or CPU.
+
+Public surface::
+
+    from dali_multicrop import DaliMultiCropLoader, MultiCropBatch, MultiCropSpec, CropGroup, ColorJitter, FileList
+"""
+
+from .batch import MultiCropBatch
+from .feed import ImageReadError
+from .imagecheck import ImageDecodeError
+from .loader import DaliMultiCropLoader
+from .sources import FileList
+from .spec import ColorJitter, CropGroup, MultiCropSpec, parse_crops
+
+__all__ = [
+    "ColorJitter",
+    "CropGroup",
+    "DaliMultiCropLoader",
+    "FileList",
+    "ImageDecodeError",
+    "ImageReadError",
+    "MultiCropBatch",
+    "MultiCropSpec",
+    "parse_crops",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,64 @@
+"""Feeds the graph: the loader's batches of sample indices become encoded bytes, indices and labels."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .sources import FileList
+
+__all__ = ["EpochFeed", "ImageReadError", "read_encoded"]
+
+
+class ImageReadError(RuntimeError):
+    """An image file could not be read (missing, unreadable or empty); the message names the file."""
+
+
+def read_encoded(path: str) -> np.ndarray:
+    """The file's bytes as a 1-D uint8 array; :class:`ImageReadError` naming the file if it can't be read."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(f"cannot read image '{path}': {exc.strerror or exc}") from exc
+    if data.size == 0:
+        raise ImageReadError(f"image file '{path}' is empty (0 bytes)")
+    return data
+
+
+class EpochFeed:
+    """DALI external-source callback serving one epoch's batches, in order.
+
+    ``start(batches)`` begins an epoch; DALI then calls the feed with ``BatchInfo.iteration`` = 0, 1, ...
+    and gets ``StopIteration`` after the last batch (or at once after :meth:`stop`).
+    """
+
+    def __init__(self, source: FileList) -> None:
+        self._files = source.files
+        self._labels = np.asarray(source.labels, dtype=np.int64)
+        self._batches: Sequence[np.ndarray] = ()
+        self._stopped = False
+
+    def start(self, batches: Sequence[np.ndarray]) -> None:
+        """Serves ``batches`` (non-empty int64 arrays of sample indices) from the next call on."""
+        self._batches = list(batches)
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Ends the current epoch early: the next call raises ``StopIteration``."""
+        self._stopped = True
+
+    def batch(self, iteration: int) -> np.ndarray:
+        """Sample indices of batch ``iteration`` of the current epoch."""
+        return self._batches[iteration]
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __call__(self, info: Any) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        iteration = info.iteration
+        if self._stopped or iteration >= len(self._batches):
+            raise StopIteration
+        indices = self._batches[iteration]
+        encoded = [read_encoded(self._files[i]) for i in indices]
+        return encoded, indices.astype(np.int64), self._labels[indices]

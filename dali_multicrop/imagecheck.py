@@ -1,0 +1,56 @@
+"""Finds which image broke a pipeline run (DALI's decoder error does not name the file)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from ._dali import dali_modules
+from .feed import ImageReadError, read_encoded
+
+__all__ = ["ImageDecodeError", "first_undecodable"]
+
+
+class ImageDecodeError(RuntimeError):
+    """An image could not be decoded; ``path`` names the file and ``reason`` says what DALI reported."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot decode image '{path}': {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _decoder_pipeline():
+    dali, fn, types = dali_modules()
+    pipe = dali.Pipeline(batch_size=1, num_threads=1, device_id=None, prefetch_queue_depth=1)
+    with pipe:
+        encoded = fn.external_source(name="encoded", dtype=types.UINT8)
+        pipe.set_outputs(fn.decoders.image(encoded, device="cpu", output_type=types.RGB))
+    pipe.build()
+    return pipe
+
+
+def _short(exc: BaseException) -> str:
+    """The first meaningful line of a DALI error."""
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Traceback", "Current pipeline object")):
+            return line[:300]
+    return type(exc).__name__
+
+
+def first_undecodable(paths: Iterable[str]) -> Optional[ImageDecodeError]:
+    """Decodes each file alone with DALI's CPU decoder; the error for the first that fails, else None."""
+    pipe = None
+    for path in paths:
+        try:
+            data = read_encoded(path)
+        except ImageReadError as exc:
+            return ImageDecodeError(path, str(exc))
+        if pipe is None:
+            pipe = _decoder_pipeline()
+        try:
+            pipe.feed_input("encoded", [data])
+            pipe.run()
+        except Exception as exc:  # DALI raises RuntimeError subclasses without a stable type
+            return ImageDecodeError(path, _short(exc))
+    return None

@@ -1,0 +1,170 @@
+"""``DaliMultiCropLoader``: multi-crop batches from a DALI graph, as torch tensors, sharded per rank."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .batch import MultiCropBatch
+from .sharding import ShardPlan, derive_seed, distributed_defaults
+from .sources import FileList, SourceLike, resolve_source
+from .spec import CropsLike, MultiCropSpec, parse_crops
+
+__all__ = ["DaliMultiCropLoader", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+DEVICES = ("gpu", "cpu", "auto")
+DTYPES = ("float32", "float16")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_triple(name: str, value: Any, positive: bool) -> tuple[float, float, float]:
+    try:
+        triple = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        triple = ()
+    if len(triple) != 3 or (positive and min(triple) <= 0):
+        need = "three positive numbers" if positive else "three numbers"
+        raise ValueError(f"{name} must be {need} (R, G, B in [0, 1] units), got {value!r}")
+    return triple  # type: ignore[return-value]
+
+
+def _default_threads() -> int:
+    """CPU threads per rank: the machine's cores shared among the ranks of this node."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_node = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    return max(1, cores // per_node)
+
+
+def _resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    has_cuda = torch.cuda.is_available()
+    if device == "auto":
+        return "gpu" if has_cuda else "cpu"
+    if device == "gpu" and not has_cuda:
+        raise ValueError("device='gpu' but torch sees no CUDA GPU here; use device='cpu' (same augmentations) "
+                         "or device='auto'")
+    return device
+
+
+class DaliMultiCropLoader:
+    """Iterates over a dataset in multi-crop batches made by one DALI graph (see DESIGN.md).
+
+    Args:
+        source: an image-folder path (``root/<class>/<images>``, classes sorted as torchvision's
+            ``ImageFolder``), a :class:`~dali_multicrop.FileList`, or a list of ``(path, label)`` pairs.
+        crops: a crop spec such as ``"2x224,6x96"`` (first group global), or a
+            :class:`~dali_multicrop.MultiCropSpec` for full control of each group's recipe.
+        batch_size: images per batch on this rank (each with all its crops).
+        device: "gpu" (decode and augment on the GPU, tensors on ``cuda:device_id``), "cpu" (the same graph
+            on CPU threads, CPU tensors) or "auto" (gpu where torch sees CUDA). Default "auto".
+        seed: seeds the shuffle (same on every rank) and the augmentations (a distinct stream per rank).
+        shard_id, num_shards: this rank's share of every epoch; default torchrun's ``RANK``/``WORLD_SIZE``.
+        device_id: CUDA device for device="gpu"; default torchrun's ``LOCAL_RANK`` (0 outside torchrun).
+        num_threads: DALI CPU threads; default the visible cores divided by ``LOCAL_WORLD_SIZE``.
+        shuffle: draw a new order of the whole dataset each epoch (keyed on seed and epoch). Default True.
+        drop_last: skip the tail of each epoch that does not fill a batch on every rank. Default False
+            (every sample exactly once per epoch; see :mod:`dali_multicrop.sharding` for the table).
+        dtype: "float32" or "float16" crops. mean, std: RGB normalisation in [0, 1] units (ImageNet's).
+        prefetch: batches DALI computes ahead of the training step. Default 2.
+
+    One ``for`` loop is one epoch; each new loop starts the next epoch unless :meth:`set_epoch` says which.
+    """
+
+    def __init__(self, source: SourceLike, crops: CropsLike = "2x224,6x96", batch_size: int = 64, *,
+                 device: str = "auto", seed: int = 0, shard_id: Optional[int] = None,
+                 num_shards: Optional[int] = None, device_id: Optional[int] = None,
+                 num_threads: Optional[int] = None, shuffle: bool = True, drop_last: bool = False,
+                 dtype: str = "float32", mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, prefetch: int = 2) -> None:
+        self.spec: MultiCropSpec = parse_crops(crops)
+        batch_size = _check_int("batch_size", batch_size, 1)
+        seed = _check_int("seed", seed, 0)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.mean = _check_triple("mean", mean, positive=False)
+        self.std = _check_triple("std", std, positive=True)
+        self.prefetch = _check_int("prefetch", prefetch, 1)
+        self.num_threads = _check_int("num_threads", num_threads, 1) if num_threads is not None else _default_threads()
+        rank, world, local_rank = distributed_defaults()
+        num_shards = world if num_shards is None else _check_int("num_shards", num_shards, 1)
+        shard_id = rank if shard_id is None else _check_int("shard_id", shard_id, 0)
+        self.device_id = local_rank if device_id is None else _check_int("device_id", device_id, 0)
+        self.device = _resolve_device(device)
+        self.dtype = dtype
+        self.seed = seed
+        self.source: FileList = resolve_source(source)
+        self.plan = ShardPlan(num_samples=len(self.source), batch_size=batch_size, shard_id=shard_id,
+                              num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)
+        self.torch_device = torch.device(f"cuda:{self.device_id}" if self.device == "gpu" else "cpu")
+        self._next_epoch = 0
+        self._runner: Optional[Any] = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.plan.batch_size
+
+    @property
+    def shard_id(self) -> int:
+        return self.plan.shard_id
+
+    @property
+    def num_shards(self) -> int:
+        return self.plan.num_shards
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank (the same on every rank)."""
+        return len(self.plan)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Makes the next ``for`` loop epoch ``epoch`` (its shuffle order); later loops count on from it."""
+        self._next_epoch = _check_int("epoch", epoch, 0)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next ``for`` loop will run."""
+        return self._next_epoch
+
+    def __iter__(self) -> Iterator[MultiCropBatch]:
+        epoch = self._next_epoch
+        self._next_epoch += 1
+        return self._run_epoch(self.plan.batches(epoch))
+
+    def _run_epoch(self, batches: list[np.ndarray]) -> Iterator[MultiCropBatch]:
+        from .runner import GraphRunner
+
+        if self._runner is None:
+            self._runner = GraphRunner(self)
+        runner = self._runner
+        for result in runner.run_epoch(batches):
+            yield result
+
+    def empty_batch(self) -> MultiCropBatch:
+        """A batch of zero images with the right shapes and dtypes (a rank's share of a short last step)."""
+        dtype = torch.float16 if self.dtype == "float16" else torch.float32
+        dev = self.torch_device
+        n = self.spec.num_crops
+        return MultiCropBatch(
+            crops=[torch.empty((0, 3, s, s), dtype=dtype, device=dev) for s in self.spec.sizes],
+            boxes=torch.empty((0, n, 4), dtype=torch.float32, device=dev),
+            flipped=torch.empty((0, n), dtype=torch.bool, device=dev),
+            labels=torch.empty((0,), dtype=torch.int64, device=dev),
+            indices=torch.empty((0,), dtype=torch.int64, device=dev))
+
+    def graph_seed(self) -> int:
+        """The DALI pipeline's seed: keyed on the user's seed and this shard, so ranks draw differently."""
+        return derive_seed(self.seed, self.plan.shard_id, 0xC0)
+
+    def __repr__(self) -> str:
+        return (f"DaliMultiCropLoader({len(self.source)} images, crops='{self.spec}', batch_size={self.batch_size}, "
+                f"device='{self.device}', shard {self.shard_id}/{self.num_shards}, {len(self)} batches/epoch)")

@@ -1,0 +1,98 @@
+"""Epoch order and sharding across ranks.
+
+Every epoch, all ranks compute the same order of the whole dataset (a permutation keyed on
+``(seed, epoch)``), then rank ``k`` of ``S`` takes positions ``k, k + S, k + 2S, ...`` of it. Batch ``j`` of
+every rank thus comes from the same stretch ``[j*S*B, (j+1)*S*B)`` of the order, so:
+
+==============  ==========================================  ===============================================
+``drop_last``   batches per epoch, every rank               what happens to the tail of the order
+==============  ==========================================  ===============================================
+``False``       ``ceil(N / (S*B))``                         every sample exactly once; the last batch holds
+                                                            ``floor(R/S)`` or ``ceil(R/S)`` samples, with
+                                                            ``R = N - (len-1)*S*B`` (it is empty on a rank
+                                                            when ``R < S``)
+``True``        ``floor(N / (S*B))``                        the last ``N mod (S*B)`` samples of the order
+                                                            are skipped this epoch; all batches are full
+==============  ==========================================  ===============================================
+
+Example: N=10, S=3, B=2, ``drop_last=False``: 2 batches on every rank; rank 0 gets 2 + 2 samples,
+ranks 1 and 2 get 2 + 1 (10 in all, each once). Equal batch counts keep DDP's collectives in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ShardPlan", "distributed_defaults", "derive_seed"]
+
+
+def derive_seed(*keys: int) -> int:
+    """A 31-bit seed derived from integer ``keys`` (a stable hash; independent streams for distinct keys)."""
+    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
+
+
+def distributed_defaults() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` as torchrun sets them (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``);
+    ``(0, 1, 0)`` outside torchrun."""
+    return _env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0)
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """Which samples rank ``shard_id`` of ``num_shards`` reads in each epoch, in batches of ``batch_size``."""
+
+    num_samples: int
+    batch_size: int
+    shard_id: int = 0
+    num_shards: int = 1
+    shuffle: bool = True
+    drop_last: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise ValueError(f"the dataset has no samples (num_samples={self.num_samples})")
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not isinstance(self.num_shards, int) or self.num_shards < 1:
+            raise ValueError(f"num_shards must be an integer >= 1, got {self.num_shards!r}")
+        if not isinstance(self.shard_id, int) or not 0 <= self.shard_id < self.num_shards:
+            raise ValueError(f"shard_id must be in [0, num_shards={self.num_shards}), got {self.shard_id!r}")
+        if self.drop_last and len(self) == 0:
+            raise ValueError(f"drop_last=True with {self.num_samples} samples, {self.num_shards} shard(s) and "
+                             f"batch_size={self.batch_size} leaves no full batch: lower batch_size or set "
+                             f"drop_last=False")
+
+    def __len__(self) -> int:
+        """Batches per epoch; the same on every rank."""
+        per_step = self.batch_size * self.num_shards
+        if self.drop_last:
+            return self.num_samples // per_step
+        return -(-self.num_samples // per_step)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The whole dataset's order in ``epoch`` (identical on every rank), int64."""
+        if not self.shuffle:
+            return np.arange(self.num_samples, dtype=np.int64)
+        rng = np.random.default_rng(derive_seed(self.seed, epoch, 0x5EED))
+        return rng.permutation(self.num_samples).astype(np.int64)
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        """This rank's batches of sample indices in ``epoch``: ``len(self)`` arrays, the last maybe shorter
+        (or empty, see the module's table)."""
+        mine = self.order(epoch)[self.shard_id::self.num_shards]
+        b = self.batch_size
+        return [mine[j * b:(j + 1) * b] for j in range(len(self))]

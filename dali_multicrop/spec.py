@@ -1,0 +1,253 @@
+"""Crop specifications: what each group of crops looks like and how it is augmented.
+
+A crop spec string such as ``"2x224,6x96"`` lists ``COUNTxSIZE`` groups separated by commas. The first
+group holds the *global* crops, every later group holds *local* crops. Each group becomes one frozen
+:class:`CropGroup` that is passed whole to the graph builder, so no setting is copied by hand through
+layers.
+
+Units and frames, stated once for every field below:
+
+* ``size`` is the output side length in pixels (crops are square, ``size x size``).
+* ``scale`` is a fraction of the *source image's area* (torchvision's ``RandomResizedCrop`` convention),
+  a range ``(min, max)`` with ``0 < min <= max <= 1``.
+* ``ratio`` is the crop window's aspect ratio *width / height*, a range drawn log-uniformly.
+* every ``*_prob`` is a probability per crop in ``[0, 1]``.
+* colour-jitter strengths follow torchvision's ``ColorJitter``: a factor is drawn uniformly from
+  ``[max(0, 1 - s), 1 + s]`` for brightness, contrast and saturation; hue is a shift drawn from
+  ``[-h, h]`` in *fractions of a turn* (``0 <= h <= 0.5``; DALI wants degrees, the graph converts).
+* ``blur_sigma`` is the Gaussian blur's standard deviation range in output pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Sequence, Union
+
+__all__ = [
+    "ColorJitter",
+    "CropGroup",
+    "MultiCropSpec",
+    "parse_crops",
+    "GLOBAL_SCALE",
+    "LOCAL_SCALE",
+    "DEFAULT_RATIO",
+]
+
+GLOBAL_SCALE: tuple[float, float] = (0.4, 1.0)
+"""Default area range of global crops, as a fraction of the source image's area."""
+LOCAL_SCALE: tuple[float, float] = (0.05, 0.4)
+"""Default area range of local crops, as a fraction of the source image's area."""
+DEFAULT_RATIO: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+"""Default aspect-ratio range (width / height), drawn log-uniformly."""
+
+_SPEC_FORM = "expected COUNTxSIZE groups separated by commas, e.g. 2x224,6x96"
+
+
+def _check_probability(owner: str, name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{owner}.{name} must be a probability in [0, 1], got {value!r}")
+
+
+def _check_range(owner: str, name: str, value: Any, *, low: float, high: float,
+                 low_open: bool = False, form: str = "") -> tuple[float, float]:
+    """Validates a ``(min, max)`` pair inside ``[low, high]`` (``(low, high]`` when ``low_open``)."""
+    bound = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}.{name} must be a pair (min, max) in {bound}{form}, got {value!r}") from None
+    below = lo <= low if low_open else lo < low
+    if below or hi > high or math.isnan(lo) or math.isnan(hi):
+        raise ValueError(f"{owner}.{name} must lie in {bound}{form}, got {value!r}")
+    if lo > hi:
+        raise ValueError(f"{owner}.{name} must have min <= max, got {value!r}")
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class ColorJitter:
+    """Random brightness, contrast, saturation and hue change, applied together with ``probability``.
+
+    Defaults are a mild jitter suited to JEPA training (half of DINO's 0.4/0.4/0.2/0.1 strengths).
+    Set ``probability=0`` to switch it off.
+    """
+
+    probability: float = 0.8
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.1
+    hue: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check_probability("ColorJitter", "probability", self.probability)
+        for name in ("brightness", "contrast", "saturation"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+                raise ValueError(f"ColorJitter.{name} must be a strength >= 0, got {value!r}")
+        if not isinstance(self.hue, (int, float)) or not 0.0 <= self.hue <= 0.5:
+            raise ValueError(f"ColorJitter.hue must be in [0, 0.5] (a fraction of a turn), got {self.hue!r}")
+
+    @property
+    def active(self) -> bool:
+        """Whether the jitter can change an image at all."""
+        strengths = (self.brightness, self.contrast, self.saturation, self.hue)
+        return self.probability > 0 and any(s > 0 for s in strengths)
+
+
+NO_JITTER = ColorJitter(probability=0.0)
+
+
+@dataclass(frozen=True)
+class CropGroup:
+    """``count`` square crops of ``size`` pixels sharing one augmentation recipe (see module docs)."""
+
+    count: int
+    size: int
+    scale: tuple[float, float]
+    ratio: tuple[float, float] = DEFAULT_RATIO
+    flip_prob: float = 0.5
+    color_jitter: ColorJitter = field(default_factory=ColorJitter)
+    grayscale_prob: float = 0.0
+    blur_prob: float = 0.0
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    solarize_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("count", "size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"CropGroup.{name} must be an integer >= 1, got {value!r}")
+        object.__setattr__(self, "scale", _check_range(
+            "CropGroup", "scale", self.scale, low=0.0, high=1.0, low_open=True,
+            form=" (a fraction of the source image's area)"))
+        object.__setattr__(self, "ratio", _check_range(
+            "CropGroup", "ratio", self.ratio, low=0.0, high=math.inf, low_open=True,
+            form=" (width / height)"))
+        object.__setattr__(self, "blur_sigma", _check_range(
+            "CropGroup", "blur_sigma", self.blur_sigma, low=0.0, high=math.inf, low_open=True,
+            form=" (pixels)"))
+        for name in ("flip_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
+            _check_probability("CropGroup", name, getattr(self, name))
+        if not isinstance(self.color_jitter, ColorJitter):
+            raise ValueError(f"CropGroup.color_jitter must be a ColorJitter, got {self.color_jitter!r}")
+
+    def replace(self, **changes: Any) -> "CropGroup":
+        """A copy with ``changes`` applied (validated like the constructor)."""
+        return replace(self, **changes)
+
+
+def _parse_int(text: str, what: str, group: str, spec: str) -> int:
+    if not text:
+        raise ValueError(f"crop spec '{spec}' is missing a {what} in group '{group}' ({_SPEC_FORM})")
+    if not text.isdigit():
+        raise ValueError(f"crop spec '{spec}' has a {what} '{text}' in group '{group}' that is not a "
+                         f"whole number ({_SPEC_FORM})")
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"crop spec '{spec}' has {what} {value} in group '{group}'; it must be at least 1 "
+                         f"({_SPEC_FORM})")
+    return value
+
+
+def _parse_groups(spec: str) -> list[tuple[int, int]]:
+    if not isinstance(spec, str):
+        raise ValueError(f"crop spec must be a string such as '2x224,6x96', got {spec!r}")
+    if not spec.strip():
+        raise ValueError(f"crop spec '{spec}' is empty ({_SPEC_FORM})")
+    groups = []
+    for position, raw in enumerate(spec.split(","), start=1):
+        group = raw.strip()
+        if not group:
+            raise ValueError(f"crop spec '{spec}' has an empty group at position {position} ({_SPEC_FORM})")
+        parts = re.split(r"[xX]", group)
+        if len(parts) != 2:
+            raise ValueError(f"crop spec '{spec}' has a group '{group}' that is not COUNTxSIZE ({_SPEC_FORM})")
+        count = _parse_int(parts[0].strip(), "count", group, spec)
+        size = _parse_int(parts[1].strip(), "size", group, spec)
+        groups.append((count, size))
+    return groups
+
+
+@dataclass(frozen=True)
+class MultiCropSpec:
+    """The crop groups of one multi-crop recipe: ``groups[0]`` global, the rest local.
+
+    Build one with :meth:`parse` (``MultiCropSpec.parse("2x224,6x96")``) and change settings with
+    :meth:`with_global` / :meth:`with_local`, e.g. ``spec.with_local(scale=(0.05, 0.32))``.
+    """
+
+    groups: tuple[CropGroup, ...]
+
+    def __post_init__(self) -> None:
+        groups = tuple(self.groups)
+        if not groups:
+            raise ValueError("MultiCropSpec.groups must hold at least one CropGroup (the global crops)")
+        for group in groups:
+            if not isinstance(group, CropGroup):
+                raise ValueError(f"MultiCropSpec.groups must hold CropGroup objects, got {group!r}")
+        object.__setattr__(self, "groups", groups)
+
+    @classmethod
+    def parse(cls, spec: str) -> "MultiCropSpec":
+        """Parses ``"COUNTxSIZE,COUNTxSIZE,..."`` with the default recipe for global and local crops."""
+        parsed = _parse_groups(spec)
+        groups = [CropGroup(count=c, size=s, scale=GLOBAL_SCALE if i == 0 else LOCAL_SCALE)
+                  for i, (c, s) in enumerate(parsed)]
+        return cls(tuple(groups))
+
+    @property
+    def global_group(self) -> CropGroup:
+        return self.groups[0]
+
+    @property
+    def local_groups(self) -> tuple[CropGroup, ...]:
+        return self.groups[1:]
+
+    @property
+    def num_global(self) -> int:
+        """Number of global crops."""
+        return self.groups[0].count
+
+    @property
+    def num_crops(self) -> int:
+        """Number of crops per image, all groups together."""
+        return sum(g.count for g in self.groups)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Output side length of every crop, in output order (globals first)."""
+        return tuple(g.size for g in self.groups for _ in range(g.count))
+
+    def crops(self) -> Iterator[CropGroup]:
+        """Yields the group of every crop, in output order (a group with count 3 is yielded 3 times)."""
+        for group in self.groups:
+            for _ in range(group.count):
+                yield group
+
+    def with_global(self, **changes: Any) -> "MultiCropSpec":
+        """A copy whose global group has ``changes`` applied."""
+        return MultiCropSpec((self.groups[0].replace(**changes),) + self.groups[1:])
+
+    def with_local(self, **changes: Any) -> "MultiCropSpec":
+        """A copy whose every local group has ``changes`` applied."""
+        return MultiCropSpec((self.groups[0],) + tuple(g.replace(**changes) for g in self.groups[1:]))
+
+    def __str__(self) -> str:
+        return ",".join(f"{g.count}x{g.size}" for g in self.groups)
+
+
+CropsLike = Union[str, MultiCropSpec, Sequence[CropGroup]]
+
+
+def parse_crops(crops: CropsLike) -> MultiCropSpec:
+    """Turns a spec string, a :class:`MultiCropSpec` or a sequence of :class:`CropGroup` into a spec."""
+    if isinstance(crops, MultiCropSpec):
+        return crops
+    if isinstance(crops, str):
+        return MultiCropSpec.parse(crops)
+    if isinstance(crops, (list, tuple)):
+        return MultiCropSpec(tuple(crops))
+    raise ValueError(f"crops must be a spec string such as '2x224,6x96', a MultiCropSpec or a list of "
+                     f"CropGroup, got {crops!r}")
