@@ -8,7 +8,7 @@ draws (DALI repeats draws when two operator instances share a seed; none is set 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Union
 
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
@@ -46,8 +46,10 @@ def resized_crop(image: DataNode, anchor_yx: DataNode, size_hw: DataNode, out_si
                      device=image.device)
 
 
-def _gated_factor(gate: DataNode, strength: float) -> DataNode:
-    """``U[max(0, 1-s), 1+s]`` where ``gate`` is 1, exactly 1 where it is 0."""
+def _gated_factor(gate: DataNode, strength: float) -> Union[DataNode, float]:
+    """``U[max(0, 1-s), 1+s]`` where ``gate`` is 1, exactly 1 where it is 0 (and everywhere when ``s`` is 0)."""
+    if strength <= 0:
+        return 1.0
     factor = fn.random.uniform(range=[max(0.0, 1.0 - strength), 1.0 + strength])
     return gate * (factor - 1.0) + 1.0
 
@@ -65,7 +67,7 @@ def color_ops(image: DataNode, group: CropGroup) -> DataNode:
             brightness = _gated_factor(gate, jitter.brightness)
             contrast = _gated_factor(gate, jitter.contrast)
             saturation = _gated_factor(gate, jitter.saturation)
-            hue = gate * fn.random.uniform(range=[-jitter.hue * 360.0, jitter.hue * 360.0])
+            hue = gate * fn.random.uniform(range=[-jitter.hue * 360.0, jitter.hue * 360.0]) if jitter.hue > 0 else 0.0
         else:
             brightness = contrast = saturation = 1.0
             hue = 0.0

@@ -30,10 +30,14 @@ def _decoder_pipeline():
 
 
 def _short(exc: BaseException) -> str:
-    """The first meaningful line of a DALI error."""
-    for line in str(exc).splitlines():
-        line = line.strip()
-        if line and not line.startswith(("Traceback", "Current pipeline object")):
+    """What DALI says went wrong: the line after its "encountered:", else its first line of substance."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for before, after in zip(lines, lines[1:]):
+        if before == "encountered:":
+            return after[:300]
+    boiler = ("Critical error", "Current pipeline object", "Error in CPU operator", "which was used", "File ")
+    for line in lines:
+        if not line.startswith(boiler):
             return line[:300]
     return type(exc).__name__
 

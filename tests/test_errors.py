@@ -1,0 +1,139 @@
+"""Bad input is a clear error naming the bad thing, raised before DALI runs where it can be."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import coordinate_image, write_folder
+from dali_multicrop import DaliMultiCropLoader, FileList, ImageDecodeError, ImageReadError, MultiCropSpec
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return write_folder(tmp_path / "data", {"a": [coordinate_image(40, 50)] * 3, "b": [coordinate_image(50, 40)] * 3})
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("2x", "missing a size"),
+    ("x96", "missing a count"),
+    ("0x224", "count 0"),
+    ("2x0", "size 0"),
+    ("2x224,", "empty group at position 2"),
+    ("", "is empty"),
+    ("2x224,6y96", "not COUNTxSIZE"),
+    ("2xabc", "not a whole number"),
+    ("-1x96", "not a whole number"),
+])
+def test_malformed_crop_spec(folder, spec, words):
+    with pytest.raises(ValueError, match=words) as info:
+        DaliMultiCropLoader(folder, crops=spec, device="cpu")
+    message = str(info.value)
+    assert f"'{spec}'" in message and "COUNTxSIZE" in message
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(scale=(0.0, 0.5)), r"scale must lie in \(0, 1\]"),
+    (dict(scale=(0.5, 1.2)), r"scale must lie in \(0, 1\]"),
+    (dict(scale=(0.8, 0.4)), "min <= max"),
+    (dict(scale=0.5), "pair"),
+    (dict(flip_prob=-0.1), "flip_prob must be a probability"),
+    (dict(blur_prob=1.5), "blur_prob must be a probability"),
+    (dict(ratio=(0, 2)), "ratio must lie in"),
+])
+def test_bad_group_settings(change, words):
+    with pytest.raises(ValueError, match=words) as info:
+        MultiCropSpec.parse("2x224,6x96").with_global(**change)
+    assert repr(next(iter(change.values()))) in str(info.value)
+
+
+def test_bad_colour_jitter():
+    from dali_multicrop import ColorJitter
+
+    with pytest.raises(ValueError, match=r"probability must be a probability in \[0, 1\], got -0.5"):
+        ColorJitter(probability=-0.5)
+    with pytest.raises(ValueError, match="hue must be in"):
+        ColorJitter(hue=0.7)
+    with pytest.raises(ValueError, match="brightness must be a strength >= 0, got -1"):
+        ColorJitter(brightness=-1)
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+    (dict(device="tpu"), "device must be one of gpu, cpu, auto, got 'tpu'"),
+    (dict(dtype="int8"), "dtype must be one of"),
+    (dict(shard_id=3, num_shards=3), r"shard_id must be in \[0, num_shards=3\), got 3"),
+    (dict(num_shards=0), "num_shards must be an integer >= 1, got 0"),
+    (dict(std=(0.2, 0.0, 0.2)), "std must be three positive numbers"),
+    (dict(seed=-1), "seed must be an integer >= 0, got -1"),
+    (dict(batch_size=5, num_shards=2, shard_id=0, drop_last=True), "leaves no full batch"),
+])
+def test_bad_loader_arguments(folder, kw, words):
+    with pytest.raises(ValueError, match=words):
+        DaliMultiCropLoader(folder, crops="1x16", **{"device": "cpu", **kw})
+
+
+def test_gpu_without_cuda_is_a_clear_error(folder):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="device='gpu' but torch sees no CUDA GPU"):
+        DaliMultiCropLoader(folder, device="gpu")
+
+
+def test_missing_and_empty_sources(tmp_path):
+    with pytest.raises(ValueError, match=f"image folder '{tmp_path / 'nope'}' does not exist"):
+        DaliMultiCropLoader(tmp_path / "nope", device="cpu")
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    (tmp_path / "empty" / "cls" / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match="holds no images"):
+        DaliMultiCropLoader(tmp_path / "empty", device="cpu")
+    with pytest.raises(ValueError, match="does not exist"):
+        DaliMultiCropLoader([(tmp_path / "missing.jpg", 0)], device="cpu")
+    with pytest.raises(ValueError, match="list of files is empty"):
+        DaliMultiCropLoader([], device="cpu")
+    with pytest.raises(ValueError, match="2 files but 1 labels"):
+        FileList(("a.jpg", "b.jpg"), (0,))
+
+
+def test_flat_folder_is_one_class(tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(coordinate_image(30, 30)).save(tmp_path / f"{i}.png")
+    listing = FileList.from_folder(tmp_path)
+    assert listing.labels == (0, 0, 0) and len(listing.files) == 3
+
+
+def test_undecodable_image_is_named(folder):
+    bad = folder / "b" / "001.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"this is not image data" * 20)
+    loader = DaliMultiCropLoader(folder, crops="1x16", batch_size=2, device="cpu", shuffle=False, num_threads=1)
+    with pytest.raises(ImageDecodeError, match="cannot decode image '.*001.png'") as info:
+        for _ in loader:
+            pass
+    assert info.value.path == str(bad)
+    assert "nvImageCodec" in info.value.reason or "decode" in info.value.reason.lower()
+    assert "Critical error" not in str(info.value)
+
+
+def test_undecodable_image_then_loader_recovers_for_good_data(tmp_path):
+    good = write_folder(tmp_path / "good", {"a": [coordinate_image(40, 50)] * 4})
+    files = sorted(str(p) for p in (good / "a").iterdir())
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+    loader = DaliMultiCropLoader(FileList.from_pairs([(f, 0) for f in files] + [(tmp_path / "junk.jpg", 1)]),
+                                 crops="1x16", batch_size=2, device="cpu", shuffle=False, num_threads=1)
+    with pytest.raises(ImageDecodeError, match="junk.jpg"):
+        list(loader)
+    with pytest.raises(ImageDecodeError, match="junk.jpg"):  # the next epoch rebuilds and meets it again
+        list(loader)
+    good_only = DaliMultiCropLoader(FileList.from_pairs([(f, 0) for f in files]), crops="1x16", batch_size=2,
+                                    device="cpu", num_threads=1)
+    assert sorted(sum((b.indices.tolist() for b in good_only), [])) == [0, 1, 2, 3]
+
+
+def test_empty_file_is_named(folder):
+    (folder / "a" / "000.png").write_bytes(b"")
+    loader = DaliMultiCropLoader(folder, crops="1x16", batch_size=2, device="cpu", num_threads=1)
+    with pytest.raises(ImageReadError, match="000.png' is empty"):
+        list(loader)
