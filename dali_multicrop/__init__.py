@@ -2,13 +2,14 @@
 
 Public surface::
 
-    from dali_multicrop import DaliMultiCropLoader, MultiCropBatch, MultiCropSpec, CropGroup, ColorJitter, FileList
+    from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator, MultiCropBatch, MultiCropSpec, ...
 """
 
 from .batch import MultiCropBatch
 from .feed import ImageReadError
 from .imagecheck import ImageDecodeError
 from .loader import DaliMultiCropLoader
+from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
 from .sources import FileList
 from .spec import ColorJitter, CropGroup, MultiCropSpec, parse_crops
 
@@ -17,6 +18,11 @@ __all__ = [
     "CropGroup",
     "DaliMultiCropLoader",
     "FileList",
+    "IJEPA_LEVEL",
+    "MaskLevel",
+    "MultiCropMaskGenerator",
+    "MultiCropMasks",
+    "masks_to_indices",
     "ImageDecodeError",
     "ImageReadError",
     "MultiCropBatch",

@@ -1,0 +1,210 @@
+"""``MultiCropMaskGenerator``: per-crop, per-level JEPA masks for a multi-crop batch, on the batch's device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import torch
+
+from ..batch import MultiCropBatch
+from ..sharding import derive_seed, distributed_defaults
+from ..spec import CropsLike, parse_crops
+from .functional import max_block_dims, sample_blocks
+from .levels import MaskLevel, hierarchical_levels
+
+__all__ = ["MultiCropMaskGenerator", "MultiCropMasks", "STRATEGIES"]
+
+STRATEGIES = ("global_only", "global_with_local_context")
+"""Available strategies (``cross_crop_prediction`` is not implemented yet)."""
+
+_REDRAW_ROUNDS = 32
+"""Redraws for masks whose context keeps fewer than ``min_keep`` patches. The constructor checks that a draw
+meets ``min_keep`` at least half of the time, so a mask is left failing with probability <= 2**-32."""
+
+_FEASIBILITY_DRAWS = 2048
+_FEASIBILITY_MIN_RATE = 0.5
+
+
+@dataclass
+class MultiCropMasks:
+    """Masks for every crop of a batch, crops in the loader's order (globals first). ``N_i = (S_i/patch)**2``.
+
+    - ``context[i]``: bool ``[L, B, N_i]``, True = patch visible to the context encoder.
+    - ``targets[i]``: bool ``[L, B, T, N_i]``, True = patch to predict. A crop that is only context has
+      all-True context and all-False targets.
+    - ``extra_context[i]``: indices of other crops whose full context joins crop ``i``'s context when its
+      targets are predicted (``global_with_local_context``: every local crop, for every global crop).
+      A training step encodes crop ``i``'s context patches and those crops' patches, concatenates the
+      tokens, and asks the predictor for crop ``i``'s targets from all of them.
+    """
+
+    strategy: str
+    context: list[torch.Tensor]
+    targets: list[torch.Tensor]
+    extra_context: list[tuple[int, ...]] = field(default_factory=list)
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class MultiCropMaskGenerator(torch.nn.Module):
+    """Samples hierarchical multi-block masks (I-JEPA, H-JEPA) for each crop of a multi-crop batch.
+
+    Args:
+        crops: the loader's crop spec (``"2x224,6x96"`` or a ``MultiCropSpec``); the first group is global.
+        patch_size: ViT patch side in pixels; every masked crop size must be a multiple of it. Default 16.
+        strategy: one of :data:`STRATEGIES`. Default ``"global_only"``: global crops are masked, level by
+            level; local crops are plain context.
+        num_levels: hierarchy depth with H-JEPA's default levels (target scale (0.05, 0.15) doubling per
+            level). Ignored when ``levels`` is given. Default 3.
+        levels: explicit :class:`MaskLevel` settings, one per level (``(IJEPA_LEVEL,)`` for I-JEPA).
+        num_targets: target blocks per crop and level. Default 4.
+        allow_overlap: keep target patches in the context. Default False (targets are removed from it).
+        min_keep: the fewest context patches a mask may keep (after removing targets). Default 4.
+        seed, rank: the random stream is keyed on ``(seed, epoch, step, rank)``; rank defaults to ``RANK``.
+
+    Call it with a :class:`MultiCropBatch` (``gen(batch)``) or with ``gen(batch_size=B, device=...)``.
+    Each call is the next step; :meth:`set_epoch` restarts the step count for an epoch.
+    """
+
+    def __init__(self, crops: CropsLike = "2x224,6x96", patch_size: int = 16, strategy: str = "global_only",
+                 num_levels: int = 3, num_targets: int = 4, *, levels: Optional[Sequence[MaskLevel]] = None,
+                 allow_overlap: bool = False, min_keep: int = 4, seed: int = 0, rank: Optional[int] = None) -> None:
+        super().__init__()
+        self.spec = parse_crops(crops)
+        self.patch_size = _check_int("patch_size", patch_size, 1)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        self.strategy = strategy
+        self.levels = tuple(levels) if levels is not None else hierarchical_levels(num_levels)
+        if not self.levels or not all(isinstance(l, MaskLevel) for l in self.levels):
+            raise ValueError(f"levels must be a non-empty sequence of MaskLevel, got {levels!r}")
+        self.num_targets = _check_int("num_targets", num_targets, 1)
+        self.allow_overlap = bool(allow_overlap)
+        self.min_keep = _check_int("min_keep", min_keep, 0)
+        self.seed = _check_int("seed", seed, 0)
+        self.rank = distributed_defaults()[0] if rank is None else _check_int("rank", rank, 0)
+        self.epoch = 0
+        self.step = 0
+        self.grids = tuple(self._grid(size) for size in self.spec.sizes)
+        self.masked = tuple(range(self.spec.num_global))  # both strategies mask the global crops
+        for grid in {self.grids[i] for i in self.masked}:
+            self._check_fits(grid)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.levels)
+
+    def _grid(self, size: int) -> int:
+        if size % self.patch_size:
+            raise ValueError(f"crop size {size} is not a multiple of patch_size {self.patch_size}")
+        return size // self.patch_size
+
+    def _level_ranges(self, attr: str, device: Optional[torch.device] = None) -> torch.Tensor:
+        """float32 ``[L, 2]``: one (min, max) range of ``attr`` per level."""
+        return torch.tensor([getattr(l, attr) for l in self.levels], dtype=torch.float32, device=device)
+
+    def _check_fits(self, grid: int) -> None:
+        for l, level in enumerate(self.levels):
+            for kind in ("target", "context"):
+                scale, aspect = getattr(level, f"{kind}_scale"), getattr(level, f"{kind}_aspect")
+                h, w = max_block_dims(scale, aspect, grid)
+                if h > grid or w > grid:
+                    raise ValueError(
+                        f"level {l}: a {kind} block of scale {scale[1]} with aspect in {aspect} can be {h}x{w} "
+                        f"patches, which does not fit the {grid}x{grid} grid; narrow {kind}_scale or {kind}_aspect")
+        if self.min_keep > grid * grid:
+            raise ValueError(f"min_keep={self.min_keep} exceeds the {grid * grid} patches of a {grid}x{grid} grid")
+        if self.allow_overlap or self.min_keep == 0:
+            return
+        probe = torch.Generator().manual_seed(0)
+        context, _ = self._draw((_FEASIBILITY_DRAWS,), grid, probe, torch.device("cpu"))
+        rates = (context.sum(-1) >= self.min_keep).float().mean(dim=-1)
+        for l, rate in enumerate(rates.tolist()):
+            if rate < _FEASIBILITY_MIN_RATE:
+                raise ValueError(
+                    f"min_keep={self.min_keep} is met by only {rate:.0%} of level {l}'s masks on a {grid}x{grid} "
+                    f"grid ({self.num_targets} targets of scale {self.levels[l].target_scale}); lower min_keep, "
+                    f"num_targets or the target scale")
+
+    def _draw(self, shape: tuple[int, ...], grid: int, generator: torch.Generator,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context ``[L, *shape, N]`` and targets ``[L, *shape, T, N]`` for every level at once."""
+        L, T = self.num_levels, self.num_targets
+        pad = (1,) * len(shape)
+        tgt_scale = self._level_ranges("target_scale", device).view(L, *pad, 1, 2)
+        tgt_aspect = self._level_ranges("target_aspect", device).view(L, *pad, 1, 2)
+        ctx_scale = self._level_ranges("context_scale", device).view(L, *pad, 2)
+        ctx_aspect = self._level_ranges("context_aspect", device).view(L, *pad, 2)
+        targets = sample_blocks((L, *shape, T), grid, tgt_scale, tgt_aspect, generator, device)
+        context = sample_blocks((L, *shape), grid, ctx_scale, ctx_aspect, generator, device)
+        if not self.allow_overlap:
+            context = context & ~targets.any(dim=-2)
+        return context, targets
+
+    def _masks(self, crops: int, batch: int, grid: int, generator: torch.Generator,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks for ``crops`` crops of one grid size: context ``[L, C, B, N]``, targets ``[L, C, B, T, N]``,
+        redrawing (whole levels of single masks) where the context keeps fewer than ``min_keep`` patches."""
+        context, targets = self._draw((crops, batch), grid, generator, device)
+        if self.allow_overlap or self.min_keep == 0:
+            return context, targets
+        for _ in range(_REDRAW_ROUNDS):
+            short = context.sum(-1) < self.min_keep  # [L, C, B]
+            if not bool(short.any()):
+                return context, targets
+            new_context, new_targets = self._draw((crops, batch), grid, generator, device)
+            context = torch.where(short[..., None], new_context, context)
+            targets = torch.where(short[..., None, None], new_targets, targets)
+        raise RuntimeError(f"{int((context.sum(-1) < self.min_keep).sum())} context masks kept fewer than "
+                           f"min_keep={self.min_keep} patches after {_REDRAW_ROUNDS} draws")
+
+    def _generator(self, device: torch.device, step: int) -> torch.Generator:
+        gen = self._generators.get(device)
+        if gen is None:
+            gen = self._generators[device] = torch.Generator(device=device)
+        return gen.manual_seed(derive_seed(self.seed, self.epoch, step, self.rank))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Keys the following calls on ``epoch`` and restarts their step count at 0."""
+        self.epoch = _check_int("epoch", epoch, 0)
+        self.step = 0
+
+    def forward(self, batch: Optional[MultiCropBatch] = None, *, batch_size: Optional[int] = None,
+                device: Union[str, torch.device, None] = None, step: Optional[int] = None) -> MultiCropMasks:
+        """Masks for one batch. ``step`` (default: the call count since :meth:`set_epoch`) keys the draws."""
+        if batch is not None:
+            if batch.crop_sizes != self.spec.sizes:
+                raise ValueError(f"the batch's crop sizes {batch.crop_sizes} do not match crops='{self.spec}' "
+                                 f"{self.spec.sizes}")
+            batch_size, device = batch.batch_size, batch.device
+        elif batch_size is None:
+            raise ValueError("pass a MultiCropBatch, or batch_size (and device)")
+        batch_size = _check_int("batch_size", batch_size, 0)
+        device = torch.device(device if device is not None else "cpu")
+        if step is None:
+            step = self.step
+            self.step += 1
+        generator = self._generator(device, _check_int("step", step, 0))
+        L, T = self.num_levels, self.num_targets
+        context: list[Optional[torch.Tensor]] = [None] * self.spec.num_crops
+        targets: list[Optional[torch.Tensor]] = [None] * self.spec.num_crops
+        for grid in sorted({self.grids[i] for i in self.masked}):
+            same = [i for i in self.masked if self.grids[i] == grid]
+            ctx, tgt = self._masks(len(same), batch_size, grid, generator, device)
+            for k, i in enumerate(same):
+                context[i], targets[i] = ctx[:, k], tgt[:, k]
+        for i, grid in enumerate(self.grids):
+            if context[i] is None:
+                n = grid * grid
+                context[i] = torch.ones((L, batch_size, n), dtype=torch.bool, device=device)
+                targets[i] = torch.zeros((L, batch_size, T, n), dtype=torch.bool, device=device)
+        locals_ = tuple(range(self.spec.num_global, self.spec.num_crops))
+        extra = [locals_ if (self.strategy == "global_with_local_context" and i in self.masked) else ()
+                 for i in range(self.spec.num_crops)]
+        return MultiCropMasks(self.strategy, context, targets, extra)  # type: ignore[arg-type]

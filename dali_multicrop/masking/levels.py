@@ -1,0 +1,49 @@
+"""Per-level block settings of the hierarchical masks (H-JEPA) and the I-JEPA setting.
+
+All scales are fractions of a crop's patch grid; aspects are width / height (log-uniform).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..spec import _check_range
+
+__all__ = ["MaskLevel", "IJEPA_LEVEL", "hierarchical_levels"]
+
+
+@dataclass(frozen=True)
+class MaskLevel:
+    """Blocks of one level: ``num_targets`` target blocks and one context block per crop.
+
+    - ``target_scale`` / ``target_aspect``: area fraction and w/h range of each target block.
+    - ``context_scale`` / ``context_aspect``: the same for the context block (I-JEPA: (0.85, 1.0), (1, 1)).
+    """
+
+    target_scale: tuple[float, float]
+    target_aspect: tuple[float, float] = (0.75, 1.5)
+    context_scale: tuple[float, float] = (0.85, 1.0)
+    context_aspect: tuple[float, float] = (1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        for name in ("target_scale", "context_scale"):
+            object.__setattr__(self, name, _check_range("MaskLevel", name, getattr(self, name), low=0.0,
+                                                        high=1.0, low_open=True, form=" (a fraction of the grid)"))
+        for name in ("target_aspect", "context_aspect"):
+            object.__setattr__(self, name, _check_range("MaskLevel", name, getattr(self, name), low=0.0,
+                                                        high=float("inf"), low_open=True, form=" (width / height)"))
+
+
+IJEPA_LEVEL = MaskLevel(target_scale=(0.15, 0.2), target_aspect=(0.75, 1.5), context_scale=(0.85, 1.0),
+                        context_aspect=(1.0, 1.0))
+"""I-JEPA's multi-block setting (use with ``num_levels=1``, ``num_targets=4``, ``min_keep=10``)."""
+
+
+def hierarchical_levels(num_levels: int, base: tuple[float, float] = (0.05, 0.15), growth: float = 2.0,
+                        **common: tuple[float, float]) -> tuple[MaskLevel, ...]:
+    """H-JEPA's default: level ``l`` has target scale ``base * growth**l`` (clipped to 1), other settings
+    shared (``common`` forwards ``target_aspect``, ``context_scale``, ``context_aspect``)."""
+    if not isinstance(num_levels, int) or isinstance(num_levels, bool) or num_levels < 1:
+        raise ValueError(f"num_levels must be an integer >= 1, got {num_levels!r}")
+    return tuple(MaskLevel(target_scale=(min(1.0, base[0] * growth ** l), min(1.0, base[1] * growth ** l)),
+                           **common) for l in range(num_levels))
