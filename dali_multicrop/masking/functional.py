@@ -13,7 +13,8 @@ from typing import Optional, Union
 
 import torch
 
-__all__ = ["block_dims", "max_block_dims", "sample_blocks", "masks_to_indices", "patch_centres", "visible_in_box"]
+__all__ = ["block_dims", "max_block_dims", "sample_blocks", "masks_to_indices", "patch_centres", "visible_in_box",
+           "locate_in_crop"]
 
 
 def block_dims(scale: torch.Tensor, aspect: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,3 +111,20 @@ def visible_in_box(x: torch.Tensor, y: torch.Tensor, boxes: torch.Tensor) -> tor
     """bool ``[B, N]``: which points ``(x, y)`` (``[B, N]``) lie inside ``boxes`` ``[B, 4]`` (x0, y0, x1, y1)."""
     x0, y0, x1, y1 = (t[:, None] for t in boxes.float().unbind(-1))
     return (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+
+
+def locate_in_crop(x: torch.Tensor, y: torch.Tensor, boxes: torch.Tensor, flipped: torch.Tensor,
+                   grid: int) -> torch.Tensor:
+    """Which patch of another crop each point falls in: int64 ``[B, N]``, ``-1`` where it lies outside.
+
+    ``(x, y)``: ``[B, N]`` points as fractions of the source image; ``boxes`` ``[B, 4]`` and ``flipped``
+    ``[B]`` describe the other crop, whose patch grid is ``grid x grid`` (patch ``n`` at row ``n // grid``).
+    """
+    x0, y0, x1, y1 = (t[:, None] for t in boxes.float().unbind(-1))
+    u = (x - x0) / (x1 - x0)
+    v = (y - y0) / (y1 - y0)
+    u = torch.where(flipped[:, None], 1.0 - u, u)
+    inside = (u >= 0) & (u < 1) & (v >= 0) & (v < 1)
+    col = (u * grid).floor().clamp(0, grid - 1).long()
+    row = (v * grid).floor().clamp(0, grid - 1).long()
+    return torch.where(inside, row * grid + col, torch.full_like(col, -1))

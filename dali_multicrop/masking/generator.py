@@ -10,13 +10,13 @@ import torch
 from ..batch import MultiCropBatch
 from ..sharding import derive_seed, distributed_defaults
 from ..spec import CropsLike, parse_crops
-from .functional import max_block_dims, sample_blocks
+from .functional import locate_in_crop, max_block_dims, patch_centres, sample_blocks, visible_in_box
 from .levels import MaskLevel, hierarchical_levels
 
 __all__ = ["MultiCropMaskGenerator", "MultiCropMasks", "STRATEGIES"]
 
-STRATEGIES = ("global_only", "global_with_local_context")
-"""Available strategies (``cross_crop_prediction`` is not implemented yet)."""
+STRATEGIES = ("global_only", "global_with_local_context", "cross_crop_prediction")
+"""Available strategies; see :class:`MultiCropMasks` for what each one fills in."""
 
 _REDRAW_ROUNDS = 32
 """Redraws for masks whose context keeps fewer than ``min_keep`` patches. The constructor checks that a draw
@@ -37,12 +37,23 @@ class MultiCropMasks:
       targets are predicted (``global_with_local_context``: every local crop, for every global crop).
       A training step encodes crop ``i``'s context patches and those crops' patches, concatenates the
       tokens, and asks the predictor for crop ``i``'s targets from all of them.
+    - ``cross_targets[(i, j)]`` (``cross_crop_prediction``): bool ``[L, B, T, N_i]``, the targets of global
+      crop ``i`` to be predicted from crop ``j``'s context, ``j != i`` any crop: crop ``i``'s targets kept only
+      on patches whose centres lie inside crop ``j``'s window, i.e. in the region both crops show (boxes and
+      flips from the batch). A target block can be empty where the crops barely overlap.
+    - ``cross_context[(i, j)]``: bool ``[L, B, N_j]``, the part of crop ``j``'s context that may be used for
+      that prediction: ``context[j]`` minus the patches whose centres fall on a target patch of crop ``i``
+      (unless overlap is allowed), so the predicted content is not visible in the context.
+      A training step encodes crop ``j`` with ``cross_context[(i, j)][l]``, and asks the predictor for the
+      target encoder's features of crop ``i`` at ``cross_targets[(i, j)][l]``.
     """
 
     strategy: str
     context: list[torch.Tensor]
     targets: list[torch.Tensor]
     extra_context: list[tuple[int, ...]] = field(default_factory=list)
+    cross_targets: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+    cross_context: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
@@ -185,6 +196,9 @@ class MultiCropMaskGenerator(torch.nn.Module):
             batch_size, device = batch.batch_size, batch.device
         elif batch_size is None:
             raise ValueError("pass a MultiCropBatch, or batch_size (and device)")
+        elif self.strategy == "cross_crop_prediction":
+            raise ValueError("strategy 'cross_crop_prediction' needs a MultiCropBatch: it uses the crops' boxes "
+                             "and flips")
         batch_size = _check_int("batch_size", batch_size, 0)
         device = torch.device(device if device is not None else "cpu")
         if step is None:
@@ -207,4 +221,25 @@ class MultiCropMaskGenerator(torch.nn.Module):
         locals_ = tuple(range(self.spec.num_global, self.spec.num_crops))
         extra = [locals_ if (self.strategy == "global_with_local_context" and i in self.masked) else ()
                  for i in range(self.spec.num_crops)]
-        return MultiCropMasks(self.strategy, context, targets, extra)  # type: ignore[arg-type]
+        masks = MultiCropMasks(self.strategy, context, targets, extra)  # type: ignore[arg-type]
+        if self.strategy == "cross_crop_prediction":
+            self._cross(masks, batch)  # type: ignore[arg-type]
+        return masks
+
+    def _cross(self, masks: MultiCropMasks, batch: MultiCropBatch) -> None:
+        """Fills ``cross_targets`` and ``cross_context`` for every (global crop i, other crop j) pair."""
+        boxes, flipped = batch.boxes, batch.flipped
+        centres = [patch_centres(g, boxes[:, k], flipped[:, k]) for k, g in enumerate(self.grids)]
+        for i in self.masked:
+            union = masks.targets[i].any(dim=2)  # [L, B, N_i]
+            for j in range(self.spec.num_crops):
+                if j == i:
+                    continue
+                shown_by_j = visible_in_box(*centres[i], boxes[:, j])  # [B, N_i]
+                masks.cross_targets[(i, j)] = masks.targets[i] & shown_by_j[None, :, None, :]
+                context = masks.context[j]
+                if not self.allow_overlap:
+                    cell = locate_in_crop(*centres[j], boxes[:, i], flipped[:, i], self.grids[i])  # [B, N_j]
+                    hit = union.gather(2, cell.clamp(min=0)[None].expand(self.num_levels, -1, -1))
+                    context = context & ~(hit & (cell >= 0)[None])
+                masks.cross_context[(i, j)] = context
