@@ -8,6 +8,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
+from ._checks import check_int
 from .batch import MultiCropBatch
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .sources import FileList, SourceLike, resolve_source
@@ -19,12 +20,6 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 DEVICES = ("gpu", "cpu", "auto")
 DTYPES = ("float32", "float16")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_triple(name: str, value: Any, positive: bool) -> tuple[float, float, float]:
@@ -88,18 +83,18 @@ class DaliMultiCropLoader:
                  dtype: str = "float32", mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, prefetch: int = 2) -> None:
         self.spec: MultiCropSpec = parse_crops(crops)
-        batch_size = _check_int("batch_size", batch_size, 1)
-        seed = _check_int("seed", seed, 0)
+        batch_size = check_int("batch_size", batch_size, 1)
+        seed = check_int("seed", seed, 0)
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.mean = _check_triple("mean", mean, positive=False)
         self.std = _check_triple("std", std, positive=True)
-        self.prefetch = _check_int("prefetch", prefetch, 1)
-        self.num_threads = _check_int("num_threads", num_threads, 1) if num_threads is not None else _default_threads()
+        self.prefetch = check_int("prefetch", prefetch, 1)
+        self.num_threads = check_int("num_threads", num_threads, 1) if num_threads is not None else _default_threads()
         rank, world, local_rank = distributed_defaults()
-        num_shards = world if num_shards is None else _check_int("num_shards", num_shards, 1)
-        shard_id = rank if shard_id is None else _check_int("shard_id", shard_id, 0)
-        self.device_id = local_rank if device_id is None else _check_int("device_id", device_id, 0)
+        num_shards = world if num_shards is None else check_int("num_shards", num_shards, 1)
+        shard_id = rank if shard_id is None else check_int("shard_id", shard_id, 0)
+        self.device_id = local_rank if device_id is None else check_int("device_id", device_id, 0)
         self.device = _resolve_device(device)
         self.dtype = dtype
         self.seed = seed
@@ -128,7 +123,7 @@ class DaliMultiCropLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Makes the next ``for`` loop epoch ``epoch`` (its shuffle order); later loops count on from it."""
-        self._next_epoch = _check_int("epoch", epoch, 0)
+        self._next_epoch = check_int("epoch", epoch, 0)
 
     @property
     def epoch(self) -> int:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_int
+
 __all__ = ["ShardPlan", "distributed_defaults", "derive_seed"]
 
 
@@ -65,11 +67,9 @@ class ShardPlan:
     def __post_init__(self) -> None:
         if self.num_samples < 1:
             raise ValueError(f"the dataset has no samples (num_samples={self.num_samples})")
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if not isinstance(self.num_shards, int) or self.num_shards < 1:
-            raise ValueError(f"num_shards must be an integer >= 1, got {self.num_shards!r}")
-        if not isinstance(self.shard_id, int) or not 0 <= self.shard_id < self.num_shards:
+        check_int("batch_size", self.batch_size, 1)
+        check_int("num_shards", self.num_shards, 1)
+        if check_int("shard_id", self.shard_id, 0) >= self.num_shards:
             raise ValueError(f"shard_id must be in [0, num_shards={self.num_shards}), got {self.shard_id!r}")
         if self.drop_last and len(self) == 0:
             raise ValueError(f"drop_last=True with {self.num_samples} samples, {self.num_shards} shard(s) and "

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence, Union
 
+from ._checks import check_probability, check_range
+
 __all__ = [
     "ColorJitter",
     "CropGroup",
@@ -45,27 +47,6 @@ DEFAULT_RATIO: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
 _SPEC_FORM = "expected COUNTxSIZE groups separated by commas, e.g. 2x224,6x96"
 
 
-def _check_probability(owner: str, name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{owner}.{name} must be a probability in [0, 1], got {value!r}")
-
-
-def _check_range(owner: str, name: str, value: Any, *, low: float, high: float,
-                 low_open: bool = False, form: str = "") -> tuple[float, float]:
-    """Validates a ``(min, max)`` pair inside ``[low, high]`` (``(low, high]`` when ``low_open``)."""
-    bound = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}.{name} must be a pair (min, max) in {bound}{form}, got {value!r}") from None
-    below = lo <= low if low_open else lo < low
-    if below or hi > high or math.isnan(lo) or math.isnan(hi):
-        raise ValueError(f"{owner}.{name} must lie in {bound}{form}, got {value!r}")
-    if lo > hi:
-        raise ValueError(f"{owner}.{name} must have min <= max, got {value!r}")
-    return lo, hi
-
-
 @dataclass(frozen=True)
 class ColorJitter:
     """Random brightness, contrast, saturation and hue change, applied together with ``probability``.
@@ -81,7 +62,7 @@ class ColorJitter:
     hue: float = 0.05
 
     def __post_init__(self) -> None:
-        _check_probability("ColorJitter", "probability", self.probability)
+        check_probability("ColorJitter.probability", self.probability)
         for name in ("brightness", "contrast", "saturation"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
@@ -119,17 +100,17 @@ class CropGroup:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"CropGroup.{name} must be an integer >= 1, got {value!r}")
-        object.__setattr__(self, "scale", _check_range(
-            "CropGroup", "scale", self.scale, low=0.0, high=1.0, low_open=True,
+        object.__setattr__(self, "scale", check_range(
+            "CropGroup.scale", self.scale, low=0.0, high=1.0, low_open=True,
             form=" (a fraction of the source image's area)"))
-        object.__setattr__(self, "ratio", _check_range(
-            "CropGroup", "ratio", self.ratio, low=0.0, high=math.inf, low_open=True,
+        object.__setattr__(self, "ratio", check_range(
+            "CropGroup.ratio", self.ratio, low=0.0, high=math.inf, low_open=True,
             form=" (width / height)"))
-        object.__setattr__(self, "blur_sigma", _check_range(
-            "CropGroup", "blur_sigma", self.blur_sigma, low=0.0, high=math.inf, low_open=True,
+        object.__setattr__(self, "blur_sigma", check_range(
+            "CropGroup.blur_sigma", self.blur_sigma, low=0.0, high=math.inf, low_open=True,
             form=" (pixels)"))
         for name in ("flip_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
-            _check_probability("CropGroup", name, getattr(self, name))
+            check_probability(f"CropGroup.{name}", getattr(self, name))
         if not isinstance(self.color_jitter, ColorJitter):
             raise ValueError(f"CropGroup.color_jitter must be a ColorJitter, got {self.color_jitter!r}")
 

@@ -7,6 +7,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from .._checks import check_int
 from ..batch import MultiCropBatch
 from ..sharding import derive_seed, distributed_defaults
 from ..spec import CropsLike, parse_crops
@@ -56,12 +57,6 @@ class MultiCropMasks:
     cross_context: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 class MultiCropMaskGenerator(torch.nn.Module):
     """Samples hierarchical multi-block masks (I-JEPA, H-JEPA) for each crop of a multi-crop batch.
 
@@ -87,18 +82,18 @@ class MultiCropMaskGenerator(torch.nn.Module):
                  allow_overlap: bool = False, min_keep: int = 4, seed: int = 0, rank: Optional[int] = None) -> None:
         super().__init__()
         self.spec = parse_crops(crops)
-        self.patch_size = _check_int("patch_size", patch_size, 1)
+        self.patch_size = check_int("patch_size", patch_size, 1)
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         self.strategy = strategy
         self.levels = tuple(levels) if levels is not None else hierarchical_levels(num_levels)
         if not self.levels or not all(isinstance(l, MaskLevel) for l in self.levels):
             raise ValueError(f"levels must be a non-empty sequence of MaskLevel, got {levels!r}")
-        self.num_targets = _check_int("num_targets", num_targets, 1)
+        self.num_targets = check_int("num_targets", num_targets, 1)
         self.allow_overlap = bool(allow_overlap)
-        self.min_keep = _check_int("min_keep", min_keep, 0)
-        self.seed = _check_int("seed", seed, 0)
-        self.rank = distributed_defaults()[0] if rank is None else _check_int("rank", rank, 0)
+        self.min_keep = check_int("min_keep", min_keep, 0)
+        self.seed = check_int("seed", seed, 0)
+        self.rank = distributed_defaults()[0] if rank is None else check_int("rank", rank, 0)
         self.epoch = 0
         self.step = 0
         self.grids = tuple(self._grid(size) for size in self.spec.sizes)
@@ -183,7 +178,7 @@ class MultiCropMaskGenerator(torch.nn.Module):
 
     def set_epoch(self, epoch: int) -> None:
         """Keys the following calls on ``epoch`` and restarts their step count at 0."""
-        self.epoch = _check_int("epoch", epoch, 0)
+        self.epoch = check_int("epoch", epoch, 0)
         self.step = 0
 
     def forward(self, batch: Optional[MultiCropBatch] = None, *, batch_size: Optional[int] = None,
@@ -199,12 +194,12 @@ class MultiCropMaskGenerator(torch.nn.Module):
         elif self.strategy == "cross_crop_prediction":
             raise ValueError("strategy 'cross_crop_prediction' needs a MultiCropBatch: it uses the crops' boxes "
                              "and flips")
-        batch_size = _check_int("batch_size", batch_size, 0)
+        batch_size = check_int("batch_size", batch_size, 0)
         device = torch.device(device if device is not None else "cpu")
         if step is None:
             step = self.step
             self.step += 1
-        generator = self._generator(device, _check_int("step", step, 0))
+        generator = self._generator(device, check_int("step", step, 0))
         L, T = self.num_levels, self.num_targets
         context: list[Optional[torch.Tensor]] = [None] * self.spec.num_crops
         targets: list[Optional[torch.Tensor]] = [None] * self.spec.num_crops

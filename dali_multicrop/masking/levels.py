@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..spec import _check_range
+from .._checks import check_range
 
 __all__ = ["MaskLevel", "IJEPA_LEVEL", "hierarchical_levels"]
 
@@ -27,10 +27,10 @@ class MaskLevel:
 
     def __post_init__(self) -> None:
         for name in ("target_scale", "context_scale"):
-            object.__setattr__(self, name, _check_range("MaskLevel", name, getattr(self, name), low=0.0,
+            object.__setattr__(self, name, check_range(f"MaskLevel.{name}", getattr(self, name), low=0.0,
                                                         high=1.0, low_open=True, form=" (a fraction of the grid)"))
         for name in ("target_aspect", "context_aspect"):
-            object.__setattr__(self, name, _check_range("MaskLevel", name, getattr(self, name), low=0.0,
+            object.__setattr__(self, name, check_range(f"MaskLevel.{name}", getattr(self, name), low=0.0,
                                                         high=float("inf"), low_open=True, form=" (width / height)"))
 
 

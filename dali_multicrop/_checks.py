@@ -1,0 +1,40 @@
+"""Argument checks shared by every constructor: a ValueError naming the argument and echoing the value."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_int", "check_probability", "check_range"]
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int, or ValueError unless it is an integer (not a bool) >= ``minimum``."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_probability(name: str, value: Any) -> float:
+    """``value`` as a float, or ValueError unless it is a number in [0, 1]."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_range(name: str, value: Any, *, low: float, high: float, low_open: bool = False,
+                form: str = "") -> tuple[float, float]:
+    """A ``(min, max)`` pair inside ``[low, high]`` (``(low, high]`` when ``low_open``) with min <= max."""
+    bound = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (min, max) in {bound}{form}, got {value!r}") from None
+    below = lo <= low if low_open else lo < low
+    if below or hi > high or math.isnan(lo) or math.isnan(hi):
+        raise ValueError(f"{name} must lie in {bound}{form}, got {value!r}")
+    if lo > hi:
+        raise ValueError(f"{name} must have min <= max, got {value!r}")
+    return lo, hi
