@@ -1,21 +1,74 @@
-"""The ``dali-multicrop`` command line (typer)."""
+"""The ``dali-multicrop`` command line (typer): ``bench``, ``preview`` and ``crops``.
+
+Every bad option ends in one line on stderr and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from pathlib import Path
+from typing import List, NoReturn, Optional
 
 import typer
 
 from . import __version__
-from .spec import parse_crops
+from .spec import MultiCropSpec, parse_crops
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-crop views for self-supervised training, made by NVIDIA DALI.")
 
+DTYPES = ("float32", "float16")
 
-def _fail(message: str) -> None:
+
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def _spec(crops: str) -> MultiCropSpec:
+    try:
+        return parse_crops(crops)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _positive(name: str, value: int, minimum: int = 1) -> int:
+    if value < minimum:
+        _fail(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _data(data: Optional[Path], sample_images: int, quiet: bool):
+    """The image list to use: ``--data`` or the built-in sample set (generated on first use)."""
+    from .sample_data import default_cache_dir, ensure_sample_data
+    from .sources import FileList
+
+    if data is None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        target = default_cache_dir()
+        if not quiet:
+            typer.echo(f"sample data: {sample_images} JPEGs under {target} (generated on first use)", err=True)
+        with Progress(console=Console(stderr=True), transient=True, disable=quiet) as progress:
+            task = progress.add_task("generating sample JPEGs", total=sample_images)
+            folder = ensure_sample_data(sample_images, progress=lambda done, total: progress.update(task,
+                                                                                                    completed=done))
+    else:
+        folder = data
+    try:
+        return FileList.from_folder(folder), str(folder)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _strategy(masks: Optional[str]) -> Optional[str]:
+    from .masking import STRATEGIES
+
+    if masks is not None and masks not in STRATEGIES:
+        _fail(f"--masks must be one of {', '.join(STRATEGIES)}, got '{masks}'")
+    return masks
 
 
 @app.callback(invoke_without_command=True)
@@ -26,12 +79,84 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
 
 
 @app.command()
+def bench(
+    crops: str = typer.Option("2x224,6x96", "--crops", help="Crop spec, COUNTxSIZE groups, first global.",
+                              show_default=True),
+    data: Optional[Path] = typer.Option(None, "--data", help="Image folder to read instead of the built-in sample."),
+    backend: Optional[List[str]] = typer.Option(None, "--backend",
+                                                help="Backend to run (repeatable): dali-gpu, dali-cpu, torchvision, "
+                                                     "decode, decode-cpu. Default: all; those that cannot run here "
+                                                     "are reported as skipped."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per batch.", show_default=True),
+    threads: Optional[int] = typer.Option(None, "--threads",
+                                          help="DALI threads and torchvision workers. Default: every core."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed batches per backend.", show_default=True),
+    batches: int = typer.Option(20, "--batches", help="Timed batches per backend.", show_default=True),
+    dtype: str = typer.Option("float32", "--dtype", help="Crop dtype: float32 or float16.", show_default=True),
+    masks: Optional[str] = typer.Option(None, "--masks", help="Also run MultiCropMaskGenerator with this strategy "
+                                                              "on every batch, and time it."),
+    patch_size: int = typer.Option(16, "--patch-size", help="Patch size for --masks.", show_default=True),
+    sample_images: int = typer.Option(3000, "--sample-images", help="Size of the built-in sample set.",
+                                      show_default=True),
+    out: Path = typer.Option(Path("results"), "--out", help="Results folder (a timestamped run folder inside).",
+                             show_default=True),
+    seed: int = typer.Option(0, "--seed", show_default=True),
+) -> None:
+    """Measure multi-crop throughput of each backend on the same data and recipe; write JSON, CSV and a PNG."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .benchmark.backends import BACKENDS
+    from .benchmark.environment import describe_machine
+    from .benchmark.harness import BenchConfig, default_threads, run_benchmark
+    from .benchmark.report import notes, render_table, write_results
+
+    spec = _spec(crops)
+    chosen = list(backend) if backend else list(BACKENDS)
+    for name in chosen:
+        if name not in BACKENDS:
+            _fail(f"unknown backend '{name}' (choose from {', '.join(BACKENDS)})")
+    if dtype not in DTYPES:
+        _fail(f"--dtype must be float32 or float16, got '{dtype}'")
+    if data is not None and not data.is_dir():
+        _fail(f"--data folder '{data}' does not exist" if not data.exists() else f"--data '{data}' is not a folder")
+    for name, value, low in (("--batch-size", batch_size, 1), ("--warmup", warmup, 0), ("--batches", batches, 1),
+                             ("--patch-size", patch_size, 1), ("--sample-images", sample_images, 1)):
+        _positive(name, value, low)
+    threads = _positive("--threads", threads) if threads is not None else default_threads()
+    strategy = _strategy(masks)
+    if strategy is not None:
+        from .masking import MultiCropMaskGenerator
+
+        try:
+            MultiCropMaskGenerator(spec, patch_size=patch_size, strategy=strategy)
+        except ValueError as exc:
+            _fail(str(exc))
+    console = Console(stderr=True)
+    files, data_path = _data(data, sample_images, quiet=False)
+    cfg = BenchConfig(spec=spec, data=files, data_path=data_path, batch_size=batch_size, threads=threads,
+                      warmup=warmup, batches=batches, dtype=dtype, masks=strategy, patch_size=patch_size, seed=seed)
+    with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        tasks = {name: progress.add_task(name, total=warmup + batches) for name in chosen}
+        results = run_benchmark(cfg, chosen, tick=lambda name: progress.advance(tasks[name]))
+    machine = describe_machine()
+    title = f"{spec} — batch {batch_size}, {threads} threads — {machine['cpu']}, {machine.get('gpu') or 'no GPU'}"
+    out_console = Console()
+    if not out_console.is_terminal:
+        out_console = Console(width=160)
+    out_console.print(render_table(results, title))
+    for line in notes(results):
+        out_console.print(line, highlight=False)
+    folder = out / time.strftime("bench-%Y%m%d-%H%M%S")
+    paths = write_results(results, cfg.describe(), machine, folder)
+    typer.echo(f"results: {paths['json']}, {paths['csv']}, {paths['png']}")
+
+
+@app.command()
 def crops(spec: str = typer.Argument(..., help="Crop spec, COUNTxSIZE groups, e.g. 2x224,6x96.")) -> None:
     """Show the recipe a crop spec expands to, one line per group (first group global)."""
-    try:
-        parsed = parse_crops(spec)
-    except ValueError as exc:
-        _fail(str(exc))
+    parsed = _spec(spec)
     for i, group in enumerate(parsed.groups):
         kind = "global" if i == 0 else "local"
         fields = ", ".join(f"{f.name}={getattr(group, f.name)!r}" for f in dataclasses.fields(group)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from ._dali import dali_modules
 from .spec import MultiCropSpec
 
-__all__ = ["GraphSettings", "build_pipeline", "output_names"]
+__all__ = ["GraphSettings", "build_pipeline", "build_decode_pipeline", "output_names"]
 
 DTYPES = ("float32", "float16")
 
@@ -58,12 +58,12 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     dtype = {"float32": types.FLOAT, "float16": types.FLOAT16}[settings.dtype]
     on_gpu = settings.device == "gpu"
 
-    @dali.pipeline_def(enable_conditionals=True)
+    # DALI conditionals (AutoGraph) only where a crop applies blur or solarisation to some of the samples
+    conditional = any(0 < p < 1 for g in spec.groups for p in (g.blur_prob, g.solarize_prob))
+
+    @dali.pipeline_def(enable_conditionals=conditional)
     def multicrop():
-        encoded, indices, labels = fn.external_source(
-            source=source, num_outputs=3, batch=True, batch_info=True,
-            dtype=[types.UINT8, types.INT64, types.INT64])
-        image = fn.decoders.image(encoded, device="mixed" if on_gpu else "cpu", output_type=types.RGB)
+        image, indices, labels = _read_and_decode(source, on_gpu)
         shape_hwc = image.shape()
         image_hw = fn.cast(shape_hwc[0:2], dtype=types.FLOAT)
         crops, boxes, flips = [], [], []
@@ -77,6 +77,34 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
             flips.append(flipped)
         return (*crops, fn.stack(*boxes), fn.stack(*flips), indices, labels)
 
-    return multicrop(batch_size=settings.batch_size, num_threads=settings.num_threads,
-                     device_id=settings.device_id if on_gpu else None, seed=settings.seed,
-                     prefetch_queue_depth=settings.prefetch)
+    return multicrop(**_pipeline_args(settings))
+
+
+def _read_and_decode(source: Callable[[Any], tuple], on_gpu: bool) -> tuple[Any, Any, Any]:
+    """The graph's head: encoded bytes, indices and labels from ``source``; the image decoded once, RGB HWC
+    uint8 ("mixed": on the GPU, with the hardware JPEG decoder where the card has one)."""
+    _, fn, types = dali_modules()
+    encoded, indices, labels = fn.external_source(
+        source=source, num_outputs=3, batch=True, batch_info=True, dtype=[types.UINT8, types.INT64, types.INT64])
+    image = fn.decoders.image(encoded, device="mixed" if on_gpu else "cpu", output_type=types.RGB)
+    return image, indices, labels
+
+
+def _pipeline_args(settings: GraphSettings) -> dict[str, Any]:
+    on_gpu = settings.device == "gpu"
+    return dict(batch_size=settings.batch_size, num_threads=settings.num_threads,
+                device_id=settings.device_id if on_gpu else None, seed=settings.seed,
+                prefetch_queue_depth=settings.prefetch)
+
+
+def build_decode_pipeline(source: Callable[[Any], tuple], settings: GraphSettings) -> Any:
+    """The multi-crop graph's head alone (read and decode, no crops): the ceiling the full graph is measured
+    against. Outputs the decoded images and the sample indices."""
+    dali, _, _ = dali_modules()
+
+    @dali.pipeline_def
+    def decode_only():
+        image, indices, _ = _read_and_decode(source, settings.device == "gpu")
+        return image, indices
+
+    return decode_only(**_pipeline_args(settings))

@@ -1,0 +1,114 @@
+"""The backends a benchmark compares. Each yields ``(images, batch)`` pairs without end.
+
+``batch`` is a :class:`MultiCropBatch` (DALI backends), a list of crop tensors (torchvision) or None
+(decode-only backends, whose outputs are not crops).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator, Optional
+
+import torch
+
+if TYPE_CHECKING:
+    from .harness import BenchConfig
+
+__all__ = ["BACKENDS", "GPU_BACKENDS", "skip_reason", "open_backend"]
+
+BACKENDS = ("dali-gpu", "dali-cpu", "torchvision", "decode", "decode-cpu")
+"""dali-gpu / dali-cpu: the multi-crop graph on each device. torchvision: PIL + torchvision transforms in a
+DataLoader with one worker per thread. decode: the graph's read + GPU decode alone (the ceiling dali-gpu is
+measured against). decode-cpu: the same on the CPU (the ceiling of dali-cpu)."""
+GPU_BACKENDS = ("dali-gpu", "decode")
+
+
+def _dali_missing() -> Optional[str]:
+    try:
+        from .._dali import dali_modules
+
+        dali_modules()
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+def skip_reason(name: str, cfg: "BenchConfig") -> Optional[str]:
+    """Why ``name`` cannot run here, or None."""
+    if name in GPU_BACKENDS and not torch.cuda.is_available():
+        return "no CUDA GPU visible to torch"
+    if name.startswith(("dali", "decode")):
+        return _dali_missing()
+    if name == "torchvision":
+        try:
+            import torchvision  # noqa: F401
+            from torchvision.transforms import v2  # noqa: F401
+        except Exception as exc:
+            return f"torchvision does not import ({exc}); make install brings it"
+    return None
+
+
+def _dali_multicrop(cfg: "BenchConfig", device: str) -> Iterator[tuple[int, Any]]:
+    from ..loader import DaliMultiCropLoader
+
+    loader = DaliMultiCropLoader(cfg.data, crops=cfg.spec, batch_size=cfg.batch_size, device=device,
+                                 num_threads=cfg.threads, dtype=cfg.dtype, seed=cfg.seed, drop_last=True,
+                                 shard_id=0, num_shards=1, device_id=0)
+    while True:
+        for batch in loader:
+            yield batch.batch_size, batch
+
+
+def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[tuple[int, Any]]:
+    from ..feed import EpochFeed
+    from ..graph import GraphSettings, build_decode_pipeline
+    from ..sharding import ShardPlan
+
+    feed = EpochFeed(cfg.data)
+    plan = ShardPlan(len(cfg.data), cfg.batch_size, drop_last=True, seed=cfg.seed)
+    settings = GraphSettings(device=device, batch_size=cfg.batch_size, num_threads=cfg.threads, seed=cfg.seed)
+    pipe = build_decode_pipeline(feed, settings)
+    epoch = 0
+    while True:
+        feed.start(plan.batches(epoch))
+        if epoch:
+            pipe.reset()
+        else:
+            pipe.build()
+        for _ in range(len(plan)):
+            images, _indices = pipe.run()  # host-synchronous: the batch is decoded when this returns
+            yield len(images), None
+        try:
+            pipe.run()  # meets the end of the epoch so that reset() is allowed
+        except StopIteration:
+            pass
+        epoch += 1
+
+
+def _torchvision(cfg: "BenchConfig") -> Iterator[tuple[int, Any]]:
+    from ..loader import IMAGENET_MEAN, IMAGENET_STD
+    from .torchvision_baseline import torchvision_loader
+
+    cuda = torch.cuda.is_available()
+    dtype = torch.float16 if cfg.dtype == "float16" else torch.float32
+    # enough batches for warm-up and measurement; the sampler chains epochs
+    loader = torchvision_loader(cfg.data, cfg.spec, cfg.batch_size, cfg.threads, cfg.warmup + cfg.batches + 1,
+                                IMAGENET_MEAN, IMAGENET_STD, dtype, seed=cfg.seed, pin_memory=cuda)
+    for crops, labels, _indices in loader:
+        if cuda:  # where the GPU trains, the crops go there, as a training loop would move them
+            crops = [c.cuda(non_blocking=True) for c in crops]
+        yield len(labels), crops
+
+
+def open_backend(name: str, cfg: "BenchConfig") -> Iterator[tuple[int, Any]]:
+    """An endless stream of ``(images, batch)`` from backend ``name``."""
+    if name == "dali-gpu":
+        return _dali_multicrop(cfg, "gpu")
+    if name == "dali-cpu":
+        return _dali_multicrop(cfg, "cpu")
+    if name == "decode":
+        return _decode_only(cfg, "gpu")
+    if name == "decode-cpu":
+        return _decode_only(cfg, "cpu")
+    if name == "torchvision":
+        return _torchvision(cfg)
+    raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")

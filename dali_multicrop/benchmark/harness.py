@@ -1,0 +1,159 @@
+"""Runs backends one after another on the same data and recipe, and measures each the same way.
+
+Per backend: build, ``warmup`` batches untimed, then ``batches`` timed batches. A batch's time is the wall
+time between two consecutive batches being ready (device synchronised), so it includes everything the
+backend does per batch, masks included when asked. Figures: images/s and crops/s over the measured
+window, batch time p50 and p99, peak host memory (process and workers), peak GPU memory, CPU utilisation
+(share of all cores), and the masking time per batch (p50).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..sources import FileList
+from ..spec import MultiCropSpec
+from .backends import BACKENDS, GPU_BACKENDS, open_backend, skip_reason
+from .monitor import ResourceMonitor
+
+__all__ = ["BACKENDS", "BenchConfig", "BackendResult", "run_benchmark", "default_threads"]
+
+
+def default_threads() -> int:
+    """Every core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark run: the recipe, the data and how much to measure (counts are batches)."""
+
+    spec: MultiCropSpec
+    data: FileList
+    data_path: str
+    batch_size: int = 64
+    threads: int = field(default_factory=default_threads)
+    warmup: int = 3
+    batches: int = 20
+    dtype: str = "float32"
+    masks: Optional[str] = None
+    patch_size: int = 16
+    seed: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("data")
+        out["spec"] = str(self.spec)
+        out["images_in_data"] = len(self.data)
+        return out
+
+
+@dataclass
+class BackendResult:
+    """What one backend measured; ``status`` is "ok", "skipped" or "failed" (then ``reason`` says why)."""
+
+    backend: str
+    status: str
+    reason: str = ""
+    images: int = 0
+    seconds: Optional[float] = None
+    images_per_s: Optional[float] = None
+    crops_per_s: Optional[float] = None
+    batch_ms_p50: Optional[float] = None
+    batch_ms_p99: Optional[float] = None
+    peak_host_mib: Optional[float] = None
+    peak_gpu_mib: Optional[float] = None
+    cpu_percent: Optional[float] = None
+    masks_ms_p50: Optional[float] = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _mask_generator(cfg: BenchConfig, backend: str) -> tuple[Optional[Any], str]:
+    if not cfg.masks:
+        return None, ""
+    if backend.startswith("decode"):
+        return None, "masks not applicable to a decode-only backend"
+    if backend == "torchvision" and cfg.masks == "cross_crop_prediction":
+        return None, "masks skipped: torchvision reports no crop boxes, which cross_crop_prediction needs"
+    from ..masking import MultiCropMaskGenerator
+
+    return MultiCropMaskGenerator(cfg.spec, patch_size=cfg.patch_size, strategy=cfg.masks, seed=cfg.seed), ""
+
+
+def _masks_call(generator: Any, batch: Any) -> None:
+    if isinstance(batch, list):  # torchvision: crops only
+        generator(batch_size=batch[0].shape[0], device=batch[0].device)
+    else:
+        generator(batch)
+
+
+def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lambda: None) -> BackendResult:
+    """Runs and measures one backend (see the module's notes)."""
+    reason = skip_reason(name, cfg)
+    if reason:
+        return BackendResult(name, "skipped", reason)
+    masks, note = _mask_generator(cfg, name)
+    monitor = ResourceMonitor(gpu=name in GPU_BACKENDS or (name == "torchvision" and torch.cuda.is_available()))
+    monitor.start()
+    stream = None
+    try:
+        stream = open_backend(name, cfg)
+        for _ in range(cfg.warmup):
+            _, batch = next(stream)
+            if masks is not None:
+                _masks_call(masks, batch)
+            tick()
+        _sync()
+        monitor.begin_window()
+        times, mask_times, images = [], [], 0
+        start = previous = time.perf_counter()
+        for _ in range(cfg.batches):
+            n, batch = next(stream)
+            if masks is not None:
+                _sync()
+                t = time.perf_counter()
+                _masks_call(masks, batch)
+                _sync()
+                mask_times.append(time.perf_counter() - t)
+            _sync()
+            now = time.perf_counter()
+            times.append(now - previous)
+            previous = now
+            images += n
+            tick()
+        elapsed = previous - start
+    except Exception as exc:  # a backend that breaks is reported, the others still run
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        return BackendResult(name, "failed", f"{type(exc).__name__}: {first}")
+    finally:
+        monitor.stop()
+        if stream is not None and hasattr(stream, "close"):
+            stream.close()
+    ms = np.array(times) * 1e3
+    return BackendResult(
+        name, "ok", note, images=images, seconds=round(elapsed, 4),
+        images_per_s=round(images / elapsed, 2), crops_per_s=round(images * cfg.spec.num_crops / elapsed, 2),
+        batch_ms_p50=round(float(np.percentile(ms, 50)), 3), batch_ms_p99=round(float(np.percentile(ms, 99)), 3),
+        peak_host_mib=round(monitor.peak_host_mib, 1),
+        peak_gpu_mib=round(monitor.peak_gpu_mib, 1) if monitor.peak_gpu_mib is not None else None,
+        cpu_percent=round(monitor.cpu_percent, 1),
+        masks_ms_p50=round(float(np.median(mask_times)) * 1e3, 3) if mask_times else None)
+
+
+def run_benchmark(cfg: BenchConfig, backends: Sequence[str] = BACKENDS,
+                  tick: Callable[[str], None] = lambda name: None) -> list[BackendResult]:
+    """Measures each backend in turn; ``tick(name)`` is called after every batch (for a progress bar)."""
+    return [measure_backend(name, cfg, lambda n=name: tick(n)) for name in backends]

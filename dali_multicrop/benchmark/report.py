@@ -1,0 +1,88 @@
+"""Writes a benchmark's results: a table for the terminal, JSON, CSV and a PNG chart, naming the machine."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .harness import BackendResult
+
+__all__ = ["COLUMNS", "render_table", "notes", "write_results"]
+
+COLUMNS = [("backend", "backend"), ("status", "status"), ("images_per_s", "images/s"), ("crops_per_s", "crops/s"),
+           ("batch_ms_p50", "batch p50 ms"), ("batch_ms_p99", "batch p99 ms"), ("peak_host_mib", "host MiB"),
+           ("peak_gpu_mib", "GPU MiB"), ("cpu_percent", "CPU %"), ("masks_ms_p50", "masks ms")]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    return str(value)
+
+
+def render_table(results: Sequence[BackendResult], title: str = "") -> Any:
+    """A rich Table: one row per backend; reasons for skipped or failed ones are in :func:`notes`."""
+    from rich.table import Table
+
+    table = Table(title=title or None)
+    for _, label in COLUMNS:
+        table.add_column(label, justify="left" if label in ("backend", "status") else "right", no_wrap=True)
+    for r in results:
+        row = r.as_dict()
+        table.add_row(*(_cell(row[key]) if r.status == "ok" or key in ("backend", "status") else "-"
+                        for key, _ in COLUMNS))
+    return table
+
+
+def notes(results: Sequence[BackendResult]) -> list[str]:
+    """One line per backend that was skipped, failed, or left something out, saying why."""
+    return [f"{r.backend}: {r.status}: {r.reason}" if r.status != "ok" else f"{r.backend}: {r.reason}"
+            for r in results if r.reason]
+
+
+def _chart(results: Sequence[BackendResult], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.backend for r in results]
+    values = [r.images_per_s or 0.0 for r in results]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(results) + 1.6), dpi=100)
+    bars = ax.barh(names, values, color=["#76b900" if r.backend.startswith("dali") else "#8888aa" for r in results])
+    for bar, r in zip(bars, results):
+        text = f"{r.images_per_s:,.0f} img/s" if r.status == "ok" else f"{r.status}: {r.reason[:60]}"
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f"  {text}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("images per second (higher is better)")
+    ax.set_xlim(0, max(values + [1.0]) * 1.45)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_results(results: Sequence[BackendResult], config: dict[str, Any], machine: dict[str, Any],
+                  folder: Path, title: Optional[str] = None) -> dict[str, Path]:
+    """Writes ``results.json``, ``results.csv`` and ``chart.png`` into ``folder``; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / "results.json", "csv": folder / "results.csv", "png": folder / "chart.png"}
+    payload = {"machine": machine, "config": config, "results": [r.as_dict() for r in results]}
+    paths["json"].write_text(json.dumps(payload, indent=2) + "\n")
+    fields = list(results[0].as_dict()) if results else [k for k, _ in COLUMNS]
+    machine_cols = {"host": machine.get("host"), "cpu": machine.get("cpu"), "cores": machine.get("cores"),
+                    "gpu": machine.get("gpu"), "driver": machine.get("driver")}
+    with paths["csv"].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields + list(machine_cols))
+        writer.writeheader()
+        for r in results:
+            writer.writerow({**r.as_dict(), **machine_cols})
+    gpu = machine.get("gpu") or "no GPU"
+    chart_title = title or (f"{config.get('spec')} batch {config.get('batch_size')} — {machine.get('cpu')} "
+                            f"({machine.get('cores')} cores), {gpu}")
+    _chart(results, paths["png"], chart_title)
+    return paths

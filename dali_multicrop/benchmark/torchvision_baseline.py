@@ -1,0 +1,80 @@
+"""The path users have today, for comparison: PIL decode + torchvision transforms in a torch DataLoader.
+
+The same recipe as the DALI graph (one transform pipeline per crop, from the same :class:`CropGroup`), with
+one worker process per core, as DINO's and solo-learn's training scripts do.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+
+from ..sources import FileList
+from ..spec import CropGroup, MultiCropSpec
+
+__all__ = ["MultiCropTransform", "FileListDataset", "torchvision_loader"]
+
+
+def _crop_transform(group: CropGroup, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype) -> Any:
+    from torchvision.transforms import v2
+
+    steps: list[Any] = [v2.RandomResizedCrop(group.size, scale=group.scale, ratio=group.ratio, antialias=True),
+                        v2.RandomHorizontalFlip(group.flip_prob)]
+    jitter = group.color_jitter
+    if jitter.active:
+        steps.append(v2.RandomApply([v2.ColorJitter(jitter.brightness, jitter.contrast, jitter.saturation,
+                                                    jitter.hue)], p=jitter.probability))
+    if group.grayscale_prob > 0:
+        steps.append(v2.RandomGrayscale(group.grayscale_prob))
+    if group.blur_prob > 0:
+        kernel = 2 * math.ceil(3 * group.blur_sigma[1]) + 1
+        steps.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=group.blur_sigma)], p=group.blur_prob))
+    if group.solarize_prob > 0:
+        steps.append(v2.RandomSolarize(threshold=128, p=group.solarize_prob))
+    steps += [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std)),
+              v2.ToDtype(dtype)]
+    return v2.Compose(steps)
+
+
+class MultiCropTransform:
+    """PIL image -> list of normalised CHW tensors, one per crop, globals first."""
+
+    def __init__(self, spec: MultiCropSpec, mean: Sequence[float], std: Sequence[float],
+                 dtype: torch.dtype = torch.float32) -> None:
+        per_group = [_crop_transform(g, mean, std, dtype) for g in spec.groups]
+        self.transforms = [per_group[k] for k, g in enumerate(spec.groups) for _ in range(g.count)]
+
+    def __call__(self, image: Any) -> list[torch.Tensor]:
+        return [t(image) for t in self.transforms]
+
+
+class FileListDataset(torch.utils.data.Dataset):
+    """``(crops, label, index)`` per sample, decoded with PIL as torchvision's ImageFolder does."""
+
+    def __init__(self, source: FileList, transform: MultiCropTransform) -> None:
+        self.source = source
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[list[torch.Tensor], int, int]:
+        from PIL import Image
+
+        with Image.open(self.source.files[index]) as img:
+            rgb = img.convert("RGB")
+        return self.transform(rgb), self.source.labels[index], index
+
+
+def torchvision_loader(source: FileList, spec: MultiCropSpec, batch_size: int, workers: int, num_batches: int,
+                       mean: Sequence[float], std: Sequence[float], dtype: torch.dtype, seed: int = 0,
+                       pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """A DataLoader yielding ``(crops, labels, indices)`` for ``num_batches`` full batches (epochs chained)."""
+    dataset = FileListDataset(source, MultiCropTransform(spec, mean, std, dtype))
+    sampler = torch.utils.data.RandomSampler(dataset, num_samples=num_batches * batch_size,
+                                             generator=torch.Generator().manual_seed(seed))
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                                       pin_memory=pin_memory, drop_last=True,
+                                       prefetch_factor=2 if workers > 0 else None)
