@@ -145,7 +145,8 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
     ms = np.array(times) * 1e3
     return BackendResult(
         name, "ok", note, images=images, seconds=round(elapsed, 4),
-        images_per_s=round(images / elapsed, 2), crops_per_s=round(images * cfg.spec.num_crops / elapsed, 2),
+        images_per_s=round(images / elapsed, 2),
+        crops_per_s=None if name.startswith("decode") else round(images * cfg.spec.num_crops / elapsed, 2),
         batch_ms_p50=round(float(np.percentile(ms, 50)), 3), batch_ms_p99=round(float(np.percentile(ms, 99)), 3),
         peak_host_mib=round(monitor.peak_host_mib, 1),
         peak_gpu_mib=round(monitor.peak_gpu_mib, 1) if monitor.peak_gpu_mib is not None else None,

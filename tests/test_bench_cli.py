@@ -1,0 +1,109 @@
+"""`dali-multicrop bench`: a smoke run on a tiny sample, and one-line errors for bad options."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from dali_multicrop.benchmark.backends import BACKENDS
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One bench run of every backend on 12 generated sample JPEGs, 2 timed batches of 4."""
+    cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("results")
+    cmd = [sys.executable, "-m", "dali_multicrop", "bench", "--crops", "2x128,2x64", "--sample-images", "12",
+           "--batch-size", "4", "--warmup", "1", "--batches", "2", "--threads", "2", "--masks", "global_only",
+           "--out", str(out)]
+    env = {**__import__("os").environ, "DALI_MULTICROP_CACHE": str(cache)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dirs = list(out.iterdir())
+    assert len(run_dirs) == 1
+    return proc, run_dirs[0], cache
+
+
+def test_bench_prints_a_table_with_every_backend(smoke):
+    proc, _, _ = smoke
+    for name in BACKENDS:
+        assert name in proc.stdout
+    for column in ("images/s", "crops/s", "batch p50 ms", "batch p99 ms", "host MiB", "GPU MiB", "CPU %", "masks ms"):
+        assert column in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_bench_json_names_the_machine_and_has_every_figure(smoke):
+    _, folder, _ = smoke
+    payload = json.loads((folder / "results.json").read_text())
+    machine = payload["machine"]
+    for key in ("cpu", "cores", "gpu", "python", "libraries"):
+        assert key in machine
+    assert machine["cores"] >= 1 and "torch" in machine["libraries"]
+    assert payload["config"]["spec"] == "2x128,2x64" and payload["config"]["batch_size"] == 4
+    results = {r["backend"]: r for r in payload["results"]}
+    assert set(results) == set(BACKENDS)
+    for name in ("dali-cpu", "torchvision", "decode-cpu"):
+        r = results[name]
+        assert r["status"] == "ok", r
+        assert r["images"] == 8 and r["images_per_s"] > 0
+        if name == "decode-cpu":
+            assert r["crops_per_s"] is None  # decode only: no crops
+        else:
+            assert r["crops_per_s"] == pytest.approx(r["images_per_s"] * 4, rel=1e-3)
+        assert 0 < r["batch_ms_p50"] <= r["batch_ms_p99"]
+        assert r["peak_host_mib"] > 50 and 0 < r["cpu_percent"] <= 100
+    assert results["dali-cpu"]["masks_ms_p50"] > 0 and results["torchvision"]["masks_ms_p50"] > 0
+    assert results["decode-cpu"]["masks_ms_p50"] is None and "not applicable" in results["decode-cpu"]["reason"]
+    import torch
+
+    if not torch.cuda.is_available():
+        for name in ("dali-gpu", "decode"):
+            assert results[name]["status"] == "skipped" and "CUDA" in results[name]["reason"]
+            assert results[name]["images_per_s"] is None  # skipped, never zero
+
+
+def test_bench_csv_and_chart(smoke):
+    _, folder, _ = smoke
+    with (folder / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["backend"] for r in rows] == list(BACKENDS)
+    assert all(r["cpu"] for r in rows)
+    with Image.open(folder / "chart.png") as chart:
+        assert chart.format == "PNG" and chart.size[0] >= 600 and chart.size[1] >= 300
+
+
+def test_sample_data_looks_like_imagenet(smoke):
+    _, _, cache = smoke
+    files = sorted(cache.glob("sample-v1-12/*/*.jpg"))
+    assert len(files) == 12
+    for f in files:
+        with Image.open(f) as img:
+            assert img.format == "JPEG" and 330 <= min(img.size) and max(img.size) == 500
+            assert "progressive" not in img.info
+        assert 60_000 < f.stat().st_size < 200_000
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dali_multicrop", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["bench", "--crops", "2x"], "crop spec '2x' is missing a size"),
+    (["bench", "--backend", "pillow-simd"], "unknown backend 'pillow-simd'"),
+    (["bench", "--data", "/no/such/folder"], "--data folder '/no/such/folder' does not exist"),
+    (["bench", "--masks", "everything"], "--masks must be one of"),
+    (["bench", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["bench", "--dtype", "int8"], "--dtype must be float32 or float16"),
+])
+def test_bad_options_exit_nonzero_with_one_line(args, words):
+    proc = _run(*args)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert words in lines[0] and "Traceback" not in proc.stderr
