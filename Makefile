@@ -3,8 +3,11 @@ PYTHON ?= python3
 # DALI flavour: cuda12 (CUDA 12 drivers, and machines without a GPU) or cuda13 (CUDA 13 drivers).
 DALI ?= cuda12
 PYTEST_ARGS ?=
+CROPS ?= 2x224,6x96
+BENCH_ARGS ?=
+PROFILES ?= profiles
 
-.PHONY: install test test-gpu clean
+.PHONY: install test test-gpu bench profile profile-cpu profile-gpu clean
 
 install:
 	@case "$(DALI)" in cuda12) other=nvidia-dali-cuda130;; cuda13) other=nvidia-dali-cuda120;; \
@@ -18,6 +21,30 @@ test:
 
 test-gpu:
 	$(PYTHON) -m pytest -q -m gpu $(PYTEST_ARGS)
+
+# the main job: every backend side by side on the built-in sample data; results under results/
+bench:
+	dali-multicrop bench --crops $(CROPS) $(BENCH_ARGS)
+
+# torch.profiler trace of loader + masks (open in Perfetto)
+profile:
+	$(PYTHON) -m dali_multicrop.benchmark.profile --crops $(CROPS) --out $(PROFILES)/trace.json
+
+# py-spy flame graph of the CPU path (DALI's native threads included)
+profile-cpu:
+	@mkdir -p $(PROFILES)
+	py-spy record --native --rate 200 -o $(PROFILES)/flame-cpu.svg -- \
+	  $(PYTHON) -m dali_multicrop bench --crops $(CROPS) --backend dali-cpu --out $(PROFILES)/bench $(BENCH_ARGS)
+	@echo "flame graph: $(PROFILES)/flame-cpu.svg"
+
+# Nsight Systems timeline of the GPU path, where nsys is installed
+profile-gpu:
+	@if ! command -v nsys >/dev/null 2>&1; then \
+	  echo "profile-gpu needs NVIDIA Nsight Systems ('nsys' on the PATH); it is not installed here" >&2; exit 2; fi
+	@mkdir -p $(PROFILES)
+	nsys profile --trace=cuda,nvtx,osrt --force-overwrite=true -o $(PROFILES)/dali-gpu \
+	  $(PYTHON) -m dali_multicrop bench --crops $(CROPS) --backend dali-gpu --backend decode --out $(PROFILES)/bench $(BENCH_ARGS)
+	@echo "timeline: $(PROFILES)/dali-gpu.nsys-rep (open it in Nsight Systems)"
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

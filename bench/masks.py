@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import random
 import statistics
 import time
@@ -22,6 +20,7 @@ from pathlib import Path
 import torch
 
 from dali_multicrop import MultiCropMaskGenerator
+from dali_multicrop.benchmark.environment import describe_machine
 
 
 def ijepa_loop(batch_size: int, grid: int = 14, num_targets: int = 4, min_keep: int = 10,
@@ -66,21 +65,6 @@ def timed(fn, device: str, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def machine() -> dict:
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -96,12 +80,12 @@ def main() -> None:
         "targets": 4, "device": args.device,
         "generator_ms_all_8_crops_3_levels": round(generator_ms, 3),
         "ijepa_loop_ms_one_crop_one_level_cpu": round(loop_ms, 3),
-        "speedup": round(loop_ms / generator_ms, 2), "machine": machine(),
+        "speedup": round(loop_ms / generator_ms, 2), "machine": describe_machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(result, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
-    name = f"masks-{args.device}-{platform.node() or 'host'}.json"
+    name = f"masks-{args.device}.json"
     (args.out / name).write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {args.out / name}")
 

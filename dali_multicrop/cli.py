@@ -154,6 +154,50 @@ def bench(
 
 
 @app.command()
+def preview(
+    crops: str = typer.Option("2x224,6x96", "--crops", help="Crop spec, COUNTxSIZE groups, first global.",
+                              show_default=True),
+    data: Optional[Path] = typer.Option(None, "--data", help="Image folder to read instead of the built-in sample."),
+    images: int = typer.Option(3, "--images", help="How many source images to show.", show_default=True),
+    strategy: str = typer.Option("global_only", "--strategy", help="Masking strategy to overlay.", show_default=True),
+    levels: int = typer.Option(3, "--levels", help="Mask hierarchy levels.", show_default=True),
+    targets: int = typer.Option(4, "--targets", help="Target blocks per crop and level.", show_default=True),
+    patch_size: int = typer.Option(16, "--patch-size", show_default=True),
+    tile: int = typer.Option(128, "--tile", help="Side of each cell of the picture, in pixels.", show_default=True),
+    sample_images: int = typer.Option(3000, "--sample-images", help="Size of the built-in sample set.",
+                                      show_default=True),
+    seed: int = typer.Option(0, "--seed", show_default=True),
+    out: Path = typer.Option(Path("results/preview.png"), "--out", help="PNG file to write.", show_default=True),
+) -> None:
+    """Draw a few images with their crop windows, the crops, and the masks of a strategy, level by level."""
+    from .loader import DaliMultiCropLoader
+    from .masking import MultiCropMaskGenerator
+    from .preview import preview_size, render_preview
+
+    spec = _spec(crops)
+    for name, value, low in (("--images", images, 1), ("--levels", levels, 1), ("--targets", targets, 1),
+                             ("--patch-size", patch_size, 1), ("--tile", tile, 16),
+                             ("--sample-images", sample_images, 1)):
+        _positive(name, value, low)
+    _strategy(strategy)
+    if data is not None and not data.is_dir():
+        _fail(f"--data folder '{data}' does not exist" if not data.exists() else f"--data '{data}' is not a folder")
+    try:
+        generator = MultiCropMaskGenerator(spec, patch_size=patch_size, strategy=strategy, num_levels=levels,
+                                           num_targets=targets, seed=seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    files, _ = _data(data, sample_images, quiet=False)
+    loader = DaliMultiCropLoader(files, crops=spec, batch_size=min(images, len(files)), device="auto", seed=seed,
+                                 shard_id=0, num_shards=1)
+    batch = next(iter(loader))
+    path = render_preview(batch, generator(batch), files.files, out, tile=tile)
+    width, height = preview_size(batch.batch_size, spec.num_crops, levels, tile)
+    typer.echo(f"preview: {path} ({width}x{height} px, {batch.batch_size} images, {spec.num_crops} crops, "
+               f"{levels} levels of '{strategy}' masks)")
+
+
+@app.command()
 def crops(spec: str = typer.Argument(..., help="Crop spec, COUNTxSIZE groups, e.g. 2x224,6x96.")) -> None:
     """Show the recipe a crop spec expands to, one line per group (first group global)."""
     parsed = _spec(spec)

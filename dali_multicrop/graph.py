@@ -11,7 +11,7 @@ One builder serves both devices. The graph reads top to bottom like the data flo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from ._dali import dali_modules
 from .spec import MultiCropSpec

@@ -90,4 +90,6 @@ class ResourceMonitor:
             self._thread.join()
         self._sample()
         cores = psutil.cpu_count() or 1
-        self.cpu_percent = 100.0 * cpu / max(elapsed, 1e-9) / cores
+        # CPU times come in 10 ms clock ticks per process: a window of a few ticks can read a little over the
+        # physical limit of cores x elapsed, which is what the figure is capped at
+        self.cpu_percent = min(100.0, 100.0 * cpu / max(elapsed, 1e-9) / cores)
