@@ -10,6 +10,7 @@ from .feed import ImageReadError
 from .imagecheck import ImageDecodeError
 from .loader import DaliMultiCropLoader
 from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
+from .presets import list_presets, load_preset
 from .sources import FileList
 from .spec import ColorJitter, CropGroup, MultiCropSpec, parse_crops
 
@@ -22,6 +23,8 @@ __all__ = [
     "MaskLevel",
     "MultiCropMaskGenerator",
     "MultiCropMasks",
+    "list_presets",
+    "load_preset",
     "masks_to_indices",
     "ImageDecodeError",
     "ImageReadError",

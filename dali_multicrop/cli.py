@@ -19,6 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Multi-crop views for self-supervised training, made by NVIDIA DALI.")
 
 DTYPES = ("float32", "float16")
+CROPS_HELP = ("Crop spec (COUNTxSIZE groups, first global, e.g. 2x224,6x96), a preset name "
+              "(see 'dali-multicrop presets') or a recipe YAML file.")
 
 
 def _fail(message: str) -> NoReturn:
@@ -80,8 +82,7 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
 
 @app.command()
 def bench(
-    crops: str = typer.Option("2x224,6x96", "--crops", help="Crop spec, COUNTxSIZE groups, first global.",
-                              show_default=True),
+    crops: str = typer.Option("2x224,6x96", "--crops", help=CROPS_HELP, show_default=True),
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder to read instead of the built-in sample."),
     backend: Optional[List[str]] = typer.Option(None, "--backend",
                                                 help="Backend to run (repeatable): dali-gpu, dali-cpu, torchvision, "
@@ -155,8 +156,7 @@ def bench(
 
 @app.command()
 def preview(
-    crops: str = typer.Option("2x224,6x96", "--crops", help="Crop spec, COUNTxSIZE groups, first global.",
-                              show_default=True),
+    crops: str = typer.Option("2x224,6x96", "--crops", help=CROPS_HELP, show_default=True),
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder to read instead of the built-in sample."),
     images: int = typer.Option(3, "--images", help="How many source images to show.", show_default=True),
     strategy: str = typer.Option("global_only", "--strategy", help="Masking strategy to overlay.", show_default=True),
@@ -198,11 +198,20 @@ def preview(
 
 
 @app.command()
-def crops(spec: str = typer.Argument(..., help="Crop spec, COUNTxSIZE groups, e.g. 2x224,6x96.")) -> None:
-    """Show the recipe a crop spec expands to, one line per group (first group global)."""
+def presets() -> None:
+    """List the shipped recipes (pipelines/) with what they are."""
+    from .presets import list_presets, load_preset_description
+
+    for name in list_presets():
+        typer.echo(f"{name}: {load_preset_description(name)}")
+
+
+@app.command()
+def crops(spec: str = typer.Argument(..., help=CROPS_HELP)) -> None:
+    """Show the recipe a crop spec or preset expands to, one line per group."""
     parsed = _spec(spec)
     for i, group in enumerate(parsed.groups):
-        kind = "global" if i == 0 else "local"
+        kind = "global" if i < parsed.num_global_groups else "local"
         fields = ", ".join(f"{f.name}={getattr(group, f.name)!r}" for f in dataclasses.fields(group)
                            if f.name not in ("count", "size"))
         typer.echo(f"{kind}: {group.count}x{group.size}  {fields}")

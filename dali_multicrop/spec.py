@@ -153,13 +153,17 @@ def _parse_groups(spec: str) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class MultiCropSpec:
-    """The crop groups of one multi-crop recipe: ``groups[0]`` global, the rest local.
+    """The crop groups of one multi-crop recipe: the first ``num_global_groups`` groups are global, the rest
+    local (crops come out in this order, globals first).
 
-    Build one with :meth:`parse` (``MultiCropSpec.parse("2x224,6x96")``) and change settings with
-    :meth:`with_global` / :meth:`with_local`, e.g. ``spec.with_local(scale=(0.05, 0.32))``.
+    Build one with :meth:`parse` (``MultiCropSpec.parse("2x224,6x96")``: one global group) and change
+    settings with :meth:`with_global` / :meth:`with_local`, e.g. ``spec.with_local(scale=(0.05, 0.32))``.
+    Recipes whose global crops differ from each other (DINO blurs its first global crop always and its
+    second rarely) list one group per global crop and set ``num_global_groups``; see ``pipelines/``.
     """
 
     groups: tuple[CropGroup, ...]
+    num_global_groups: int = 1
 
     def __post_init__(self) -> None:
         groups = tuple(self.groups)
@@ -168,6 +172,10 @@ class MultiCropSpec:
         for group in groups:
             if not isinstance(group, CropGroup):
                 raise ValueError(f"MultiCropSpec.groups must hold CropGroup objects, got {group!r}")
+        n = self.num_global_groups
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(groups):
+            raise ValueError(f"MultiCropSpec.num_global_groups must be in [1, {len(groups)}] (the number of "
+                             f"groups), got {n!r}")
         object.__setattr__(self, "groups", groups)
 
     @classmethod
@@ -179,17 +187,22 @@ class MultiCropSpec:
         return cls(tuple(groups))
 
     @property
+    def global_groups(self) -> tuple[CropGroup, ...]:
+        return self.groups[:self.num_global_groups]
+
+    @property
     def global_group(self) -> CropGroup:
+        """The first global group."""
         return self.groups[0]
 
     @property
     def local_groups(self) -> tuple[CropGroup, ...]:
-        return self.groups[1:]
+        return self.groups[self.num_global_groups:]
 
     @property
     def num_global(self) -> int:
-        """Number of global crops."""
-        return self.groups[0].count
+        """Number of global crops (they come first)."""
+        return sum(g.count for g in self.global_groups)
 
     @property
     def num_crops(self) -> int:
@@ -208,25 +221,40 @@ class MultiCropSpec:
                 yield group
 
     def with_global(self, **changes: Any) -> "MultiCropSpec":
-        """A copy whose global group has ``changes`` applied."""
-        return MultiCropSpec((self.groups[0].replace(**changes),) + self.groups[1:])
+        """A copy whose every global group has ``changes`` applied."""
+        n = self.num_global_groups
+        return MultiCropSpec(tuple(g.replace(**changes) for g in self.groups[:n]) + self.groups[n:], n)
 
     def with_local(self, **changes: Any) -> "MultiCropSpec":
         """A copy whose every local group has ``changes`` applied."""
-        return MultiCropSpec((self.groups[0],) + tuple(g.replace(**changes) for g in self.groups[1:]))
+        n = self.num_global_groups
+        return MultiCropSpec(self.groups[:n] + tuple(g.replace(**changes) for g in self.groups[n:]), n)
 
     def __str__(self) -> str:
+        """The ``COUNTxSIZE`` string (recipe details and the global/local split are not in it)."""
         return ",".join(f"{g.count}x{g.size}" for g in self.groups)
 
 
 CropsLike = Union[str, MultiCropSpec, Sequence[CropGroup]]
+"""A crop spec string, a preset name or recipe path, a spec, or a list of groups (one global group)."""
+
+
+def _names_a_recipe(text: str) -> bool:
+    """A preset name ("dino") or a recipe file ("my.yaml") rather than a ``COUNTxSIZE`` spec."""
+    stripped = text.strip()
+    return bool(stripped) and (stripped.endswith((".yaml", ".yml")) or not any(c.isdigit() for c in stripped))
 
 
 def parse_crops(crops: CropsLike) -> MultiCropSpec:
-    """Turns a spec string, a :class:`MultiCropSpec` or a sequence of :class:`CropGroup` into a spec."""
+    """Turns a spec string (``"2x224,6x96"``), a preset name (``"dino"``, see ``pipelines/``) or recipe file,
+    a :class:`MultiCropSpec` or a sequence of :class:`CropGroup` into a spec."""
     if isinstance(crops, MultiCropSpec):
         return crops
     if isinstance(crops, str):
+        if _names_a_recipe(crops):
+            from .presets import load_preset
+
+            return load_preset(crops.strip())
         return MultiCropSpec.parse(crops)
     if isinstance(crops, (list, tuple)):
         return MultiCropSpec(tuple(crops))

@@ -1,0 +1,102 @@
+"""Named multi-crop recipes: YAML files in ``pipelines/`` (installed as the package ``dali_multicrop.pipelines``).
+
+A recipe file holds ``name``, ``description``, ``global_groups`` (how many of the first groups are global,
+default 1) and ``groups``: a list of :class:`CropGroup` fields (``count``, ``size``, ``scale``, ``ratio``,
+``flip_prob``, ``color_jitter: {probability, brightness, contrast, saturation, hue}``, ``grayscale_prob``,
+``blur_prob``, ``blur_sigma``, ``solarize_prob``), in the units :mod:`dali_multicrop.spec` states. A top-level
+``defaults`` mapping is free for YAML anchors. Unknown keys are errors; omitted fields take CropGroup's
+defaults (``ratio`` (3/4, 4/3) exactly, which YAML cannot write as a fraction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from .spec import ColorJitter, CropGroup, MultiCropSpec
+
+__all__ = ["list_presets", "load_preset", "load_preset_description", "spec_from_mapping"]
+
+_TOP_KEYS = {"name", "description", "global_groups", "groups", "defaults"}
+_GROUP_KEYS = {f.name for f in dataclasses.fields(CropGroup)}
+_JITTER_KEYS = {f.name for f in dataclasses.fields(ColorJitter)}
+
+
+def _recipes() -> Any:
+    return resources.files("dali_multicrop.pipelines")
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped recipes."""
+    return sorted(p.name[:-5] for p in _recipes().iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset_description(name: str) -> str:
+    """The ``description`` of shipped recipe ``name``, on one line."""
+    data = yaml.safe_load((_recipes() / f"{name}.yaml").read_text())
+    return " ".join(str(data.get("description", "")).split())
+
+
+def _pair(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def spec_from_mapping(data: Any, origin: str = "recipe") -> MultiCropSpec:
+    """A :class:`MultiCropSpec` from a parsed recipe; ValueError naming ``origin`` and the bad key or value."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{origin}: expected a mapping with 'groups', got {type(data).__name__}")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ValueError(f"{origin}: unknown key(s) {', '.join(sorted(unknown))} (expected {', '.join(sorted(_TOP_KEYS))})")
+    raw_groups = data.get("groups")
+    if not isinstance(raw_groups, list) or not raw_groups:
+        raise ValueError(f"{origin}: 'groups' must be a non-empty list of crop groups")
+    groups = []
+    for k, raw in enumerate(raw_groups):
+        where = f"{origin}: group {k + 1}"
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where} must be a mapping of CropGroup fields, got {raw!r}")
+        unknown = set(raw) - _GROUP_KEYS
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        fields = {key: _pair(value) for key, value in raw.items()}
+        jitter = fields.get("color_jitter")
+        try:
+            if jitter is not None:
+                if not isinstance(jitter, dict) or set(jitter) - _JITTER_KEYS:
+                    raise ValueError(f"color_jitter must be a mapping of {', '.join(sorted(_JITTER_KEYS))}, "
+                                     f"got {jitter!r}")
+                fields["color_jitter"] = ColorJitter(**jitter)
+            groups.append(CropGroup(**fields))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    try:
+        return MultiCropSpec(tuple(groups), data.get("global_groups", 1))
+    except ValueError as exc:
+        raise ValueError(f"{origin}: {exc}") from None
+
+
+def load_preset(name_or_path: Union[str, os.PathLike]) -> MultiCropSpec:
+    """A shipped recipe by name (see :func:`list_presets`), or a recipe YAML file by path."""
+    text_name = os.fspath(name_or_path)
+    if text_name.endswith((".yaml", ".yml")) or os.sep in text_name:
+        path = Path(text_name).expanduser()
+        if not path.is_file():
+            raise ValueError(f"recipe file '{text_name}' does not exist")
+        text, origin = path.read_text(), f"recipe '{text_name}'"
+    else:
+        entry = _recipes() / f"{text_name}.yaml"
+        if not entry.is_file():
+            raise ValueError(f"'{text_name}' is neither a shipped preset ({', '.join(list_presets())}) nor a crop "
+                             f"spec (COUNTxSIZE groups, e.g. 2x224,6x96)")
+        text, origin = entry.read_text(), f"preset '{text_name}'"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{origin} is not valid YAML: {exc}") from None
+    return spec_from_mapping(data, origin)

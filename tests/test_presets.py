@@ -1,0 +1,90 @@
+"""Shipped recipes (pipelines/): load by name, match their methods, survive a plain install, reject bad files."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import coordinate_image, write_folder
+from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator, list_presets, load_preset, parse_crops
+from dali_multicrop.spec import GLOBAL_SCALE, LOCAL_SCALE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_shipped_preset_loads():
+    names = list_presets()
+    assert {"dino", "ijepa", "multicrop-jepa"} <= set(names)
+    assert names == sorted(p.stem for p in (ROOT / "pipelines").glob("*.yaml"))
+    for name in names:
+        assert parse_crops(name) == load_preset(name)
+
+
+def test_dino_recipe_values():
+    spec = load_preset("dino")
+    assert str(spec) == "1x224,1x224,8x96" and spec.num_global_groups == 2 and spec.num_global == 2
+    first, second, local = spec.groups
+    assert (first.blur_prob, first.solarize_prob) == (1.0, 0.0)
+    assert (second.blur_prob, second.solarize_prob) == (0.1, 0.2)
+    assert local.blur_prob == 0.5 and local.scale == (0.05, 0.4) and first.scale == (0.4, 1.0)
+    for g in spec.groups:
+        j = g.color_jitter
+        assert (j.probability, j.brightness, j.contrast, j.saturation, j.hue) == (0.8, 0.4, 0.4, 0.2, 0.1)
+        assert g.grayscale_prob == 0.2 and g.flip_prob == 0.5 and g.blur_sigma == (0.1, 2.0)
+
+
+def test_project_default_preset_is_what_the_spec_string_gives():
+    assert load_preset("multicrop-jepa") == parse_crops("2x224,6x96")
+    ijepa = load_preset("ijepa")
+    assert ijepa.groups[0].scale == (0.3, 1.0) and ijepa.groups[0].flip_prob == 0.0
+    assert not ijepa.groups[0].color_jitter.active
+    assert GLOBAL_SCALE != LOCAL_SCALE
+
+
+def test_loader_and_masks_with_two_global_groups(tmp_path):
+    data = write_folder(tmp_path, {"a": [coordinate_image(120, 160)] * 4})
+    spec = load_preset("dino").with_global(size=64).with_local(size=32, count=2)
+    loader = DaliMultiCropLoader(data, crops=spec, batch_size=4, device="cpu", num_threads=1)
+    batch = next(iter(loader))
+    assert batch.crop_sizes == (64, 64, 32, 32)
+    masks = MultiCropMaskGenerator(spec, num_levels=1, num_targets=2)(batch)
+    assert masks.targets[0].any() and masks.targets[1].any()
+    assert masks.context[2].all() and not masks.targets[3].any()
+
+
+@pytest.mark.parametrize("text, words", [
+    ("groups: [{count: 1, size: 64, scale: [0.4, 1.0], colour: 1}]", r"group 1: unknown key\(s\) colour"),
+    ("groups: [{count: 1, size: 64, scale: [0.4, 1.5]}]", r"group 1: CropGroup.scale must lie in \(0, 1\]"),
+    ("groups: [{count: 1, size: 64, scale: [0.4, 1.0]}]\nglobal_groups: 2", "num_global_groups must be in"),
+    ("groups: [{count: 1, size: 64, scale: [0.4, 1.0], color_jitter: {hue: 2}}]", "hue must be in"),
+    ("crops: 2x224", r"unknown key\(s\) crops"),
+    ("groups: [", "not valid YAML"),
+])
+def test_bad_recipe_files_name_the_problem(tmp_path, text, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=words) as info:
+        parse_crops(str(path))
+    assert "bad.yaml" in str(info.value)
+
+
+def test_unknown_preset_lists_the_shipped_ones():
+    with pytest.raises(ValueError, match="'dinoo' is neither a shipped preset .*dino.* nor a crop spec"):
+        parse_crops("dinoo")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("setuptools") is None, reason="needs setuptools to build a wheel")
+def test_recipes_are_in_a_plain_wheel(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next(tmp_path.glob("dali_multicrop-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for preset in list_presets():
+        assert f"dali_multicrop/pipelines/{preset}.yaml" in names
+    assert "dali_multicrop/masking/generator.py" in names and "dali_multicrop/benchmark/harness.py" in names
