@@ -142,7 +142,8 @@ def bench(
         tasks = {name: progress.add_task(name, total=warmup + batches) for name in chosen}
         results = run_benchmark(cfg, chosen, tick=lambda name: progress.advance(tasks[name]))
     machine = describe_machine()
-    title = f"{spec} — batch {batch_size}, {threads} threads — {machine['cpu']}, {machine.get('gpu') or 'no GPU'}"
+    recipe = str(spec) if crops.strip() == str(spec) else f"{crops.strip()} ({spec})"
+    title = f"{recipe} — batch {batch_size}, {threads} threads — {machine['cpu']}, {machine.get('gpu') or 'no GPU'}"
     out_console = Console()
     if not out_console.is_terminal:
         out_console = Console(width=160)
@@ -150,7 +151,7 @@ def bench(
     for line in notes(results):
         out_console.print(line, highlight=False)
     folder = out / time.strftime("bench-%Y%m%d-%H%M%S")
-    paths = write_results(results, cfg.describe(), machine, folder)
+    paths = write_results(results, {**cfg.describe(), "crops": crops}, machine, folder, title=title)
     typer.echo(f"results: {paths['json']}, {paths['csv']}, {paths['png']}")
 
 
