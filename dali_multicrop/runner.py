@@ -20,6 +20,16 @@ __all__ = ["GraphRunner"]
 _XYXY_FROM_YXYX = [1, 0, 3, 2]
 
 
+def _exhaust(iterator: Any) -> None:
+    """Takes what is left of DALI's epoch. Not ``for _ in iterator``: ``iter()`` on a DALI iterator that has
+    delivered batches resets it, which would start (and compute) a whole extra epoch."""
+    while True:
+        try:
+            next(iterator)
+        except StopIteration:
+            return
+
+
 class GraphRunner:
     """Owns one pipeline and its DALI iterator; serves one epoch at a time.
 
@@ -46,8 +56,7 @@ class GraphRunner:
 
         if self._iterator is not None and self._open:
             self._feed.stop()
-            for _ in self._iterator:
-                pass
+            _exhaust(self._iterator)
         self._feed.start(batches)
         if self._iterator is None:
             pipe = build_pipeline(self._feed, self._loader.spec, self._settings())
@@ -78,8 +87,7 @@ class GraphRunner:
                 raise self._explain(j, exc) from exc
             yield self._to_batch(outputs)
         if iterator is not None:
-            for _ in iterator:  # observes the end of the epoch, so the next one can reset
-                pass
+            _exhaust(iterator)  # observes the end of the epoch, so the next one can reset
             self._open = False
 
     def _drop(self) -> None:

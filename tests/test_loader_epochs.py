@@ -151,3 +151,24 @@ def test_batches_are_independent_tensors(uneven_folder):
     assert torch.equal(batches[0].crops[0], kept)
     assert not torch.equal(batches[0].crops[0], batches[1].crops[0])
     assert np.array_equal(batches[0].indices.numpy(), [0, 1])
+
+
+def test_each_epoch_reads_and_augments_its_batches_once(uneven_folder, monkeypatch):
+    from dali_multicrop import feed
+
+    served = []
+    original = feed.EpochFeed.__call__
+
+    def counting(self, info):
+        out = original(self, info)  # raises StopIteration past the end: not counted
+        served.append(len(out[1]))
+        return out
+
+    monkeypatch.setattr(feed.EpochFeed, "__call__", counting)
+    loader = make(uneven_folder, batch_size=4)
+    for _ in range(3):
+        assert sum(len(b) for b in epoch_indices(loader)) == 11
+    assert served == [4, 4, 3] * 3, "DALI computed batches that no epoch delivered"
+    for _ in loader:  # a loop left early: at most the prefetched batches are computed, not the rest
+        break
+    assert len(served) <= 9 + 1 + loader.prefetch
