@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ._checks import check_int
+from ._dali import dali_modules
 from .batch import MultiCropBatch
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .sources import FileList, SourceLike, resolve_source
@@ -104,6 +105,7 @@ class DaliMultiCropLoader:
         self.torch_device = torch.device(f"cuda:{self.device_id}" if self.device == "gpu" else "cpu")
         self._next_epoch = 0
         self._runner: Optional[Any] = None
+        dali_modules()  # DALI missing: an ImportError with the install command, now rather than mid-loop
 
     @property
     def batch_size(self) -> int:
