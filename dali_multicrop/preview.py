@@ -69,25 +69,25 @@ def render_preview(batch: MultiCropBatch, masks: MultiCropMasks, files: Sequence
     flipped = batch.flipped.cpu().numpy()
     for k in range(n_img):
         y0 = k * (1 + levels) * tile
-        with Image.open(files[int(batch.indices[k])]) as src:
-            src = src.convert("RGB")
-            scale = tile / max(src.size)
-            w, h = max(1, round(src.width * scale)), max(1, round(src.height * scale))
-            ox, oy = (tile - w) // 2, (tile - h) // 2
-            canvas.paste(src.resize((w, h)), (ox, y0 + oy))
+        with Image.open(files[int(batch.indices[k])]) as opened:
+            source = opened.convert("RGB")
+        scale = tile / max(source.size)
+        w, h = max(1, round(source.width * scale)), max(1, round(source.height * scale))
+        ox, oy = (tile - w) // 2, (tile - h) // 2
+        canvas.paste(source.resize((w, h)), (ox, y0 + oy))
         for i in range(n_crops):
             x_a, y_a, x_b, y_b = boxes[k, i]
             colour = _PALETTE[i % len(_PALETTE)]
             draw.rectangle([ox + x_a * w, y0 + oy + y_a * h, ox + x_b * w - 1, y0 + oy + y_b * h - 1], outline=colour)
             draw.text((ox + x_a * w + 2, y0 + oy + y_a * h + 1), f"{i}{'*' if flipped[k, i] else ''}", fill=colour)
             pixels = _crop_pixels(batch.crops[i][k], mean, std)
-            canvas.paste(Image.fromarray(pixels).resize((tile, tile), Image.NEAREST), ((1 + i) * tile, y0))
+            canvas.paste(Image.fromarray(pixels).resize((tile, tile), Image.Resampling.NEAREST), ((1 + i) * tile, y0))
             draw.rectangle([(1 + i) * tile, y0, (2 + i) * tile - 1, y0 + tile - 1], outline=colour)
             for level in range(levels):
                 context = masks.context[i][level, k].cpu().numpy()
                 targets = masks.targets[i][level, k].cpu().numpy()
                 overlay = _mask_overlay(pixels, context, targets)
-                canvas.paste(Image.fromarray(overlay).resize((tile, tile), Image.NEAREST),
+                canvas.paste(Image.fromarray(overlay).resize((tile, tile), Image.Resampling.NEAREST),
                              ((1 + i) * tile, y0 + (1 + level) * tile))
         for level in range(levels):
             draw.text((6, y0 + (1 + level) * tile + 6), f"level {level}\ndim: hidden\nblue edge: context\n"

@@ -71,7 +71,7 @@ class GraphRunner:
         full = [b for b in batches if len(b)]
         iterator = self._start(full) if full else None
         for j, indices in enumerate(batches):
-            if not len(indices):
+            if iterator is None or not len(indices):
                 yield self._loader.empty_batch()
                 continue
             try:

@@ -23,7 +23,7 @@ def _is_image(name: str) -> bool:
 
 def _images_under(folder: str) -> list[str]:
     """Every image below ``folder`` (recursively, following links), sorted by path."""
-    found = []
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames.sort()
         found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if _is_image(f))
