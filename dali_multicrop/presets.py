@@ -28,7 +28,12 @@ _JITTER_KEYS = {f.name for f in dataclasses.fields(ColorJitter)}
 
 
 def _recipes() -> Any:
-    return resources.files("dali_multicrop.pipelines")
+    """The recipes folder: the installed package data, else ``pipelines/`` of a source checkout (code run
+    from the repository with PYTHONPATH, where setuptools' mapping of that folder does not apply)."""
+    try:
+        return resources.files("dali_multicrop.pipelines")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "pipelines"
 
 
 def list_presets() -> list[str]:

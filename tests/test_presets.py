@@ -88,3 +88,14 @@ def test_recipes_are_in_a_plain_wheel(tmp_path):
     for preset in list_presets():
         assert f"dali_multicrop/pipelines/{preset}.yaml" in names
     assert "dali_multicrop/masking/generator.py" in names and "dali_multicrop/benchmark/harness.py" in names
+
+
+def test_source_checkout_without_install_finds_the_recipes(monkeypatch):
+    from dali_multicrop import presets
+
+    def not_installed(name):
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(presets.resources, "files", not_installed)
+    assert presets.list_presets() == sorted(p.stem for p in (ROOT / "pipelines").glob("*.yaml"))
+    assert str(presets.load_preset("dino")) == "1x224,1x224,8x96"
