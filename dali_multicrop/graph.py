@@ -2,7 +2,8 @@
 
 One builder serves both devices. The graph reads top to bottom like the data flow:
 
-    encoded bytes, sample index, label   (external source fed by the loader, CPU)
+    file path, sample index, label       (external source fed by the loader, CPU)
+      -> read the file (DALI threads)
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
       -> per crop: window drawn on CPU -> resize (antialias) -> colour ops -> flip + normalise to CHW
       -> outputs: crop_0 .. crop_{n-1}, boxes [n, 4] (y0, x0, y1, x1), flipped [n], indices, labels
@@ -49,8 +50,8 @@ def output_names(spec: MultiCropSpec) -> list[str]:
 def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings: GraphSettings) -> Any:
     """Builds (not yet runs) the multi-crop pipeline.
 
-    ``source(batch_info)`` returns three lists per batch: encoded image bytes (uint8, 1-D), sample indices
-    and labels (int64 scalars); it raises ``StopIteration`` at the end of an epoch.
+    ``source(batch_info)`` returns three lists per batch: file paths (UTF-8 bytes as 1-D uint8 arrays), sample
+    indices and labels (int64 scalars); it raises ``StopIteration`` at the end of an epoch.
     """
     dali, fn, types = dali_modules()
     from . import augment
@@ -81,11 +82,12 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
 
 
 def _read_and_decode(source: Callable[[Any], tuple], on_gpu: bool) -> tuple[Any, Any, Any]:
-    """The graph's head: encoded bytes, indices and labels from ``source``; the image decoded once, RGB HWC
-    uint8 ("mixed": on the GPU, with the hardware JPEG decoder where the card has one)."""
+    """The graph's head: file paths, indices and labels from ``source``; each file read by DALI's threads
+    and decoded once, RGB HWC uint8 ("mixed": on the GPU, with the hardware JPEG decoder where there is one)."""
     _, fn, types = dali_modules()
-    encoded, indices, labels = fn.external_source(
+    paths, indices, labels = fn.external_source(
         source=source, num_outputs=3, batch=True, batch_info=True, dtype=[types.UINT8, types.INT64, types.INT64])
+    encoded = fn.io.file.read(paths)
     image = fn.decoders.image(encoded, device="mixed" if on_gpu else "cpu", output_type=types.RGB)
     return image, indices, labels
 

@@ -42,14 +42,15 @@ def _short(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def first_undecodable(paths: Iterable[str]) -> Optional[ImageDecodeError]:
-    """Decodes each file alone with DALI's CPU decoder; the error for the first that fails, else None."""
+def first_undecodable(paths: Iterable[str]) -> Optional[Exception]:
+    """Reads and decodes each file alone with DALI's CPU decoder; for the first that fails, the error to
+    raise (:class:`ImageReadError` or :class:`ImageDecodeError`, naming the file), else None."""
     pipe = None
     for path in paths:
         try:
             data = read_encoded(path)
         except ImageReadError as exc:
-            return ImageDecodeError(path, str(exc))
+            return exc
         if pipe is None:
             pipe = _decoder_pipeline()
         try:

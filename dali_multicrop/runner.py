@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .batch import MultiCropBatch
-from .feed import EpochFeed, ImageReadError
+from .feed import EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
 from .imagecheck import first_undecodable
 
@@ -76,9 +76,6 @@ class GraphRunner:
                 continue
             try:
                 outputs = next(iterator)[0]
-            except ImageReadError:
-                self._drop()
-                raise
             except StopIteration:
                 self._drop()
                 raise RuntimeError(f"the DALI pipeline ended the epoch after {j} of {len(full)} batches") from None
