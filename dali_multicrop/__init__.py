@@ -6,8 +6,7 @@ Public surface::
 """
 
 from .batch import MultiCropBatch
-from .feed import ImageReadError
-from .imagecheck import ImageDecodeError
+from .imagecheck import ImageDecodeError, ImageReadError
 from .loader import DaliMultiCropLoader
 from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
 from .presets import list_presets, load_preset

@@ -12,22 +12,7 @@ import numpy as np
 
 from .sources import FileList
 
-__all__ = ["EpochFeed", "ImageReadError", "encode_path", "read_encoded"]
-
-
-class ImageReadError(RuntimeError):
-    """An image file could not be read (missing, unreadable or empty); the message names the file."""
-
-
-def read_encoded(path: str) -> np.ndarray:
-    """The file's bytes as a 1-D uint8 array; :class:`ImageReadError` naming the file if it can't be read."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise ImageReadError(f"cannot read image '{path}': {exc.strerror or exc}") from exc
-    if data.size == 0:
-        raise ImageReadError(f"image file '{path}' is empty (0 bytes)")
-    return data
+__all__ = ["EpochFeed", "encode_path"]
 
 
 def encode_path(path: str) -> np.ndarray:

@@ -1,13 +1,30 @@
-"""Finds which image broke a pipeline run (DALI's decoder error does not name the file)."""
+"""Finds which image broke a pipeline run (DALI's decoder error does not name the file), and the errors
+that name it."""
 
 from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from ._dali import dali_modules
-from .feed import ImageReadError, read_encoded
+import numpy as np
 
-__all__ = ["ImageDecodeError", "first_undecodable"]
+from ._dali import dali_modules
+
+__all__ = ["ImageDecodeError", "ImageReadError", "first_undecodable", "read_encoded"]
+
+
+class ImageReadError(RuntimeError):
+    """An image file could not be read (missing, unreadable or empty); the message names the file."""
+
+
+def read_encoded(path: str) -> np.ndarray:
+    """The file's bytes as a 1-D uint8 array; :class:`ImageReadError` naming the file if it can't be read."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(f"cannot read image '{path}': {exc.strerror or exc}") from exc
+    if data.size == 0:
+        raise ImageReadError(f"image file '{path}' is empty (0 bytes)")
+    return data
 
 
 class ImageDecodeError(RuntimeError):
