@@ -97,7 +97,8 @@ class MultiCropMaskGenerator(torch.nn.Module):
         self.epoch = 0
         self.step = 0
         self.grids = tuple(self._grid(size) for size in self.spec.sizes)
-        self.masked = tuple(range(self.spec.num_global))  # both strategies mask the global crops
+        self.masked = tuple(range(self.spec.num_global))  # every strategy masks the global crops
+        self._ranges: dict[tuple[str, torch.device], torch.Tensor] = {}
         for grid in {self.grids[i] for i in self.masked}:
             self._check_fits(grid)
         self._generators: dict[torch.device, torch.Generator] = {}
@@ -111,9 +112,13 @@ class MultiCropMaskGenerator(torch.nn.Module):
             raise ValueError(f"crop size {size} is not a multiple of patch_size {self.patch_size}")
         return size // self.patch_size
 
-    def _level_ranges(self, attr: str, device: Optional[torch.device] = None) -> torch.Tensor:
-        """float32 ``[L, 2]``: one (min, max) range of ``attr`` per level."""
-        return torch.tensor([getattr(l, attr) for l in self.levels], dtype=torch.float32, device=device)
+    def _level_ranges(self, attr: str, device: torch.device) -> torch.Tensor:
+        """float32 ``[L, 2]`` on ``device``: one (min, max) range of ``attr`` per level (made once per device)."""
+        key = (attr, device)
+        if key not in self._ranges:
+            self._ranges[key] = torch.tensor([getattr(l, attr) for l in self.levels], dtype=torch.float32,
+                                             device=device)
+        return self._ranges[key]
 
     def _check_fits(self, grid: int) -> None:
         for l, level in enumerate(self.levels):
