@@ -44,6 +44,7 @@ class GraphRunner:
         self._names = output_names(loader.spec)
         self._iterator: Optional[Any] = None
         self._open = False  # True while an epoch has batches DALI has not delivered
+        self._epochs_started = 0  # tells a loop that a newer loop over the same loader took the pipeline
 
     def _settings(self) -> GraphSettings:
         ld = self._loader
@@ -70,7 +71,12 @@ class GraphRunner:
         """Yields one batch per entry of ``batches``; empty entries become empty batches."""
         full = [b for b in batches if len(b)]
         iterator = self._start(full) if full else None
+        self._epochs_started += 1
+        mine = self._epochs_started
         for j, indices in enumerate(batches):
+            if mine != self._epochs_started:
+                raise RuntimeError("a newer loop over this loader started while this one was still running; "
+                                   "one loader serves one loop at a time")
             if iterator is None or not len(indices):
                 yield self._loader.empty_batch()
                 continue

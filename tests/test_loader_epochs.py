@@ -172,3 +172,14 @@ def test_each_epoch_reads_and_augments_its_batches_once(uneven_folder, monkeypat
     for _ in loader:  # a loop left early: at most the prefetched batches are computed, not the rest
         break
     assert len(served) <= 9 + 1 + loader.prefetch
+
+
+def test_an_older_loop_cannot_read_a_newer_epoch(uneven_folder):
+    loader = make(uneven_folder)
+    first = iter(loader)
+    next(first)
+    second = iter(loader)
+    assert len(next(second).indices) == 2
+    with pytest.raises(RuntimeError, match="a newer loop over this loader started"):
+        next(first)
+    assert sorted(sum(epoch_indices(loader), [])) == list(range(11))
