@@ -59,8 +59,9 @@ class DaliMultiCropLoader:
     Args:
         source: an image-folder path (``root/<class>/<images>``, classes sorted as torchvision's
             ``ImageFolder``), a :class:`~dali_multicrop.FileList`, or a list of ``(path, label)`` pairs.
-        crops: a crop spec such as ``"2x224,6x96"`` (first group global), or a
-            :class:`~dali_multicrop.MultiCropSpec` for full control of each group's recipe.
+        crops: a crop spec such as ``"2x224,6x96"`` (first group global), a preset name (``"dino"``, see
+            ``pipelines/``) or recipe YAML path, or a :class:`~dali_multicrop.MultiCropSpec` for full control
+            of each group's recipe.
         batch_size: images per batch on this rank (each with all its crops).
         device: "gpu" (decode and augment on the GPU, tensors on ``cuda:device_id``), "cpu" (the same graph
             on CPU threads, CPU tensors) or "auto" (gpu where torch sees CUDA). Default "auto".
@@ -97,6 +98,8 @@ class DaliMultiCropLoader:
         shard_id = rank if shard_id is None else check_int("shard_id", shard_id, 0)
         self.device_id = local_rank if device_id is None else check_int("device_id", device_id, 0)
         self.device = _resolve_device(device)
+        if self.device == "gpu" and self.device_id >= torch.cuda.device_count():
+            raise ValueError(f"device_id={self.device_id} but torch sees {torch.cuda.device_count()} CUDA device(s)")
         self.dtype = dtype
         self.seed = seed
         self.source: FileList = resolve_source(source)
