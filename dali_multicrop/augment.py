@@ -8,14 +8,14 @@ draws (DALI repeats draws when two operator instances share a seed; none is set 
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
 
 from .spec import CropGroup
 
-__all__ = ["sample_window", "resized_crop", "color_ops", "flip_and_normalize", "window_box"]
+__all__ = ["sample_window", "resized_crop", "color_ops", "flip_and_normalize", "window_box", "needs_conditionals"]
 
 _CROP_ATTEMPTS = 100
 """Tries to find a window with area and aspect ratio in range before DALI falls back (torchvision: 10)."""
@@ -54,28 +54,47 @@ def _gated_factor(gate: DataNode, strength: float) -> Union[DataNode, float]:
     return gate * (factor - 1.0) + 1.0
 
 
+def _coin(probability: float) -> DataNode:
+    return fn.random.coin_flip(probability=probability, dtype=types.BOOL)
+
+
+def needs_conditionals(group: CropGroup) -> bool:
+    """Whether the group applies an operation to only some of the crops (DALI conditionals then)."""
+    jitter = group.color_jitter.probability if group.color_jitter.active else 0.0
+    return any(0 < p < 1 for p in (jitter, group.grayscale_prob, group.blur_prob, group.solarize_prob))
+
+
 def color_ops(image: DataNode, group: CropGroup) -> DataNode:
     """Colour jitter, grayscale, Gaussian blur and solarisation on an HWC uint8 image, in that order.
 
-    Jitter and grayscale fuse into one ``color_twist`` whose parameters are identity for crops whose coin
-    said no. Blur and solarisation run only on the crops whose coin said yes (DALI conditionals).
+    Jitter and grayscale fuse into one ``color_twist`` (identity parameters for the part whose coin said
+    no); like blur and solarisation, it runs only on the crops whose coins said yes (DALI conditionals).
     """
     jitter = group.color_jitter
-    if jitter.active or group.grayscale_prob > 0:
-        if jitter.active:
-            gate = fn.random.coin_flip(probability=jitter.probability)
-            brightness = _gated_factor(gate, jitter.brightness)
-            contrast = _gated_factor(gate, jitter.contrast)
-            saturation = _gated_factor(gate, jitter.saturation)
-            hue = gate * fn.random.uniform(range=[-jitter.hue * 360.0, jitter.hue * 360.0]) if jitter.hue > 0 else 0.0
-        else:
-            brightness = contrast = saturation = 1.0
-            hue = 0.0
-        if group.grayscale_prob > 0:
-            keep_colour = 1.0 - fn.random.coin_flip(probability=group.grayscale_prob)
-            saturation = saturation * keep_colour
-        image = fn.color_twist(image, brightness=brightness, contrast=contrast, saturation=saturation,
-                               hue=hue, device=image.device)
+    coins = []
+    brightness: Union[DataNode, float] = 1.0
+    contrast: Union[DataNode, float] = 1.0
+    saturation: Union[DataNode, float] = 1.0
+    hue: Union[DataNode, float] = 0.0
+    if jitter.active:
+        jittered = _coin(jitter.probability)
+        coins.append(jittered)
+        gate = fn.cast(jittered, dtype=types.FLOAT)
+        brightness = _gated_factor(gate, jitter.brightness)
+        contrast = _gated_factor(gate, jitter.contrast)
+        saturation = _gated_factor(gate, jitter.saturation)
+        if jitter.hue > 0:
+            hue = gate * fn.random.uniform(range=[-jitter.hue * 360.0, jitter.hue * 360.0])
+    if group.grayscale_prob > 0:
+        gray = _coin(group.grayscale_prob)
+        coins.append(gray)
+        saturation = saturation * (1.0 - fn.cast(gray, dtype=types.FLOAT))
+    if coins:
+        twist = lambda img: fn.color_twist(img, brightness=brightness, contrast=contrast,  # noqa: E731
+                                           saturation=saturation, hue=hue, device=img.device)
+        always = (jitter.active and jitter.probability >= 1) or group.grayscale_prob >= 1
+        image = twist(image) if always else _when(image, coins[0] | coins[1] if len(coins) == 2 else coins[0],
+                                                  twist)
     if group.blur_prob > 0:
         image = _maybe(image, group.blur_prob, _blur, group.blur_sigma)
     if group.solarize_prob > 0:
@@ -97,15 +116,20 @@ def _solarize(image: DataNode) -> DataNode:
                            device=image.device)
 
 
-def _maybe(image: DataNode, probability: float, op, *args) -> DataNode:
-    """``op(image, *args)`` for a share ``probability`` of the samples; computed only for those."""
-    if probability >= 1.0:
-        return op(image, *args)
-    if fn.random.coin_flip(probability=probability, dtype=types.BOOL):
+def _when(image: DataNode, predicate: DataNode, op: Callable[..., DataNode], *args: Any) -> DataNode:
+    """``op(image, *args)`` where the bool ``predicate`` is True, ``image`` elsewhere; computed only there."""
+    if predicate:
         out = op(image, *args)
     else:
         out = image
     return out
+
+
+def _maybe(image: DataNode, probability: float, op: Callable[..., DataNode], *args: Any) -> DataNode:
+    """``op(image, *args)`` for a share ``probability`` of the samples; computed only for those."""
+    if probability >= 1.0:
+        return op(image, *args)
+    return _when(image, _coin(probability), op, *args)
 
 
 def flip_and_normalize(image: DataNode, flip_prob: float, mean: Sequence[float], std: Sequence[float],

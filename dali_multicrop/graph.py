@@ -59,10 +59,8 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     dtype = {"float32": types.FLOAT, "float16": types.FLOAT16}[settings.dtype]
     on_gpu = settings.device == "gpu"
 
-    # DALI conditionals (AutoGraph) only where a crop applies blur or solarisation to some of the samples
-    conditional = any(0 < p < 1 for g in spec.groups for p in (g.blur_prob, g.solarize_prob))
-
-    @dali.pipeline_def(enable_conditionals=conditional)
+    # DALI conditionals (AutoGraph) only where some crop applies an operation to a share of the samples
+    @dali.pipeline_def(enable_conditionals=any(augment.needs_conditionals(g) for g in spec.groups))
     def multicrop():
         image, indices, labels = _read_and_decode(source, on_gpu)
         shape_hwc = image.shape()

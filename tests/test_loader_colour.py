@@ -165,3 +165,20 @@ def test_blur(folders, device):
                                                     blur_sigma=(1.5, 2.0)), device, epochs=3)
     rate = (mid(sometimes) >= 3.0).mean()
     assert abs(rate - 0.5) < 4 * math.sqrt(0.25 / len(sometimes))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_jitter_and_grayscale_draw_independently(folders, device):
+    group = recipe(color_jitter=ColorJitter(0.5, 0.4, 0, 0, 0), grayscale_prob=0.5)
+    px = crop_pixels(folders["mixed"], group, device, epochs=6)
+    gray = px.std(axis=1).max(axis=(1, 2)) < 1.0
+    # brightness scales every channel: the red/green ratio survives, the level moves
+    level = px.mean(axis=(1, 2, 3))
+    reference = np.where(gray, _luma(np.array([200.0, 100.0, 60.0])), np.mean([200.0, 100.0, 60.0]))
+    jittered = np.abs(level - reference) > 0.5
+    n = gray.size
+    band = 4 * math.sqrt(0.25 / n)
+    assert abs(gray.mean() - 0.5) < band and abs(jittered.mean() - 0.494) < band
+    untouched = ~gray & ~jittered
+    assert abs(untouched.mean() - 0.25) < band
+    assert np.allclose(px[untouched].mean(axis=(0, 2, 3)), [200, 100, 60], atol=0.6)
