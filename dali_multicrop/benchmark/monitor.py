@@ -12,7 +12,8 @@ __all__ = ["ResourceMonitor"]
 
 
 class ResourceMonitor:
-    """Background sampler, every ``interval`` seconds, between :meth:`start` and :meth:`stop`.
+    """Background sampler, every ``interval`` seconds (default 0.2: walking the process tree every 50 ms cost
+    dali-cpu ~8% of its throughput on 2 cores), between :meth:`start` and :meth:`stop`.
 
     Start it before the backend is built (so memory peaks cover building and warm-up) and call
     :meth:`begin_window` where the measured batches start.
@@ -24,7 +25,7 @@ class ResourceMonitor:
       (``torch.cuda.mem_get_info``: it sees DALI's pools too), None without CUDA.
     """
 
-    def __init__(self, interval: float = 0.05, gpu: bool = False) -> None:
+    def __init__(self, interval: float = 0.2, gpu: bool = False) -> None:
         self.interval = interval
         self.gpu = gpu
         self.peak_host_mib = 0.0
