@@ -61,7 +61,8 @@ class FileList:
         """Lists an image-folder tree as torchvision's ``ImageFolder`` does.
 
         ``root/<class>/**/<image>``: classes are the sub-folders sorted by name (label = position), files are
-        sorted within each class. A folder with images but no class sub-folders is one class, label 0.
+        sorted within each class; a class folder without images is an error. A folder with images but no
+        class sub-folders is one class, label 0.
         """
         path = Path(root).expanduser()
         if not path.exists():
@@ -72,12 +73,18 @@ class FileList:
         files: list[str] = []
         labels: list[int] = []
         classes: list[str] = []
+        empty: list[str] = []
         for name in class_dirs:
             found = _images_under(str(path / name))
-            if found:
-                labels.extend([len(classes)] * len(found))
-                classes.append(name)
-                files.extend(found)
+            if not found:
+                empty.append(name)
+            labels.extend([len(classes)] * len(found))
+            classes.append(name)
+            files.extend(found)
+        if files and empty:
+            raise ValueError(f"class folder(s) {', '.join(repr(e) for e in empty)} in image folder '{root}' hold no "
+                             f"images; remove them or add images (labels follow the sorted class folders, as "
+                             f"torchvision's ImageFolder, which refuses them too)")
         if not files:
             files = sorted(str(path / e.name) for e in os.scandir(path) if e.is_file() and _is_image(e.name))
             labels = [0] * len(files)

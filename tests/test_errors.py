@@ -144,3 +144,9 @@ def test_file_removed_after_listing_is_named(folder):
     (folder / "b" / "002.png").unlink()
     with pytest.raises(ImageReadError, match="cannot read image '.*002.png': No such file"):
         list(loader)
+
+
+def test_empty_class_folder_is_refused(folder):
+    (folder / "a_empty").mkdir()
+    with pytest.raises(ValueError, match="class folder\\(s\\) 'a_empty' in image folder .* hold no images"):
+        DaliMultiCropLoader(folder, device="cpu")
