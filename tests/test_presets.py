@@ -80,8 +80,16 @@ def test_unknown_preset_lists_the_shipped_ones():
 
 @pytest.mark.skipif(importlib.util.find_spec("setuptools") is None, reason="needs setuptools to build a wheel")
 def test_recipes_are_in_a_plain_wheel(tmp_path):
+    import shutil
+
+    source = tmp_path / "src"  # a copy, so the build leaves nothing in the working tree
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for name in ("dali_multicrop", "pipelines"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = next(tmp_path.glob("dali_multicrop-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
