@@ -18,7 +18,6 @@ from .spec import MultiCropSpec, parse_crops
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-crop views for self-supervised training, made by NVIDIA DALI.")
 
-DTYPES = ("float32", "float16")
 CROPS_HELP = ("Crop spec (COUNTxSIZE groups, first global, e.g. 2x224,6x96), a preset name "
               "(see 'dali-multicrop presets') or a recipe YAML file.")
 
@@ -41,7 +40,12 @@ def _positive(name: str, value: int, minimum: int = 1) -> int:
     return value
 
 
-def _data(data: Optional[Path], sample_images: int, quiet: bool):
+def _check_data_folder(data: Optional[Path]) -> None:
+    if data is not None and not data.is_dir():
+        _fail(f"--data folder '{data}' does not exist" if not data.exists() else f"--data '{data}' is not a folder")
+
+
+def _data(data: Optional[Path], sample_images: int):
     """The image list to use: ``--data`` or the built-in sample set (generated on first use)."""
     from .sample_data import default_cache_dir, ensure_sample_data
     from .sources import FileList
@@ -50,10 +54,9 @@ def _data(data: Optional[Path], sample_images: int, quiet: bool):
         from rich.console import Console
         from rich.progress import Progress
 
-        target = default_cache_dir()
-        if not quiet:
-            typer.echo(f"sample data: {sample_images} JPEGs under {target} (generated on first use)", err=True)
-        with Progress(console=Console(stderr=True), transient=True, disable=quiet) as progress:
+        typer.echo(f"sample data: {sample_images} JPEGs under {default_cache_dir()} (generated on first use)",
+                   err=True)
+        with Progress(console=Console(stderr=True), transient=True) as progress:
             task = progress.add_task("generating sample JPEGs", total=sample_images)
             folder = ensure_sample_data(sample_images, progress=lambda done, total: progress.update(task,
                                                                                                     completed=done))
@@ -109,8 +112,10 @@ def bench(
 
     from .benchmark.backends import BACKENDS
     from .benchmark.environment import describe_machine
-    from .benchmark.harness import BenchConfig, default_threads, run_benchmark
+    from ._system import visible_cores
+    from .benchmark.harness import BenchConfig, run_benchmark
     from .benchmark.report import notes, render_table, write_results
+    from .loader import DTYPES
 
     spec = _spec(crops)
     chosen = list(backend) if backend else list(BACKENDS)
@@ -119,12 +124,11 @@ def bench(
             _fail(f"unknown backend '{name}' (choose from {', '.join(BACKENDS)})")
     if dtype not in DTYPES:
         _fail(f"--dtype must be float32 or float16, got '{dtype}'")
-    if data is not None and not data.is_dir():
-        _fail(f"--data folder '{data}' does not exist" if not data.exists() else f"--data '{data}' is not a folder")
+    _check_data_folder(data)
     for name, value, low in (("--batch-size", batch_size, 1), ("--warmup", warmup, 0), ("--batches", batches, 1),
                              ("--patch-size", patch_size, 1), ("--sample-images", sample_images, 1)):
         _positive(name, value, low)
-    threads = _positive("--threads", threads) if threads is not None else default_threads()
+    threads = _positive("--threads", threads) if threads is not None else visible_cores()
     strategy = _strategy(masks)
     if strategy is not None:
         from .masking import MultiCropMaskGenerator
@@ -134,7 +138,7 @@ def bench(
         except ValueError as exc:
             _fail(str(exc))
     console = Console(stderr=True)
-    files, data_path = _data(data, sample_images, quiet=False)
+    files, data_path = _data(data, sample_images)
     cfg = BenchConfig(spec=spec, data=files, data_path=data_path, batch_size=batch_size, threads=threads,
                       warmup=warmup, batches=batches, dtype=dtype, masks=strategy, patch_size=patch_size, seed=seed)
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -181,18 +185,17 @@ def preview(
                              ("--sample-images", sample_images, 1)):
         _positive(name, value, low)
     _strategy(strategy)
-    if data is not None and not data.is_dir():
-        _fail(f"--data folder '{data}' does not exist" if not data.exists() else f"--data '{data}' is not a folder")
+    _check_data_folder(data)
     try:
         generator = MultiCropMaskGenerator(spec, patch_size=patch_size, strategy=strategy, num_levels=levels,
                                            num_targets=targets, seed=seed)
     except ValueError as exc:
         _fail(str(exc))
-    files, _ = _data(data, sample_images, quiet=False)
+    files, _ = _data(data, sample_images)
     loader = DaliMultiCropLoader(files, crops=spec, batch_size=min(images, len(files)), device="auto", seed=seed,
                                  shard_id=0, num_shards=1)
     batch = next(iter(loader))
-    path = render_preview(batch, generator(batch), files.files, out, tile=tile)
+    path = render_preview(batch, generator(batch), files.files, out, tile=tile, mean=loader.mean, std=loader.std)
     width, height = preview_size(batch.batch_size, spec.num_crops, levels, tile)
     typer.echo(f"preview: {path} ({width}x{height} px, {batch.batch_size} images, {spec.num_crops} crops, "
                f"{levels} levels of '{strategy}' masks)")

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ._dali import dali_modules
-from .spec import MultiCropSpec
+from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
 __all__ = ["GraphSettings", "build_pipeline", "build_decode_pipeline", "output_names"]
-
-DTYPES = ("float32", "float16")
 
 
 @dataclass(frozen=True)
@@ -37,8 +35,8 @@ class GraphSettings:
     seed: int
     device_id: int = 0
     dtype: str = "float32"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     prefetch: int = 2
 
 

@@ -10,15 +10,14 @@ import torch
 
 from ._checks import check_int
 from ._dali import dali_modules
+from ._system import visible_cores
 from .batch import MultiCropBatch
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .sources import FileList, SourceLike, resolve_source
-from .spec import CropsLike, MultiCropSpec, parse_crops
+from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec, parse_crops
 
 __all__ = ["DaliMultiCropLoader", "IMAGENET_MEAN", "IMAGENET_STD"]
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 DEVICES = ("gpu", "cpu", "auto")
 DTYPES = ("float32", "float16")
 
@@ -36,7 +35,7 @@ def _check_triple(name: str, value: Any, positive: bool) -> tuple[float, float, 
 
 def _default_threads() -> int:
     """CPU threads per rank: the machine's cores shared among the ranks of this node."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = visible_cores()
     per_node = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
     return max(1, cores // per_node)
 

@@ -16,6 +16,7 @@ import torch
 
 from .batch import MultiCropBatch
 from .masking import MultiCropMasks
+from .spec import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["render_preview", "preview_size"]
 
@@ -56,7 +57,7 @@ def _mask_overlay(pixels: np.ndarray, context: np.ndarray, targets: np.ndarray) 
 
 
 def render_preview(batch: MultiCropBatch, masks: MultiCropMasks, files: Sequence[str], out: Path, tile: int = 128,
-                   mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)) -> Path:
+                   mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Path:
     """Draws ``batch`` (crops, boxes, flips) and ``masks`` as one PNG at ``out``; ``files[k]`` is the source
     of ``batch.indices[k]``'s image. Returns ``out``."""
     from PIL import Image, ImageDraw

@@ -18,6 +18,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ._system import visible_cores
+
 __all__ = ["sample_image", "ensure_sample_data", "default_cache_dir", "SAMPLE_CLASSES"]
 
 SAMPLE_CLASSES = 8
@@ -93,7 +95,7 @@ def ensure_sample_data(count: int = 2048, cache_dir: Optional[Union[str, os.Path
         for k in range(min(count, SAMPLE_CLASSES)):
             (staging / f"class_{k:02d}").mkdir()
         jobs = [(str(staging), i) for i in range(count)]
-        workers = workers or max(1, min(8, os.cpu_count() or 1))
+        workers = workers or min(8, visible_cores())
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for done, _ in enumerate(pool.map(_write, jobs, chunksize=16), start=1):
                 if progress is not None:

@@ -35,6 +35,8 @@ __all__ = [
     "GLOBAL_SCALE",
     "LOCAL_SCALE",
     "DEFAULT_RATIO",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
 ]
 
 GLOBAL_SCALE: tuple[float, float] = (0.4, 1.0)
@@ -43,6 +45,11 @@ LOCAL_SCALE: tuple[float, float] = (0.05, 0.4)
 """Default area range of local crops, as a fraction of the source image's area."""
 DEFAULT_RATIO: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
 """Default aspect-ratio range (width / height), drawn log-uniformly."""
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+"""Default per-channel (RGB) mean the crops are normalised with, in [0, 1] units."""
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+"""Default per-channel (RGB) standard deviation the crops are normalised with, in [0, 1] units."""
 
 _SPEC_FORM = "expected COUNTxSIZE groups separated by commas, e.g. 2x224,6x96"
 

@@ -85,7 +85,7 @@ def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[tuple[int, Any]]:
 
 
 def _torchvision(cfg: "BenchConfig") -> Iterator[tuple[int, Any]]:
-    from ..loader import IMAGENET_MEAN, IMAGENET_STD
+    from ..spec import IMAGENET_MEAN, IMAGENET_STD
     from .torchvision_baseline import torchvision_loader
 
     cuda = torch.cuda.is_available()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 from importlib import metadata
 from typing import Any
+
+from .._system import visible_cores
 
 __all__ = ["describe_machine"]
 
@@ -46,7 +47,7 @@ def _gpu() -> dict[str, Any]:
 
 def describe_machine() -> dict[str, Any]:
     """CPU model and cores, GPU, driver, OS, Python and library versions."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = visible_cores()
     libraries = {}
     for name in _LIBRARIES:
         try:

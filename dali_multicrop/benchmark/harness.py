@@ -9,7 +9,6 @@ window, batch time p50 and p99, peak host memory (process and workers), peak GPU
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional, Sequence
@@ -17,17 +16,13 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from .._system import visible_cores
 from ..sources import FileList
 from ..spec import MultiCropSpec
 from .backends import BACKENDS, GPU_BACKENDS, open_backend, skip_reason
 from .monitor import ResourceMonitor
 
-__all__ = ["BACKENDS", "BenchConfig", "BackendResult", "run_benchmark", "default_threads"]
-
-
-def default_threads() -> int:
-    """Every core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+__all__ = ["BACKENDS", "BenchConfig", "BackendResult", "run_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +33,7 @@ class BenchConfig:
     data: FileList
     data_path: str
     batch_size: int = 64
-    threads: int = field(default_factory=default_threads)
+    threads: int = field(default_factory=visible_cores)
     warmup: int = 3
     batches: int = 20
     dtype: str = "float32"

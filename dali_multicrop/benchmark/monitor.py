@@ -8,6 +8,8 @@ from typing import Optional
 
 import psutil
 
+from .._system import visible_cores
+
 __all__ = ["ResourceMonitor"]
 
 
@@ -91,7 +93,7 @@ class ResourceMonitor:
         if self._thread is not None:
             self._thread.join()
         self._sample()
-        cores = psutil.cpu_count() or 1
+        cores = visible_cores()
         # children's CPU times come in 10 ms clock ticks: a window of a few ticks can read a little over the
         # physical limit of cores x elapsed, which is what the figure is capped at
         self.cpu_percent = min(100.0, 100.0 * cpu / max(elapsed, 1e-9) / cores)
