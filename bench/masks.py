@@ -24,8 +24,10 @@ from dali_multicrop.benchmark.environment import describe_machine
 
 
 def ijepa_loop(batch_size: int, grid: int = 14, num_targets: int = 4, min_keep: int = 10,
-               rng: random.Random = random.Random(0)) -> list[tuple[torch.Tensor, torch.Tensor]]:
+               seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """I-JEPA's multi-block masks, one sample at a time (written for this benchmark; bounded retries)."""
+
+    rng = random.Random(seed)
 
     def block(scale, aspect):
         s = rng.uniform(*scale)
