@@ -1,18 +1,22 @@
-"""Feeds the graph: the loader's batches of sample indices become file paths, indices and labels.
+"""Feeds the graph: the loader's batches of sample indices become file paths, indices, labels and every random
+parameter of the batch's crops.
 
 The graph reads the files itself (``fn.io.file.read``, in DALI's threads), so the training loop's thread only
-hands over a few bytes of path per sample.
+hands over a few bytes of path per sample, plus the batch's draws (:mod:`dali_multicrop.draws`: a few
+vectorised numpy calls per batch, whatever the number of crops).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .draws import BatchDraws, batch_generator, blurs, draw_batch, solarizes
 from .sources import FileList
+from .spec import MultiCropSpec
 
-__all__ = ["EpochFeed", "encode_path"]
+__all__ = ["EpochFeed", "encode_path", "feed_outputs"]
 
 
 def encode_path(path: str) -> np.ndarray:
@@ -20,22 +24,42 @@ def encode_path(path: str) -> np.ndarray:
     return np.frombuffer(path.encode("utf-8"), dtype=np.uint8)
 
 
-class EpochFeed:
-    """DALI external-source callback serving one epoch's batches, in order: encoded paths, indices, labels.
+def feed_outputs(spec: Optional[MultiCropSpec]) -> list[str]:
+    """Names of the feed's outputs, in order: what the graph's external source yields per batch."""
+    names = ["paths", "indices", "labels"]
+    if spec is None:
+        return names[:2]
+    return names + ["window", "flips", "colour"] + ["blur"] * blurs(spec) + ["solarize"] * solarizes(spec)
 
-    ``start(batches)`` begins an epoch; DALI then calls the feed with ``BatchInfo.iteration`` = 0, 1, ...
-    and gets ``StopIteration`` after the last batch (or at once after :meth:`stop`).
+
+def _draw_outputs(draws: BatchDraws) -> list[np.ndarray]:
+    return [a for a in (draws.window, draws.flips, draws.colour, draws.blur_sigma, draws.solarize) if a is not None]
+
+
+class EpochFeed:
+    """DALI external-source callback serving one epoch's batches, in order (see :func:`feed_outputs`).
+
+    ``start(batches, epoch)`` begins an epoch; DALI then calls the feed with ``BatchInfo.iteration`` = 0, 1, ...
+    and gets ``StopIteration`` after the last batch (or at once after :meth:`stop`). With a ``spec``, each
+    batch also carries its crops' draws, keyed on ``(seed, shard, epoch, batch)``; without a spec (the
+    decode-only graph), paths and indices only.
     """
 
-    def __init__(self, source: FileList) -> None:
+    def __init__(self, source: FileList, spec: Optional[MultiCropSpec] = None, seed: int = 0,
+                 shard: int = 0) -> None:
         self._files = source.files
         self._labels = np.asarray(source.labels, dtype=np.int64)
+        self._spec = spec
+        self._seed = seed
+        self._shard = shard
+        self._epoch = 0
         self._batches: Sequence[np.ndarray] = ()
         self._stopped = False
 
-    def start(self, batches: Sequence[np.ndarray]) -> None:
-        """Serves ``batches`` (non-empty int64 arrays of sample indices) from the next call on."""
+    def start(self, batches: Sequence[np.ndarray], epoch: int = 0) -> None:
+        """Serves ``batches`` (non-empty int64 arrays of sample indices) of ``epoch`` from the next call on."""
         self._batches = list(batches)
+        self._epoch = epoch
         self._stopped = False
 
     def stop(self) -> None:
@@ -46,13 +70,22 @@ class EpochFeed:
         """Sample indices of batch ``iteration`` of the current epoch."""
         return self._batches[iteration]
 
+    def draws(self, iteration: int) -> BatchDraws:
+        """The draws of batch ``iteration`` of the current epoch (the same on every call)."""
+        if self._spec is None:
+            raise ValueError("this feed serves no crops (decode-only)")
+        rng = batch_generator(self._seed, self._shard, self._epoch, iteration)
+        return draw_batch(self._spec, len(self._batches[iteration]), rng)
+
     def __len__(self) -> int:
         return len(self._batches)
 
-    def __call__(self, info: Any) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    def __call__(self, info: Any) -> tuple[Any, ...]:
         iteration = info.iteration
         if self._stopped or iteration >= len(self._batches):
             raise StopIteration
         indices = self._batches[iteration]
         paths = [encode_path(self._files[i]) for i in indices]
-        return paths, indices.astype(np.int64), self._labels[indices]
+        if self._spec is None:
+            return paths, indices.astype(np.int64)
+        return (paths, indices.astype(np.int64), self._labels[indices], *_draw_outputs(self.draws(iteration)))

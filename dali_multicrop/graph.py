@@ -2,11 +2,21 @@
 
 One builder serves both devices. The graph reads top to bottom like the data flow:
 
-    file path, sample index, label       (external source fed by the loader, CPU)
+    paths, indices, labels, draws        (external source fed by the loader, CPU; draws: see draws.py)
       -> read the file (DALI threads)
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
-      -> per crop: window drawn on CPU -> resize (antialias) -> colour ops -> flip + normalise to CHW
-      -> outputs: crop_0 .. crop_{n-1}, boxes [n, 4] (y0, x0, y1, x1), flipped [n], indices, labels
+      -> crop windows for all crops      (one python_function per batch, from the images' shapes + draws)
+      -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
+      -> per crop: resize its window (antialias; a mirrored crop has its window's x ends swapped)
+         -> colour transform -> blur -> solarise -> normalise to CHW
+      -> outputs: crop_0 .. crop_{n-1}, boxes [n, 4] (x0, y0, x1, y1), flipped [n], indices, labels
+         (all on the GPU for device="gpu")
+
+DALI runs CPU operators one at a time, and on the GPU path they run on the host ahead of every kernel, so
+the graph keeps the CPU operators per batch few and independent of the number of crops: nothing is drawn
+in the graph, and the windows and parameters of all crops come from a fixed handful of operators. Only the
+pixel work (resize, colour, blur, solarise, normalise) has an operator per crop, on the graph's device.
+:func:`dali_multicrop.benchmark.overhead.operator_counts` reports the counts.
 """
 
 from __future__ import annotations
@@ -15,9 +25,36 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ._dali import dali_modules
+from .feed import feed_outputs
+from .draws import blurs, solarizes
 from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
-__all__ = ["GraphSettings", "build_pipeline", "build_decode_pipeline", "output_names"]
+__all__ = ["GraphSettings", "DecoderSettings", "HW_DECODER_LOAD", "build_pipeline", "build_decode_pipeline",
+           "output_names"]
+
+
+HW_DECODER_LOAD = 0.65
+"""Default share of JPEG decoding given to the GPU's hardware decoder: DALI's own default (DALI PR #6366
+measured 0.9 as worse for tail latency)."""
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    """The GPU ("mixed") decoder's memory and hardware-decoder settings, as NVIDIA's ImageNet training example
+    sets them (ignored by the CPU decoder).
+
+    ``device_memory_padding`` / ``host_memory_padding``: bytes nvJPEG preallocates per thread (one device
+    buffer; two pinned host buffers), sized for ImageNet's largest image so it never reallocates mid-run.
+    ``preallocate_width_hint`` / ``preallocate_height_hint``: pixels, the largest image the hardware JPEG
+    decoder prepares for. ``hw_decoder_load``: share of the JPEG work (0-1) given to the hardware decoder where
+    the GPU has one (A100, H100, H200); DALI's default 0.65.
+    """
+
+    device_memory_padding: int = 211_025_920
+    host_memory_padding: int = 140_544_512
+    preallocate_width_hint: int = 5980
+    preallocate_height_hint: int = 6430
+    hw_decoder_load: float = HW_DECODER_LOAD
 
 
 @dataclass(frozen=True)
@@ -26,7 +63,8 @@ class GraphSettings:
 
     ``device``: "gpu" or "cpu". ``device_id``: CUDA device for "gpu" (ignored for "cpu").
     ``dtype``: "float32" or "float16" crops. ``mean``/``std``: per channel, in [0, 1] units (RGB).
-    ``seed``: the pipeline's random seed. ``prefetch``: batches DALI computes ahead.
+    ``seed``: the pipeline's own seed (the graph draws nothing with it; the draws come from the feed).
+    ``prefetch``: batches DALI computes ahead. ``decoder``: the GPU decoder's settings.
     """
 
     device: str
@@ -38,6 +76,7 @@ class GraphSettings:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     prefetch: int = 2
+    decoder: DecoderSettings = DecoderSettings()
 
 
 def output_names(spec: MultiCropSpec) -> list[str]:
@@ -45,64 +84,113 @@ def output_names(spec: MultiCropSpec) -> list[str]:
     return [f"crop_{i}" for i in range(spec.num_crops)] + ["boxes", "flipped", "indices", "labels"]
 
 
-def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings: GraphSettings) -> Any:
-    """Builds (not yet runs) the multi-crop pipeline.
-
-    ``source(batch_info)`` returns three lists per batch: file paths (UTF-8 bytes as 1-D uint8 arrays), sample
-    indices and labels (int64 scalars); it raises ``StopIteration`` at the end of an epoch.
-    """
-    dali, fn, types = dali_modules()
-    from . import augment
-
-    dtype = {"float32": types.FLOAT, "float16": types.FLOAT16}[settings.dtype]
-    on_gpu = settings.device == "gpu"
-
-    # DALI conditionals (AutoGraph) only where some crop applies an operation to a share of the samples
-    @dali.pipeline_def(enable_conditionals=any(augment.needs_conditionals(g) for g in spec.groups))
-    def multicrop():
-        image, indices, labels = _read_and_decode(source, on_gpu)
-        shape_hwc = image.shape()
-        image_hw = fn.cast(shape_hwc[0:2], dtype=types.FLOAT)
-        crops, boxes, flips = [], [], []
-        for group in spec.crops():
-            anchor, size = augment.sample_window(shape_hwc, group)
-            crop = augment.resized_crop(image, anchor, size, group.size)
-            crop = augment.color_ops(crop, group)
-            crop, flipped = augment.flip_and_normalize(crop, group.flip_prob, settings.mean, settings.std, dtype)
-            crops.append(crop)
-            boxes.append(augment.window_box(anchor, size, image_hw))
-            flips.append(flipped)
-        return (*crops, fn.stack(*boxes), fn.stack(*flips), indices, labels)
-
-    return multicrop(**_pipeline_args(settings))
+# dtype and layout of each feed output; "F..." marks a per-crop array that element_extract splits by crop
+_FEED_KINDS = {"paths": ("UINT8", ""), "indices": ("INT64", ""), "labels": ("INT64", ""), "window": ("FLOAT", ""),
+               "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"), "blur": ("FLOAT", "FA"), "solarize": ("UINT16", "FC")}
 
 
-def _read_and_decode(source: Callable[[Any], tuple], on_gpu: bool) -> tuple[Any, Any, Any]:
-    """The graph's head: file paths, indices and labels from ``source``; each file read by DALI's threads
-    and decoded once, RGB HWC uint8 ("mixed": on the GPU, with the hardware JPEG decoder where there is one)."""
+def _feed(source: Callable[[Any], tuple], spec: "MultiCropSpec | None") -> dict[str, Any]:
+    """The external source's outputs by name (see :func:`feed_outputs`)."""
     _, fn, types = dali_modules()
-    paths, indices, labels = fn.external_source(
-        source=source, num_outputs=3, batch=True, batch_info=True, dtype=[types.UINT8, types.INT64, types.INT64])
+    names = feed_outputs(spec)
+    dtypes, layouts = zip(*(_FEED_KINDS[name] for name in names))
+    nodes = fn.external_source(source=source, num_outputs=len(names), batch=True, batch_info=True,
+                               dtype=[getattr(types, d) for d in dtypes], layout=list(layouts))
+    return dict(zip(names, nodes))
+
+
+def _decode(paths: Any, on_gpu: bool, decoder: DecoderSettings) -> Any:
+    """Each file read by DALI's threads and decoded once, RGB HWC uint8 ("mixed": on the GPU, with the
+    hardware JPEG decoder where there is one; EXIF orientation applied)."""
+    _, fn, types = dali_modules()
     encoded = fn.io.file.read(paths)
-    image = fn.decoders.image(encoded, device="mixed" if on_gpu else "cpu", output_type=types.RGB)
-    return image, indices, labels
+    if not on_gpu:
+        return fn.decoders.image(encoded, device="cpu", output_type=types.RGB)
+    return fn.decoders.image(encoded, device="mixed", output_type=types.RGB,
+                             device_memory_padding=decoder.device_memory_padding,
+                             host_memory_padding=decoder.host_memory_padding,
+                             preallocate_width_hint=decoder.preallocate_width_hint,
+                             preallocate_height_hint=decoder.preallocate_height_hint,
+                             hw_decoder_load=decoder.hw_decoder_load)
 
 
 def _pipeline_args(settings: GraphSettings) -> dict[str, Any]:
     on_gpu = settings.device == "gpu"
     return dict(batch_size=settings.batch_size, num_threads=settings.num_threads,
                 device_id=settings.device_id if on_gpu else None, seed=settings.seed,
-                prefetch_queue_depth=settings.prefetch)
+                prefetch_queue_depth=settings.prefetch, exec_dynamic=True)
+
+
+def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings: GraphSettings,
+                   host_stage: bool = False) -> Any:
+    """Builds (not yet runs) the multi-crop pipeline.
+
+    ``source(batch_info)`` is an :class:`~dali_multicrop.feed.EpochFeed` for ``spec``: per batch, the outputs
+    named by :func:`~dali_multicrop.feed.feed_outputs`; ``StopIteration`` at the end of an epoch.
+
+    ``host_stage=True`` (a measurement, with ``settings.device == "cpu"``): only what the GPU variant of this
+    graph runs on the host, the CPU decoder standing in for the GPU's; its outputs are the per-crop
+    parameters. It prices the GPU path's host-side operators on a machine without a GPU.
+    """
+    dali, fn, types = dali_modules()
+    from . import augment
+    from .windows import WindowFunction
+
+    n = spec.num_crops
+    dtype = {"float32": types.FLOAT, "float16": types.FLOAT16}[settings.dtype]
+    on_gpu = settings.device == "gpu"
+    windows = WindowFunction(spec)
+    # On the CPU a blur costs real time even as an identity (about as much as the colour transform), so crops
+    # blurred only sometimes run it only where they are; on the GPU the identity costs less than a split/merge.
+    skip_blur = [not on_gpu and not host_stage and 0 < g.blur_prob < 1 for g in spec.crops()]
+
+    @dali.pipeline_def(enable_conditionals=any(skip_blur))
+    def multicrop():
+        feed = _feed(source, spec)
+        image = _decode(feed["paths"], on_gpu, settings.decoder)
+        rois, boxes = fn.python_function(image.shape(), feed["window"], feed["flips"], function=windows,
+                                         batch_processing=True, num_outputs=2, output_layouts=["FX", ""])
+        ends = _split(rois, 2 * n)
+        colour = _split(feed["colour"], n)
+        sigma = _split(feed["blur"], n) if "blur" in feed else [None] * n
+        solar = _split(feed["solarize"], n) if "solarize" in feed else [None] * n
+        if host_stage:
+            return tuple(node for node in (image, boxes, *ends, *colour, *sigma, *solar) if node is not None)
+        crops = []
+        for i, group in enumerate(spec.crops()):
+            crop = augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size)
+            crop = augment.colour_transform(crop, colour[i])
+            if skip_blur[i]:
+                crop = augment.when(augment.blurred(sigma[i]), augment.blur, crop, sigma[i])
+            elif group.blur_prob > 0:
+                crop = augment.blur(crop, sigma[i])
+            if group.solarize_prob > 0:
+                crop = augment.solarize(crop, solar[i].gpu() if on_gpu else solar[i])
+            crops.append(augment.normalize(crop, settings.mean, settings.std, dtype))
+        side = [boxes, feed["flips"], feed["indices"], feed["labels"]]
+        if on_gpu:  # small per-sample outputs reach torch on the GPU, next to the crops
+            side = [node.gpu() for node in side]
+        return (*crops, *side)
+
+    return multicrop(**_pipeline_args(settings))
+
+
+def _split(node: Any, count: int) -> list[Any]:
+    """The ``count`` rows of a per-sample ``F...`` array as separate nodes (one operator for all of them)."""
+    _, fn, _ = dali_modules()
+    out = fn.element_extract(node, element_map=list(range(count)))
+    return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 def build_decode_pipeline(source: Callable[[Any], tuple], settings: GraphSettings) -> Any:
     """The multi-crop graph's head alone (read and decode, no crops): the ceiling the full graph is measured
-    against. Outputs the decoded images and the sample indices."""
+    against. ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` without a spec. Outputs the decoded
+    images and the sample indices."""
     dali, _, _ = dali_modules()
 
     @dali.pipeline_def
     def decode_only():
-        image, indices, _ = _read_and_decode(source, settings.device == "gpu")
-        return image, indices
+        feed = _feed(source, None)
+        return _decode(feed["paths"], settings.device == "gpu", settings.decoder), feed["indices"]
 
     return decode_only(**_pipeline_args(settings))

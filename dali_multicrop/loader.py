@@ -8,7 +8,8 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from ._checks import check_int
+from .graph import HW_DECODER_LOAD
+from ._checks import check_int, check_probability
 from ._dali import dali_modules
 from ._system import visible_cores
 from .batch import MultiCropBatch
@@ -64,7 +65,8 @@ class DaliMultiCropLoader:
         batch_size: images per batch on this rank (each with all its crops).
         device: "gpu" (decode and augment on the GPU, tensors on ``cuda:device_id``), "cpu" (the same graph
             on CPU threads, CPU tensors) or "auto" (gpu where torch sees CUDA). Default "auto".
-        seed: seeds the shuffle (same on every rank) and the augmentations (a distinct stream per rank).
+        seed: seeds the shuffle (same on every rank) and the augmentations (a distinct stream per rank, keyed on
+            epoch and batch too: a run resumed at an epoch repeats its crops).
         shard_id, num_shards: this rank's share of every epoch; default torchrun's ``RANK``/``WORLD_SIZE``.
         device_id: CUDA device for device="gpu"; default torchrun's ``LOCAL_RANK`` (0 outside torchrun).
         num_threads: DALI CPU threads; default the visible cores divided by ``LOCAL_WORLD_SIZE``.
@@ -73,6 +75,9 @@ class DaliMultiCropLoader:
             (every sample exactly once per epoch; see :mod:`dali_multicrop.sharding` for the table).
         dtype: "float32" or "float16" crops. mean, std: RGB normalisation in [0, 1] units (ImageNet's).
         prefetch: batches DALI computes ahead of the training step. Default 2.
+        hw_decoder_load: share of the JPEG decoding (0-1) that device="gpu" gives to the GPU's hardware JPEG
+            decoder where it has one (A100, H100, H200), the rest to CUDA decoding. Default: DALI's own
+            (``HW_DECODER_LOAD``); measure per card (``dali-multicrop bench --hw-decoder-load``).
 
     One ``for`` loop is one epoch; each new loop starts the next epoch unless :meth:`set_epoch` says which.
     """
@@ -82,7 +87,8 @@ class DaliMultiCropLoader:
                  num_shards: Optional[int] = None, device_id: Optional[int] = None,
                  num_threads: Optional[int] = None, shuffle: bool = True, drop_last: bool = False,
                  dtype: str = "float32", mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, prefetch: int = 2) -> None:
+                 std: Sequence[float] = IMAGENET_STD, prefetch: int = 2,
+                 hw_decoder_load: float = HW_DECODER_LOAD) -> None:
         self.spec: MultiCropSpec = parse_crops(crops)
         batch_size = check_int("batch_size", batch_size, 1)
         seed = check_int("seed", seed, 0)
@@ -91,6 +97,7 @@ class DaliMultiCropLoader:
         self.mean = _check_triple("mean", mean, positive=False)
         self.std = _check_triple("std", std, positive=True)
         self.prefetch = check_int("prefetch", prefetch, 1)
+        self.hw_decoder_load = check_probability("hw_decoder_load", hw_decoder_load)
         self.num_threads = check_int("num_threads", num_threads, 1) if num_threads is not None else _default_threads()
         rank, world, local_rank = distributed_defaults()
         num_shards = world if num_shards is None else check_int("num_shards", num_shards, 1)
@@ -137,15 +144,15 @@ class DaliMultiCropLoader:
     def __iter__(self) -> Iterator[MultiCropBatch]:
         epoch = self._next_epoch
         self._next_epoch += 1
-        return self._run_epoch(self.plan.batches(epoch))
+        return self._run_epoch(self.plan.batches(epoch), epoch)
 
-    def _run_epoch(self, batches: list[np.ndarray]) -> Iterator[MultiCropBatch]:
+    def _run_epoch(self, batches: list[np.ndarray], epoch: int) -> Iterator[MultiCropBatch]:
         from .runner import GraphRunner
 
         if self._runner is None:
             self._runner = GraphRunner(self)
         runner = self._runner
-        for result in runner.run_epoch(batches):
+        for result in runner.run_epoch(batches, epoch):
             yield result
 
     def empty_batch(self) -> MultiCropBatch:
@@ -161,7 +168,8 @@ class DaliMultiCropLoader:
             indices=torch.empty((0,), dtype=torch.int64, device=dev))
 
     def graph_seed(self) -> int:
-        """The DALI pipeline's seed: keyed on the user's seed and this shard, so ranks draw differently."""
+        """The DALI pipeline's own seed, keyed on the user's seed and this shard. No operator of the graph draws
+        with it: every random parameter of the crops comes from the feed (:mod:`dali_multicrop.draws`)."""
         return derive_seed(self.seed, self.plan.shard_id, 0xC0)
 
     def __repr__(self) -> str:

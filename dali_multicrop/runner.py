@@ -9,16 +9,13 @@ import torch
 
 from .batch import MultiCropBatch
 from .feed import EpochFeed
-from .graph import GraphSettings, build_pipeline, output_names
+from .graph import DecoderSettings, GraphSettings, build_pipeline, output_names
 from .imagecheck import first_undecodable
 
 if TYPE_CHECKING:
     from .loader import DaliMultiCropLoader
 
 __all__ = ["GraphRunner"]
-
-_XYXY_FROM_YXYX = [1, 0, 3, 2]
-
 
 def _exhaust(iterator: Any) -> None:
     """Takes what is left of DALI's epoch. Not ``for _ in iterator``: ``iter()`` on a DALI iterator that has
@@ -40,7 +37,7 @@ class GraphRunner:
 
     def __init__(self, loader: "DaliMultiCropLoader") -> None:
         self._loader = loader
-        self._feed = EpochFeed(loader.source)
+        self._feed = EpochFeed(loader.source, loader.spec, seed=loader.seed, shard=loader.shard_id)
         self._names = output_names(loader.spec)
         self._iterator: Optional[Any] = None
         self._open = False  # True while an epoch has batches DALI has not delivered
@@ -50,15 +47,16 @@ class GraphRunner:
         ld = self._loader
         return GraphSettings(device=ld.device, batch_size=ld.batch_size, num_threads=ld.num_threads,
                              seed=ld.graph_seed(), device_id=ld.device_id, dtype=ld.dtype,
-                             mean=ld.mean, std=ld.std, prefetch=ld.prefetch)
+                             mean=ld.mean, std=ld.std, prefetch=ld.prefetch,
+                             decoder=DecoderSettings(hw_decoder_load=ld.hw_decoder_load))
 
-    def _start(self, batches: list[np.ndarray]) -> Any:
+    def _start(self, batches: list[np.ndarray], epoch: int) -> Any:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
         if self._iterator is not None and self._open:
             self._feed.stop()
             _exhaust(self._iterator)
-        self._feed.start(batches)
+        self._feed.start(batches, epoch)
         if self._iterator is None:
             pipe = build_pipeline(self._feed, self._loader.spec, self._settings())
             self._iterator = DALIGenericIterator(pipe, self._names, auto_reset=False, prepare_first_batch=False)
@@ -67,10 +65,10 @@ class GraphRunner:
         self._open = True
         return self._iterator
 
-    def run_epoch(self, batches: list[np.ndarray]) -> Iterator[MultiCropBatch]:
-        """Yields one batch per entry of ``batches``; empty entries become empty batches."""
+    def run_epoch(self, batches: list[np.ndarray], epoch: int) -> Iterator[MultiCropBatch]:
+        """Yields one batch per entry of ``batches`` of ``epoch``; empty entries become empty batches."""
         full = [b for b in batches if len(b)]
-        iterator = self._start(full) if full else None
+        iterator = self._start(full, epoch) if full else None
         self._epochs_started += 1
         mine = self._epochs_started
         for j, indices in enumerate(batches):
@@ -106,13 +104,10 @@ class GraphRunner:
         return found if found is not None else exc
 
     def _to_batch(self, outputs: dict[str, torch.Tensor]) -> MultiCropBatch:
-        dev = self._loader.torch_device
-        n = self._loader.spec.num_crops
-        crops = [outputs[f"crop_{i}"] for i in range(n)]
-        boxes = outputs["boxes"][..., _XYXY_FROM_YXYX].to(torch.float32)
+        """Everything is already on the loader's device (the graph outputs its side tensors there)."""
         return MultiCropBatch(
-            crops=crops,
-            boxes=boxes.to(dev, non_blocking=True),
-            flipped=outputs["flipped"].to(torch.bool).to(dev, non_blocking=True),
-            labels=outputs["labels"].to(dev, non_blocking=True),
-            indices=outputs["indices"].to(dev, non_blocking=True))
+            crops=[outputs[f"crop_{i}"] for i in range(self._loader.spec.num_crops)],
+            boxes=outputs["boxes"],
+            flipped=outputs["flipped"],
+            labels=outputs["labels"],
+            indices=outputs["indices"])

@@ -124,6 +124,36 @@ def test_same_seed_same_crops_on_cpu(uneven_folder):
     assert not all(torch.equal(x[1], y[1]) for x, y in zip(a, c))
 
 
+def test_a_resumed_epoch_repeats_its_crops(uneven_folder):
+    """Draws are keyed on (seed, shard, epoch, batch): a loader that starts at epoch 2 (a run resumed from a
+    checkpoint) makes the very crops that a loader running epochs 0, 1, 2 made in its third epoch."""
+    running = make(uneven_folder, seed=5)
+    for _ in range(2):
+        for _ in running:
+            pass
+    resumed = make(uneven_folder, seed=5)
+    resumed.set_epoch(2)
+    third = [(torch.cat([c.flatten() for c in b.crops]), b.boxes.clone()) for b in running]
+    again = [(torch.cat([c.flatten() for c in b.crops]), b.boxes.clone()) for b in resumed]
+    assert len(third) == len(again) == 6
+    for (x, bx), (y, by) in zip(third, again):
+        assert torch.equal(x, y) and torch.equal(bx, by)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cpu_and_gpu_make_the_same_crops(uneven_folder):
+    """The same draws on both devices: identical windows and flips, crops equal up to resampling rounding
+    (PNG sources decode identically on both)."""
+    cpu = _all_outputs(make(uneven_folder, seed=9, device="cpu"))
+    gpu = _all_outputs(make(uneven_folder, seed=9, device="gpu"))
+    for (crops_c, boxes_c, flips_c, idx_c), (crops_g, boxes_g, flips_g, idx_g) in zip(cpu, gpu):
+        assert torch.equal(idx_c, idx_g.cpu()) and torch.equal(flips_c, flips_g.cpu())
+        torch.testing.assert_close(boxes_g.cpu(), boxes_c, atol=1e-6, rtol=0)
+        diff = (crops_g.cpu() - crops_c).abs()  # normalised units: one code value is ~0.017
+        assert diff.mean() < 0.01 and diff.max() < 0.1, (diff.mean(), diff.max())
+
+
 def test_ranks_draw_different_crops(tmp_path):
     # every image identical: two ranks given the same images must still draw different windows
     folder = write_folder(tmp_path, {"a": [coordinate_image(64, 80)] * 8})

@@ -1,0 +1,206 @@
+"""Every random parameter of every crop of a batch, drawn at once with numpy before the graph runs.
+
+The graph itself draws nothing: it applies what it is given. One :class:`numpy.random.Generator` per batch,
+keyed on ``(seed, shard, epoch, batch)`` (:func:`batch_generator`), draws for all samples and crops at once:
+
+* the crop windows' candidates, as torchvision's ``RandomResizedCrop`` draws them: ``ATTEMPTS`` pairs of
+  (area fraction uniform in ``scale``, aspect ratio w/h log-uniform in ``ratio``) and one position pair
+  (uniform in [0, 1)) per crop. The window itself depends on the image's size, known only after decoding; the
+  graph turns these draws into windows with :func:`dali_multicrop.windows.crop_windows`;
+* the horizontal flips;
+* the colour transform of each crop (jitter, then grayscale) as one affine map of RGB in 0-255 units,
+  ``out = M @ rgb + T``, passed as the 3x4 block ``[M | T]`` (see :func:`colour_blocks`);
+* the Gaussian blur's sigma (``NO_BLUR_SIGMA`` for a crop that is not blurred: an exact identity);
+* solarisation (an index offset of 256 into the graph's solarising lookup table, 0 for no).
+
+A batch's draws thus depend only on the key, not on the device, the thread count or the images: the CPU and
+GPU graphs apply identical parameters, and a run resumed at a batch repeats its crops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .sharding import derive_seed
+from .spec import ColorJitter, CropGroup, MultiCropSpec
+
+__all__ = ["ATTEMPTS", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_generator",
+           "colour_blocks", "colour_matrices", "draw_batch", "draw_colour", "blurs", "solarizes", "LUMA"]
+
+ATTEMPTS = 10
+"""Windows tried per crop before the fallback, as torchvision's ``RandomResizedCrop``."""
+
+NO_BLUR_SIGMA = 1e-3
+"""Sigma given to the blur for crops that are not blurred: its 3-tap kernel is [0, 1, 0] in float32, an exact
+identity (``exp(-1 / (2 * sigma**2))`` underflows to 0)."""
+
+SOLARIZE_OFFSET = 256
+"""Added to the pixel values of a solarised crop, selecting the inverting half of the graph's lookup table."""
+
+LUMA = np.array([0.2989, 0.587, 0.114])
+"""Luma weights (RGB) of torchvision's ``rgb_to_grayscale``, which grayscale and saturation blend with (they sum
+to 0.9999, as torchvision's: a grey loses 0.01% to them)."""
+
+# YIQ with torchvision's luma as its Y: hue rotates the (I, Q) chroma plane. H = C0 + cos*C1 + sin*C2.
+_RGB_TO_YIQ = np.array([LUMA, [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
+_C0 = np.outer(_YIQ_TO_RGB[:, 0], _RGB_TO_YIQ[0])
+_C1 = _YIQ_TO_RGB[:, 1:] @ _RGB_TO_YIQ[1:]
+_C2 = _YIQ_TO_RGB[:, 1:] @ np.array([[0.0, -1.0], [1.0, 0.0]]) @ _RGB_TO_YIQ[1:]
+_TO_LUMA = np.outer(np.ones(3), LUMA)  # grayscale: luma in every channel
+_MID_GREY = 128.0
+_KEY_TAG = 0xD4A3
+
+
+def batch_generator(seed: int, shard: int, epoch: int, batch: int) -> np.random.Generator:
+    """The generator of one batch's draws, keyed on ``(seed, shard, epoch, batch)`` (independent streams)."""
+    return np.random.default_rng(derive_seed(seed, shard, epoch, batch, _KEY_TAG))
+
+
+@dataclass(frozen=True)
+class BatchDraws:
+    """One batch's parameters (``B`` samples, ``n`` crops in the spec's order).
+
+    - ``window``: float32 ``[B, n, ATTEMPTS + 1, 2]``; rows ``0..ATTEMPTS-1`` are candidate (area fraction,
+      aspect ratio w/h), the last row the position draws (u_y, u_x) in [0, 1).
+    - ``flips``: bool ``[B, n]``, True: the crop is mirrored left-right.
+    - ``colour``: float32 ``[B, n, 3, 4]``, ``[M | T]`` per crop (RGB, 0-255 units).
+    - ``blur_sigma``: float32 ``[B, n, 1]`` in output pixels (``NO_BLUR_SIGMA``: not blurred), or None where no
+      crop of the spec is ever blurred.
+    - ``solarize``: uint16 ``[B, n, 1]`` (0 or ``SOLARIZE_OFFSET``), or None where no crop is ever solarised.
+    """
+
+    window: np.ndarray
+    flips: np.ndarray
+    colour: np.ndarray
+    blur_sigma: Optional[np.ndarray]
+    solarize: Optional[np.ndarray]
+
+
+def _uniform(rng: np.random.Generator, low: float, high: float, shape: tuple[int, ...]) -> np.ndarray:
+    return low + (high - low) * rng.random(shape)
+
+
+def _window_draws(rng: np.random.Generator, group: CropGroup, shape: tuple[int, ...]) -> np.ndarray:
+    """``[*shape, ATTEMPTS + 1, 2]``: candidate (area fraction, aspect ratio) rows, then (u_y, u_x)."""
+    out = np.empty((*shape, ATTEMPTS + 1, 2))
+    out[..., :ATTEMPTS, 0] = _uniform(rng, *group.scale, (*shape, ATTEMPTS))
+    out[..., :ATTEMPTS, 1] = np.exp(_uniform(rng, *np.log(group.ratio), (*shape, ATTEMPTS)))
+    out[..., ATTEMPTS, :] = rng.random((*shape, 2))
+    return out
+
+
+def _factor(rng: np.random.Generator, strength: float, count: int) -> np.ndarray:
+    """``ColorJitter``'s factor: uniform in ``[max(0, 1 - s), 1 + s]``; exactly 1 where ``s`` is 0."""
+    if strength <= 0:
+        return np.ones(count)
+    return _uniform(rng, max(0.0, 1.0 - strength), 1.0 + strength, (count,))
+
+
+@dataclass(frozen=True)
+class ColourFactors:
+    """The colour parameters of ``count`` crops (float64 / bool arrays ``[count]``), neutral where a crop is not
+    jittered: ``brightness``, ``contrast``, ``saturation`` factors (1 = unchanged), ``hue`` in turns (0 =
+    unchanged; HSV's direction), ``brightness_last`` (brightness applied after contrast), ``gray``."""
+
+    brightness: np.ndarray
+    contrast: np.ndarray
+    saturation: np.ndarray
+    hue: np.ndarray
+    brightness_last: np.ndarray
+    gray: np.ndarray
+
+
+def draw_colour(rng: np.random.Generator, jitter: ColorJitter, grayscale_prob: float, count: int) -> ColourFactors:
+    """As torchvision's ``ColorJitter`` (with probability ``jitter.probability``) then ``RandomGrayscale``:
+    each factor drawn as ``ColorJitter`` draws it, the order coin fair, grayscale independent."""
+    b = _factor(rng, jitter.brightness, count)
+    c = _factor(rng, jitter.contrast, count)
+    s = _factor(rng, jitter.saturation, count)
+    h = _uniform(rng, -jitter.hue, jitter.hue, (count,)) if jitter.hue > 0 else np.zeros(count)
+    brightness_last = rng.random(count) < 0.5
+    jittered = rng.random(count) < jitter.probability if jitter.active else np.zeros(count, dtype=bool)
+    gray = rng.random(count) < grayscale_prob if grayscale_prob > 0 else np.zeros(count, dtype=bool)
+    b, c, s, h = (np.where(jittered, v, neutral) for v, neutral in ((b, 1.0), (c, 1.0), (s, 1.0), (h, 0.0)))
+    return ColourFactors(b, c, s, h, brightness_last & jittered, gray)
+
+
+def colour_blocks(f: ColourFactors) -> np.ndarray:
+    """The colour transforms as float64 ``[count, 3, 4]`` blocks ``[M | T]``: ``out = M @ rgb + T``, RGB in
+    0-255 units, clamped to [0, 255] once after the whole map (torchvision clamps after each part).
+
+    Brightness ``b`` scales; contrast ``c`` blends with mid-grey 128 (torchvision blends with the image's mean
+    grey, which is not known before the image is); saturation ``s`` blends with the luma (torchvision's
+    ``adjust_saturation``); hue rotates the YIQ chroma plane by ``hue`` turns, in the direction of an HSV hue
+    shift (torchvision shifts HSV hue: close, not equal); grayscale, after the jitter, puts the luma in every
+    channel (``rgb_to_grayscale``). Neutral factors and no grayscale give exactly the identity.
+
+    All parts are affine and compose into one map. Saturation and hue commute (both scale or turn the chroma
+    plane), and both keep a grey (up to the 0.01% of the luma weights), so of ``ColorJitter``'s random order
+    only whether brightness comes after contrast changes the map (brightness then also scales contrast's
+    offset): ``brightness_last``, a fair coin, as likely as in a random permutation. The map is that of the
+    order brightness, contrast, saturation, hue (or contrast, saturation, hue, brightness), then grayscale.
+    """
+    count = len(f.brightness)
+    angle = -2.0 * math.pi * f.hue
+    col = lambda v: np.asarray(v, dtype=np.float64)[:, None, None]  # noqa: E731
+    hue = _C0 + col(np.cos(angle)) * _C1 + col(np.sin(angle)) * _C2
+    saturation = col(f.saturation) * np.eye(3) + col(1.0 - f.saturation) * _TO_LUMA
+    gray = np.where(col(f.gray), _TO_LUMA, np.eye(3))
+    chroma = gray @ hue @ saturation
+    linear = col(f.brightness * f.contrast) * chroma
+    # contrast's offset (a grey, 128 * (1 - c)) goes through saturation, hue and grayscale, and through
+    # brightness where brightness comes last
+    offset = chroma @ (_MID_GREY * (1.0 - np.asarray(f.contrast, dtype=np.float64)))[:, None, None].repeat(3, 1)
+    offset = offset[..., 0] * np.where(f.brightness_last, f.brightness, 1.0)[:, None]
+    neutral = (f.brightness == 1) & (f.contrast == 1) & (f.saturation == 1) & (f.hue == 0) & ~np.asarray(f.gray)
+    out = np.empty((count, 3, 4))
+    out[:, :, :3] = np.where(col(neutral), np.eye(3), linear)
+    out[:, :, 3] = np.where(neutral[:, None], 0.0, offset)
+    return out
+
+
+def colour_matrices(rng: np.random.Generator, jitter: ColorJitter, grayscale_prob: float,
+                    count: int) -> np.ndarray:
+    """``count`` colour transforms drawn and built: ``colour_blocks(draw_colour(...))``."""
+    return colour_blocks(draw_colour(rng, jitter, grayscale_prob, count))
+
+
+def blurs(spec: MultiCropSpec) -> bool:
+    """Whether any crop of ``spec`` may be blurred (else the graph has no blur operator)."""
+    return any(g.blur_prob > 0 for g in spec.groups)
+
+
+def solarizes(spec: MultiCropSpec) -> bool:
+    """Whether any crop of ``spec`` may be solarised (else the graph has no solarisation)."""
+    return any(g.solarize_prob > 0 for g in spec.groups)
+
+
+def draw_batch(spec: MultiCropSpec, batch: int, rng: np.random.Generator) -> BatchDraws:
+    """All parameters of a batch of ``batch`` samples (see :class:`BatchDraws`), drawn group by group, each
+    group's crops of all samples at once."""
+    n = spec.num_crops
+    window = np.empty((batch, n, ATTEMPTS + 1, 2), dtype=np.float32)
+    flips = np.empty((batch, n), dtype=bool)
+    colour = np.empty((batch, n, 3, 4), dtype=np.float32)
+    sigma = np.full((batch, n, 1), NO_BLUR_SIGMA, dtype=np.float32) if blurs(spec) else None
+    solar = np.zeros((batch, n, 1), dtype=np.uint16) if solarizes(spec) else None
+    first = 0
+    for group in spec.groups:
+        crops = slice(first, first + group.count)
+        shape = (batch, group.count)
+        window[:, crops] = _window_draws(rng, group, shape)
+        flips[:, crops] = rng.random(shape) < group.flip_prob
+        colour[:, crops] = colour_matrices(rng, group.color_jitter, group.grayscale_prob,
+                                           batch * group.count).reshape(batch, group.count, 3, 4)
+        if sigma is not None and group.blur_prob > 0:
+            blurred = rng.random(shape) < group.blur_prob
+            sigma[:, crops, 0] = np.where(blurred, _uniform(rng, *group.blur_sigma, shape), NO_BLUR_SIGMA)
+        if solar is not None and group.solarize_prob > 0:
+            solar[:, crops, 0] = np.where(rng.random(shape) < group.solarize_prob, SOLARIZE_OFFSET, 0)
+        first = crops.stop
+    return BatchDraws(window=window, flips=flips, colour=colour, blur_sigma=sigma, solarize=solar)

@@ -1,0 +1,90 @@
+"""Crop windows from the drawn candidates and the decoded images' sizes: torchvision's ``RandomResizedCrop``,
+vectorised over a whole batch and all its crops.
+
+The graph calls :class:`WindowFunction` once per batch (one ``python_function`` operator, whatever the number
+of crops) with the decoded images' shapes and the draws of :mod:`dali_multicrop.draws`. Per crop, as
+``RandomResizedCrop.get_params``: the first of ``ATTEMPTS`` candidates whose window, ``w = round(sqrt(A*s*r))``
+by ``h = round(sqrt(A*s/r))`` pixels (``A`` the image's area), fits in the image is placed at a uniformly drawn
+whole-pixel position; when none fits, the fallback is the centred window with the aspect ratio clamped to
+``ratio`` (the whole image when its own aspect ratio is inside).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .draws import ATTEMPTS
+from .spec import MultiCropSpec
+
+__all__ = ["crop_windows", "WindowFunction", "windows_to_outputs"]
+
+
+def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndarray) -> np.ndarray:
+    """Windows in whole pixels, int64 ``[B, n, 4]`` as ``(y0, x0, h, w)``.
+
+    ``hw``: ``[B, 2]`` image heights and widths in pixels. ``window_draws``: ``[B, n, ATTEMPTS + 1, 2]`` as
+    :attr:`BatchDraws.window`. ``ratio_bounds``: ``[n, 2]`` each crop's aspect-ratio range (w/h), used by the
+    fallback.
+    """
+    hw = np.asarray(hw, dtype=np.float64)
+    draws = np.asarray(window_draws, dtype=np.float64)
+    height, width = hw[:, 0, None], hw[:, 1, None]  # [B, 1]
+    area = (height * width)[..., None] * draws[..., :ATTEMPTS, 0]  # [B, n, K]
+    ratio = draws[..., :ATTEMPTS, 1]
+    w = np.rint(np.sqrt(area * ratio))  # round half to even, as Python's round() in torchvision
+    h = np.rint(np.sqrt(area / ratio))
+    fits = (w > 0) & (w <= width[..., None]) & (h > 0) & (h <= height[..., None])
+    first = fits.argmax(axis=2)[..., None]
+    found = fits.any(axis=2)
+    w_found = np.take_along_axis(w, first, axis=2)[..., 0]
+    h_found = np.take_along_axis(h, first, axis=2)[..., 0]
+
+    low, high = ratio_bounds[:, 0], ratio_bounds[:, 1]  # [n]
+    in_ratio = width / height  # [B, 1]
+    narrow, wide = in_ratio < low, in_ratio > high
+    w_fall = np.where(wide, np.rint(height * high), width)
+    h_fall = np.where(narrow, np.rint(width / low), height)
+    w_fall, h_fall = np.maximum(w_fall, 1.0), np.maximum(h_fall, 1.0)
+
+    w_out = np.where(found, w_found, w_fall)
+    h_out = np.where(found, h_found, h_fall)
+    u_y, u_x = draws[..., ATTEMPTS, 0], draws[..., ATTEMPTS, 1]
+    y_free, x_free = height - h_out, width - w_out
+    y0 = np.where(found, np.minimum(np.floor(u_y * (y_free + 1)), y_free), np.floor(y_free / 2))
+    x0 = np.where(found, np.minimum(np.floor(u_x * (x_free + 1)), x_free), np.floor(x_free / 2))
+    return np.stack([y0, x0, h_out, w_out], axis=-1).astype(np.int64)
+
+
+def windows_to_outputs(windows: np.ndarray, hw: np.ndarray, flips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The graph's two products of the windows: resize regions and boxes.
+
+    Returns ``rois`` float32 ``[B, 2n, 2]`` (crop ``c``: row ``2c`` the start ``(y, x)``, row ``2c+1`` the end,
+    in pixels; a flipped crop has its x start and end swapped, which makes the resize mirror it) and ``boxes``
+    float32 ``[B, n, 4]``: ``(x0, y0, x1, y1)`` as fractions of the image's width and height.
+    """
+    y0, x0, h, w = (windows[..., k].astype(np.float64) for k in range(4))
+    y1, x1 = y0 + h, x0 + w
+    x_start = np.where(flips, x1, x0)
+    x_end = np.where(flips, x0, x1)
+    b, n = windows.shape[:2]
+    rois = np.stack([np.stack([y0, x_start], -1), np.stack([y1, x_end], -1)], axis=2).reshape(b, 2 * n, 2)
+    height, width = hw[:, 0, None].astype(np.float64), hw[:, 1, None].astype(np.float64)
+    boxes = np.stack([x0 / width, y0 / height, x1 / width, y1 / height], axis=-1)
+    return rois.astype(np.float32), boxes.astype(np.float32)
+
+
+class WindowFunction:
+    """The graph's window step (``fn.python_function``, ``batch_processing=True``): per batch, from lists of
+    per-sample image shapes (HWC), window draws and flips to lists of per-sample ``rois`` and ``boxes``."""
+
+    def __init__(self, spec: MultiCropSpec) -> None:
+        self._ratio_bounds = np.array([g.ratio for g in spec.crops()], dtype=np.float64)
+
+    def __call__(self, shapes: Sequence[np.ndarray], draws: Sequence[np.ndarray],
+                 flips: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        hw = np.stack([np.asarray(s)[:2] for s in shapes])
+        windows = crop_windows(hw, np.stack(draws), self._ratio_bounds)
+        rois, boxes = windows_to_outputs(windows, hw, np.stack(flips))
+        return list(rois), list(boxes)

@@ -1,0 +1,138 @@
+"""The batch's draws: keyed and reproducible, and colour transforms equal to the parts they are made of."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dali_multicrop import ColorJitter, MultiCropSpec
+from dali_multicrop.draws import (LUMA, NO_BLUR_SIGMA, SOLARIZE_OFFSET, ColourFactors, batch_generator, colour_blocks,
+                                  colour_matrices, draw_batch, draw_colour)
+from dali_multicrop.presets import load_preset
+
+OFF = ColorJitter(probability=0.0)
+
+
+def apply(block: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """``[M | T]`` blocks ``[K, 3, 4]`` applied to colours ``[K, 3]`` (0-255), unclamped."""
+    return np.einsum("kij,kj->ki", block[..., :3], rgb) + block[..., 3]
+
+
+def test_same_key_same_draws_other_keys_differ():
+    spec = load_preset("dino")
+    a = draw_batch(spec, 16, batch_generator(3, 1, 5, 7))
+    b = draw_batch(spec, 16, batch_generator(3, 1, 5, 7))
+    for field in ("window", "flips", "colour", "blur_sigma", "solarize"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    for key in [(4, 1, 5, 7), (3, 2, 5, 7), (3, 1, 6, 7), (3, 1, 5, 8)]:
+        other = draw_batch(spec, 16, batch_generator(*key))
+        assert not np.array_equal(a.window, other.window), key
+        assert not np.array_equal(a.colour, other.colour), key
+
+
+def test_shapes_and_rates_follow_the_recipe():
+    spec = load_preset("dino")  # 1x224 always blurred, 1x224 blur 0.1 + solarize 0.2, 8x96 blur 0.5
+    d = draw_batch(spec, 4000, batch_generator(0, 0, 0, 0))
+    n = spec.num_crops
+    assert d.window.shape == (4000, n, 11, 2) and d.flips.shape == (4000, n) and d.colour.shape == (4000, n, 3, 4)
+    blurred = d.blur_sigma[..., 0] > NO_BLUR_SIGMA
+    band = lambda p, k: 4 * math.sqrt(p * (1 - p) / k)
+    assert blurred[:, 0].all()
+    assert abs(blurred[:, 1].mean() - 0.1) < band(0.1, 4000)
+    assert abs(blurred[:, 2:].mean() - 0.5) < band(0.5, 4000 * 8)
+    assert d.blur_sigma[blurred].min() >= 0.1 and d.blur_sigma[blurred].max() <= 2.0
+    solar = d.solarize[..., 0] == SOLARIZE_OFFSET
+    assert not solar[:, 0].any() and not solar[:, 2:].any()
+    assert abs(solar[:, 1].mean() - 0.2) < band(0.2, 4000)
+    assert abs(d.flips.mean() - 0.5) < band(0.5, 4000 * n)
+    area, ratio = d.window[:, 2:, :10, 0], d.window[:, 2:, :10, 1]
+    assert area.min() >= 0.05 and area.max() <= 0.4
+    assert np.log(ratio).min() >= math.log(3 / 4) - 1e-6 and np.log(ratio).max() <= math.log(4 / 3) + 1e-6
+    assert abs(np.log(ratio).mean()) < 0.01
+
+
+def factors(count: int, **values) -> ColourFactors:
+    neutral = dict(brightness=1.0, contrast=1.0, saturation=1.0, hue=0.0, brightness_last=False, gray=False)
+    neutral.update(values)
+    return ColourFactors(**{k: np.broadcast_to(np.asarray(v), (count,)) for k, v in neutral.items()})
+
+
+def test_neutral_factors_are_exactly_the_identity():
+    assert np.array_equal(colour_blocks(factors(5)), np.broadcast_to(np.eye(3, 4), (5, 3, 4)))
+    block = colour_matrices(np.random.default_rng(0), OFF, 0.0, 50)
+    assert np.array_equal(block, np.broadcast_to(np.eye(3, 4), (50, 3, 4)))
+
+
+RGB = np.random.default_rng(1).uniform(90, 160, (40, 3))  # mid-range colours: nothing clamps at factors <= 1.5
+
+
+def torchvision_colour(kernel, rgb: np.ndarray, *args) -> np.ndarray:
+    image = torch.tensor(rgb / 255.0)[:, :, None, None]
+    return kernel(image, *args)[..., 0, 0].numpy() * 255.0
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.9, 1.3, 1.5])
+def test_brightness_saturation_grayscale_equal_torchvision(factor):
+    from torchvision.transforms.v2 import functional as F
+
+    n = len(RGB)
+    np.testing.assert_allclose(apply(colour_blocks(factors(n, brightness=factor)), RGB),
+                               torchvision_colour(F.adjust_brightness, RGB, factor), atol=1e-6)
+    np.testing.assert_allclose(apply(colour_blocks(factors(n, saturation=factor)), RGB),
+                               torchvision_colour(F.adjust_saturation, RGB, factor), atol=1e-6)
+    np.testing.assert_allclose(apply(colour_blocks(factors(n, gray=True)), RGB),
+                               torchvision_colour(F.rgb_to_grayscale, RGB, 3), atol=1e-6)
+    # grayscale after a jitter: torchvision's chain, in the order brightness, saturation, grayscale
+    rgb = RGB * 0.5 + 45  # 75..140: nothing clamps on the way
+    ours = apply(colour_blocks(factors(n, brightness=factor, saturation=1.2, gray=True)), rgb)
+    image = torch.tensor(rgb / 255.0)[:, :, None, None]
+    theirs = F.rgb_to_grayscale(F.adjust_saturation(F.adjust_brightness(image, factor), 1.2), 3)[..., 0, 0]
+    np.testing.assert_allclose(ours, theirs.numpy() * 255.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("brightness_last", [False, True])
+def test_contrast_pivots_on_mid_grey_in_either_order(brightness_last):
+    n = len(RGB)
+    out = apply(colour_blocks(factors(n, brightness=1.2, contrast=0.7, brightness_last=brightness_last)), RGB)
+    want = 1.2 * (128 + 0.7 * (RGB - 128)) if brightness_last else 128 + 0.7 * (1.2 * RGB - 128)
+    np.testing.assert_allclose(out, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("hue", [-0.1, -0.02, 0.02, 0.1])
+def test_hue_keeps_luma_and_greys_and_shifts_hsv_hue_by_about_as_much(hue):
+    import colorsys
+
+    block = colour_blocks(factors(4, hue=hue))
+    colours = np.array([[200.0, 60.0, 60.0], [60.0, 180.0, 80.0], [70.0, 90.0, 200.0], [150.0, 110.0, 90.0]])
+    out = apply(block, colours)
+    np.testing.assert_allclose(out @ LUMA, colours @ LUMA, atol=1e-6)
+    np.testing.assert_allclose(apply(block, np.full((4, 3), 90.0)), 90.0, atol=1e-6)
+    # torchvision shifts the HSV hue by exactly ``hue`` turns; turning the YIQ chroma plane comes close
+    hsv_hue = lambda rgb: np.array([colorsys.rgb_to_hsv(*(c / 255.0))[0] for c in rgb])
+    shift = (hsv_hue(out) - hsv_hue(colours) + 0.5) % 1.0 - 0.5
+    assert np.all(0.5 < shift / hue) and np.all(shift / hue < 1.6), shift
+
+
+def test_order_coin_is_fair_and_only_drawn_for_jittered_crops():
+    f = draw_colour(np.random.default_rng(7), ColorJitter(0.5, 0.4, 0.4, 0, 0), 0.0, 20000)
+    jittered = f.brightness != 1
+    assert abs(f.brightness_last[jittered].mean() - 0.5) < 4 * math.sqrt(0.25 / jittered.sum())
+    assert not f.brightness_last[~jittered].any()
+    assert f.brightness[jittered].min() < 0.62 and f.brightness.max() > 1.38
+
+
+@pytest.mark.parametrize("probability", [0.3, 0.8])
+def test_jitter_probability(probability):
+    block = colour_matrices(np.random.default_rng(8), ColorJitter(probability, 0.4, 0, 0, 0), 0.0, 20000)
+    jittered = ~np.all(block == np.eye(3, 4), axis=(1, 2))
+    assert abs(jittered.mean() - probability) < 4 * math.sqrt(probability * (1 - probability) / 20000)
+
+
+def test_draws_do_not_depend_on_the_spec_order_of_other_groups():
+    base = MultiCropSpec.parse("2x224,6x96")
+    a = draw_batch(base, 8, batch_generator(0, 0, 0, 0))
+    b = draw_batch(base.with_local(blur_prob=0.5), 8, batch_generator(0, 0, 0, 0))
+    np.testing.assert_array_equal(a.window[:, :2], b.window[:, :2])  # global windows unchanged
