@@ -4,7 +4,9 @@
 
 The generator makes masks for all crops of 2x224,6x96 (patch 16, 3 levels, 4 targets); the loop makes
 I-JEPA's masks for one 224 crop per image (1 context block, 4 targets), one sample at a time, in Python,
-as I-JEPA's collator does. Reports the median of ``--repeats`` timed runs after warm-up, device synchronised.
+as I-JEPA's collator does. Reports the median of ``--repeats`` timed runs after warm-up, device synchronised,
+and what one generator call dispatches: torch operators (on CUDA, each at most a kernel or two) and host
+read-backs (waits for the GPU; 0 by design).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 
 from dali_multicrop import MultiCropMaskGenerator
+from dali_multicrop.benchmark.dispatch import DispatchCounter
 from dali_multicrop.benchmark.environment import describe_machine
 
 
@@ -77,12 +80,16 @@ def main() -> None:
     gen = MultiCropMaskGenerator("2x224,6x96", patch_size=16, num_levels=3, num_targets=4)
     generator_ms = timed(lambda: gen(batch_size=args.batch, device=args.device), args.device, args.repeats)
     loop_ms = timed(lambda: ijepa_loop(args.batch), "cpu", max(3, args.repeats // 4), warmup=1)
+    with DispatchCounter() as counted:
+        gen(batch_size=args.batch, device=args.device)
     result = {
         "benchmark": "masks", "batch_size": args.batch, "crops": "2x224,6x96", "patch_size": 16, "levels": 3,
         "targets": 4, "device": args.device,
         "generator_ms_all_8_crops_3_levels": round(generator_ms, 3),
         "ijepa_loop_ms_one_crop_one_level_cpu": round(loop_ms, 3),
-        "speedup": round(loop_ms / generator_ms, 2), "machine": describe_machine(),
+        "speedup": round(loop_ms / generator_ms, 2),
+        "operators_per_call": counted.ops, "host_read_backs_per_call": counted.read_backs,
+        "redraw_rounds": gen.rounds, "machine": describe_machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(result, indent=2))

@@ -183,3 +183,45 @@ def test_consumes_a_loader_batch():
 def test_bad_arguments(kw, words):
     with pytest.raises(ValueError, match=words):
         MultiCropMaskGenerator("2x224,6x96", **kw)
+
+
+@pytest.mark.parametrize("strategy", ["global_only", "cross_crop_prediction"])
+def test_a_call_reads_nothing_back_to_the_host(strategy, monkeypatch):
+    """What a call does on CUDA, checked on the CPU: no value is read back to the host (no wait for the GPU)."""
+    from dali_multicrop.masking import generator as module
+
+    monkeypatch.setattr(module, "_reads_back_freely", lambda device: False)  # behave as on CUDA
+    gen = MultiCropMaskGenerator("2x224,6x96", strategy=strategy, levels=(IJEPA_LEVEL,), num_targets=4,
+                                 min_keep=10)
+    batch = MultiCropBatch(crops=[torch.zeros(4, 3, s, s) for s in (224,) * 2 + (96,) * 6],
+                           boxes=torch.tensor([[0.0, 0.0, 1.0, 1.0]]).repeat(4, 8, 1),
+                           flipped=torch.zeros(4, 8, dtype=torch.bool), labels=torch.zeros(4, dtype=torch.long),
+                           indices=torch.arange(4))
+    gen(batch)  # warm-up: per-device constants
+    from dali_multicrop.benchmark.dispatch import DispatchCounter
+
+    with DispatchCounter() as probe:
+        masks = gen(batch)
+        idx, valid = masks_to_indices(masks.context[0][0], num=10)
+    assert probe.read_backs == 0, f"{probe.read_backs} host read-backs in one call"
+    assert probe.ops > 0 and idx.shape == (4, 10) and bool(valid.all())
+    assert gen.short_masks == 0
+
+
+def test_masks_to_indices_with_a_fixed_length():
+    mask = torch.tensor([[True, False, True, True], [False, True, False, False]])
+    idx, valid = masks_to_indices(mask, "pad", num=3)
+    assert idx.tolist() == [[0, 2, 3], [1, 0, 0]] and valid.tolist() == [[True] * 3, [True, False, False]]
+    idx, valid = masks_to_indices(mask, "random_subset", torch.Generator().manual_seed(0), num=2)
+    assert valid.tolist() == [[True, True], [True, False]] and idx[1].tolist() == [1, 0]
+    assert set(idx[0].tolist()) <= {0, 2, 3} and idx[0, 0] < idx[0, 1]
+    with pytest.raises(ValueError, match="num must be an integer in \\[0, 4\\]"):
+        masks_to_indices(mask, num=5)
+
+
+def test_rounds_follow_how_often_min_keep_is_met():
+    easy = MultiCropMaskGenerator("1x224", levels=(IJEPA_LEVEL,), num_targets=4, min_keep=10)
+    hard = MultiCropMaskGenerator("1x224", levels=(IJEPA_LEVEL,), num_targets=4, min_keep=80)  # met ~60%
+    assert 1 <= easy.rounds <= 4 < hard.rounds <= 32
+    masks = hard(batch_size=2000)
+    assert (masks.context[0].sum(-1) >= 80).all() and hard.short_masks == 0

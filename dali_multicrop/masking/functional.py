@@ -63,34 +63,43 @@ def sample_blocks(shape: tuple[int, ...], grid: int, scale: RangeLike, aspect: R
     return (rows[..., :, None] & cols[..., None, :]).reshape(*shape, grid * grid)
 
 
-def masks_to_indices(mask: torch.Tensor, mode: str = "random_subset",
-                     generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def masks_to_indices(mask: torch.Tensor, mode: str = "random_subset", generator: Optional[torch.Generator] = None,
+                     num: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Equal-length patch indices from bool masks ``[..., N]``, as I-JEPA's ``apply_masks`` expects.
 
-    ``mode="random_subset"``: every row keeps ``k = min count`` of its selected patches, chosen uniformly
-    at random (I-JEPA keeps the first ``k``, which drops the bottom-right of larger masks, ijepa#60);
-    returns int64 ``[..., k]`` sorted ascending, and an all-True validity mask.
-    ``mode="pad"``: every selected patch, ascending, padded with index 0 up to ``k = max count``; returns
-    int64 ``[..., k]`` and bool ``[..., k]`` validity (False on padding).
+    ``mode="random_subset"``: every row keeps ``k`` of its selected patches, chosen uniformly at random
+    (I-JEPA keeps the first ``k``, which drops the bottom-right of larger masks, ijepa#60), sorted ascending.
+    ``mode="pad"``: every selected patch, ascending, up to ``k``. Both return int64 ``[..., k]`` indices and
+    bool ``[..., k]`` validity: where a row has fewer than ``k`` selected patches, its last entries are False
+    (index 0 there).
+
+    ``num``: ``k``. Default None: the rows' smallest count (``random_subset``, so every index is valid) or
+    largest (``pad``), which reads the counts back to the host: on CUDA, one wait for the GPU. Pass ``num``
+    (e.g. ``min_keep`` or ``N``) for a call that never waits.
     """
     if mask.dtype != torch.bool:
         raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
+    if mode not in ("random_subset", "pad"):
+        raise ValueError(f"mode must be 'random_subset' or 'pad', got {mode!r}")
     n = mask.shape[-1]
     counts = mask.sum(dim=-1)
+    if num is None:
+        k = (int(counts.min()) if mode == "random_subset" else int(counts.max())) if counts.numel() else 0
+    elif not isinstance(num, int) or isinstance(num, bool) or not 0 <= num <= n:
+        raise ValueError(f"num must be an integer in [0, {n}] (the mask's last dimension), got {num!r}")
+    else:
+        k = num
     position = torch.arange(n, device=mask.device)
     if mode == "random_subset":
-        k = int(counts.min()) if counts.numel() else 0
         noise = torch.rand(mask.shape, generator=generator, device=mask.device)
-        score = torch.where(mask, noise, torch.full_like(noise, -1.0))
-        chosen = score.topk(k, dim=-1).indices
-        return chosen.sort(dim=-1).values, torch.ones(chosen.shape, dtype=torch.bool, device=mask.device)
-    if mode == "pad":
-        k = int(counts.max()) if counts.numel() else 0
-        key = torch.where(mask, position, position + n)
-        order = key.argsort(dim=-1)[..., :k]
-        valid = torch.arange(k, device=mask.device) < counts[..., None]
-        return torch.where(valid, order, torch.zeros_like(order)), valid
-    raise ValueError(f"mode must be 'random_subset' or 'pad', got {mode!r}")
+        key = torch.where(mask, noise, noise - 2.0)  # selected patches first, in random order
+        chosen = key.topk(k, dim=-1).indices
+        valid = mask.gather(-1, chosen)
+        chosen = (chosen + n * ~valid).sort(dim=-1).values % n  # ascending, any unselected ones last
+    else:
+        chosen = torch.where(mask, position, position + n).topk(k, dim=-1, largest=False).indices
+    valid = mask.gather(-1, chosen)
+    return torch.where(valid, chosen, torch.zeros_like(chosen)), valid
 
 
 def patch_centres(grid: int, boxes: torch.Tensor, flipped: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
+import math
+
 import torch
 
 from .._checks import check_int
@@ -19,11 +21,17 @@ __all__ = ["MultiCropMaskGenerator", "MultiCropMasks", "STRATEGIES"]
 STRATEGIES = ("global_only", "global_with_local_context", "cross_crop_prediction")
 """Available strategies; see :class:`MultiCropMasks` for what each one fills in."""
 
-_REDRAW_ROUNDS = 32
-"""Redraws for masks whose context keeps fewer than ``min_keep`` patches. The constructor checks that a draw
-meets ``min_keep`` at least half of the time, so a mask is left failing with probability <= 2**-32."""
+_MAX_ROUNDS = 32
+"""The most draws per mask. The constructor checks that a draw meets ``min_keep`` at least half of the time."""
+_MISS_TARGET = 1e-9
+"""Chance, per mask, that every one of the fixed number of draws keeps fewer than ``min_keep`` patches."""
 
-_FEASIBILITY_DRAWS = 2048
+
+def _reads_back_freely(device: torch.device) -> bool:
+    """Whether checking a tensor's value on the host is free on ``device`` (on the CPU it is; on CUDA it waits
+    for the GPU)."""
+    return device.type == "cpu"
+_FEASIBILITY_DRAWS = 16384
 _FEASIBILITY_MIN_RATE = 0.5
 
 
@@ -99,9 +107,11 @@ class MultiCropMaskGenerator(torch.nn.Module):
         self.grids = tuple(self._grid(size) for size in self.spec.sizes)
         self.masked = tuple(range(self.spec.num_global))  # every strategy masks the global crops
         self._ranges: dict[tuple[str, torch.device], torch.Tensor] = {}
+        self.rounds = 1
         for grid in {self.grids[i] for i in self.masked}:
-            self._check_fits(grid)
+            self.rounds = max(self.rounds, self._check_fits(grid))
         self._generators: dict[torch.device, torch.Generator] = {}
+        self._short: dict[torch.device, torch.Tensor] = {}
 
     @property
     def num_levels(self) -> int:
@@ -120,7 +130,10 @@ class MultiCropMaskGenerator(torch.nn.Module):
                                              device=device)
         return self._ranges[key]
 
-    def _check_fits(self, grid: int) -> None:
+    def _check_fits(self, grid: int) -> int:
+        """Checks that blocks fit the grid and that ``min_keep`` is met often enough; returns the draws per mask
+        needed to miss ``min_keep`` with a chance below ``_MISS_TARGET`` (from a probe of
+        ``_FEASIBILITY_DRAWS`` draws, with a margin)."""
         for l, level in enumerate(self.levels):
             for kind in ("target", "context"):
                 scale, aspect = getattr(level, f"{kind}_scale"), getattr(level, f"{kind}_aspect")
@@ -132,7 +145,7 @@ class MultiCropMaskGenerator(torch.nn.Module):
         if self.min_keep > grid * grid:
             raise ValueError(f"min_keep={self.min_keep} exceeds the {grid * grid} patches of a {grid}x{grid} grid")
         if self.allow_overlap or self.min_keep == 0:
-            return
+            return 1
         probe = torch.Generator().manual_seed(0)
         context, _ = self._draw((_FEASIBILITY_DRAWS,), grid, probe, torch.device("cpu"))
         rates = (context.sum(-1) >= self.min_keep).float().mean(dim=-1)
@@ -142,6 +155,12 @@ class MultiCropMaskGenerator(torch.nn.Module):
                     f"min_keep={self.min_keep} is met by only {rate:.0%} of level {l}'s masks on a {grid}x{grid} "
                     f"grid ({self.num_targets} targets of scale {self.levels[l].target_scale}); lower min_keep, "
                     f"num_targets or the target scale")
+        miss = 1.0 - min(rates.tolist())
+        # an upper bound on the true rate: three standard errors above the probe's, and at least the 99.9%
+        # bound of a probe that saw no miss at all (-ln(0.001) / draws)
+        miss = min(0.5, max(miss + 3.0 * math.sqrt(miss * (1.0 - miss) / _FEASIBILITY_DRAWS),
+                            6.9 / _FEASIBILITY_DRAWS))
+        return min(_MAX_ROUNDS, math.ceil(math.log(_MISS_TARGET) / math.log(miss)))
 
     def _draw(self, shape: tuple[int, ...], grid: int, generator: torch.Generator,
               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,20 +179,42 @@ class MultiCropMaskGenerator(torch.nn.Module):
 
     def _masks(self, crops: int, batch: int, grid: int, generator: torch.Generator,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masks for ``crops`` crops of one grid size: context ``[L, C, B, N]``, targets ``[L, C, B, T, N]``,
-        redrawing (whole levels of single masks) where the context keeps fewer than ``min_keep`` patches."""
-        context, targets = self._draw((crops, batch), grid, generator, device)
+        """Masks for ``crops`` crops of one grid size: context ``[L, C, B, N]``, targets ``[L, C, B, T, N]``.
+
+        Where the context keeps fewer than ``min_keep`` patches, the mask (one level of one crop: targets and
+        context) is drawn again, for up to ``self.rounds`` draws in all. On the CPU, where reading a value
+        back is free, a round runs only while some mask is short. On CUDA all rounds are drawn at once and the
+        first draw that keeps ``min_keep`` is taken: a fixed set of kernels and nothing read back, so a call
+        never waits for the GPU. Masks short in every round (chance below ``_MISS_TARGET`` each) are counted
+        in :attr:`short_masks`."""
         if self.allow_overlap or self.min_keep == 0:
-            return context, targets
-        for _ in range(_REDRAW_ROUNDS):
+            return self._draw((crops, batch), grid, generator, device)
+        if _reads_back_freely(device):
+            context, targets = self._draw((crops, batch), grid, generator, device)
             short = context.sum(-1) < self.min_keep  # [L, C, B]
-            if not bool(short.any()):
-                return context, targets
-            new_context, new_targets = self._draw((crops, batch), grid, generator, device)
-            context = torch.where(short[..., None], new_context, context)
-            targets = torch.where(short[..., None, None], new_targets, targets)
-        raise RuntimeError(f"{int((context.sum(-1) < self.min_keep).sum())} context masks kept fewer than "
-                           f"min_keep={self.min_keep} patches after {_REDRAW_ROUNDS} draws")
+            for _ in range(self.rounds - 1):
+                if not bool(short.any()):
+                    break
+                new_context, new_targets = self._draw((crops, batch), grid, generator, device)
+                context = torch.where(short[..., None], new_context, context)
+                targets = torch.where(short[..., None, None], new_targets, targets)
+                short = context.sum(-1) < self.min_keep
+        else:
+            context, targets = self._draw((self.rounds, crops, batch), grid, generator, device)  # [L, R, C, B, ..]
+            enough = context.sum(-1) >= self.min_keep  # [L, R, C, B]
+            pick = enough.byte().argmax(dim=1, keepdim=True)  # the first round that is enough, else round 0
+            context = context.gather(1, pick[..., None].expand(-1, -1, -1, -1, context.shape[-1])).squeeze(1)
+            targets = targets.gather(1, pick[..., None, None].expand(-1, -1, -1, -1, *targets.shape[-2:])).squeeze(1)
+            short = ~enough.any(dim=1)
+        count = short.sum()
+        self._short[device] = self._short[device] + count if device in self._short else count
+        return context, targets
+
+    @property
+    def short_masks(self) -> int:
+        """Masks so far whose context kept fewer than ``min_keep`` patches after every round (expected 0;
+        reading it waits for the GPU)."""
+        return int(sum(int(count) for count in self._short.values()))
 
     def _generator(self, device: torch.device, step: int) -> torch.Generator:
         gen = self._generators.get(device)
