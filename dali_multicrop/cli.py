@@ -13,6 +13,7 @@ from typing import List, NoReturn, Optional
 import typer
 
 from . import __version__
+from .graph import HW_DECODER_LOAD
 from .spec import MultiCropSpec, parse_crops
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -105,6 +106,9 @@ def bench(
     out: Path = typer.Option(Path("results"), "--out", help="Results folder (a timestamped run folder inside).",
                              show_default=True),
     seed: int = typer.Option(0, "--seed", show_default=True),
+    hw_decoder_load: float = typer.Option(HW_DECODER_LOAD, "--hw-decoder-load",
+                                          help="Share of JPEG decoding given to the GPU's hardware decoder (0-1; "
+                                               "GPU backends only).", show_default=True),
 ) -> None:
     """Measure multi-crop throughput of each backend on the same data and recipe; write JSON, CSV and a PNG."""
     from rich.console import Console
@@ -129,6 +133,8 @@ def bench(
                              ("--patch-size", patch_size, 1), ("--sample-images", sample_images, 1)):
         _positive(name, value, low)
     threads = _positive("--threads", threads) if threads is not None else visible_cores()
+    if not 0.0 <= hw_decoder_load <= 1.0:
+        _fail(f"--hw-decoder-load must be in [0, 1], got {hw_decoder_load}")
     strategy = _strategy(masks)
     if strategy is not None:
         from .masking import MultiCropMaskGenerator
@@ -140,7 +146,8 @@ def bench(
     console = Console(stderr=True)
     files, data_path = _data(data, sample_images)
     cfg = BenchConfig(spec=spec, data=files, data_path=data_path, batch_size=batch_size, threads=threads,
-                      warmup=warmup, batches=batches, dtype=dtype, masks=strategy, patch_size=patch_size, seed=seed)
+                      warmup=warmup, batches=batches, dtype=dtype, masks=strategy, patch_size=patch_size, seed=seed,
+                      hw_decoder_load=hw_decoder_load)
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         tasks = {name: progress.add_task(name, total=warmup + batches) for name in chosen}
@@ -156,7 +163,64 @@ def bench(
         out_console.print(line, highlight=False)
     folder = out / time.strftime("bench-%Y%m%d-%H%M%S")
     paths = write_results(results, {**cfg.describe(), "crops": crops}, machine, folder, title=title)
-    typer.echo(f"results: {paths['json']}, {paths['csv']}, {paths['png']}")
+    written = ", ".join(str(paths[k]) for k in ("json", "csv", "png") if k in paths)
+    typer.echo(f"results: {written}" + ("" if "png" in paths else " (no chart: matplotlib is not installed)"))
+
+
+@app.command()
+def overhead(
+    crops: Optional[List[str]] = typer.Option(None, "--crops", help=CROPS_HELP + " Repeatable. Default: "
+                                                                   "2x224,6x96 and dino."),
+    batch_size: int = typer.Option(128, "--batch-size", help="Images per batch.", show_default=True),
+    threads: Optional[int] = typer.Option(None, "--threads", help="DALI threads. Default: every core."),
+    batches: int = typer.Option(30, "--batches", help="Timed batches per graph and round.", show_default=True),
+    rounds: int = typer.Option(3, "--rounds", help="Rounds of decode-only then full graph.", show_default=True),
+    out: Path = typer.Option(Path("results"), "--out", help="Results folder (a timestamped run folder inside).",
+                             show_default=True),
+) -> None:
+    """Measure the graph's fixed cost per batch on tiny images (24x32 JPEGs, crops shrunk to 32/16 px): operators
+    by device, and the full CPU graph and the GPU graph's host stage against the decode-only head."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ._system import visible_cores
+    from .benchmark.environment import describe_machine
+    from .benchmark.overhead import measure_overhead
+    from .sample_data import ensure_tiny_data
+    from .sources import FileList
+
+    recipes = list(crops) if crops else ["2x224,6x96", "dino"]
+    specs = [(name, _spec(name)) for name in recipes]
+    for name, value, low in (("--batch-size", batch_size, 1), ("--batches", batches, 1), ("--rounds", rounds, 1)):
+        _positive(name, value, low)
+    threads = _positive("--threads", threads) if threads is not None else visible_cores()
+    files = FileList.from_folder(ensure_tiny_data())
+    results = []
+    for name, spec in specs:
+        typer.echo(f"measuring {name} ...", err=True)
+        results.append(measure_overhead(name, spec, files, batch_size=batch_size, threads=threads,
+                                        batches=batches, rounds=rounds))
+    machine = describe_machine()
+    table = Table(title=f"graph fixed cost, tiny images — batch {batch_size}, {threads} threads — {machine['cpu']}")
+    for label in ("recipe", "as measured", "crops", "CPU graph ops", "GPU graph ops cpu/mixed/gpu", "decode ms",
+                  "full CPU graph ms", "full / decode", "GPU graph host ms", "host / decode"):
+        table.add_column(label, justify="left" if label in ("recipe", "as measured") else "right")
+    for r in results:
+        g = r.operators_gpu_graph
+        table.add_row(r.recipe, r.tiny_spec, str(r.num_crops), str(r.operators_cpu_graph["cpu"]),
+                      f"{g['cpu']}/{g['mixed']}/{g['gpu']}", f"{r.ms_decode:.1f}", f"{r.ms_full:.1f}",
+                      f"{r.ratio:.2f}", f"{r.ms_host:.1f}", f"{r.host_ratio:.2f}")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(table)
+    folder = out / time.strftime("overhead-%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "overhead.json"
+    path.write_text(json.dumps({"machine": machine, "results": [r.as_dict() for r in results]}, indent=2) + "\n")
+    typer.echo(f"results: {path}")
 
 
 @app.command()

@@ -20,7 +20,8 @@ import numpy as np
 
 from ._system import visible_cores
 
-__all__ = ["sample_image", "ensure_sample_data", "default_cache_dir", "SAMPLE_CLASSES"]
+__all__ = ["sample_image", "tiny_image", "ensure_sample_data", "ensure_tiny_data", "default_cache_dir",
+           "SAMPLE_CLASSES", "TINY_HW"]
 
 SAMPLE_CLASSES = 8
 _VERSION = 1
@@ -70,10 +71,24 @@ def sample_image(index: int, quality: int = 95) -> bytes:
     return out.getvalue()
 
 
-def _write(args: tuple[str, int]) -> None:
-    folder, index = args
+TINY_HW = (24, 32)
+"""(height, width) of the tiny images: pixel work vanishes, what is left is a graph's fixed cost per batch."""
+
+
+def tiny_image(index: int) -> bytes:
+    """JPEG bytes of tiny image ``index``: ``TINY_HW`` pixels of uniform noise (deterministic)."""
+    from PIL import Image
+
+    pixels = np.random.default_rng([_VERSION, 0x71, index]).integers(0, 256, (*TINY_HW, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def _write(args: tuple[str, int, bool]) -> None:
+    folder, index, tiny = args
     path = Path(folder) / f"class_{index % SAMPLE_CLASSES:02d}" / f"img_{index:05d}.jpg"
-    path.write_bytes(sample_image(index))
+    path.write_bytes(tiny_image(index) if tiny else sample_image(index))
 
 
 def ensure_sample_data(count: int = 2048, cache_dir: Optional[Union[str, os.PathLike]] = None,
@@ -83,10 +98,20 @@ def ensure_sample_data(count: int = 2048, cache_dir: Optional[Union[str, os.Path
     Safe to call from several processes at once: each generates into a temporary folder and the first
     finished one is renamed into place. ``progress(done, total)`` is called while generating.
     """
+    return _ensure(f"sample-v{_VERSION}-{count}", count, False, cache_dir, workers, progress)
+
+
+def ensure_tiny_data(count: int = 1024, cache_dir: Optional[Union[str, os.PathLike]] = None) -> Path:
+    """The folder of ``count`` tiny JPEGs (:func:`tiny_image`), generated if missing (a second or two)."""
+    return _ensure(f"tiny-v{_VERSION}-{count}", count, True, cache_dir, 1, None)
+
+
+def _ensure(name: str, count: int, tiny: bool, cache_dir: Optional[Union[str, os.PathLike]],
+            workers: Optional[int], progress) -> Path:
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / f"sample-v{_VERSION}-{count}"
+    target = root / name
     if (target / ".complete").exists():
         return target
     root.mkdir(parents=True, exist_ok=True)
@@ -94,12 +119,16 @@ def ensure_sample_data(count: int = 2048, cache_dir: Optional[Union[str, os.Path
     try:
         for k in range(min(count, SAMPLE_CLASSES)):
             (staging / f"class_{k:02d}").mkdir()
-        jobs = [(str(staging), i) for i in range(count)]
+        jobs = [(str(staging), i, tiny) for i in range(count)]
         workers = workers or min(8, visible_cores())
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for done, _ in enumerate(pool.map(_write, jobs, chunksize=16), start=1):
-                if progress is not None:
-                    progress(done, count)
+        if workers == 1:
+            for job in jobs:
+                _write(job)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for done, _ in enumerate(pool.map(_write, jobs, chunksize=16), start=1):
+                    if progress is not None:
+                        progress(done, count)
         (staging / ".complete").write_text(f"{count}\n")
         try:
             staging.rename(target)

@@ -107,3 +107,48 @@ def test_bad_options_exit_nonzero_with_one_line(args, words):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     assert words in lines[0] and "Traceback" not in proc.stderr
+
+
+HIDDEN_SCRIPT = """
+import sys
+sys.modules["psutil"] = None       # import psutil -> ImportError, as on a machine without it
+sys.modules["matplotlib"] = None
+from dali_multicrop.cli import app
+app(sys.argv[1:])
+"""
+
+
+def test_bench_runs_without_psutil_and_matplotlib(tmp_path, smoke):
+    _, _, cache = smoke
+    cmd = [sys.executable, "-c", HIDDEN_SCRIPT, "bench", "--crops", "2x64", "--sample-images", "12",
+           "--batch-size", "4", "--warmup", "1", "--batches", "2", "--threads", "2", "--backend", "dali-cpu",
+           "--out", str(tmp_path)]
+    env = {**__import__("os").environ, "DALI_MULTICROP_CACHE": str(cache)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no chart: matplotlib is not installed" in proc.stdout
+    assert "psutil is not installed" in proc.stdout
+    folder = next(tmp_path.iterdir())
+    result = json.loads((folder / "results.json").read_text())["results"][0]
+    assert result["status"] == "ok" and result["peak_host_mib"] > 50 and result["cpu_percent"] > 0
+    assert not (folder / "chart.png").exists()
+
+
+def test_overhead_command_counts_operators_and_times_both_graphs(tmp_path):
+    env = {**__import__("os").environ, "DALI_MULTICROP_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "dali_multicrop", "overhead", "--crops", "2x224,6x96", "--crops", "dino",
+           "--batch-size", "8", "--batches", "2", "--rounds", "1", "--threads", "2", "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "full / decode" in proc.stdout
+    payload = json.loads(next((tmp_path / "out").iterdir()).joinpath("overhead.json").read_text())
+    assert "cpu" in payload["machine"]
+    default, dino = payload["results"]
+    assert default["tiny_spec"] == "2x32,6x16" and dino["tiny_spec"] == "1x32,1x32,8x16"
+    for r in (default, dino):
+        assert r["ms_full"] > 0 and r["ms_host"] > 0 and r["ms_decode"] > 0
+        assert r["ratio"] == pytest.approx(r["ms_full"] / r["ms_decode"], rel=0.01)
+        assert r["host_ratio"] == pytest.approx(r["ms_host"] / r["ms_decode"], rel=0.01)
+        assert r["operators_gpu_graph"]["mixed"] == 1  # the GPU decoder
+    # dino adds blur and solarise parameters: for each, one more feed output and one split
+    assert default["operators_gpu_graph"]["cpu"] == dino["operators_gpu_graph"]["cpu"] - 4

@@ -1,19 +1,30 @@
-"""The backends a benchmark compares. Each yields ``(images, batch)`` pairs without end.
+"""The backends a benchmark compares. Each yields :class:`Item` without end.
 
-``batch`` is a :class:`MultiCropBatch` (DALI backends), a list of crop tensors (torchvision) or None
-(decode-only backends, whose outputs are not crops).
+``Item.batch`` is a :class:`MultiCropBatch` (DALI backends), a list of crop tensors (torchvision) or None
+(decode-only backends, whose outputs are not crops). DALI backends say where each batch sits in its epoch
+(an epoch boundary refills DALI's prefetch queue, so the harness keeps it out of the timed window).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional
 
 import torch
 
 if TYPE_CHECKING:
     from .harness import BenchConfig
 
-__all__ = ["BACKENDS", "GPU_BACKENDS", "skip_reason", "open_backend"]
+__all__ = ["BACKENDS", "GPU_BACKENDS", "Item", "skip_reason", "open_backend"]
+
+
+class Item(NamedTuple):
+    """One batch of a backend: ``images`` in it; ``position`` its index in the epoch and ``per_epoch`` the
+    batches of an epoch (both None where epochs run into each other without a pause, as torchvision's)."""
+
+    images: int
+    batch: Any
+    position: Optional[int] = None
+    per_epoch: Optional[int] = None
 
 BACKENDS = ("dali-gpu", "dali-cpu", "torchvision", "decode", "decode-cpu")
 """dali-gpu / dali-cpu: the multi-crop graph on each device. torchvision: PIL + torchvision transforms in a
@@ -47,25 +58,32 @@ def skip_reason(name: str, cfg: "BenchConfig") -> Optional[str]:
     return None
 
 
-def _dali_multicrop(cfg: "BenchConfig", device: str) -> Iterator[tuple[int, Any]]:
+def _decoder(cfg: "BenchConfig") -> Any:
+    from ..graph import DecoderSettings
+
+    return DecoderSettings(hw_decoder_load=cfg.hw_decoder_load)
+
+
+def _dali_multicrop(cfg: "BenchConfig", device: str) -> Iterator[Item]:
     from ..loader import DaliMultiCropLoader
 
     loader = DaliMultiCropLoader(cfg.data, crops=cfg.spec, batch_size=cfg.batch_size, device=device,
                                  num_threads=cfg.threads, dtype=cfg.dtype, seed=cfg.seed, drop_last=True,
-                                 shard_id=0, num_shards=1, device_id=0)
+                                 shard_id=0, num_shards=1, device_id=0, hw_decoder_load=cfg.hw_decoder_load)
     while True:
-        for batch in loader:
-            yield batch.batch_size, batch
+        for position, batch in enumerate(loader):
+            yield Item(batch.batch_size, batch, position, len(loader))
 
 
-def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[tuple[int, Any]]:
+def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[Item]:
     from ..feed import EpochFeed
     from ..graph import GraphSettings, build_decode_pipeline
     from ..sharding import ShardPlan
 
     feed = EpochFeed(cfg.data)
     plan = ShardPlan(len(cfg.data), cfg.batch_size, drop_last=True, seed=cfg.seed)
-    settings = GraphSettings(device=device, batch_size=cfg.batch_size, num_threads=cfg.threads, seed=cfg.seed)
+    settings = GraphSettings(device=device, batch_size=cfg.batch_size, num_threads=cfg.threads, seed=cfg.seed,
+                             decoder=_decoder(cfg))
     pipe = build_decode_pipeline(feed, settings)
     epoch = 0
     while True:
@@ -74,9 +92,9 @@ def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[tuple[int, Any]]:
             pipe.reset()
         else:
             pipe.build()
-        for _ in range(len(plan)):
+        for position in range(len(plan)):
             images, _indices = pipe.run()  # host-synchronous: the batch is decoded when this returns
-            yield len(images), None
+            yield Item(len(images), None, position, len(plan))
         try:
             pipe.run()  # meets the end of the epoch so that reset() is allowed
         except StopIteration:
@@ -84,7 +102,7 @@ def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[tuple[int, Any]]:
         epoch += 1
 
 
-def _torchvision(cfg: "BenchConfig") -> Iterator[tuple[int, Any]]:
+def _torchvision(cfg: "BenchConfig") -> Iterator[Item]:
     from ..spec import IMAGENET_MEAN, IMAGENET_STD
     from .torchvision_baseline import torchvision_loader
 
@@ -96,11 +114,11 @@ def _torchvision(cfg: "BenchConfig") -> Iterator[tuple[int, Any]]:
     for crops, labels, _indices in loader:
         if cuda:  # where the GPU trains, the crops go there, as a training loop would move them
             crops = [c.cuda(non_blocking=True) for c in crops]
-        yield len(labels), crops
+        yield Item(len(labels), crops)
 
 
-def open_backend(name: str, cfg: "BenchConfig") -> Iterator[tuple[int, Any]]:
-    """An endless stream of ``(images, batch)`` from backend ``name``."""
+def open_backend(name: str, cfg: "BenchConfig") -> Iterator[Item]:
+    """An endless stream of batches from backend ``name``."""
     if name == "dali-gpu":
         return _dali_multicrop(cfg, "gpu")
     if name == "dali-cpu":

@@ -2,9 +2,14 @@
 
 Per backend: build, ``warmup`` batches untimed, then ``batches`` timed batches. A batch's time is the wall
 time between two consecutive batches being ready (device synchronised), so it includes everything the
-backend does per batch, masks included when asked. Figures: images/s and crops/s over the measured
-window, batch time p50 and p99, peak host memory (process and workers), peak GPU memory, CPU utilisation
-(share of all cores), and the masking time per batch (p50).
+backend does per batch, masks included when asked. The timed window never holds an epoch boundary of a DALI
+backend (where DALI refills its prefetch queue): if the rest of the epoch is too short, the harness reads
+on, untimed, into the next epoch. Figures: images/s and crops/s over the measured window, batch time p50 and
+p99, peak host memory (process and workers), peak GPU memory, CPU utilisation (share of all cores), and the
+masking time per batch (p50).
+
+A GPU decoder no faster than ``DECODER_CHECK`` times the CPU decoder (``decode`` against ``decode-cpu``) is
+reported as a failure of the GPU decoder, not as a figure.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ import numpy as np
 import torch
 
 from .._system import visible_cores
+from ..graph import HW_DECODER_LOAD
 from ..sources import FileList
 from ..spec import MultiCropSpec
 from .backends import BACKENDS, GPU_BACKENDS, open_backend, skip_reason
 from .monitor import ResourceMonitor
 
-__all__ = ["BACKENDS", "BenchConfig", "BackendResult", "run_benchmark"]
+__all__ = ["BACKENDS", "BenchConfig", "BackendResult", "run_benchmark", "DECODER_CHECK"]
+
+DECODER_CHECK = 1.5
+"""The least ``decode`` / ``decode-cpu`` throughput ratio taken as a working GPU decoder."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class BenchConfig:
     masks: Optional[str] = None
     patch_size: int = 16
     seed: int = 0
+    hw_decoder_load: float = HW_DECODER_LOAD
 
     def describe(self) -> dict[str, Any]:
         out = asdict(self)
@@ -102,21 +112,24 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
         return BackendResult(name, "skipped", reason)
     masks, note = _mask_generator(cfg, name)
     monitor = ResourceMonitor(gpu=name in GPU_BACKENDS or (name == "torchvision" and torch.cuda.is_available()))
+    note = "; ".join(n for n in (note, monitor.note) if n)
     monitor.start()
     stream = None
     try:
         stream = open_backend(name, cfg)
+        item = None
         for _ in range(cfg.warmup):
-            _, batch = next(stream)
+            item = next(stream)
             if masks is not None:
-                _masks_call(masks, batch)
+                _masks_call(masks, item.batch)
             tick()
+        _skip_to_room(stream, item, cfg.batches)
         _sync()
         monitor.begin_window()
         times, mask_times, images = [], [], 0
         start = previous = time.perf_counter()
         for _ in range(cfg.batches):
-            n, batch = next(stream)
+            n, batch, _, _ = next(stream)
             if masks is not None:
                 _sync()
                 t = time.perf_counter()
@@ -149,7 +162,34 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
         masks_ms_p50=round(float(np.median(mask_times)) * 1e3, 3) if mask_times else None)
 
 
+def _skip_to_room(stream: Any, last: Any, batches: int) -> None:
+    """Reads on, untimed, until the current epoch has ``batches`` batches left after the last one read
+    (``last``: the last warm-up item; None without warm-up, when the window starts with the first epoch)."""
+    if last is None or last.position is None:
+        return
+    if last.per_epoch <= batches:
+        raise ValueError(f"an epoch of this data holds {last.per_epoch} batches: too few for {batches} timed batches "
+                         f"without an epoch boundary in between; use more images or fewer --batches")
+    while last.per_epoch - 1 - last.position < batches:
+        last = next(stream)
+
+
+def _check_decoder(results: list[BackendResult]) -> None:
+    by_name = {r.backend: r for r in results}
+    gpu, cpu = by_name.get("decode"), by_name.get("decode-cpu")
+    if not (gpu and cpu and gpu.status == cpu.status == "ok" and gpu.images_per_s and cpu.images_per_s):
+        return
+    ratio = gpu.images_per_s / cpu.images_per_s
+    if ratio < DECODER_CHECK:
+        gpu.status = "failed"
+        gpu.reason = (f"GPU decoder check: decode ran at {gpu.images_per_s:,.0f} img/s, only {ratio:.2f}x decode-cpu "
+                      f"({cpu.images_per_s:,.0f} img/s); the GPU (hardware) JPEG decoder is not doing its job here, "
+                      f"so this is no ceiling for dali-gpu")
+
+
 def run_benchmark(cfg: BenchConfig, backends: Sequence[str] = BACKENDS,
                   tick: Callable[[str], None] = lambda name: None) -> list[BackendResult]:
     """Measures each backend in turn; ``tick(name)`` is called after every batch (for a progress bar)."""
-    return [measure_backend(name, cfg, lambda n=name: tick(n)) for name in backends]
+    results = [measure_backend(name, cfg, lambda n=name: tick(n)) for name in backends]
+    _check_decoder(results)
+    return results

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
-from typing import Optional
-
-import psutil
+from typing import Any, Optional
 
 from .._system import visible_cores
+
+try:
+    import psutil
+except ImportError:  # the bench degrades: this process only, no worker processes
+    psutil = None
 
 __all__ = ["ResourceMonitor"]
 
@@ -25,7 +29,13 @@ class ResourceMonitor:
       visible cores (0-100).
     - ``peak_gpu_mib``: the highest device memory in use minus what was in use at :meth:`start`
       (``torch.cuda.mem_get_info``: it sees DALI's pools too), None without CUDA.
+
+    Without ``psutil`` both host figures cover this process only (its peak resident memory from
+    ``getrusage``), and :attr:`note` says so.
     """
+
+    note = "" if psutil is not None else ("psutil is not installed: host memory and CPU % cover this process only, "
+                                          "not worker processes")
 
     def __init__(self, interval: float = 0.2, gpu: bool = False) -> None:
         self.interval = interval
@@ -35,9 +45,11 @@ class ResourceMonitor:
         self.cpu_percent = 0.0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._proc = psutil.Process()
+        self._proc = psutil.Process() if psutil is not None else None
 
-    def _tree(self) -> list[psutil.Process]:
+    def _tree(self) -> list[Any]:
+        if self._proc is None:
+            return []
         try:
             return [self._proc, *self._proc.children(recursive=True)]
         except psutil.Error:
@@ -67,6 +79,8 @@ class ResourceMonitor:
                 rss += p.memory_info().rss
             except psutil.Error:
                 continue
+        if self._proc is None:  # Linux reports the peak in KiB
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.peak_host_mib = max(self.peak_host_mib, rss / 2**20)
         if self.gpu:
             used = self._gpu_used_mib() - self._gpu_base

@@ -44,8 +44,12 @@ def notes(results: Sequence[BackendResult]) -> list[str]:
             for r in results if r.reason]
 
 
-def _chart(results: Sequence[BackendResult], path: Path, title: str) -> None:
-    import matplotlib
+def _chart(results: Sequence[BackendResult], path: Path, title: str) -> bool:
+    """Draws the bar chart; False (nothing written) where matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -64,11 +68,13 @@ def _chart(results: Sequence[BackendResult], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+    return True
 
 
 def write_results(results: Sequence[BackendResult], config: dict[str, Any], machine: dict[str, Any],
                   folder: Path, title: Optional[str] = None) -> dict[str, Path]:
-    """Writes ``results.json``, ``results.csv`` and ``chart.png`` into ``folder``; returns their paths."""
+    """Writes ``results.json``, ``results.csv`` and ``chart.png`` into ``folder``; returns their paths (without
+    ``"png"`` where matplotlib is not installed)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / "results.json", "csv": folder / "results.csv", "png": folder / "chart.png"}
     payload = {"machine": machine, "config": config, "results": [r.as_dict() for r in results]}
@@ -84,5 +90,6 @@ def write_results(results: Sequence[BackendResult], config: dict[str, Any], mach
     gpu = machine.get("gpu") or "no GPU"
     chart_title = title or (f"{config.get('spec')} batch {config.get('batch_size')} — {machine.get('cpu')} "
                             f"({machine.get('cores')} cores), {gpu}")
-    _chart(results, paths["png"], chart_title)
+    if not _chart(results, paths["png"], chart_title):
+        del paths["png"]
     return paths
