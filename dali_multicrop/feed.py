@@ -15,6 +15,7 @@ import numpy as np
 from .draws import BatchDraws, batch_generator, blurs, draw_batch, solarizes
 from .sources import FileList
 from .spec import MultiCropSpec
+from .windows import pack_window_input
 
 __all__ = ["EpochFeed", "encode_path", "feed_outputs"]
 
@@ -33,7 +34,8 @@ def feed_outputs(spec: Optional[MultiCropSpec]) -> list[str]:
 
 
 def _draw_outputs(draws: BatchDraws) -> list[np.ndarray]:
-    return [a for a in (draws.window, draws.flips, draws.colour, draws.blur_sigma, draws.solarize) if a is not None]
+    window = pack_window_input(draws.window, draws.flips)
+    return [a for a in (window, draws.flips, draws.colour, draws.blur_sigma, draws.solarize) if a is not None]
 
 
 class EpochFeed:

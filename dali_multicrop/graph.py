@@ -9,8 +9,8 @@ One builder serves both devices. The graph reads top to bottom like the data flo
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
       -> per crop: resize its window (antialias; a mirrored crop has its window's x ends swapped)
          -> colour transform -> blur -> solarise -> normalise to CHW
-      -> outputs: crop_0 .. crop_{n-1}, boxes [n, 4] (x0, y0, x1, y1), flipped [n], indices, labels
-         (all on the GPU for device="gpu")
+      -> outputs: crop_0 .. crop_{n-1}, windows [4n, 2] (resize regions, then boxes (x0, y0), (x1, y1)),
+         flipped [n], indices, labels (all on the GPU for device="gpu")
 
 DALI runs CPU operators one at a time, and on the GPU path they run on the host ahead of every kernel, so
 the graph keeps the CPU operators per batch few and independent of the number of crops: nothing is drawn
@@ -81,7 +81,7 @@ class GraphSettings:
 
 def output_names(spec: MultiCropSpec) -> list[str]:
     """Names of the graph's outputs, in order."""
-    return [f"crop_{i}" for i in range(spec.num_crops)] + ["boxes", "flipped", "indices", "labels"]
+    return [f"crop_{i}" for i in range(spec.num_crops)] + ["windows", "flipped", "indices", "labels"]
 
 
 # dtype and layout of each feed output; "F..." marks a per-crop array that element_extract splits by crop
@@ -148,14 +148,15 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     def multicrop():
         feed = _feed(source, spec)
         image = _decode(feed["paths"], on_gpu, settings.decoder)
-        rois, boxes = fn.python_function(image.shape(), feed["window"], feed["flips"], function=windows,
-                                         batch_processing=True, num_outputs=2, output_layouts=["FX", ""])
-        ends = _split(rois, 2 * n)
+        # resize regions and boxes of every crop, one array per sample (see WindowFunction)
+        windows_out = fn.python_function(image.shape(), feed["window"], function=windows, batch_processing=True,
+                                         output_layouts="FX")
+        ends = _split(windows_out, 2 * n)
         colour = _split(feed["colour"], n)
         sigma = _split(feed["blur"], n) if "blur" in feed else [None] * n
         solar = _split(feed["solarize"], n) if "solarize" in feed else [None] * n
         if host_stage:
-            return tuple(node for node in (image, boxes, *ends, *colour, *sigma, *solar) if node is not None)
+            return tuple(node for node in (image, windows_out, *ends, *colour, *sigma, *solar) if node is not None)
         crops = []
         for i, group in enumerate(spec.crops()):
             crop = augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size)
@@ -167,7 +168,7 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
             if group.solarize_prob > 0:
                 crop = augment.solarize(crop, solar[i].gpu() if on_gpu else solar[i])
             crops.append(augment.normalize(crop, settings.mean, settings.std, dtype))
-        side = [boxes, feed["flips"], feed["indices"], feed["labels"]]
+        side = [windows_out, feed["flips"], feed["indices"], feed["labels"]]
         if on_gpu:  # small per-sample outputs reach torch on the GPU, next to the crops
             side = [node.gpu() for node in side]
         return (*crops, *side)
@@ -176,7 +177,7 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
 
 
 def _split(node: Any, count: int) -> list[Any]:
-    """The ``count`` rows of a per-sample ``F...`` array as separate nodes (one operator for all of them)."""
+    """The first ``count`` rows of a per-sample ``F...`` array as separate nodes (one operator for all)."""
     _, fn, _ = dali_modules()
     out = fn.element_extract(node, element_map=list(range(count)))
     return list(out) if isinstance(out, (list, tuple)) else [out]

@@ -104,10 +104,13 @@ class GraphRunner:
         return found if found is not None else exc
 
     def _to_batch(self, outputs: dict[str, torch.Tensor]) -> MultiCropBatch:
-        """Everything is already on the loader's device (the graph outputs its side tensors there)."""
+        """Everything is already on the loader's device (the graph outputs its side tensors there); the boxes
+        are the second half of the window step's rows (a view)."""
+        n = self._loader.spec.num_crops
+        windows = outputs["windows"]
         return MultiCropBatch(
-            crops=[outputs[f"crop_{i}"] for i in range(self._loader.spec.num_crops)],
-            boxes=outputs["boxes"],
+            crops=[outputs[f"crop_{i}"] for i in range(n)],
+            boxes=windows[:, 2 * n:].reshape(windows.shape[0], n, 4),
             flipped=outputs["flipped"],
             labels=outputs["labels"],
             indices=outputs["indices"])

@@ -18,7 +18,7 @@ import numpy as np
 from .draws import ATTEMPTS
 from .spec import MultiCropSpec
 
-__all__ = ["crop_windows", "WindowFunction", "windows_to_outputs"]
+__all__ = ["crop_windows", "WindowFunction", "pack_window_input", "windows_to_outputs"]
 
 
 def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndarray) -> np.ndarray:
@@ -75,16 +75,28 @@ def windows_to_outputs(windows: np.ndarray, hw: np.ndarray, flips: np.ndarray) -
     return rois.astype(np.float32), boxes.astype(np.float32)
 
 
+def pack_window_input(window_draws: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """The window step's one input: float32 ``[B, n, ATTEMPTS + 2, 2]``, the draws with a last row
+    ``(flip, 0)`` per crop (DALI converts each input of a Python step sample by sample: one input, not two)."""
+    b, n = flips.shape
+    out = np.zeros((b, n, ATTEMPTS + 2, 2), dtype=np.float32)
+    out[:, :, :ATTEMPTS + 1] = window_draws
+    out[:, :, ATTEMPTS + 1, 0] = flips
+    return out
+
+
 class WindowFunction:
-    """The graph's window step (``fn.python_function``, ``batch_processing=True``): per batch, from lists of
-    per-sample image shapes (HWC), window draws and flips to lists of per-sample ``rois`` and ``boxes``."""
+    """The graph's window step (``fn.python_function``, ``batch_processing=True``, once per batch): from the
+    per-sample image shapes (HWC) and :func:`pack_window_input` arrays to one float32 ``[4n, 2]`` array per
+    sample: rows ``0..2n-1`` the resize regions (``rois`` of :func:`windows_to_outputs`), rows ``2n..4n-1`` the
+    boxes, ``(x0, y0), (x1, y1)`` per crop (``[n, 4]`` once reshaped)."""
 
     def __init__(self, spec: MultiCropSpec) -> None:
         self._ratio_bounds = np.array([g.ratio for g in spec.crops()], dtype=np.float64)
 
-    def __call__(self, shapes: Sequence[np.ndarray], draws: Sequence[np.ndarray],
-                 flips: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def __call__(self, shapes: Sequence[np.ndarray], packed: Sequence[np.ndarray]) -> list[np.ndarray]:
         hw = np.stack([np.asarray(s)[:2] for s in shapes])
-        windows = crop_windows(hw, np.stack(draws), self._ratio_bounds)
-        rois, boxes = windows_to_outputs(windows, hw, np.stack(flips))
-        return list(rois), list(boxes)
+        draws = np.stack(packed)
+        windows = crop_windows(hw, draws[:, :, :ATTEMPTS + 1], self._ratio_bounds)
+        rois, boxes = windows_to_outputs(windows, hw, draws[:, :, ATTEMPTS + 1, 0] > 0.5)
+        return list(np.concatenate([rois, boxes.reshape(len(hw), -1, 2)], axis=1))
