@@ -26,10 +26,11 @@ _LUT_VALUES = [v for v in range(SOLARIZE_OFFSET)] + [v if v < _SOLARIZE_THRESHOL
                                                       for v in range(SOLARIZE_OFFSET)]
 
 
-def resized_crop(image: DataNode, roi_start: DataNode, roi_end: DataNode, out_size: int) -> DataNode:
-    """Cuts the window ``[roi_start, roi_end)`` (float ``(y, x)`` pixels; x swapped for a mirrored crop) out of
-    an HWC uint8 image and resizes it to ``out_size x out_size`` with antialiasing (linear), uint8 HWC out."""
-    return fn.resize(image, roi_start=roi_start, roi_end=roi_end, roi_relative=False, size=[out_size, out_size],
+def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, relative: bool = False) -> DataNode:
+    """Cuts the window ``[roi_start, roi_end)`` (float ``(y, x)``, pixels or with ``relative`` fractions of the
+    image; x swapped for a mirrored crop) out of an HWC uint8 image and resizes it to ``out_size x out_size``
+    with antialiasing (linear), uint8 HWC out."""
+    return fn.resize(image, roi_start=roi_start, roi_end=roi_end, roi_relative=relative, size=[out_size, out_size],
                      antialias=True, interp_type=types.INTERP_LINEAR, device=image.device)
 
 

@@ -179,7 +179,8 @@ def overhead(
                              show_default=True),
 ) -> None:
     """Measure the graph's fixed cost per batch on tiny images (24x32 JPEGs, crops shrunk to 32/16 px): operators
-    by device, and the full CPU graph and the GPU graph's host stage against the decode-only head."""
+    by device, and the full CPU graph, the GPU graph's host stage and the pixel floor (a resize and a
+    normalisation per crop) against the decode-only head."""
     import json
 
     from rich.console import Console
@@ -205,13 +206,15 @@ def overhead(
     machine = describe_machine()
     table = Table(title=f"graph fixed cost, tiny images — batch {batch_size}, {threads} threads — {machine['cpu']}")
     for label in ("recipe", "as measured", "crops", "CPU graph ops", "GPU graph ops cpu/mixed/gpu", "decode ms",
-                  "full CPU graph ms", "full / decode", "GPU graph host ms", "host / decode"):
+                  "full CPU graph ms", "full / decode", "GPU graph host ms", "host / decode", "pixel floor ms",
+                  "floor / decode"):
         table.add_column(label, justify="left" if label in ("recipe", "as measured") else "right")
     for r in results:
         g = r.operators_gpu_graph
         table.add_row(r.recipe, r.tiny_spec, str(r.num_crops), str(r.operators_cpu_graph["cpu"]),
                       f"{g['cpu']}/{g['mixed']}/{g['gpu']}", f"{r.ms_decode:.1f}", f"{r.ms_full:.1f}",
-                      f"{r.ratio:.2f}", f"{r.ms_host:.1f}", f"{r.host_ratio:.2f}")
+                      f"{r.ratio:.2f}", f"{r.ms_host:.1f}", f"{r.host_ratio:.2f}", f"{r.ms_floor:.1f}",
+                      f"{r.floor_ratio:.2f}")
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)

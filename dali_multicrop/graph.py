@@ -30,7 +30,7 @@ from .draws import blurs, solarizes
 from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
 __all__ = ["GraphSettings", "DecoderSettings", "HW_DECODER_LOAD", "build_pipeline", "build_decode_pipeline",
-           "output_names"]
+           "build_floor_pipeline", "output_names"]
 
 
 HW_DECODER_LOAD = 0.65
@@ -195,3 +195,23 @@ def build_decode_pipeline(source: Callable[[Any], tuple], settings: GraphSetting
         return _decode(feed["paths"], settings.device == "gpu", settings.decoder), feed["indices"]
 
     return decode_only(**_pipeline_args(settings))
+
+
+def build_floor_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings: GraphSettings) -> Any:
+    """The least any multi-crop graph of ``spec`` does: the decode-only head, then per crop one resize of a
+    fixed window and the normalisation, nothing drawn, no colour. A measurement: the floor under the full
+    graph's cost. ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` without a spec."""
+    dali, _, types = dali_modules()
+    from . import augment
+
+    dtype = {"float32": types.FLOAT, "float16": types.FLOAT16}[settings.dtype]
+
+    @dali.pipeline_def
+    def floor():
+        feed = _feed(source, None)
+        image = _decode(feed["paths"], settings.device == "gpu", settings.decoder)
+        # a slightly different window per crop: identical operators would be merged into one by DALI
+        return tuple(augment.normalize(augment.resized_crop(image, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True),
+                                       settings.mean, settings.std, dtype) for i, size in enumerate(spec.sizes))
+
+    return floor(**_pipeline_args(settings))

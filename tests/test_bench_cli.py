@@ -149,6 +149,7 @@ def test_overhead_command_counts_operators_and_times_both_graphs(tmp_path):
         assert r["ms_full"] > 0 and r["ms_host"] > 0 and r["ms_decode"] > 0
         assert r["ratio"] == pytest.approx(r["ms_full"] / r["ms_decode"], rel=0.01)
         assert r["host_ratio"] == pytest.approx(r["ms_host"] / r["ms_decode"], rel=0.01)
+        assert r["floor_ratio"] == pytest.approx(r["ms_floor"] / r["ms_decode"], rel=0.01)
         assert r["operators_gpu_graph"]["mixed"] == 1  # the GPU decoder
     # dino adds blur and solarise parameters: for each, one more feed output and one split
     assert default["operators_gpu_graph"]["cpu"] == dino["operators_gpu_graph"]["cpu"] - 4

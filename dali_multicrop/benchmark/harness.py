@@ -2,11 +2,11 @@
 
 Per backend: build, ``warmup`` batches untimed, then ``batches`` timed batches. A batch's time is the wall
 time between two consecutive batches being ready (device synchronised), so it includes everything the
-backend does per batch, masks included when asked. The timed window never holds an epoch boundary of a DALI
-backend (where DALI refills its prefetch queue): if the rest of the epoch is too short, the harness reads
-on, untimed, into the next epoch. Figures: images/s and crops/s over the measured window, batch time p50 and
-p99, peak host memory (process and workers), peak GPU memory, CPU utilisation (share of all cores), and the
-masking time per batch (p50).
+backend does per batch, masks included when asked. A DALI backend's first batch of an epoch is left out (its
+interval holds the epoch boundary, where DALI refills its prefetch queue) and one more batch is read in its
+place; the result's ``reason`` says how many. Figures: images/s and crops/s over the counted batches, batch
+time p50 and p99, peak host memory (process and workers), peak GPU memory, CPU utilisation (share of all
+cores), and the masking time per batch (p50).
 
 A GPU decoder no faster than ``DECODER_CHECK`` times the CPU decoder (``decode`` against ``decode-cpu``) is
 reported as a failure of the GPU decoder, not as a figure.
@@ -117,19 +117,17 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
     stream = None
     try:
         stream = open_backend(name, cfg)
-        item = None
         for _ in range(cfg.warmup):
             item = next(stream)
             if masks is not None:
                 _masks_call(masks, item.batch)
             tick()
-        _skip_to_room(stream, item, cfg.batches)
         _sync()
         monitor.begin_window()
-        times, mask_times, images = [], [], 0
-        start = previous = time.perf_counter()
-        for _ in range(cfg.batches):
-            n, batch, _, _ = next(stream)
+        times, mask_times, images, boundaries = [], [], 0, 0
+        previous = time.perf_counter()
+        while len(times) < cfg.batches:
+            n, batch, position, _ = next(stream)
             if masks is not None:
                 _sync()
                 t = time.perf_counter()
@@ -138,11 +136,17 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
                 mask_times.append(time.perf_counter() - t)
             _sync()
             now = time.perf_counter()
-            times.append(now - previous)
+            if position == 0 and (times or cfg.warmup):  # this interval holds an epoch boundary: not counted
+                boundaries += 1
+            else:
+                times.append(now - previous)
+                images += n
+                tick()
             previous = now
-            images += n
-            tick()
-        elapsed = previous - start
+        elapsed = float(np.sum(times))
+        if boundaries:
+            note = "; ".join(n for n in (note, f"{boundaries} batch(es) at epoch starts left out of the figures")
+                             if n)
     except Exception as exc:  # a backend that breaks is reported, the others still run
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         return BackendResult(name, "failed", f"{type(exc).__name__}: {first}")
@@ -160,18 +164,6 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
         peak_gpu_mib=round(monitor.peak_gpu_mib, 1) if monitor.peak_gpu_mib is not None else None,
         cpu_percent=round(monitor.cpu_percent, 1),
         masks_ms_p50=round(float(np.median(mask_times)) * 1e3, 3) if mask_times else None)
-
-
-def _skip_to_room(stream: Any, last: Any, batches: int) -> None:
-    """Reads on, untimed, until the current epoch has ``batches`` batches left after the last one read
-    (``last``: the last warm-up item; None without warm-up, when the window starts with the first epoch)."""
-    if last is None or last.position is None:
-        return
-    if last.per_epoch <= batches:
-        raise ValueError(f"an epoch of this data holds {last.per_epoch} batches: too few for {batches} timed batches "
-                         f"without an epoch boundary in between; use more images or fewer --batches")
-    while last.per_epoch - 1 - last.position < batches:
-        last = next(stream)
 
 
 def _check_decoder(results: list[BackendResult]) -> None:

@@ -11,7 +11,9 @@ the other for ``rounds`` rounds; each figure is the median batch time over all r
 * ``full``: the whole CPU graph, every crop's pixel work included (DALI's CPU operators cost a few
   microseconds per sample each even on tiny images: a resize per crop alone is about a decode's worth);
 * ``host``: what the GPU graph runs on the host, ahead of its kernels (feed, reads, decode, the window
-  function, the parameter splits; the CPU decoder stands in for the GPU's, whose host part it resembles).
+  function, the parameter splits; the CPU decoder stands in for the GPU's, whose host part it resembles);
+* ``floor``: the head, then per crop only a resize of a fixed window and the normalisation: the least pixel
+  work any CPU multi-crop graph of the recipe does, the floor under ``full``.
 
 Operator counts need no GPU: the GPU variant's graph is defined (not built) here, which also checks that
 every operator accepts the device of its inputs.
@@ -27,7 +29,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..feed import EpochFeed
-from ..graph import GraphSettings, build_decode_pipeline, build_pipeline
+from ..graph import GraphSettings, build_decode_pipeline, build_floor_pipeline, build_pipeline
 from ..sharding import ShardPlan
 from ..sources import FileList
 from ..spec import MultiCropSpec
@@ -60,9 +62,9 @@ def operator_counts(spec: MultiCropSpec, device: str) -> dict[str, int]:
 
 @dataclass
 class OverheadResult:
-    """One recipe's fixed cost. ``ms_full`` / ``ms_host`` / ``ms_decode``: median ms per batch on tiny images of
-    the full CPU graph, of the GPU graph's host stage and of the decode-only head; ``ratio`` = ``ms_full /
-    ms_decode``, ``host_ratio`` = ``ms_host / ms_decode``."""
+    """One recipe's fixed cost. ``ms_full`` / ``ms_host`` / ``ms_floor`` / ``ms_decode``: median ms per batch on
+    tiny images of the full CPU graph, of the GPU graph's host stage, of the pixel floor and of the decode-only
+    head; each ``*ratio`` is that figure over ``ms_decode``."""
 
     recipe: str
     tiny_spec: str
@@ -73,9 +75,11 @@ class OverheadResult:
     threads: int
     ms_full: float
     ms_host: float
+    ms_floor: float
     ms_decode: float
     ratio: float
     host_ratio: float
+    floor_ratio: float
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +113,7 @@ def measure_overhead(recipe: str, spec: MultiCropSpec, files: FileList, batch_si
     settings = GraphSettings(device="cpu", batch_size=batch_size, num_threads=threads, seed=0)
     full: list[float] = []
     host: list[float] = []
+    floor: list[float] = []
     decode: list[float] = []
     for _ in range(rounds):
         decode += _batch_times(build_decode_pipeline, EpochFeed(files), files, settings, warmup, batches)
@@ -116,11 +121,14 @@ def measure_overhead(recipe: str, spec: MultiCropSpec, files: FileList, batch_si
                              settings, warmup, batches)
         host += _batch_times(lambda feed, s: build_pipeline(feed, small, s, host_stage=True),
                              EpochFeed(files, small), files, settings, warmup, batches)
+        floor += _batch_times(lambda feed, s: build_floor_pipeline(feed, small, s), EpochFeed(files), files,
+                              settings, warmup, batches)
         if tick is not None:
             tick()
-    ms_full, ms_host, ms_decode = (float(np.median(t)) * 1e3 for t in (full, host, decode))
+    ms_full, ms_host, ms_floor, ms_decode = (float(np.median(t)) * 1e3 for t in (full, host, floor, decode))
     return OverheadResult(recipe=recipe, tiny_spec=str(small), num_crops=spec.num_crops,
                           operators_cpu_graph=operator_counts(small, "cpu"),
                           operators_gpu_graph=operator_counts(small, "gpu"), batch_size=batch_size, threads=threads,
-                          ms_full=round(ms_full, 2), ms_host=round(ms_host, 2), ms_decode=round(ms_decode, 2),
-                          ratio=round(ms_full / ms_decode, 2), host_ratio=round(ms_host / ms_decode, 2))
+                          ms_full=round(ms_full, 2), ms_host=round(ms_host, 2), ms_floor=round(ms_floor, 2),
+                          ms_decode=round(ms_decode, 2), ratio=round(ms_full / ms_decode, 2),
+                          host_ratio=round(ms_host / ms_decode, 2), floor_ratio=round(ms_floor / ms_decode, 2))
