@@ -217,7 +217,7 @@ def overhead(
                       f"{r.floor_ratio:.2f}")
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=220)
     console.print(table)
     folder = out / time.strftime("overhead-%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)

@@ -211,7 +211,8 @@ def build_floor_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, se
         feed = _feed(source, None)
         image = _decode(feed["paths"], settings.device == "gpu", settings.decoder)
         # a slightly different window per crop: identical operators would be merged into one by DALI
-        return tuple(augment.normalize(augment.resized_crop(image, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True),
-                                       settings.mean, settings.std, dtype) for i, size in enumerate(spec.sizes))
+        crops = [augment.normalize(augment.resized_crop(image, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True),
+                                   settings.mean, settings.std, dtype) for i, size in enumerate(spec.sizes)]
+        return (*crops, feed["indices"])
 
     return floor(**_pipeline_args(settings))
