@@ -49,3 +49,18 @@ def test_tiny_spec_keeps_the_recipe():
     assert str(small) == "1x32,1x32,8x16" and small.num_global_groups == dino.num_global_groups
     for big, little in zip(dino.groups, small.groups):
         assert big.replace(size=little.size) == little
+
+
+def test_defining_a_graph_catches_a_misplaced_argument():
+    """The check above has teeth: a GPU tensor given where DALI wants a CPU argument fails at definition."""
+    import numpy as np
+    from nvidia.dali import fn, pipeline_def
+
+    @pipeline_def(batch_size=2, num_threads=1, device_id=0, exec_dynamic=True)
+    def misplaced():
+        image = fn.external_source(source=lambda: [np.zeros((4, 4, 3), np.uint8)] * 2, batch=True, layout="HWC")
+        roi = fn.external_source(source=lambda: [np.zeros(2, np.float32)] * 2, batch=True)
+        return fn.resize(image.gpu(), roi_start=roi.gpu(), roi_end=roi, size=[2, 2])
+
+    with pytest.raises(ValueError, match="must be on CPU"):
+        misplaced()._build_graph()
