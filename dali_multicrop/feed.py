@@ -41,7 +41,7 @@ def _draw_outputs(draws: BatchDraws) -> list[np.ndarray]:
 class EpochFeed:
     """DALI external-source callback serving one epoch's batches, in order (see :func:`feed_outputs`).
 
-    ``start(batches, epoch)`` begins an epoch; DALI then calls the feed with ``BatchInfo.iteration`` = 0, 1, ...
+    ``start(batches, epoch, first)`` begins an epoch (or its rest, from batch ``first``); DALI then calls the feed with ``BatchInfo.iteration`` = 0, 1, ...
     and gets ``StopIteration`` after the last batch (or at once after :meth:`stop`). With a ``spec``, each
     batch also carries its crops' draws, keyed on ``(seed, shard, epoch, batch)``; without a spec (the
     decode-only graph), paths and indices only.
@@ -55,13 +55,16 @@ class EpochFeed:
         self._seed = seed
         self._shard = shard
         self._epoch = 0
+        self._first = 0
         self._batches: Sequence[np.ndarray] = ()
         self._stopped = False
 
-    def start(self, batches: Sequence[np.ndarray], epoch: int = 0) -> None:
-        """Serves ``batches`` (non-empty int64 arrays of sample indices) of ``epoch`` from the next call on."""
+    def start(self, batches: Sequence[np.ndarray], epoch: int = 0, first: int = 0) -> None:
+        """Serves ``batches`` (non-empty int64 arrays of sample indices) of ``epoch`` from the next call on;
+        ``batches[0]`` is batch ``first`` of the epoch (a resumed epoch): draws are keyed on that number."""
         self._batches = list(batches)
         self._epoch = epoch
+        self._first = first
         self._stopped = False
 
     def stop(self) -> None:
@@ -76,7 +79,7 @@ class EpochFeed:
         """The draws of batch ``iteration`` of the current epoch (the same on every call)."""
         if self._spec is None:
             raise ValueError("this feed serves no crops (decode-only)")
-        rng = batch_generator(self._seed, self._shard, self._epoch, iteration)
+        rng = batch_generator(self._seed, self._shard, self._epoch, self._first + iteration)
         return draw_batch(self._spec, len(self._batches[iteration]), rng)
 
     def __len__(self) -> int:

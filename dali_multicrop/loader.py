@@ -113,6 +113,8 @@ class DaliMultiCropLoader:
                               num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)
         self.torch_device = torch.device(f"cuda:{self.device_id}" if self.device == "gpu" else "cpu")
         self._next_epoch = 0
+        self._next_batch = 0  # where the next loop starts in its epoch (a resumed run)
+        self._running: Optional[list[int]] = None  # [epoch, next batch] of the loop in progress
         self._runner: Optional[Any] = None
         dali_modules()  # DALI missing: an ImportError with the install command, now rather than mid-loop
 
@@ -135,6 +137,47 @@ class DaliMultiCropLoader:
     def set_epoch(self, epoch: int) -> None:
         """Makes the next ``for`` loop epoch ``epoch`` (its shuffle order); later loops count on from it."""
         self._next_epoch = check_int("epoch", epoch, 0)
+        self._next_batch = 0
+
+    _STATE_KEYS = ("seed", "num_shards", "batch_size", "num_samples", "shuffle", "drop_last", "crops")
+
+    def _identity(self) -> dict[str, Any]:
+        plan = self.plan
+        return {"seed": self.seed, "num_shards": plan.num_shards, "batch_size": plan.batch_size,
+                "num_samples": plan.num_samples, "shuffle": plan.shuffle, "drop_last": plan.drop_last,
+                "crops": str(self.spec)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the next batch comes from, as plain values (JSON-able): ``epoch`` and ``batch`` (its index in
+        the epoch), with what must match to resume (seed, shards, batch size, dataset size, crops).
+
+        Taken inside a loop after batch ``k`` was yielded, it resumes at batch ``k + 1``; taken between loops,
+        at the next loop (after a loop left early: the next epoch, as the loader itself would go on). Every rank is at the same step, so one rank's state resumes any rank. Batches are
+        keyed on (seed, shard, epoch, batch), so a resumed run yields the same samples, crops, boxes and flips
+        from there on (bit-identical on the CPU backend).
+        """
+        epoch, batch = self._running if self._running is not None else (self._next_epoch, self._next_batch)
+        if batch >= len(self):
+            epoch, batch = epoch + 1, 0
+        return {"epoch": epoch, "batch": batch, **self._identity()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Makes the next loop resume where ``state`` (from :meth:`state_dict`) says; ``ValueError`` naming what
+        differs when the state comes from a loader over other data or settings."""
+        if not isinstance(state, dict):
+            raise ValueError(f"state must be a dict from DaliMultiCropLoader.state_dict(), got {type(state).__name__}")
+        mine = self._identity()
+        for key in self._STATE_KEYS:
+            if key not in state:
+                raise ValueError(f"state has no '{key}': not a DaliMultiCropLoader state")
+            if state[key] != mine[key]:
+                raise ValueError(f"state was saved with {key}={state[key]!r}, this loader has {key}={mine[key]!r}: "
+                                 f"its batches would differ")
+        epoch = check_int("state['epoch']", state.get("epoch"), 0)
+        batch = check_int("state['batch']", state.get("batch"), 0)
+        if batch > len(self):
+            raise ValueError(f"state['batch']={batch} is past the {len(self)} batches of an epoch")
+        self._next_epoch, self._next_batch = epoch, batch
 
     @property
     def epoch(self) -> int:
@@ -142,18 +185,24 @@ class DaliMultiCropLoader:
         return self._next_epoch
 
     def __iter__(self) -> Iterator[MultiCropBatch]:
-        epoch = self._next_epoch
-        self._next_epoch += 1
-        return self._run_epoch(self.plan.batches(epoch), epoch)
+        epoch, first = self._next_epoch, self._next_batch
+        self._next_epoch, self._next_batch = epoch + 1, 0
+        return self._run_epoch(self.plan.batches(epoch), epoch, first)
 
-    def _run_epoch(self, batches: list[np.ndarray], epoch: int) -> Iterator[MultiCropBatch]:
+    def _run_epoch(self, batches: list[np.ndarray], epoch: int, first: int) -> Iterator[MultiCropBatch]:
         from .runner import GraphRunner
 
         if self._runner is None:
             self._runner = GraphRunner(self)
         runner = self._runner
-        for result in runner.run_epoch(batches, epoch):
-            yield result
+        progress = self._running = [epoch, first]
+        try:
+            for result in runner.run_epoch(batches, epoch, first):
+                progress[1] += 1
+                yield result
+        finally:
+            if self._running is progress:
+                self._running = None
 
     def empty_batch(self) -> MultiCropBatch:
         """A batch of zero images with the right shapes and dtypes (a rank's share of a short last step)."""

@@ -50,13 +50,13 @@ class GraphRunner:
                              mean=ld.mean, std=ld.std, prefetch=ld.prefetch,
                              decoder=DecoderSettings(hw_decoder_load=ld.hw_decoder_load))
 
-    def _start(self, batches: list[np.ndarray], epoch: int) -> Any:
+    def _start(self, batches: list[np.ndarray], epoch: int, first: int) -> Any:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
         if self._iterator is not None and self._open:
             self._feed.stop()
             _exhaust(self._iterator)
-        self._feed.start(batches, epoch)
+        self._feed.start(batches, epoch, first)
         if self._iterator is None:
             pipe = build_pipeline(self._feed, self._loader.spec, self._settings())
             self._iterator = DALIGenericIterator(pipe, self._names, auto_reset=False, prepare_first_batch=False)
@@ -65,10 +65,12 @@ class GraphRunner:
         self._open = True
         return self._iterator
 
-    def run_epoch(self, batches: list[np.ndarray], epoch: int) -> Iterator[MultiCropBatch]:
-        """Yields one batch per entry of ``batches`` of ``epoch``; empty entries become empty batches."""
+    def run_epoch(self, batches: list[np.ndarray], epoch: int, first: int = 0) -> Iterator[MultiCropBatch]:
+        """Yields one batch per entry of ``batches[first:]`` of ``epoch`` (a resumed epoch starts at ``first``);
+        empty entries (only ever at the end) become empty batches."""
+        batches = batches[first:]
         full = [b for b in batches if len(b)]
-        iterator = self._start(full, epoch) if full else None
+        iterator = self._start(full, epoch, first) if full else None
         self._epochs_started += 1
         mine = self._epochs_started
         for j, indices in enumerate(batches):

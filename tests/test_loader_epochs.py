@@ -213,3 +213,48 @@ def test_an_older_loop_cannot_read_a_newer_epoch(uneven_folder):
     with pytest.raises(RuntimeError, match="a newer loop over this loader started"):
         next(first)
     assert sorted(sum(epoch_indices(loader), [])) == list(range(11))
+
+
+def _batch_values(batch) -> tuple:
+    return (batch.indices.clone(), torch.cat([c.flatten() for c in batch.crops]), batch.boxes.clone(),
+            batch.flipped.clone())
+
+
+def test_resume_from_a_state_mid_epoch_repeats_everything(uneven_folder):
+    """Stopped after batch 2 of epoch 1, resumed by a fresh loader from the saved state (through JSON): the
+    same samples, crops, boxes and flips from batch 3 on, bit for bit, and the epochs after it too."""
+    import json
+
+    first = make(uneven_folder, seed=4)
+    for _ in first:  # epoch 0
+        pass
+    rest, state = [], None
+    for k, batch in enumerate(first):  # epoch 1
+        if k == 2:
+            state = json.loads(json.dumps(first.state_dict()))
+        elif k > 2:
+            rest.append(_batch_values(batch))
+    rest += [_batch_values(b) for b in first]  # epoch 2
+    assert state["epoch"] == 1 and state["batch"] == 3
+    resumed = make(uneven_folder, seed=4)
+    resumed.load_state_dict(state)
+    again = [_batch_values(b) for b in resumed] + [_batch_values(b) for b in resumed]
+    assert len(again) == len(rest) == 3 + 6
+    for x, y in zip(rest, again):
+        for t, u in zip(x, y):
+            assert torch.equal(t, u)
+
+
+def test_state_between_loops_and_mismatches(uneven_folder):
+    loader = make(uneven_folder, seed=4)
+    assert loader.state_dict()["epoch"] == 0 and loader.state_dict()["batch"] == 0
+    for _ in loader:
+        pass
+    assert (loader.state_dict()["epoch"], loader.state_dict()["batch"]) == (1, 0)
+    state = loader.state_dict()
+    with pytest.raises(ValueError, match="saved with seed=4, this loader has seed=5"):
+        make(uneven_folder, seed=5).load_state_dict(state)
+    with pytest.raises(ValueError, match="batch_size"):
+        make(uneven_folder, seed=4, batch_size=3).load_state_dict(state)
+    with pytest.raises(ValueError, match="past the 6 batches"):
+        make(uneven_folder, seed=4).load_state_dict({**state, "batch": 7})

@@ -225,3 +225,18 @@ def test_rounds_follow_how_often_min_keep_is_met():
     assert 1 <= easy.rounds <= 4 < hard.rounds <= 32
     masks = hard(batch_size=2000)
     assert (masks.context[0].sum(-1) >= 80).all() and hard.short_masks == 0
+
+
+def test_generator_state_resumes_the_same_masks():
+    gen = MultiCropMaskGenerator("2x224,6x96", num_levels=2, seed=3)
+    gen.set_epoch(5)
+    gen(batch_size=4)
+    state = gen.state_dict()
+    want = gen(batch_size=4)
+    fresh = MultiCropMaskGenerator("2x224,6x96", num_levels=2, seed=3)
+    fresh.load_state_dict(state)
+    got = fresh(batch_size=4)
+    assert state == {"epoch": 5, "step": 1, "seed": 3}
+    assert all(torch.equal(a, b) for a, b in zip(want.context + want.targets, got.context + got.targets))
+    with pytest.raises(ValueError, match="seed=3, this generator has seed=4"):
+        MultiCropMaskGenerator("2x224,6x96", seed=4).load_state_dict(state)

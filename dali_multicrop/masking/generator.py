@@ -227,6 +227,21 @@ class MultiCropMaskGenerator(torch.nn.Module):
         self.epoch = check_int("epoch", epoch, 0)
         self.step = 0
 
+    def state_dict(self) -> dict[str, int]:
+        """The key of the next call (``epoch``, ``step``) and the ``seed``; with :meth:`load_state_dict`, a resumed
+        run draws the same masks from there on. (``torch.nn.Module.state_dict`` holds tensors; this holds none.)"""
+        return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int], strict: bool = True) -> None:  # type: ignore[override]
+        """Resumes at the key in ``state`` (from :meth:`state_dict`); ``ValueError`` if it was saved with
+        another seed. ``strict`` is accepted for ``torch.nn.Module`` callers and changes nothing."""
+        if not isinstance(state, dict) or "epoch" not in state or "step" not in state:
+            raise ValueError(f"state must be a dict from MultiCropMaskGenerator.state_dict(), got {state!r}")
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError(f"state was saved with seed={state['seed']!r}, this generator has seed={self.seed!r}")
+        self.epoch = check_int("state['epoch']", state["epoch"], 0)
+        self.step = check_int("state['step']", state["step"], 0)
+
     def forward(self, batch: Optional[MultiCropBatch] = None, *, batch_size: Optional[int] = None,
                 device: Union[str, torch.device, None] = None, step: Optional[int] = None) -> MultiCropMasks:
         """Masks for one batch. ``step`` (default: the call count since :meth:`set_epoch`) keys the draws."""
