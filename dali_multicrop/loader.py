@@ -8,11 +8,12 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from .graph import HW_DECODER_LOAD
+from .graph import HW_DECODER_LOAD, DecoderSettings, GraphSettings
 from ._checks import check_int, check_probability
 from ._dali import dali_modules
 from ._system import visible_cores
 from .batch import MultiCropBatch
+from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .sources import FileList, SourceLike, resolve_source
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec, parse_crops
@@ -112,10 +113,15 @@ class DaliMultiCropLoader:
         self.plan = ShardPlan(num_samples=len(self.source), batch_size=batch_size, shard_id=shard_id,
                               num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)
         self.torch_device = torch.device(f"cuda:{self.device_id}" if self.device == "gpu" else "cpu")
+        self.settings = GraphSettings(device=self.device, batch_size=batch_size, num_threads=self.num_threads,
+                                      seed=self.graph_seed(), device_id=self.device_id, dtype=dtype, mean=self.mean,
+                                      std=self.std, prefetch=self.prefetch,
+                                      decoder=DecoderSettings(hw_decoder_load=self.hw_decoder_load))
+        """What the graph is built with (frozen)."""
         self._next_epoch = 0
         self._next_batch = 0  # where the next loop starts in its epoch (a resumed run)
         self._running: Optional[list[int]] = None  # [epoch, next batch] of the loop in progress
-        self._runner: Optional[Any] = None
+        self._runner: Optional[GraphRunner] = None
         dali_modules()  # DALI missing: an ImportError with the install command, now rather than mid-loop
 
     @property
@@ -190,10 +196,8 @@ class DaliMultiCropLoader:
         return self._run_epoch(self.plan.batches(epoch), epoch, first)
 
     def _run_epoch(self, batches: list[np.ndarray], epoch: int, first: int) -> Iterator[MultiCropBatch]:
-        from .runner import GraphRunner
-
         if self._runner is None:
-            self._runner = GraphRunner(self)
+            self._runner = GraphRunner(self.source, self.spec, self.settings, seed=self.seed, shard=self.shard_id)
         runner = self._runner
         progress = self._running = [epoch, first]
         try:
@@ -203,18 +207,6 @@ class DaliMultiCropLoader:
         finally:
             if self._running is progress:
                 self._running = None
-
-    def empty_batch(self) -> MultiCropBatch:
-        """A batch of zero images with the right shapes and dtypes (a rank's share of a short last step)."""
-        dtype = torch.float16 if self.dtype == "float16" else torch.float32
-        dev = self.torch_device
-        n = self.spec.num_crops
-        return MultiCropBatch(
-            crops=[torch.empty((0, 3, s, s), dtype=dtype, device=dev) for s in self.spec.sizes],
-            boxes=torch.empty((0, n, 4), dtype=torch.float32, device=dev),
-            flipped=torch.empty((0, n), dtype=torch.bool, device=dev),
-            labels=torch.empty((0,), dtype=torch.int64, device=dev),
-            indices=torch.empty((0,), dtype=torch.int64, device=dev))
 
     def graph_seed(self) -> int:
         """The DALI pipeline's own seed, keyed on the user's seed and this shard. No operator of the graph draws

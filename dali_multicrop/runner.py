@@ -1,19 +1,22 @@
-"""Runs the DALI graph epoch by epoch for a loader and turns its outputs into :class:`MultiCropBatch`."""
+"""Runs the DALI graph epoch by epoch and turns its outputs into :class:`MultiCropBatch`.
+
+A self-contained part: it is given the source, the spec, the frozen :class:`GraphSettings` and the key of the
+draws, and reads nothing back from the loader; every error of a run is turned into the user's terms here.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
 
 from .batch import MultiCropBatch
 from .feed import EpochFeed
-from .graph import DecoderSettings, GraphSettings, build_pipeline, output_names
+from .graph import GraphSettings, build_pipeline, output_names
 from .imagecheck import first_undecodable
-
-if TYPE_CHECKING:
-    from .loader import DaliMultiCropLoader
+from .sources import FileList
+from .spec import MultiCropSpec
 
 __all__ = ["GraphRunner"]
 
@@ -35,20 +38,18 @@ class GraphRunner:
     prefetched are computed and discarded. A pipeline that failed is dropped and rebuilt next epoch.
     """
 
-    def __init__(self, loader: "DaliMultiCropLoader") -> None:
-        self._loader = loader
-        self._feed = EpochFeed(loader.source, loader.spec, seed=loader.seed, shard=loader.shard_id)
-        self._names = output_names(loader.spec)
+    def __init__(self, source: FileList, spec: MultiCropSpec, settings: GraphSettings, seed: int,
+                 shard: int) -> None:
+        """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph."""
+        self._source = source
+        self._spec = spec
+        self._settings = settings
+        self._feed = EpochFeed(source, spec, seed=seed, shard=shard)
+        self._names = output_names(spec)
+        self._device = torch.device(f"cuda:{settings.device_id}" if settings.device == "gpu" else "cpu")
         self._iterator: Optional[Any] = None
         self._open = False  # True while an epoch has batches DALI has not delivered
-        self._epochs_started = 0  # tells a loop that a newer loop over the same loader took the pipeline
-
-    def _settings(self) -> GraphSettings:
-        ld = self._loader
-        return GraphSettings(device=ld.device, batch_size=ld.batch_size, num_threads=ld.num_threads,
-                             seed=ld.graph_seed(), device_id=ld.device_id, dtype=ld.dtype,
-                             mean=ld.mean, std=ld.std, prefetch=ld.prefetch,
-                             decoder=DecoderSettings(hw_decoder_load=ld.hw_decoder_load))
+        self._epochs_started = 0  # tells a loop that a newer loop over the same runner took the pipeline
 
     def _start(self, batches: list[np.ndarray], epoch: int, first: int) -> Any:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
@@ -58,7 +59,7 @@ class GraphRunner:
             _exhaust(self._iterator)
         self._feed.start(batches, epoch, first)
         if self._iterator is None:
-            pipe = build_pipeline(self._feed, self._loader.spec, self._settings())
+            pipe = build_pipeline(self._feed, self._spec, self._settings)
             self._iterator = DALIGenericIterator(pipe, self._names, auto_reset=False, prepare_first_batch=False)
         else:
             self._iterator.reset()
@@ -78,7 +79,7 @@ class GraphRunner:
                 raise RuntimeError("a newer loop over this loader started while this one was still running; "
                                    "one loader serves one loop at a time")
             if iterator is None or not len(indices):
-                yield self._loader.empty_batch()
+                yield self.empty_batch()
                 continue
             try:
                 outputs = next(iterator)[0]
@@ -99,8 +100,8 @@ class GraphRunner:
 
     def _explain(self, iteration: int, exc: Exception) -> Exception:
         """Names the file behind a failed run: checks the batches that were in flight, one file at a time."""
-        files = self._loader.source.files
-        in_flight = range(iteration, min(iteration + self._loader.prefetch + 1, len(self._feed)))
+        files = self._source.files
+        in_flight = range(iteration, min(iteration + self._settings.prefetch + 1, len(self._feed)))
         candidates = [files[i] for j in in_flight for i in self._feed.batch(j)]
         found = first_undecodable(candidates)
         return found if found is not None else exc
@@ -108,7 +109,7 @@ class GraphRunner:
     def _to_batch(self, outputs: dict[str, torch.Tensor]) -> MultiCropBatch:
         """Everything is already on the loader's device (the graph outputs its side tensors there); the boxes
         are the second half of the window step's rows (a view)."""
-        n = self._loader.spec.num_crops
+        n = self._spec.num_crops
         windows = outputs["windows"]
         return MultiCropBatch(
             crops=[outputs[f"crop_{i}"] for i in range(n)],
@@ -116,3 +117,14 @@ class GraphRunner:
             flipped=outputs["flipped"],
             labels=outputs["labels"],
             indices=outputs["indices"])
+
+    def empty_batch(self) -> MultiCropBatch:
+        """A batch of zero images with the right shapes and dtypes (a rank's share of a short last step)."""
+        dtype = torch.float16 if self._settings.dtype == "float16" else torch.float32
+        dev, n = self._device, self._spec.num_crops
+        return MultiCropBatch(
+            crops=[torch.empty((0, 3, s, s), dtype=dtype, device=dev) for s in self._spec.sizes],
+            boxes=torch.empty((0, n, 4), dtype=torch.float32, device=dev),
+            flipped=torch.empty((0, n), dtype=torch.bool, device=dev),
+            labels=torch.empty((0,), dtype=torch.int64, device=dev),
+            indices=torch.empty((0,), dtype=torch.int64, device=dev))
