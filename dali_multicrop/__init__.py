@@ -9,9 +9,9 @@ from .batch import MultiCropBatch
 from .imagecheck import ImageDecodeError, ImageReadError
 from .loader import DaliMultiCropLoader
 from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
-from .presets import list_presets, load_preset
+from .presets import list_presets, load_preset, parse_crops
 from .sources import FileList
-from .spec import ColorJitter, CropGroup, MultiCropSpec, parse_crops
+from .spec import ColorJitter, CropGroup, MultiCropSpec
 
 __all__ = [
     "ColorJitter",

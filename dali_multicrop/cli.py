@@ -14,7 +14,8 @@ import typer
 
 from . import __version__
 from .graph import HW_DECODER_LOAD
-from .spec import MultiCropSpec, parse_crops
+from .presets import parse_crops
+from .spec import MultiCropSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-crop views for self-supervised training, made by NVIDIA DALI.")

@@ -16,7 +16,8 @@ from .batch import MultiCropBatch
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .sources import FileList, SourceLike, resolve_source
-from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec, parse_crops
+from .presets import parse_crops
+from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 
 __all__ = ["DaliMultiCropLoader", "IMAGENET_MEAN", "IMAGENET_STD"]
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Union
 
 import yaml
 
-from .spec import ColorJitter, CropGroup, MultiCropSpec
+from .spec import ColorJitter, CropGroup, CropsLike, MultiCropSpec
 
-__all__ = ["list_presets", "load_preset", "load_preset_description", "spec_from_mapping"]
+__all__ = ["list_presets", "load_preset", "load_preset_description", "parse_crops", "spec_from_mapping"]
 
 _TOP_KEYS = {"name", "description", "global_groups", "groups", "defaults"}
 _GROUP_KEYS = {f.name for f in dataclasses.fields(CropGroup)}
@@ -86,10 +87,14 @@ def spec_from_mapping(data: Any, origin: str = "recipe") -> MultiCropSpec:
         raise ValueError(f"{origin}: {exc}") from None
 
 
+def _is_recipe_path(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or os.sep in text or os.path.isfile(os.path.expanduser(text))
+
+
 def load_preset(name_or_path: Union[str, os.PathLike]) -> MultiCropSpec:
     """A shipped recipe by name (see :func:`list_presets`), or a recipe YAML file by path."""
     text_name = os.fspath(name_or_path)
-    if text_name.endswith((".yaml", ".yml")) or os.sep in text_name:
+    if text_name not in list_presets() and _is_recipe_path(text_name):
         path = Path(text_name).expanduser()
         if not path.is_file():
             raise ValueError(f"recipe file '{text_name}' does not exist")
@@ -105,3 +110,30 @@ def load_preset(name_or_path: Union[str, os.PathLike]) -> MultiCropSpec:
     except yaml.YAMLError as exc:
         raise ValueError(f"{origin} is not valid YAML: {exc}") from None
     return spec_from_mapping(data, origin)
+
+
+_NAME = re.compile(r"^[A-Za-z][\w.-]*$")
+"""What a preset name looks like (``dinov2``); anything else that is neither a preset nor a file is read as a
+crop spec, whose parser then says what is wrong with it."""
+_SPEC_GROUP = re.compile(r"^[xX]?\d*[xX]\d*$")
+
+
+def parse_crops(crops: CropsLike) -> MultiCropSpec:
+    """A :class:`MultiCropSpec` from what a user may pass as ``crops``: a spec, a sequence of
+    :class:`CropGroup` (the first group global), or a string, resolved in this order: a shipped preset's name
+    (``"dino"``, ``"dinov2"``; see :func:`list_presets`), a recipe file (a path that exists, or one ending in
+    ``.yaml``/``.yml``), a ``COUNTxSIZE`` crop spec (``"2x224,6x96"``)."""
+    if isinstance(crops, MultiCropSpec):
+        return crops
+    if isinstance(crops, str):
+        text = crops.strip()
+        if text in list_presets() or (text and _is_recipe_path(text)):
+            return load_preset(text)
+        if not _NAME.match(text) or _SPEC_GROUP.match(text):
+            return MultiCropSpec.parse(crops)
+        raise ValueError(f"'{text}' is neither a shipped preset ({', '.join(list_presets())}), a recipe file, nor "
+                         f"a crop spec (COUNTxSIZE groups, e.g. 2x224,6x96)")
+    if isinstance(crops, (list, tuple)):
+        return MultiCropSpec(tuple(crops))
+    raise ValueError(f"crops must be a spec string such as '2x224,6x96', a MultiCropSpec or a list of "
+                     f"CropGroup, got {crops!r}")

@@ -31,7 +31,7 @@ __all__ = [
     "ColorJitter",
     "CropGroup",
     "MultiCropSpec",
-    "parse_crops",
+    "CropsLike",
     "GLOBAL_SCALE",
     "LOCAL_SCALE",
     "DEFAULT_RATIO",
@@ -243,27 +243,5 @@ class MultiCropSpec:
 
 
 CropsLike = Union[str, MultiCropSpec, Sequence[CropGroup]]
-"""A crop spec string, a preset name or recipe path, a spec, or a list of groups (one global group)."""
-
-
-def _names_a_recipe(text: str) -> bool:
-    """A preset name ("dino") or a recipe file ("my.yaml") rather than a ``COUNTxSIZE`` spec."""
-    stripped = text.strip()
-    return bool(stripped) and (stripped.endswith((".yaml", ".yml")) or not any(c.isdigit() for c in stripped))
-
-
-def parse_crops(crops: CropsLike) -> MultiCropSpec:
-    """Turns a spec string (``"2x224,6x96"``), a preset name (``"dino"``, see ``pipelines/``) or recipe file,
-    a :class:`MultiCropSpec` or a sequence of :class:`CropGroup` into a spec."""
-    if isinstance(crops, MultiCropSpec):
-        return crops
-    if isinstance(crops, str):
-        if _names_a_recipe(crops):
-            from .presets import load_preset
-
-            return load_preset(crops.strip())
-        return MultiCropSpec.parse(crops)
-    if isinstance(crops, (list, tuple)):
-        return MultiCropSpec(tuple(crops))
-    raise ValueError(f"crops must be a spec string such as '2x224,6x96', a MultiCropSpec or a list of "
-                     f"CropGroup, got {crops!r}")
+"""A crop spec string, a preset name or recipe path, a spec, or a list of groups (one global group); see
+:func:`dali_multicrop.presets.parse_crops`."""

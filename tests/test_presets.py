@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_shipped_preset_loads():
     names = list_presets()
-    assert {"dino", "ijepa", "multicrop-jepa"} <= set(names)
+    assert {"dino", "dinov2", "hjepa", "ibot", "ijepa", "multicrop-jepa", "swav"} <= set(names)
     assert names == sorted(p.stem for p in (ROOT / "pipelines").glob("*.yaml"))
     for name in names:
         assert parse_crops(name) == load_preset(name)
@@ -107,3 +107,64 @@ def test_source_checkout_without_install_finds_the_recipes(monkeypatch):
     monkeypatch.setattr(presets.resources, "files", not_installed)
     assert presets.list_presets() == sorted(p.stem for p in (ROOT / "pipelines").glob("*.yaml"))
     assert str(presets.load_preset("dino")) == "1x224,1x224,8x96"
+
+
+def _jitter(group) -> tuple:
+    j = group.color_jitter
+    return (j.probability, j.brightness, j.contrast, j.saturation, j.hue)
+
+
+def test_preset_names_may_hold_digits():
+    assert parse_crops("dinov2") == load_preset("dinov2") and str(parse_crops("dinov2")) == "1x224,1x224,8x98"
+    with pytest.raises(ValueError, match="'dinov3' is neither a shipped preset .*dinov2.*, a recipe file, nor"):
+        parse_crops("dinov3")
+    with pytest.raises(ValueError, match="crop spec '2x' is missing a size"):
+        parse_crops("2x")
+
+
+def test_dinov2_recipe_matches_the_original_with_effective_blur():
+    """facebookresearch/dinov2: DataAugmentationDINO (augmentations.py), GaussianBlur (transforms.py: the blur
+    runs with probability 1 - p), ssl_default_config.yaml crops, train/vit*14.yaml local_crops_size 98."""
+    spec = load_preset("dinov2")
+    first, second, local = spec.groups
+    assert spec.num_global_groups == 2 and (first.count, second.count, local.count) == (1, 1, 8)
+    assert (first.size, local.size) == (224, 98) and first.scale == second.scale == (0.32, 1.0)
+    assert local.scale == (0.05, 0.32)
+    assert (first.blur_prob, second.blur_prob, local.blur_prob) == (1 - 1.0, 1 - 0.1, 1 - 0.5)
+    assert (first.solarize_prob, second.solarize_prob, local.solarize_prob) == (0.0, 0.2, 0.0)
+    for g in spec.groups:
+        assert _jitter(g) == (0.8, 0.4, 0.4, 0.2, 0.1) and g.grayscale_prob == 0.2 and g.flip_prob == 0.5
+        assert g.blur_sigma == (0.1, 2.0)
+    MultiCropMaskGenerator(spec, patch_size=14)  # 98 px = 7 patches of 14
+
+
+def test_ibot_recipe_matches_the_original():
+    """bytedance/ibot: DataAugmentationiBOT (main_ibot.py) with the README's ViT-S/16 multi-crop arguments."""
+    spec = load_preset("ibot")
+    first, second, local = spec.groups
+    assert spec.num_global_groups == 2 and (first.count, second.count, local.count) == (1, 1, 10)
+    assert (first.size, local.size) == (224, 96)
+    assert first.scale == second.scale == (0.25, 1.0) and local.scale == (0.05, 0.25)
+    assert (first.blur_prob, second.blur_prob, local.blur_prob) == (1.0, 0.1, 0.5)
+    assert (first.solarize_prob, second.solarize_prob, local.solarize_prob) == (0.0, 0.2, 0.0)
+    for g in spec.groups:
+        assert _jitter(g) == (0.8, 0.4, 0.4, 0.2, 0.1) and g.grayscale_prob == 0.2 and g.flip_prob == 0.5
+
+
+def test_swav_recipe_matches_the_original():
+    """facebookresearch/swav: MultiCropDataset and get_color_distortion(s=1) (src/multicropdataset.py),
+    RandomGaussianBlur (p 0.5, sigma 0.1-2.0), with the README's ImageNet multi-crop arguments."""
+    spec = load_preset("swav")
+    big, small = spec.groups
+    assert str(spec) == "2x224,6x96" and spec.num_global_groups == 1
+    assert big.scale == (0.14, 1.0) and small.scale == (0.05, 0.14)
+    for g in spec.groups:
+        assert _jitter(g) == (0.8, 0.8, 0.8, 0.8, 0.2) and g.grayscale_prob == 0.2 and g.flip_prob == 0.5
+        assert g.blur_prob == 0.5 and g.blur_sigma == (0.1, 2.0) and g.solarize_prob == 0.0
+
+
+def test_hjepa_recipe_is_the_default_multicrop():
+    spec = load_preset("hjepa")
+    assert spec == parse_crops("2x224,6x96")
+    assert spec.groups[0].scale == (0.4, 1.0) and spec.groups[1].scale == (0.05, 0.4)
+    assert _jitter(spec.groups[0]) == (0.8, 0.2, 0.2, 0.1, 0.05)

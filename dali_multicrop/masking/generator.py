@@ -12,7 +12,8 @@ import torch
 from .._checks import check_int
 from ..batch import MultiCropBatch
 from ..sharding import derive_seed, distributed_defaults
-from ..spec import CropsLike, parse_crops
+from ..presets import parse_crops
+from ..spec import CropsLike
 from .functional import locate_in_crop, max_block_dims, patch_centres, sample_blocks, visible_in_box
 from .levels import MaskLevel, hierarchical_levels
 
