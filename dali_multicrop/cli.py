@@ -20,6 +20,7 @@ from .spec import MultiCropSpec
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-crop views for self-supervised training, made by NVIDIA DALI.")
 
+DEFAULT_CROPS = "2x224,6x96"
 CROPS_HELP = ("Crop spec (COUNTxSIZE groups, first global, e.g. 2x224,6x96), a preset name "
               "(see 'dali-multicrop presets') or a recipe YAML file.")
 
@@ -32,6 +33,28 @@ def _fail(message: str) -> NoReturn:
 def _spec(crops: str) -> MultiCropSpec:
     try:
         return parse_crops(crops)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+CONFIG_HELP = "A training config (YAML, see configs/): take the crop recipe from it instead of --crops."
+
+
+def _spec_or_config(crops: str, config: Optional[Path]) -> MultiCropSpec:
+    """The recipe of ``--config`` where one is given (then ``--crops`` must be left at its default), else of
+    ``--crops``."""
+    if config is None:
+        return _spec(crops)
+    if crops != DEFAULT_CROPS:
+        _fail("give --crops or --config, not both")
+    return _config(config).spec
+
+
+def _config(config: Path):
+    from .config import load_config
+
+    try:
+        return load_config(config)
     except ValueError as exc:
         _fail(str(exc))
 
@@ -87,7 +110,8 @@ def main(version: bool = typer.Option(False, "--version", help="Print the versio
 
 @app.command()
 def bench(
-    crops: str = typer.Option("2x224,6x96", "--crops", help=CROPS_HELP, show_default=True),
+    crops: str = typer.Option(DEFAULT_CROPS, "--crops", help=CROPS_HELP, show_default=True),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder to read instead of the built-in sample."),
     backend: Optional[List[str]] = typer.Option(None, "--backend",
                                                 help="Backend to run (repeatable): dali-gpu, dali-cpu, torchvision, "
@@ -122,7 +146,7 @@ def bench(
     from .benchmark.report import notes, render_table, write_results
     from .loader import DTYPES
 
-    spec = _spec(crops)
+    spec = _spec_or_config(crops, config)
     chosen = list(backend) if backend else list(BACKENDS)
     for name in chosen:
         if name not in BACKENDS:
@@ -229,7 +253,8 @@ def overhead(
 
 @app.command()
 def preview(
-    crops: str = typer.Option("2x224,6x96", "--crops", help=CROPS_HELP, show_default=True),
+    crops: str = typer.Option(DEFAULT_CROPS, "--crops", help=CROPS_HELP, show_default=True),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder to read instead of the built-in sample."),
     images: int = typer.Option(3, "--images", help="How many source images to show.", show_default=True),
     strategy: str = typer.Option("global_only", "--strategy", help="Masking strategy to overlay.", show_default=True),
@@ -247,7 +272,7 @@ def preview(
     from .masking import MultiCropMaskGenerator
     from .preview import preview_size, render_preview
 
-    spec = _spec(crops)
+    spec = _spec_or_config(crops, config)
     for name, value, low in (("--images", images, 1), ("--levels", levels, 1), ("--targets", targets, 1),
                              ("--patch-size", patch_size, 1), ("--tile", tile, 16),
                              ("--sample-images", sample_images, 1)):
@@ -278,15 +303,36 @@ def presets() -> None:
         typer.echo(f"{name}: {load_preset_description(name)}")
 
 
-@app.command()
-def crops(spec: str = typer.Argument(..., help=CROPS_HELP)) -> None:
-    """Show the recipe a crop spec or preset expands to, one line per group."""
-    parsed = _spec(spec)
+def _print_groups(parsed: MultiCropSpec) -> None:
     for i, group in enumerate(parsed.groups):
         kind = "global" if i < parsed.num_global_groups else "local"
         fields = ", ".join(f"{f.name}={getattr(group, f.name)!r}" for f in dataclasses.fields(group)
                            if f.name not in ("count", "size"))
         typer.echo(f"{kind}: {group.count}x{group.size}  {fields}")
+
+
+@app.command()
+def crops(spec: str = typer.Argument(..., help=CROPS_HELP)) -> None:
+    """Show the recipe a crop spec or preset expands to, one line per group."""
+    _print_groups(_spec(spec))
+
+
+@app.command("config")
+def config_command(path: Path = typer.Argument(..., help="The training config (YAML) to check.")) -> None:
+    """Validate a training config and print what it resolves to: crops, loader and masking settings."""
+    cfg = _config(path)
+    if cfg.masking:
+        from .masking import MultiCropMaskGenerator
+
+        try:
+            MultiCropMaskGenerator(cfg.spec, **cfg.masking)
+        except ValueError as exc:
+            _fail(f"{cfg.origin}: masking: {exc}")
+    typer.echo(f"crops: {cfg.spec} ({cfg.spec.num_global} global)")
+    _print_groups(cfg.spec)
+    typer.echo(f"data path: {cfg.path or '(not set: pass source=... to DaliMultiCropLoader.from_config)'}")
+    typer.echo("loader: " + (", ".join(f"{k}={v!r}" for k, v in cfg.loader.items()) or "(defaults)"))
+    typer.echo("masking: " + (", ".join(f"{k}={v!r}" for k, v in cfg.masking.items()) or "(none)"))
 
 
 if __name__ == "__main__":  # pragma: no cover

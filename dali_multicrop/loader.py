@@ -13,6 +13,7 @@ from ._checks import check_int, check_probability
 from ._dali import dali_modules
 from ._system import visible_cores
 from .batch import MultiCropBatch
+from .config import ConfigLike
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .sources import FileList, SourceLike, resolve_source
@@ -124,6 +125,20 @@ class DaliMultiCropLoader:
         self._running: Optional[list[int]] = None  # [epoch, next batch] of the loop in progress
         self._runner: Optional[GraphRunner] = None
         dali_modules()  # DALI missing: an ImportError with the install command, now rather than mid-loop
+
+    @classmethod
+    def from_config(cls, config: "ConfigLike", source: Optional[SourceLike] = None,
+                    **overrides: Any) -> "DaliMultiCropLoader":
+        """A loader as a training config says (a YAML path or mapping, see :mod:`dali_multicrop.config`): its
+        crops and ``loader:`` settings, reading ``source`` (default: the config's ``data.path``); keyword
+        ``overrides`` win over the file (e.g. ``device="cpu"``)."""
+        from .config import load_config
+
+        cfg = load_config(config)
+        source = source if source is not None else cfg.path
+        if source is None:
+            raise ValueError(f"{cfg.origin}: data.path is not set; give it in the file or pass source=...")
+        return cls(source, crops=cfg.spec, **{**cfg.loader, **overrides})
 
     @property
     def batch_size(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import math
 
@@ -16,6 +16,9 @@ from ..presets import parse_crops
 from ..spec import CropsLike
 from .functional import locate_in_crop, max_block_dims, patch_centres, sample_blocks, visible_in_box
 from .levels import MaskLevel, hierarchical_levels
+
+if TYPE_CHECKING:
+    from ..config import ConfigLike
 
 __all__ = ["MultiCropMaskGenerator", "MultiCropMasks", "STRATEGIES"]
 
@@ -113,6 +116,15 @@ class MultiCropMaskGenerator(torch.nn.Module):
             self.rounds = max(self.rounds, self._check_fits(grid))
         self._generators: dict[torch.device, torch.Generator] = {}
         self._short: dict[torch.device, torch.Tensor] = {}
+
+    @classmethod
+    def from_config(cls, config: "ConfigLike", **overrides: Any) -> "MultiCropMaskGenerator":
+        """A generator as a training config says (a YAML path or mapping, see :mod:`dali_multicrop.config`):
+        the config's crops and its ``masking:`` settings; keyword ``overrides`` win over the file."""
+        from ..config import load_config
+
+        cfg = load_config(config)
+        return cls(cfg.spec, **{**cfg.masking, **overrides})
 
     @property
     def num_levels(self) -> int:

@@ -1,0 +1,229 @@
+"""Training configuration files: one YAML file that maps onto the loader's and the mask generator's own objects.
+
+A config has up to three sections (see ``configs/`` and ``docs/``-style comments in those files):
+
+* ``data``: ``path`` (optional: the image folder), and the crops either as ``preset:`` (a shipped preset name,
+  a recipe file or a ``COUNTxSIZE`` spec) or, as H-JEPA's configs write them, ``use_multicrop`` with a
+  ``multicrop:`` block (``num_global_crops``, ``num_local_crops``, ``global_crop_size``, ``local_crop_size``,
+  ``global_crop_scale``, ``local_crop_scale``, ``masking_strategy``). ``use_multicrop: false`` keeps the
+  global crops only.
+* ``loader``: keyword arguments of :class:`~dali_multicrop.DaliMultiCropLoader` (``batch_size``, ``device``,
+  ``dtype``, ``num_threads``, ``seed``, ``shuffle``, ``drop_last``, ``prefetch``, ``hw_decoder_load``).
+* ``masking``: keyword arguments of :class:`~dali_multicrop.MultiCropMaskGenerator` (``strategy``,
+  ``patch_size``, ``num_levels`` or ``levels`` (a list of :class:`MaskLevel` fields), ``num_targets``,
+  ``min_keep``, ``allow_overlap``, ``seed``).
+
+Values left out take the objects' own defaults. A bad value or an unknown key is a ``ValueError`` naming the
+key path, the value and what was expected (an unknown key with the nearest valid one).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+import yaml
+
+from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
+
+__all__ = ["TrainingConfig", "load_config", "ConfigLike"]
+
+ConfigLike = Union[str, "os.PathLike[str]", dict]
+"""A config file's path, or the parsed mapping."""
+
+
+class _Bad(Exception):
+    """A value that does not fit: ``expected`` says what would."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
+def _int(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise _Bad(f"an integer >= {minimum}")
+        return value
+    return check
+
+
+def _number(low: float, high: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+            raise _Bad(f"a number in [{low:g}, {high:g}]")
+        return float(value)
+    return check
+
+
+def _pair(low_open: float, high: float, what: str) -> Callable[[Any], tuple[float, float]]:
+    def check(value: Any) -> tuple[float, float]:
+        ok = (isinstance(value, (list, tuple)) and len(value) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+        if not ok or not (low_open < value[0] <= value[1] <= high):
+            raise _Bad(f"two numbers in ({low_open:g}, {high:g}]{what}, the first not above the second")
+        return float(value[0]), float(value[1])
+    return check
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad("true or false")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Bad("a non-empty string")
+    return value
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise _Bad(f"one of {', '.join(options)}")
+        return value
+    return check
+
+
+def _strategy(value: Any) -> str:
+    from .masking import STRATEGIES
+
+    return _choice(*STRATEGIES)(value)
+
+
+_LEVEL = {"target_scale": _pair(0.0, 1.0, " (a fraction of the patch grid)"),
+          "target_aspect": _pair(0.0, math.inf, " (width / height)"),
+          "context_scale": _pair(0.0, 1.0, " (a fraction of the patch grid)"),
+          "context_aspect": _pair(0.0, math.inf, " (width / height)")}
+
+_SCHEMA: dict[str, Any] = {
+    "data": {
+        "path": _text,
+        "preset": _text,
+        "use_multicrop": _bool,
+        "multicrop": {
+            "num_global_crops": _int(1),
+            "num_local_crops": _int(0),
+            "global_crop_size": _int(1),
+            "local_crop_size": _int(1),
+            "global_crop_scale": _pair(0.0, 1.0, " (fractions of the image's area)"),
+            "local_crop_scale": _pair(0.0, 1.0, " (fractions of the image's area)"),
+            "masking_strategy": _strategy,
+        },
+    },
+    "loader": {
+        "batch_size": _int(1), "device": _choice("gpu", "cpu", "auto"), "dtype": _choice("float32", "float16"),
+        "num_threads": _int(1), "seed": _int(0), "shuffle": _bool, "drop_last": _bool, "prefetch": _int(1),
+        "hw_decoder_load": _number(0.0, 1.0),
+    },
+    "masking": {
+        "strategy": _strategy, "patch_size": _int(1), "num_levels": _int(1), "levels": [_LEVEL],
+        "num_targets": _int(1), "min_keep": _int(0), "allow_overlap": _bool, "seed": _int(0),
+    },
+}
+
+
+def _unknown(path: str, key: Any, valid: dict[str, Any]) -> ValueError:
+    near = difflib.get_close_matches(str(key), list(valid), n=1)
+    hint = f"; did you mean '{near[0]}'?" if near else f" (expected one of: {', '.join(valid)})"
+    return ValueError(f"{path + '.' if path else ''}{key}: unknown key{hint}")
+
+
+def _checked(data: Any, schema: Any, path: str) -> Any:
+    """``data`` validated against ``schema`` (nested dicts of checks; a one-item list: a list of those)."""
+    if isinstance(schema, list):
+        if not isinstance(data, list) or not data:
+            raise ValueError(f"{path}: expected a non-empty list, got {data!r}")
+        return [_checked(item, schema[0], f"{path}[{k}]") for k, item in enumerate(data)]
+    if isinstance(schema, dict):
+        if not isinstance(data, dict):
+            raise ValueError(f"{path or 'config'}: expected a mapping, got {data!r}")
+        out = {}
+        for key, value in data.items():
+            if key not in schema:
+                raise _unknown(path, key, schema)
+            out[key] = _checked(value, schema[key], f"{path + '.' if path else ''}{key}")
+        return out
+    try:
+        return schema(data)
+    except _Bad as bad:
+        raise ValueError(f"{path}: expected {bad.expected}, got {data!r}") from None
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A validated config: the crop ``spec``, the data ``path`` (or None), and the keyword arguments it gives
+    :class:`~dali_multicrop.DaliMultiCropLoader` (``loader``) and
+    :class:`~dali_multicrop.MultiCropMaskGenerator` (``masking``: ``strategy`` and ``levels`` included)."""
+
+    spec: MultiCropSpec
+    path: Optional[str] = None
+    loader: dict[str, Any] = field(default_factory=dict)
+    masking: dict[str, Any] = field(default_factory=dict)
+    origin: str = "config"
+
+
+def _spec(data: dict[str, Any], origin: str) -> MultiCropSpec:
+    from .presets import parse_crops
+
+    crops = data.get("multicrop", {})
+    if "preset" in data:
+        if crops or "use_multicrop" in data:
+            raise ValueError(f"{origin}: data.preset and data.multicrop/use_multicrop both say which crops; "
+                             f"give one of them")
+        try:
+            return parse_crops(data["preset"])
+        except ValueError as exc:
+            raise ValueError(f"{origin}: data.preset: {exc}") from None
+    groups = [CropGroup(count=crops.get("num_global_crops", 2), size=crops.get("global_crop_size", 224),
+                        scale=crops.get("global_crop_scale", GLOBAL_SCALE))]
+    local = crops.get("num_local_crops", 6)
+    if data.get("use_multicrop", True) and local > 0:
+        groups.append(CropGroup(count=local, size=crops.get("local_crop_size", 96),
+                                scale=crops.get("local_crop_scale", LOCAL_SCALE)))
+    return MultiCropSpec(tuple(groups))
+
+
+def load_config(config: ConfigLike) -> TrainingConfig:
+    """Reads and validates a config (a YAML path or a parsed mapping); see the module's notes."""
+    if isinstance(config, (str, os.PathLike)):
+        path = os.fspath(config)
+        if not os.path.isfile(path):
+            raise ValueError(f"config file '{path}' does not exist")
+        origin = f"config '{path}'"
+        try:
+            with open(path) as f:
+                raw = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{origin} is not valid YAML: {exc}") from None
+    else:
+        raw, origin = config, "config"
+    try:
+        data = _checked(raw if raw is not None else {}, _SCHEMA, "")
+    except ValueError as exc:
+        raise ValueError(f"{origin}: {exc}") from None
+    section = data.get("data", {})
+    masking = dict(data.get("masking", {}))
+    strategy = section.get("multicrop", {}).get("masking_strategy")
+    if strategy is not None:
+        if masking.get("strategy", strategy) != strategy:
+            raise ValueError(f"{origin}: data.multicrop.masking_strategy '{strategy}' and masking.strategy "
+                             f"'{masking['strategy']}' disagree")
+        masking["strategy"] = strategy
+    if "levels" in masking:
+        from .masking import MaskLevel
+
+        if "num_levels" in masking and masking["num_levels"] != len(masking["levels"]):
+            raise ValueError(f"{origin}: masking.num_levels is {masking['num_levels']} but masking.levels lists "
+                             f"{len(masking['levels'])}")
+        masking.pop("num_levels", None)
+        for k, level in enumerate(masking["levels"]):
+            if "target_scale" not in level:
+                raise ValueError(f"{origin}: masking.levels[{k}].target_scale: missing (every level needs one)")
+        masking["levels"] = tuple(MaskLevel(**level) for level in masking["levels"])
+    return TrainingConfig(spec=_spec(section, origin), path=section.get("path"), loader=data.get("loader", {}),
+                          masking=masking, origin=origin)

@@ -1,0 +1,79 @@
+"""Training configs: the shipped files load onto the library's own objects; bad ones name the key path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import coordinate_image, write_folder
+from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator, MultiCropSpec, load_preset
+from dali_multicrop.config import load_config
+from dali_multicrop.masking import IJEPA_LEVEL
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_multicrop_training_config_maps_onto_loader_and_masks(tmp_path):
+    folder = write_folder(tmp_path / "data", {"a": [coordinate_image(64, 80)] * 4})
+    path = ROOT / "configs" / "multicrop_training.yaml"
+    loader = DaliMultiCropLoader.from_config(path, source=folder, device="cpu", batch_size=2, num_threads=2)
+    assert loader.spec == MultiCropSpec.parse("2x224,6x96") and loader.batch_size == 2  # the override wins
+    assert loader.seed == 0 and loader.plan.drop_last and loader.dtype == "float32"
+    gen = MultiCropMaskGenerator.from_config(path)
+    assert (gen.strategy, gen.patch_size, gen.num_levels, gen.num_targets, gen.min_keep) == ("global_only", 16, 3,
+                                                                                           4, 4)
+    batch = next(iter(loader))
+    masks = gen(batch)
+    assert masks.context[0].shape == (3, 2, 196)
+
+
+def test_ijepa_and_dino_configs():
+    ijepa = load_config(ROOT / "configs" / "ijepa_vith14.yaml")
+    assert ijepa.spec == load_preset("ijepa") and ijepa.masking["levels"] == (IJEPA_LEVEL,)
+    gen = MultiCropMaskGenerator.from_config(ROOT / "configs" / "ijepa_vith14.yaml")
+    assert gen.grids == (16,) and gen.min_keep == 10 and gen.num_targets == 4
+    dino = load_config(ROOT / "configs" / "dino_vits16.yaml")
+    assert dino.spec == load_preset("dino") and dino.masking == {} and dino.loader["batch_size"] == 64
+
+
+def test_use_multicrop_false_keeps_the_global_crops():
+    cfg = load_config({"data": {"use_multicrop": False, "multicrop": {"num_global_crops": 1, "global_crop_size": 192}}})
+    assert str(cfg.spec) == "1x192"
+
+
+@pytest.mark.parametrize("config, words", [
+    ({"data": {"multicrop": {"local_crop_scale": [0.5]}}},
+     r"data.multicrop.local_crop_scale: expected two numbers in \(0, 1\].*got \[0.5\]"),
+    ({"data": {"multicorp": {}}}, "data.multicorp: unknown key; did you mean 'multicrop'"),
+    ({"loader": {"batch_sise": 3}}, "loader.batch_sise: unknown key; did you mean 'batch_size'"),
+    ({"loader": {"device": "tpu"}}, "loader.device: expected one of gpu, cpu, auto, got 'tpu'"),
+    ({"loader": {"batch_size": 0}}, r"loader.batch_size: expected an integer >= 1, got 0"),
+    ({"masking": {"strategy": "everything"}}, "masking.strategy: expected one of global_only"),
+    ({"masking": {"levels": [{"target_aspect": [1, 2]}]}}, r"masking.levels\[0\].target_scale: missing"),
+    ({"masking": {"levels": [{"target_scale": [0.2, 0.1]}]}}, r"masking.levels\[0\].target_scale: expected two"),
+    ({"data": {"preset": "dino", "use_multicrop": True}}, "give one of them"),
+    ({"data": {"preset": "dinoo"}}, "data.preset: 'dinoo' is neither a shipped preset"),
+    ({"data": {"multicrop": {"masking_strategy": "global_only"}}, "masking": {"strategy": "cross_crop_prediction"}},
+     "disagree"),
+    ({"trainer": {}}, "trainer: unknown key"),
+])
+def test_bad_configs_name_the_key_path(config, words):
+    with pytest.raises(ValueError, match=words):
+        load_config(config)
+
+
+def test_config_command(tmp_path):
+    run = lambda *args: subprocess.run([sys.executable, "-m", "dali_multicrop", *args], capture_output=True,
+                                       text=True, timeout=120)
+    ok = run("config", str(ROOT / "configs" / "multicrop_training.yaml"))
+    assert ok.returncode == 0 and "crops: 2x224,6x96" in ok.stdout and "strategy='global_only'" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("masking: {num_targets: 99, patch_size: 16}\n")
+    out = run("config", str(bad))
+    assert out.returncode == 2 and "bad.yaml" in out.stderr and "Traceback" not in out.stderr
+    both = run("bench", "--crops", "dino", "--config", str(ROOT / "configs" / "dino_vits16.yaml"))
+    assert both.returncode == 2 and "give --crops or --config, not both" in both.stderr
