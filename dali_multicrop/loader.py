@@ -140,6 +140,20 @@ class DaliMultiCropLoader:
             raise ValueError(f"{cfg.origin}: data.path is not set; give it in the file or pass source=...")
         return cls(source, crops=cfg.spec, **{**cfg.loader, **overrides})
 
+    @classmethod
+    def for_evaluation(cls, source: SourceLike, size: int = 224, resize: int = 256, batch_size: int = 256,
+                       **kwargs: Any) -> "DaliMultiCropLoader":
+        """A loader for kNN and linear-probe evaluation: the same graph and devices as training with one view
+        per image, :meth:`MultiCropSpec.evaluation` (shorter side to ``resize``, centre ``size`` crop,
+        normalised), in the source's order (no shuffle), every sample exactly once over all ranks (no padding:
+        the last batch is smaller, and empty on ranks past the last sample). ``batch.crops[0]`` is
+        ``[B, 3, size, size]``; labels and indices as in training."""
+        kwargs.setdefault("shuffle", False)
+        if kwargs.get("drop_last"):
+            raise ValueError("drop_last=True would leave samples out of the evaluation; it is always False here")
+        kwargs["drop_last"] = False
+        return cls(source, crops=MultiCropSpec.evaluation(size, resize), batch_size=batch_size, **kwargs)
+
     @property
     def batch_size(self) -> int:
         return self.plan.batch_size

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from ._checks import check_probability, check_range
 
@@ -89,7 +89,13 @@ NO_JITTER = ColorJitter(probability=0.0)
 
 @dataclass(frozen=True)
 class CropGroup:
-    """``count`` square crops of ``size`` pixels sharing one augmentation recipe (see module docs)."""
+    """``count`` square crops of ``size`` pixels sharing one augmentation recipe (see module docs).
+
+    ``center``: None (default) for random-resized windows; a fraction ``c`` in (0, 1] for the evaluation
+    window instead: the centred square of side ``c`` times the image's shorter side (torchvision's
+    ``Resize(size / c)`` then ``CenterCrop(size)``; 224 / 256 = 0.875 is ImageNet's); ``scale`` and ``ratio``
+    are then unused.
+    """
 
     count: int
     size: int
@@ -101,6 +107,7 @@ class CropGroup:
     blur_prob: float = 0.0
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     solarize_prob: float = 0.0
+    center: Optional[float] = None
 
     def __post_init__(self) -> None:
         for name in ("count", "size"):
@@ -118,6 +125,10 @@ class CropGroup:
             form=" (pixels)"))
         for name in ("flip_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
             check_probability(f"CropGroup.{name}", getattr(self, name))
+        if self.center is not None and (not isinstance(self.center, (int, float)) or isinstance(self.center, bool)
+                                        or not 0.0 < self.center <= 1.0):
+            raise ValueError(f"CropGroup.center must be None or a fraction in (0, 1] of the shorter side, got "
+                             f"{self.center!r}")
         if not isinstance(self.color_jitter, ColorJitter):
             raise ValueError(f"CropGroup.color_jitter must be a ColorJitter, got {self.color_jitter!r}")
 
@@ -236,6 +247,18 @@ class MultiCropSpec:
         """A copy whose every local group has ``changes`` applied."""
         n = self.num_global_groups
         return MultiCropSpec(self.groups[:n] + tuple(g.replace(**changes) for g in self.groups[n:]), n)
+
+    @classmethod
+    def evaluation(cls, size: int = 224, resize: int = 256) -> "MultiCropSpec":
+        """The evaluation view (kNN, linear probes): the shorter side resized to ``resize``, the centre
+        ``size x size`` cut out, normalised; no flip, no colour, nothing random."""
+        for name, value in (("size", size), ("resize", resize)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1 (pixels), got {value!r}")
+        if size > resize:
+            raise ValueError(f"size={size} is larger than resize={resize}: the centre crop must fit the resized image")
+        return cls((CropGroup(count=1, size=size, scale=(1.0, 1.0), flip_prob=0.0, color_jitter=NO_JITTER,
+                              center=size / resize),))
 
     def __str__(self) -> str:
         """The ``COUNTxSIZE`` string (recipe details and the global/local split are not in it)."""

@@ -11,7 +11,7 @@ whole-pixel position; when none fits, the fallback is the centred window with th
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -21,12 +21,17 @@ from .spec import MultiCropSpec
 __all__ = ["crop_windows", "WindowFunction", "pack_window_input", "windows_to_outputs"]
 
 
-def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndarray) -> np.ndarray:
-    """Windows in whole pixels, int64 ``[B, n, 4]`` as ``(y0, x0, h, w)``.
+def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndarray,
+                 center: Optional[np.ndarray] = None, sizes: Optional[np.ndarray] = None) -> np.ndarray:
+    """Windows, float64 ``[B, n, 4]`` as ``(y0, x0, h, w)`` in pixels: whole pixels for random windows.
 
     ``hw``: ``[B, 2]`` image heights and widths in pixels. ``window_draws``: ``[B, n, ATTEMPTS + 1, 2]`` as
     :attr:`BatchDraws.window`. ``ratio_bounds``: ``[n, 2]`` each crop's aspect-ratio range (w/h), used by the
-    fallback.
+    fallback. ``center``: ``[n]``, NaN for random windows, else the evaluation window as a fraction ``c`` of
+    the shorter side (:attr:`CropGroup.center`), with ``sizes`` ``[n]`` the crops' sides ``S``: exactly the
+    source region that torchvision's ``Resize(R)`` then ``CenterCrop(S)`` keep (``R = round(S / c)``; the
+    resized size and the crop offset rounded as torchvision rounds them), so one resize of that region
+    samples the same points.
     """
     hw = np.asarray(hw, dtype=np.float64)
     draws = np.asarray(window_draws, dtype=np.float64)
@@ -54,7 +59,24 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     y_free, x_free = height - h_out, width - w_out
     y0 = np.where(found, np.minimum(np.floor(u_y * (y_free + 1)), y_free), np.floor(y_free / 2))
     x0 = np.where(found, np.minimum(np.floor(u_x * (x_free + 1)), x_free), np.floor(x_free / 2))
-    return np.stack([y0, x0, h_out, w_out], axis=-1).astype(np.int64)
+    windows = np.stack([y0, x0, h_out, w_out], axis=-1)
+    if center is not None and not np.all(np.isnan(center)):
+        fixed = ~np.isnan(center)
+        windows[:, fixed] = _centre_windows(height, width, center[fixed], sizes[fixed])
+    return windows
+
+
+def _centre_windows(height: np.ndarray, width: np.ndarray, fraction: np.ndarray, crop: np.ndarray) -> np.ndarray:
+    """``[B, k, 4]`` source regions of torchvision's ``Resize(R)`` + ``CenterCrop(S)`` for crops of ``S`` =
+    ``crop`` pixels and ``R = round(S / fraction)``."""
+    resize = np.rint(crop / fraction)  # [k]
+    short = np.minimum(height, width)  # [B, 1]
+    # torchvision: the shorter side becomes R, the longer int(R * long / short)
+    rh = np.where(height <= width, resize, np.floor(resize * height / short))
+    rw = np.where(width <= height, resize, np.floor(resize * width / short))
+    top, left = np.rint((rh - crop) / 2), np.rint((rw - crop) / 2)
+    sy, sx = height / rh, width / rw
+    return np.stack([top * sy, left * sx, crop * sy, crop * sx], axis=-1)
 
 
 def windows_to_outputs(windows: np.ndarray, hw: np.ndarray, flips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,10 +115,12 @@ class WindowFunction:
 
     def __init__(self, spec: MultiCropSpec) -> None:
         self._ratio_bounds = np.array([g.ratio for g in spec.crops()], dtype=np.float64)
+        self._center = np.array([np.nan if g.center is None else g.center for g in spec.crops()])
+        self._sizes = np.array(spec.sizes, dtype=np.float64)
 
     def __call__(self, shapes: Sequence[np.ndarray], packed: Sequence[np.ndarray]) -> list[np.ndarray]:
         hw = np.stack([np.asarray(s)[:2] for s in shapes])
         draws = np.stack(packed)
-        windows = crop_windows(hw, draws[:, :, :ATTEMPTS + 1], self._ratio_bounds)
+        windows = crop_windows(hw, draws[:, :, :ATTEMPTS + 1], self._ratio_bounds, self._center, self._sizes)
         rois, boxes = windows_to_outputs(windows, hw, draws[:, :, ATTEMPTS + 1, 0] > 0.5)
         return list(np.concatenate([rois, boxes.reshape(len(hw), -1, 2)], axis=1))

@@ -57,7 +57,7 @@ def test_equals_reference_on_the_same_draws(scale, ratio):
     draws = random_draws(rng, (len(hw), n), scale, ratio)
     bounds = np.array([ratio] * n)
     got = crop_windows(hw, draws, bounds)
-    assert got.dtype == np.int64 and got.shape == (len(hw), n, 4)
+    assert got.shape == (len(hw), n, 4) and np.array_equal(got, np.rint(got))  # whole pixels
     for b, (h, w) in enumerate(hw):
         for c in range(n):
             assert tuple(got[b, c]) == reference_window(int(h), int(w), draws[b, c], ratio), (b, c, h, w)
