@@ -6,6 +6,7 @@ Public surface::
 """
 
 from .batch import MultiCropBatch
+from .curriculum import Curriculum, Ramp
 from .imagecheck import ImageDecodeError, ImageReadError
 from .loader import DaliMultiCropLoader
 from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
@@ -15,6 +16,8 @@ from .spec import ColorJitter, CropGroup, MultiCropSpec
 
 __all__ = [
     "ColorJitter",
+    "Curriculum",
+    "Ramp",
     "CropGroup",
     "DaliMultiCropLoader",
     "FileList",

@@ -9,6 +9,8 @@ A config has up to three sections (see ``configs/`` and ``docs/``-style comments
   global crops only.
 * ``loader``: keyword arguments of :class:`~dali_multicrop.DaliMultiCropLoader` (``batch_size``, ``device``,
   ``dtype``, ``num_threads``, ``seed``, ``shuffle``, ``drop_last``, ``prefetch``, ``hw_decoder_load``).
+* ``curriculum``: ``local_crops``, ``global_scale_min``, ``local_scale_max``, each ``{start, end, epochs}``
+  (see :class:`~dali_multicrop.Curriculum`), given to both the loader and the mask generator.
 * ``masking``: keyword arguments of :class:`~dali_multicrop.MultiCropMaskGenerator` (``strategy``,
   ``patch_size``, ``num_levels`` or ``levels`` (a list of :class:`MaskLevel` fields), ``num_targets``,
   ``min_keep``, ``allow_overlap``, ``seed``).
@@ -27,6 +29,7 @@ from typing import Any, Callable, Optional, Union
 
 import yaml
 
+from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
 
 __all__ = ["TrainingConfig", "load_config", "ConfigLike"]
@@ -120,6 +123,7 @@ _SCHEMA: dict[str, Any] = {
         "num_threads": _int(1), "seed": _int(0), "shuffle": _bool, "drop_last": _bool, "prefetch": _int(1),
         "hw_decoder_load": _number(0.0, 1.0),
     },
+    "curriculum": dict,
     "masking": {
         "strategy": _strategy, "patch_size": _int(1), "num_levels": _int(1), "levels": [_LEVEL],
         "num_targets": _int(1), "min_keep": _int(0), "allow_overlap": _bool, "seed": _int(0),
@@ -139,6 +143,8 @@ def _checked(data: Any, schema: Any, path: str) -> Any:
         if not isinstance(data, list) or not data:
             raise ValueError(f"{path}: expected a non-empty list, got {data!r}")
         return [_checked(item, schema[0], f"{path}[{k}]") for k, item in enumerate(data)]
+    if schema is dict:  # a section validated by its own reader
+        return data
     if isinstance(schema, dict):
         if not isinstance(data, dict):
             raise ValueError(f"{path or 'config'}: expected a mapping, got {data!r}")
@@ -164,6 +170,7 @@ class TrainingConfig:
     path: Optional[str] = None
     loader: dict[str, Any] = field(default_factory=dict)
     masking: dict[str, Any] = field(default_factory=dict)
+    curriculum: Optional[Curriculum] = None
     origin: str = "config"
 
 
@@ -225,5 +232,13 @@ def load_config(config: ConfigLike) -> TrainingConfig:
             if "target_scale" not in level:
                 raise ValueError(f"{origin}: masking.levels[{k}].target_scale: missing (every level needs one)")
         masking["levels"] = tuple(MaskLevel(**level) for level in masking["levels"])
-    return TrainingConfig(spec=_spec(section, origin), path=section.get("path"), loader=data.get("loader", {}),
-                          masking=masking, origin=origin)
+    spec = _spec(section, origin)
+    curriculum = None
+    if "curriculum" in data:
+        curriculum = Curriculum.from_mapping(data["curriculum"], f"{origin}: curriculum")
+        try:
+            curriculum.check(spec)
+        except ValueError as exc:
+            raise ValueError(f"{origin}: curriculum: {exc}") from None
+    return TrainingConfig(spec=spec, path=section.get("path"), loader=data.get("loader", {}), masking=masking,
+                          curriculum=curriculum, origin=origin)

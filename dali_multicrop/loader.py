@@ -14,6 +14,7 @@ from ._dali import dali_modules
 from ._system import visible_cores
 from .batch import MultiCropBatch
 from .config import ConfigLike
+from .curriculum import Curriculum
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .sources import FileList, SourceLike, resolve_source
@@ -78,6 +79,8 @@ class DaliMultiCropLoader:
             (every sample exactly once per epoch; see :mod:`dali_multicrop.sharding` for the table).
         dtype: "float32" or "float16" crops. mean, std: RGB normalisation in [0, 1] units (ImageNet's).
         prefetch: batches DALI computes ahead of the training step. Default 2.
+        curriculum: a :class:`~dali_multicrop.Curriculum` changing the number of local crops and the crop scales
+            by epoch (``crops`` is then the most there will be); each epoch's batches have that epoch's crops.
         hw_decoder_load: share of the JPEG decoding (0-1) that device="gpu" gives to the GPU's hardware JPEG
             decoder where it has one (A100, H100, H200), the rest to CUDA decoding. Default: DALI's own
             (``HW_DECODER_LOAD``); measure per card (``dali-multicrop bench --hw-decoder-load``).
@@ -91,8 +94,13 @@ class DaliMultiCropLoader:
                  num_threads: Optional[int] = None, shuffle: bool = True, drop_last: bool = False,
                  dtype: str = "float32", mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, prefetch: int = 2,
-                 hw_decoder_load: float = HW_DECODER_LOAD) -> None:
+                 hw_decoder_load: float = HW_DECODER_LOAD, curriculum: Optional[Curriculum] = None) -> None:
         self.spec: MultiCropSpec = parse_crops(crops)
+        if curriculum is not None:
+            if not isinstance(curriculum, Curriculum):
+                raise ValueError(f"curriculum must be a Curriculum, got {curriculum!r}")
+            curriculum.check(self.spec)
+        self.curriculum = curriculum
         batch_size = check_int("batch_size", batch_size, 1)
         seed = check_int("seed", seed, 0)
         if dtype not in DTYPES:
@@ -138,7 +146,7 @@ class DaliMultiCropLoader:
         source = source if source is not None else cfg.path
         if source is None:
             raise ValueError(f"{cfg.origin}: data.path is not set; give it in the file or pass source=...")
-        return cls(source, crops=cfg.spec, **{**cfg.loader, **overrides})
+        return cls(source, crops=cfg.spec, **{**cfg.loader, "curriculum": cfg.curriculum, **overrides})
 
     @classmethod
     def for_evaluation(cls, source: SourceLike, size: int = 224, resize: int = 256, batch_size: int = 256,
@@ -225,9 +233,14 @@ class DaliMultiCropLoader:
         self._next_epoch, self._next_batch = epoch + 1, 0
         return self._run_epoch(self.plan.batches(epoch), epoch, first)
 
+    def spec_at(self, epoch: int) -> MultiCropSpec:
+        """The crops of ``epoch``: ``self.spec``, or what the curriculum makes of it."""
+        return self.curriculum.spec_at(self.spec, epoch) if self.curriculum is not None else self.spec
+
     def _run_epoch(self, batches: list[np.ndarray], epoch: int, first: int) -> Iterator[MultiCropBatch]:
-        if self._runner is None:
-            self._runner = GraphRunner(self.source, self.spec, self.settings, seed=self.seed, shard=self.shard_id)
+        spec = self.spec_at(epoch)
+        if self._runner is None or self._runner.spec != spec:  # a new crop count: a graph without the others
+            self._runner = GraphRunner(self.source, spec, self.settings, seed=self.seed, shard=self.shard_id)
         runner = self._runner
         progress = self._running = [epoch, first]
         try:

@@ -43,6 +43,8 @@ class GraphRunner:
         """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph."""
         self._source = source
         self._spec = spec
+        self.spec = spec
+        """The crops this runner's graph makes."""
         self._settings = settings
         self._feed = EpochFeed(source, spec, seed=seed, shard=shard)
         self._names = output_names(spec)

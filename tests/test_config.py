@@ -29,6 +29,8 @@ def test_multicrop_training_config_maps_onto_loader_and_masks(tmp_path):
     batch = next(iter(loader))
     masks = gen(batch)
     assert masks.context[0].shape == (3, 2, 196)
+    assert batch.num_crops == len(masks.context) == 4  # the curriculum's epoch 0: 2 of the 6 local crops
+    assert loader.curriculum.local_crops.end == 6 and gen.curriculum == loader.curriculum
 
 
 def test_ijepa_and_dino_configs():

@@ -19,6 +19,7 @@ from .levels import MaskLevel, hierarchical_levels
 
 if TYPE_CHECKING:
     from ..config import ConfigLike
+    from ..curriculum import Curriculum
 
 __all__ = ["MultiCropMaskGenerator", "MultiCropMasks", "STRATEGIES"]
 
@@ -84,6 +85,8 @@ class MultiCropMaskGenerator(torch.nn.Module):
         allow_overlap: keep target patches in the context. Default False (targets are removed from it).
         min_keep: the fewest context patches a mask may keep (after removing targets). Default 4.
         seed, rank: the random stream is keyed on ``(seed, epoch, step, rank)``; rank defaults to ``RANK``.
+        curriculum: the loader's :class:`~dali_multicrop.Curriculum`: :meth:`set_epoch` then follows its crops
+            (give both the same epoch).
 
     Call it with a :class:`MultiCropBatch` (``gen(batch)``) or with ``gen(batch_size=B, device=...)``.
     Each call is the next step; :meth:`set_epoch` restarts the step count for an epoch.
@@ -91,9 +94,14 @@ class MultiCropMaskGenerator(torch.nn.Module):
 
     def __init__(self, crops: CropsLike = "2x224,6x96", patch_size: int = 16, strategy: str = "global_only",
                  num_levels: int = 3, num_targets: int = 4, *, levels: Optional[Sequence[MaskLevel]] = None,
-                 allow_overlap: bool = False, min_keep: int = 4, seed: int = 0, rank: Optional[int] = None) -> None:
+                 allow_overlap: bool = False, min_keep: int = 4, seed: int = 0, rank: Optional[int] = None,
+                 curriculum: Optional["Curriculum"] = None) -> None:
         super().__init__()
-        self.spec = parse_crops(crops)
+        self.full_spec = parse_crops(crops)
+        if curriculum is not None:
+            curriculum.check(self.full_spec)
+        self.curriculum = curriculum
+        self.spec = curriculum.spec_at(self.full_spec, 0) if curriculum is not None else self.full_spec
         self.patch_size = check_int("patch_size", patch_size, 1)
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -124,7 +132,7 @@ class MultiCropMaskGenerator(torch.nn.Module):
         from ..config import load_config
 
         cfg = load_config(config)
-        return cls(cfg.spec, **{**cfg.masking, **overrides})
+        return cls(cfg.spec, **{**cfg.masking, "curriculum": cfg.curriculum, **overrides})
 
     @property
     def num_levels(self) -> int:
@@ -236,9 +244,13 @@ class MultiCropMaskGenerator(torch.nn.Module):
         return gen.manual_seed(derive_seed(self.seed, self.epoch, step, self.rank))
 
     def set_epoch(self, epoch: int) -> None:
-        """Keys the following calls on ``epoch`` and restarts their step count at 0."""
+        """Keys the following calls on ``epoch`` and restarts their step count at 0 (and, with a curriculum,
+        takes that epoch's crops)."""
         self.epoch = check_int("epoch", epoch, 0)
         self.step = 0
+        if self.curriculum is not None:  # the curriculum changes local crops only: the masked grids stay
+            self.spec = self.curriculum.spec_at(self.full_spec, epoch)
+            self.grids = tuple(self._grid(size) for size in self.spec.sizes)
 
     def state_dict(self) -> dict[str, int]:
         """The key of the next call (``epoch``, ``step``) and the ``seed``; with :meth:`load_state_dict`, a resumed
@@ -260,8 +272,9 @@ class MultiCropMaskGenerator(torch.nn.Module):
         """Masks for one batch. ``step`` (default: the call count since :meth:`set_epoch`) keys the draws."""
         if batch is not None:
             if batch.crop_sizes != self.spec.sizes:
+                hint = " (with a curriculum, call set_epoch with the loader's epoch)" if self.curriculum else ""
                 raise ValueError(f"the batch's crop sizes {batch.crop_sizes} do not match crops='{self.spec}' "
-                                 f"{self.spec.sizes}")
+                                 f"{self.spec.sizes}{hint}")
             batch_size, device = batch.batch_size, batch.device
         elif batch_size is None:
             raise ValueError("pass a MultiCropBatch, or batch_size (and device)")
