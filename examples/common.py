@@ -1,0 +1,124 @@
+"""What the training examples share: arguments, the data, the ViT (timm), EMA, and the step log."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parser(description: str, config: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--config", default=str(ROOT / "configs" / config), help="training config (YAML)")
+    p.add_argument("--data", default=None, help="image folder; default: the built-in sample data")
+    p.add_argument("--steps", type=int, default=100, help="training steps")
+    p.add_argument("--arch", default="vit_small_patch16_224",
+                   help="timm ViT name, or 'tiny' (2 blocks of width 64: for tests and smoke runs)")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--batch-size", type=int, default=None, help="override the config's loader.batch_size")
+    p.add_argument("--device", default="auto", choices=["auto", "gpu", "cpu"])
+    p.add_argument("--threads", type=int, default=None, help="DALI threads (default: the loader's)")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def data_folder(data: Optional[str]) -> str:
+    if data is not None:
+        return data
+    from dali_multicrop.sample_data import ensure_sample_data
+
+    return str(ensure_sample_data(3000))
+
+
+def loader_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"device": args.device, "seed": args.seed}
+    if args.batch_size is not None:
+        out["batch_size"] = args.batch_size
+    if args.threads is not None:
+        out["num_threads"] = args.threads
+    return out
+
+
+def vit(arch: str, image_size: int, patch_size: int) -> torch.nn.Module:
+    """A timm ViT without classifier that takes any crop size (``dynamic_img_size``)."""
+    import timm
+    from timm.models.vision_transformer import VisionTransformer
+
+    if arch == "tiny":
+        return VisionTransformer(img_size=image_size, patch_size=patch_size, embed_dim=64, depth=2, num_heads=2,
+                                 num_classes=0, dynamic_img_size=True)
+    return timm.create_model(arch, pretrained=False, num_classes=0, img_size=image_size, patch_size=patch_size,
+                             dynamic_img_size=True)
+
+
+def patch_tokens(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Patch embeddings with their positions, before the blocks: ``[B, N, D]`` (no class or register token)."""
+    x = model.patch_embed(images)
+    x = model._pos_embed(x)
+    return x[:, model.num_prefix_tokens:]
+
+
+def encode(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The ViT's blocks and final norm on a set of tokens ``[B, K, D]``."""
+    return model.norm(model.blocks(tokens))
+
+
+@torch.no_grad()
+def ema_update(target: torch.nn.Module, online: torch.nn.Module, momentum: float) -> None:
+    for t, o in zip(target.parameters(), online.parameters()):
+        t.mul_(momentum).add_(o.detach(), alpha=1.0 - momentum)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (as the official JEPA and DINOv2 code train), nothing on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+@dataclass
+class StepLog:
+    """Per-step loss, images/s and the time the step waited for its batch (the loader's share of a step)."""
+
+    every: int
+    losses: list[float] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+    images: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def step(self, step: int, loss: float, images: int, waited: float) -> None:
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"step {step}: the loss is {loss}")
+        self.losses.append(loss)
+        self.waits.append(waited)
+        self.images += images
+        if self.every and (step + 1) % self.every == 0:
+            elapsed = time.perf_counter() - self.started
+            print(f"step {step + 1}: loss {loss:.4f}  {self.images / elapsed:,.1f} img/s  "
+                  f"data wait {1e3 * sum(self.waits[-self.every:]) / self.every:.1f} ms/step", flush=True)
+
+
+def batches(loader: Any, steps: int):
+    """``(step, epoch, batch, seconds waited for it)`` over as many epochs as ``steps`` need."""
+    step, epoch = 0, 0
+    while step < steps:
+        loader.set_epoch(epoch)
+        iterator = iter(loader)
+        while step < steps:
+            start = time.perf_counter()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                break
+            if batch.batch_size:
+                yield step, epoch, batch, time.perf_counter() - start
+                step += 1
+        epoch += 1

@@ -1,0 +1,105 @@
+"""I-JEPA / H-JEPA pre-training on dali-multicrop batches and masks (a complete, small training loop).
+
+    python examples/train_ijepa.py [--config configs/multicrop_training.yaml] [--data DIR] [--steps 100]
+
+Per batch: the masks of every global crop and level (``MultiCropMaskGenerator.from_config``); the context
+encoder (a timm ViT) sees each global crop's context patches (plus every local crop's patches with the
+``global_with_local_context`` strategy); the predictor (a narrow transformer) gets those tokens and one mask
+token per target patch, at the target's position, and predicts the EMA target encoder's features of the whole
+crop there; the loss is the mean squared error over targets, levels and global crops. bf16 autocast on CUDA.
+Prints loss, images/s and how long each step waited for its batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (autocast, batches, data_folder, ema_update, encode, loader_overrides, parser,  # noqa: E402
+                    patch_tokens, vit, StepLog)
+
+from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator, masks_to_indices  # noqa: E402
+
+
+class Predictor(torch.nn.Module):
+    """I-JEPA's predictor: narrow blocks over context tokens and positional mask tokens."""
+
+    def __init__(self, embed_dim: int, max_patches: int, width: int = 96, depth: int = 2, heads: int = 2) -> None:
+        super().__init__()
+        from timm.models.vision_transformer import Block
+
+        self.embed = torch.nn.Linear(embed_dim, width)
+        self.mask_token = torch.nn.Parameter(torch.zeros(1, 1, width))
+        self.position = torch.nn.Parameter(torch.randn(1, max_patches, width) * 0.02)
+        self.blocks = torch.nn.Sequential(*[Block(width, heads) for _ in range(depth)])
+        self.norm = torch.nn.LayerNorm(width)
+        self.out = torch.nn.Linear(width, embed_dim)
+
+    def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
+                extra: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``context`` ``[B, K, D]`` encoded tokens at positions ``context_idx`` ``[B, K]`` of the crop's grid,
+        ``extra`` ``[B, E, D]`` encoded tokens of other crops (their positions are in them), ``target_idx``
+        ``[B, T]``: predictions ``[B, T, D]`` of the target encoder's features there."""
+        parts = [self.embed(context) + self.position[0, context_idx]]
+        if extra is not None and extra.shape[1]:
+            parts.append(self.embed(extra))
+        parts.append(self.mask_token + self.position[0, target_idx])
+        x = self.blocks(torch.cat(parts, dim=1))
+        return self.out(self.norm(x[:, -target_idx.shape[1]:]))
+
+
+def gather(tokens: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return tokens.gather(1, idx[..., None].expand(-1, -1, tokens.shape[-1]))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> list[float]:
+    args = parser(__doc__.splitlines()[0], "multicrop_training.yaml").parse_args(argv)
+    torch.manual_seed(args.seed)
+    loader = DaliMultiCropLoader.from_config(args.config, source=data_folder(args.data), **loader_overrides(args))
+    gen = MultiCropMaskGenerator.from_config(args.config, seed=args.seed)
+    device = loader.torch_device
+    spec, patch = loader.spec, gen.patch_size
+    encoder = vit(args.arch, spec.sizes[0], patch).to(device)
+    target = copy.deepcopy(encoder).requires_grad_(False)
+    predictor = Predictor(encoder.embed_dim, (max(spec.sizes) // patch) ** 2).to(device)
+    params = list(encoder.parameters()) + list(predictor.parameters())
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.04)
+    log = StepLog(args.log_every)
+    for step, epoch, batch, waited in batches(loader, args.steps):
+        if gen.epoch != epoch:
+            gen.set_epoch(epoch)
+        masks = gen(batch)
+        with autocast(device):
+            with torch.no_grad():  # the target: features of the whole crop, layer-normed as in I-JEPA
+                wanted = [F.layer_norm(encode(target, patch_tokens(target, batch.crops[i])), (encoder.embed_dim,))
+                          for i in gen.masked]
+            extra = {i: [patch_tokens(encoder, batch.crops[j]) for j in masks.extra_context[i]] for i in gen.masked}
+            losses = []
+            for k, i in enumerate(gen.masked):
+                tokens = patch_tokens(encoder, batch.crops[i])
+                for level in range(gen.num_levels):
+                    ctx_idx, _ = masks_to_indices(masks.context[i][level])
+                    context = torch.cat([gather(tokens, ctx_idx), *extra[i]], dim=1)
+                    encoded = encode(encoder, context)
+                    own, others = encoded[:, :ctx_idx.shape[1]], encoded[:, ctx_idx.shape[1]:]
+                    for t in range(gen.num_targets):
+                        tgt_idx, _ = masks_to_indices(masks.targets[i][level][:, t])
+                        predicted = predictor(own, ctx_idx, tgt_idx, others)
+                        losses.append(F.mse_loss(predicted.float(), gather(wanted[k], tgt_idx).float()))
+            loss = torch.stack(losses).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ema_update(target, encoder, 0.996)
+        log.step(step, loss.item(), batch.batch_size, waited)
+    return log.losses
+
+
+if __name__ == "__main__":
+    main()
