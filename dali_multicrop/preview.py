@@ -3,7 +3,10 @@
 Layout (``tile`` pixels a cell): one block of ``1 + L`` rows per image, ``1 + n_crops`` columns.
 Row 0: the source (letterboxed) with every crop's window drawn in that crop's colour (``*`` = flipped),
 then the crops as the loader returns them. Row ``1 + l``: the masks of level ``l`` over each crop — hidden
-patches dimmed, context patches clear with a blue edge, each target block filled in its own colour.
+patches dimmed, context patches clear with a blue edge, each target block filled in its own colour. What a
+strategy adds is drawn too: ``global_with_local_context`` labels the crops whose tokens join global crop 0's
+context; ``cross_crop_prediction`` shows, on every other crop ``j``, ``cross_context[(0, j)]`` (its context
+without what shows crop 0's targets) and, on crop 0, the targets any other crop can see.
 """
 
 from __future__ import annotations
@@ -56,6 +59,24 @@ def _mask_overlay(pixels: np.ndarray, context: np.ndarray, targets: np.ndarray) 
     return out.clip(0, 255).astype(np.uint8)
 
 
+def _strategy_view(masks: MultiCropMasks, i: int, level: int, k: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Context [N], targets [T, N] and a label for crop ``i``'s cell at ``level`` of image ``k``."""
+    context = masks.context[i][level, k].cpu().numpy()
+    targets = masks.targets[i][level, k].cpu().numpy()
+    if masks.cross_context:
+        if (0, i) in masks.cross_context:
+            return masks.cross_context[(0, i)][level, k].cpu().numpy(), np.zeros_like(targets), "ctx for 0"
+        if i == 0:  # the targets of crop 0 that some other crop shows
+            seen = np.zeros_like(targets)
+            for (a, _), cross in masks.cross_targets.items():
+                if a == 0:
+                    seen |= cross[level, k].cpu().numpy()
+            return context, seen, "seen by others"
+    if masks.extra_context and masks.extra_context[0] and i in masks.extra_context[0]:
+        return context, targets, "joins 0's ctx"
+    return context, targets, ""
+
+
 def render_preview(batch: MultiCropBatch, masks: MultiCropMasks, files: Sequence[str], out: Path, tile: int = 128,
                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Path:
     """Draws ``batch`` (crops, boxes, flips) and ``masks`` as one PNG at ``out``; ``files[k]`` is the source
@@ -85,14 +106,15 @@ def render_preview(batch: MultiCropBatch, masks: MultiCropMasks, files: Sequence
             canvas.paste(Image.fromarray(pixels).resize((tile, tile), Image.Resampling.NEAREST), ((1 + i) * tile, y0))
             draw.rectangle([(1 + i) * tile, y0, (2 + i) * tile - 1, y0 + tile - 1], outline=colour)
             for level in range(levels):
-                context = masks.context[i][level, k].cpu().numpy()
-                targets = masks.targets[i][level, k].cpu().numpy()
+                context, targets, note = _strategy_view(masks, i, level, k)
                 overlay = _mask_overlay(pixels, context, targets)
-                canvas.paste(Image.fromarray(overlay).resize((tile, tile), Image.Resampling.NEAREST),
-                             ((1 + i) * tile, y0 + (1 + level) * tile))
+                x, y = (1 + i) * tile, y0 + (1 + level) * tile
+                canvas.paste(Image.fromarray(overlay).resize((tile, tile), Image.Resampling.NEAREST), (x, y))
+                if note:
+                    draw.text((x + 3, y + tile - 14), note, fill=(120, 255, 120))
         for level in range(levels):
             draw.text((6, y0 + (1 + level) * tile + 6), f"level {level}\ndim: hidden\nblue edge: context\n"
-                                                         f"colours: targets", fill=(220, 220, 220))
+                                                         f"colours: targets\n{masks.strategy}", fill=(220, 220, 220))
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out, format="PNG")
     return out

@@ -35,3 +35,26 @@ def test_preview_bad_strategy_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dali_multicrop", "preview", "--strategy", "x"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_each_strategy_draws_what_it_adds():
+    import torch
+
+    from dali_multicrop import MultiCropBatch, MultiCropMaskGenerator
+    from dali_multicrop.preview import _strategy_view
+
+    batch = MultiCropBatch(crops=[torch.zeros(2, 3, s, s) for s in (64, 64, 32, 32)],
+                           boxes=torch.tensor([[0.0, 0.0, 0.8, 0.8], [0.2, 0.2, 1.0, 1.0], [0.1, 0.1, 0.5, 0.5],
+                                               [0.5, 0.5, 0.9, 0.9]]).repeat(2, 1, 1),
+                           flipped=torch.zeros(2, 4, dtype=torch.bool), labels=torch.zeros(2, dtype=torch.long),
+                           indices=torch.arange(2))
+    views = {}
+    for strategy in ("global_only", "global_with_local_context", "cross_crop_prediction"):
+        masks = MultiCropMaskGenerator("2x64,2x32", patch_size=16, strategy=strategy, num_levels=1, num_targets=2,
+                                       min_keep=1)(batch)
+        views[strategy] = [_strategy_view(masks, i, 0, 0) for i in range(4)]
+        if strategy == "cross_crop_prediction":
+            assert (views[strategy][1][0] == masks.cross_context[(0, 1)][0, 0].numpy()).all()
+    assert [v[2] for v in views["global_only"]] == ["", "", "", ""]
+    assert [v[2] for v in views["global_with_local_context"]] == ["", "", "joins 0's ctx", "joins 0's ctx"]
+    assert [v[2] for v in views["cross_crop_prediction"]] == ["seen by others", "ctx for 0", "ctx for 0", "ctx for 0"]
