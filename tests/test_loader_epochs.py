@@ -258,3 +258,50 @@ def test_state_between_loops_and_mismatches(uneven_folder):
         make(uneven_folder, seed=4, batch_size=3).load_state_dict(state)
     with pytest.raises(ValueError, match="past the 6 batches"):
         make(uneven_folder, seed=4).load_state_dict({**state, "batch": 7})
+
+
+RESUME_SCRIPT = """
+import json, sys, torch
+from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator
+folder, state_path, out = sys.argv[1:4]
+state = json.load(open(state_path))
+loader = DaliMultiCropLoader(folder, crops="1x32,2x16", batch_size=2, num_threads=2, device="cpu", seed=4)
+loader.load_state_dict(state["loader"])
+gen = MultiCropMaskGenerator("1x32,2x16", num_levels=1, num_targets=2, min_keep=1)
+gen.load_state_dict(state["masks"])
+rows = []
+for batch in loader:
+    masks = gen(batch)
+    rows.append([batch.indices, torch.cat([c.flatten() for c in batch.crops]), batch.boxes, batch.flipped,
+                 masks.context[0], masks.targets[0]])
+torch.save(rows, out)
+"""
+
+
+def test_resume_in_a_fresh_process(uneven_folder, tmp_path):
+    """The loader's and the masks' states, saved mid-epoch, resume in another process bit for bit."""
+    import json
+    import subprocess
+    import sys
+
+    from dali_multicrop import MultiCropMaskGenerator
+
+    loader = make(uneven_folder, seed=4)
+    gen = MultiCropMaskGenerator(CROPS, num_levels=1, num_targets=2, min_keep=1)
+    want, state = [], None
+    for k, batch in enumerate(loader):
+        masks = gen(batch)
+        if k == 1:
+            state = {"loader": loader.state_dict(), "masks": gen.state_dict()}
+        elif k > 1:
+            want.append([batch.indices, torch.cat([c.flatten() for c in batch.crops]), batch.boxes, batch.flipped,
+                         masks.context[0], masks.targets[0]])
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    proc = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(uneven_folder), str(tmp_path / "state.json"),
+                           str(tmp_path / "rest.pt")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = torch.load(tmp_path / "rest.pt")
+    assert len(got) == len(want) == 4
+    for row_got, row_want in zip(got, want):
+        for a, b in zip(row_got, row_want):
+            assert torch.equal(a, b)
