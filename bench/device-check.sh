@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks, prepared for a lent device machine (bring DALI first: ../shared/device/README.md).
+# The GPU checks, prepared for a lent device machine (bring DALI first: ../shared/device/README.md; build the
+# kit with EXTRA="psutil matplotlib timm" so that step 6 can run the training examples).
 # Run from the repository root in the same call as the kit's last part:
 #   bash .devkit/pN/kit.sh && bash bench/device-check.sh
 # Order: the GPU benchmark first (the figure that matters), then the gpu-marked tests, then the masks timing.
@@ -66,5 +67,17 @@ timeout 150 python3 -m pytest -q -m gpu -W default -p no:cacheprovider 2>&1 | te
 
 step "5. masks alone on the GPU (goal: under 1 ms per batch of 256)"
 timeout 60 python3 bench/masks.py --device cuda --out "$out" 2>&1 | tail -6
+
+step "6. training examples on the GPU (bf16 autocast), 30 steps each, where timm came with the kit"
+if ! python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+  echo "no GPU: examples skipped here (tests/test_examples.py runs them on the CPU)"
+elif python3 -c "import timm" 2>/dev/null; then
+  timeout 120 python3 examples/train_ijepa.py --arch vit_small_patch16_224 --steps 30 --batch-size 64 \
+    --data "$DALI_MULTICROP_CACHE/sample-v1-$samples" --log-every 5 2>&1 | tee "$out/train-ijepa.log" | tail -3
+  timeout 120 python3 examples/train_dino.py --arch vit_small_patch16_224 --steps 30 --batch-size 64 \
+    --data "$DALI_MULTICROP_CACHE/sample-v1-$samples" --log-every 5 2>&1 | tee "$out/train-dino.log" | tail -3
+else
+  echo "timm is not importable: examples skipped (build the kit with EXTRA=timm)"
+fi
 
 step "done"
