@@ -41,7 +41,8 @@ def _draw_outputs(draws: BatchDraws) -> list[np.ndarray]:
 class EpochFeed:
     """DALI external-source callback serving one epoch's batches, in order (see :func:`feed_outputs`).
 
-    ``start(batches, epoch, first)`` begins an epoch (or its rest, from batch ``first``); DALI then calls the feed with ``BatchInfo.iteration`` = 0, 1, ...
+    ``start(batches, epoch, first)`` begins an epoch (or its rest, from batch ``first``); DALI then calls the feed
+    with ``BatchInfo.iteration`` = 0, 1, ...
     and gets ``StopIteration`` after the last batch (or at once after :meth:`stop`). With a ``spec``, each
     batch also carries its crops' draws, keyed on ``(seed, shard, epoch, batch)``; without a spec (the
     decode-only graph), paths and indices only.

@@ -196,7 +196,8 @@ class DaliMultiCropLoader:
         the epoch), with what must match to resume (seed, shards, batch size, dataset size, crops).
 
         Taken inside a loop after batch ``k`` was yielded, it resumes at batch ``k + 1``; taken between loops,
-        at the next loop (after a loop left early: the next epoch, as the loader itself would go on). Every rank is at the same step, so one rank's state resumes any rank. Batches are
+        at the next loop (after a loop left early: the next epoch, as the loader itself would go on). Every rank is
+        at the same step, so one rank's state resumes any rank. Batches are
         keyed on (seed, shard, epoch, batch), so a resumed run yields the same samples, crops, boxes and flips
         from there on (bit-identical on the CPU backend).
         """

@@ -42,7 +42,6 @@ class GraphRunner:
                  shard: int) -> None:
         """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph."""
         self._source = source
-        self._spec = spec
         self.spec = spec
         """The crops this runner's graph makes."""
         self._settings = settings
@@ -61,7 +60,7 @@ class GraphRunner:
             _exhaust(self._iterator)
         self._feed.start(batches, epoch, first)
         if self._iterator is None:
-            pipe = build_pipeline(self._feed, self._spec, self._settings)
+            pipe = build_pipeline(self._feed, self.spec, self._settings)
             self._iterator = DALIGenericIterator(pipe, self._names, auto_reset=False, prepare_first_batch=False)
         else:
             self._iterator.reset()
@@ -111,7 +110,7 @@ class GraphRunner:
     def _to_batch(self, outputs: dict[str, torch.Tensor]) -> MultiCropBatch:
         """Everything is already on the loader's device (the graph outputs its side tensors there); the boxes
         are the second half of the window step's rows (a view)."""
-        n = self._spec.num_crops
+        n = self.spec.num_crops
         windows = outputs["windows"]
         return MultiCropBatch(
             crops=[outputs[f"crop_{i}"] for i in range(n)],
@@ -123,9 +122,9 @@ class GraphRunner:
     def empty_batch(self) -> MultiCropBatch:
         """A batch of zero images with the right shapes and dtypes (a rank's share of a short last step)."""
         dtype = torch.float16 if self._settings.dtype == "float16" else torch.float32
-        dev, n = self._device, self._spec.num_crops
+        dev, n = self._device, self.spec.num_crops
         return MultiCropBatch(
-            crops=[torch.empty((0, 3, s, s), dtype=dtype, device=dev) for s in self._spec.sizes],
+            crops=[torch.empty((0, 3, s, s), dtype=dtype, device=dev) for s in self.spec.sizes],
             boxes=torch.empty((0, n, 4), dtype=torch.float32, device=dev),
             flipped=torch.empty((0, n), dtype=torch.bool, device=dev),
             labels=torch.empty((0,), dtype=torch.int64, device=dev),

@@ -66,7 +66,8 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     return windows
 
 
-def _centre_windows(height: np.ndarray, width: np.ndarray, fraction: np.ndarray, crop: np.ndarray) -> np.ndarray:
+def _centre_windows(height: np.ndarray, width: np.ndarray, fraction: np.ndarray,
+                    crop: np.ndarray) -> np.ndarray:
     """``[B, k, 4]`` source regions of torchvision's ``Resize(R)`` + ``CenterCrop(S)`` for crops of ``S`` =
     ``crop`` pixels and ``R = round(S / fraction)``."""
     resize = np.rint(crop / fraction)  # [k]
