@@ -11,10 +11,11 @@ from .imagecheck import ImageDecodeError, ImageReadError
 from .loader import DaliMultiCropLoader
 from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
 from .presets import list_presets, load_preset, parse_crops
-from .sources import FileList
+from .sources import ArraySource, FileList
 from .spec import ColorJitter, CropGroup, MultiCropSpec
 
 __all__ = [
+    "ArraySource",
     "ColorJitter",
     "Curriculum",
     "Ramp",

@@ -8,12 +8,12 @@ vectorised numpy calls per batch, whatever the number of crops).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from .draws import BatchDraws, batch_generator, blurs, draw_batch, solarizes
-from .sources import FileList
+from .sources import ArraySource, FileList
 from .spec import MultiCropSpec
 from .windows import pack_window_input
 
@@ -25,9 +25,10 @@ def encode_path(path: str) -> np.ndarray:
     return np.frombuffer(path.encode("utf-8"), dtype=np.uint8)
 
 
-def feed_outputs(spec: Optional[MultiCropSpec]) -> list[str]:
-    """Names of the feed's outputs, in order: what the graph's external source yields per batch."""
-    names = ["paths", "indices", "labels"]
+def feed_outputs(spec: Optional[MultiCropSpec], pixels: bool = False) -> list[str]:
+    """Names of the feed's outputs, in order: what the graph's external source yields per batch (``images``
+    instead of ``paths`` for a source of decoded pixels)."""
+    names = ["images" if pixels else "paths", "indices", "labels"]
     if spec is None:
         return names[:2]
     return names + ["window", "flips", "colour"] + ["blur"] * blurs(spec) + ["solarize"] * solarizes(spec)
@@ -48,10 +49,13 @@ class EpochFeed:
     decode-only graph), paths and indices only.
     """
 
-    def __init__(self, source: FileList, spec: Optional[MultiCropSpec] = None, seed: int = 0,
+    def __init__(self, source: Union[FileList, ArraySource], spec: Optional[MultiCropSpec] = None, seed: int = 0,
                  shard: int = 0) -> None:
-        self._files = source.files
+        self._images = source.images if isinstance(source, ArraySource) else None
+        self._files = source.files if isinstance(source, FileList) else ()
         self._labels = np.asarray(source.labels, dtype=np.int64)
+        self.names = feed_outputs(spec, pixels=self._images is not None)
+        """The outputs of every call, in order (see :func:`feed_outputs`)."""
         self._spec = spec
         self._seed = seed
         self._shard = shard
@@ -91,7 +95,8 @@ class EpochFeed:
         if self._stopped or iteration >= len(self._batches):
             raise StopIteration
         indices = self._batches[iteration]
-        paths = [encode_path(self._files[i]) for i in indices]
+        head: Any = self._images[indices] if self._images is not None else [encode_path(self._files[i])
+                                                                            for i in indices]
         if self._spec is None:
-            return paths, indices.astype(np.int64)
-        return (paths, indices.astype(np.int64), self._labels[indices], *_draw_outputs(self.draws(iteration)))
+            return head, indices.astype(np.int64)
+        return (head, indices.astype(np.int64), self._labels[indices], *_draw_outputs(self.draws(iteration)))

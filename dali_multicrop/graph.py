@@ -85,18 +85,27 @@ def output_names(spec: MultiCropSpec) -> list[str]:
 
 
 # dtype and layout of each feed output; "F..." marks a per-crop array that element_extract splits by crop
-_FEED_KINDS = {"paths": ("UINT8", ""), "indices": ("INT64", ""), "labels": ("INT64", ""), "window": ("FLOAT", ""),
+_FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "indices": ("INT64", ""), "labels": ("INT64", ""), "window": ("FLOAT", ""),
                "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"), "blur": ("FLOAT", "FA"), "solarize": ("UINT16", "FC")}
 
 
 def _feed(source: Callable[[Any], tuple], spec: "MultiCropSpec | None") -> dict[str, Any]:
-    """The external source's outputs by name (see :func:`feed_outputs`)."""
+    """The external source's outputs by name (see :func:`feed_outputs`; the feed's own ``names`` where it has
+    them)."""
     _, fn, types = dali_modules()
-    names = feed_outputs(spec)
+    names = getattr(source, "names", None) or feed_outputs(spec)
     dtypes, layouts = zip(*(_FEED_KINDS[name] for name in names))
     nodes = fn.external_source(source=source, num_outputs=len(names), batch=True, batch_info=True,
                                dtype=[getattr(types, d) for d in dtypes], layout=list(layouts))
     return dict(zip(names, nodes))
+
+
+def _image(feed: dict[str, Any], on_gpu: bool, decoder: DecoderSettings) -> Any:
+    """The graph's head: each sample's image, RGB HWC uint8, on the graph's device: decoded pixels as they come
+    (``images``), else each file read and decoded once."""
+    if "images" in feed:
+        return feed["images"].gpu() if on_gpu else feed["images"]
+    return _decode(feed["paths"], on_gpu, decoder)
 
 
 def _decode(paths: Any, on_gpu: bool, decoder: DecoderSettings) -> Any:
@@ -147,7 +156,7 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     @dali.pipeline_def(enable_conditionals=any(skip_blur))
     def multicrop():
         feed = _feed(source, spec)
-        image = _decode(feed["paths"], on_gpu, settings.decoder)
+        image = _image(feed, on_gpu, settings.decoder)
         # resize regions and boxes of every crop, one array per sample (see WindowFunction)
         windows_out = fn.python_function(image.shape(), feed["window"], function=windows, batch_processing=True,
                                          output_layouts="FX")
@@ -192,7 +201,7 @@ def build_decode_pipeline(source: Callable[[Any], tuple], settings: GraphSetting
     @dali.pipeline_def
     def decode_only():
         feed = _feed(source, None)
-        return _decode(feed["paths"], settings.device == "gpu", settings.decoder), feed["indices"]
+        return _image(feed, settings.device == "gpu", settings.decoder), feed["indices"]
 
     return decode_only(**_pipeline_args(settings))
 
@@ -209,7 +218,7 @@ def build_floor_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, se
     @dali.pipeline_def
     def floor():
         feed = _feed(source, None)
-        image = _decode(feed["paths"], settings.device == "gpu", settings.decoder)
+        image = _image(feed, settings.device == "gpu", settings.decoder)
         # a slightly different window per crop: identical operators would be merged into one by DALI
         crops = [augment.normalize(augment.resized_crop(image, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True),
                                    settings.mean, settings.std, dtype) for i, size in enumerate(spec.sizes)]

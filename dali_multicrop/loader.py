@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from .config import ConfigLike
 from .curriculum import Curriculum
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
-from .sources import FileList, SourceLike, resolve_source
+from .sources import ArraySource, FileList, SourceLike, resolve_source
 from .presets import parse_crops
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 
@@ -62,7 +62,10 @@ class DaliMultiCropLoader:
 
     Args:
         source: an image-folder path (``root/<class>/<images>``, classes sorted as torchvision's
-            ``ImageFolder``), a :class:`~dali_multicrop.FileList`, or a list of ``(path, label)`` pairs.
+            ``ImageFolder``), a :class:`~dali_multicrop.FileList`, a list of ``(path, label)`` pairs, decoded
+            images in memory (:class:`~dali_multicrop.ArraySource`, uint8 ``[N, H, W, 3]`` with labels), or
+            ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the python-pickle layout; ``ArraySource.cifar`` for the
+            test split).
         crops: a crop spec such as ``"2x224,6x96"`` (first group global), a preset name (``"dino"``, see
             ``pipelines/``) or recipe YAML path, or a :class:`~dali_multicrop.MultiCropSpec` for full control
             of each group's recipe.
@@ -119,7 +122,7 @@ class DaliMultiCropLoader:
             raise ValueError(f"device_id={self.device_id} but torch sees {torch.cuda.device_count()} CUDA device(s)")
         self.dtype = dtype
         self.seed = seed
-        self.source: FileList = resolve_source(source)
+        self.source: Union[FileList, ArraySource] = resolve_source(source)
         self.plan = ShardPlan(num_samples=len(self.source), batch_size=batch_size, shard_id=shard_id,
                               num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)
         self.torch_device = torch.device(f"cuda:{self.device_id}" if self.device == "gpu" else "cpu")

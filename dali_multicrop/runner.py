@@ -6,7 +6,7 @@ draws, and reads nothing back from the loader; every error of a run is turned in
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from .batch import MultiCropBatch
 from .feed import EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
 from .imagecheck import first_undecodable
-from .sources import FileList
+from .sources import ArraySource, FileList
 from .spec import MultiCropSpec
 
 __all__ = ["GraphRunner"]
@@ -38,7 +38,7 @@ class GraphRunner:
     prefetched are computed and discarded. A pipeline that failed is dropped and rebuilt next epoch.
     """
 
-    def __init__(self, source: FileList, spec: MultiCropSpec, settings: GraphSettings, seed: int,
+    def __init__(self, source: Union[FileList, ArraySource], spec: MultiCropSpec, settings: GraphSettings, seed: int,
                  shard: int) -> None:
         """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph."""
         self._source = source
@@ -101,6 +101,8 @@ class GraphRunner:
 
     def _explain(self, iteration: int, exc: Exception) -> Exception:
         """Names the file behind a failed run: checks the batches that were in flight, one file at a time."""
+        if not isinstance(self._source, FileList):
+            return exc
         files = self._source.files
         in_flight = range(iteration, min(iteration + self._settings.prefetch + 1, len(self._feed)))
         candidates = [files[i] for j in in_flight for i in self._feed.batch(j)]

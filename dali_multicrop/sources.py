@@ -1,7 +1,8 @@
-"""Where samples come from: an image-folder tree or an explicit list of files with labels.
+"""Where samples come from: an image-folder tree, an explicit list of files with labels, or images in memory.
 
-A source is a :class:`FileList`: ``files[i]`` is the path of sample ``i`` and ``labels[i]`` its class.
-Sample indices returned by the loader (``batch.indices``) are positions in this listing.
+A source is a :class:`FileList` (``files[i]`` is the path of sample ``i``, ``labels[i]`` its class; the graph
+reads and decodes the files) or an :class:`ArraySource` (decoded uint8 images in memory, e.g. CIFAR: the graph
+starts from the pixels). Sample indices returned by the loader (``batch.indices``) are positions in it.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
-__all__ = ["FileList", "IMAGE_EXTENSIONS", "resolve_source"]
+import numpy as np
+
+__all__ = ["ArraySource", "FileList", "IMAGE_EXTENSIONS", "resolve_source"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 """File name endings taken as images when listing a folder (case-insensitive, as torchvision)."""
@@ -114,16 +117,82 @@ class FileList:
         return cls(tuple(files), tuple(labels))
 
 
-SourceLike = Union[str, os.PathLike, FileList, Sequence[tuple[Union[str, os.PathLike], int]]]
+class ArraySource:
+    """Decoded images in memory: ``images`` uint8 ``[N, H, W, 3]`` (RGB, numpy or a CPU torch tensor) and
+    ``labels`` ``[N]`` (integers >= 0). No decode step: the graph starts from these pixels. ``classes`` names
+    the labels where known (CIFAR)."""
+
+    def __init__(self, images: Any, labels: Any, classes: Sequence[str] = ()) -> None:
+        if hasattr(images, "detach"):  # a torch tensor
+            images = images.detach().cpu().numpy()
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 [N, H, W, 3] (RGB, channels last), got {images.dtype} "
+                             f"{list(images.shape)}")
+        if len(images) == 0 or 0 in images.shape[1:3]:
+            raise ValueError(f"images must hold at least one non-empty image, got shape {list(images.shape)}")
+        labels = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
+        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or (labels < 0).any():
+            raise ValueError(f"labels must be {len(images)} integers >= 0 (one per image), got {labels.dtype} "
+                             f"{list(labels.shape)}")
+        self.images = np.ascontiguousarray(images)
+        self.labels = tuple(int(v) for v in labels)
+        self.classes = tuple(classes)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @classmethod
+    def cifar(cls, root: Union[str, os.PathLike], train: bool = True) -> "ArraySource":
+        """CIFAR-10 or CIFAR-100 in its standard python-pickle layout under ``root`` (the folder holding
+        ``cifar-10-batches-py`` or ``cifar-100-python``, or that folder itself), no torchvision needed."""
+        import pickle
+
+        base = Path(root).expanduser()
+        for name, files, key in (("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] if train
+                                  else ["test_batch"], b"labels"),
+                                 ("cifar-100-python", ["train" if train else "test"], b"fine_labels")):
+            folder = base / name if (base / name).is_dir() else base if base.name == name else None
+            if folder is not None:
+                break
+        else:
+            raise ValueError(f"'{root}' holds no CIFAR data: expected cifar-10-batches-py/ or cifar-100-python/ "
+                             f"(the python versions)")
+        data, labels = [], []
+        for file in files:
+            path = folder / file
+            if not path.is_file():
+                raise ValueError(f"CIFAR file '{path}' is missing")
+            try:
+                with open(path, "rb") as f:
+                    entry = pickle.load(f, encoding="bytes")
+                data.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                labels.extend(entry[key])
+            except Exception as exc:  # a truncated or foreign pickle: say which file
+                raise ValueError(f"CIFAR file '{path}' cannot be read: {exc}") from None
+        meta = folder / ("batches.meta" if key == b"labels" else "meta")
+        classes: tuple[str, ...] = ()
+        if meta.is_file():
+            with open(meta, "rb") as f:
+                names = pickle.load(f, encoding="bytes")
+            raw = names.get(b"label_names") or names.get(b"fine_label_names") or []
+            classes = tuple(n.decode() for n in raw)
+        return cls(np.concatenate(data).transpose(0, 2, 3, 1), labels, classes)
 
 
-def resolve_source(source: SourceLike) -> FileList:
-    """A folder path, a :class:`FileList` or ``(path, label)`` pairs, as a :class:`FileList`."""
-    if isinstance(source, FileList):
+SourceLike = Union[str, os.PathLike, FileList, ArraySource, Sequence[tuple[Union[str, os.PathLike], int]]]
+
+
+def resolve_source(source: SourceLike) -> Union[FileList, ArraySource]:
+    """A folder path, ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the training split), a :class:`FileList`, an
+    :class:`ArraySource` or ``(path, label)`` pairs, as a :class:`FileList` or :class:`ArraySource`."""
+    if isinstance(source, (FileList, ArraySource)):
         return source
+    if isinstance(source, str) and source.split(":", 1)[0] in ("cifar10", "cifar100") and ":" in source:
+        return ArraySource.cifar(source.split(":", 1)[1])
     if isinstance(source, (str, os.PathLike)):
         return FileList.from_folder(source)
     if isinstance(source, (list, tuple)):
         return FileList.from_pairs(source)
-    raise ValueError(f"source must be an image folder path, a FileList or a list of (path, label) pairs, "
-                     f"got {type(source).__name__}")
+    raise ValueError(f"source must be an image folder path, 'cifar10:PATH', a FileList, an ArraySource or a list "
+                     f"of (path, label) pairs, got {type(source).__name__}")
