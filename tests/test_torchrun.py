@@ -1,0 +1,86 @@
+"""Exactly-once epochs under real torchrun processes (CPU, gloo, loopback): 2 and 3 ranks on one node, and two
+"nodes" of two ranks each."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import coordinate_image, write_folder
+from dali_multicrop.sharding import ShardPlan
+
+WORKER = str(Path(__file__).resolve().parent / "torchrun_worker.py")
+N = 11  # uneven for 2 and 3 ranks and batches of 2
+
+
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory):
+    img = coordinate_image(64, 80)  # every image the same: different boxes can only come from different draws
+    return write_folder(tmp_path_factory.mktemp("uneven"), {"a": [img] * 6, "b": [img] * 5})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(*args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only: gloo otherwise picks the host's first interface
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-3000:]
+
+
+def _check(ranks: list[dict], world: int) -> None:
+    assert [r["shard_id"] for r in ranks] == list(range(world)) and {r["num_shards"] for r in ranks} == {world}
+    for epoch in range(2):
+        per_rank = [r["epochs"][epoch] for r in ranks]
+        everything = sorted(i for r in per_rank for i in r["indices"])
+        assert everything == list(range(N)), f"epoch {epoch}: not every sample exactly once: {everything}"
+        assert len({r["steps"] for r in per_rank}) == 1, "ranks took different numbers of steps"
+        plan = ShardPlan(N, 2, num_shards=world, seed=3)
+        for k, r in enumerate(per_rank):  # the same order as the seed gives anywhere
+            assert r["indices"] == np.concatenate(ShardPlan(N, 2, shard_id=k, num_shards=world, seed=3)
+                                                  .batches(epoch)).tolist()
+        assert plan.order(epoch).tolist() != list(range(N))
+        first = [np.array(r["boxes"][0]) for r in per_rank if r["boxes"]]
+        assert not any(np.allclose(first[0], other) for other in first[1:]), "ranks drew the same crops"
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_one_node(uneven, tmp_path, world):
+    out = tmp_path / "ranks.json"
+    _wait(_torchrun("--nproc_per_node", str(world), "--master_addr", "127.0.0.1", "--master_port",
+                    str(_free_port()), WORKER, str(uneven), str(out)))
+    ranks = json.loads(out.read_text())
+    _check(ranks, world)
+    assert [r["local_rank"] for r in ranks] == list(range(world))
+
+
+def test_two_nodes_of_two(uneven, tmp_path):
+    out = tmp_path / "ranks.json"
+    port = _free_port()
+    common = ["--nnodes", "2", "--nproc_per_node", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint",
+              f"127.0.0.1:{port}", "--rdzv-id", "dali-multicrop-test", "--local-addr", "127.0.0.1"]
+    nodes = [_torchrun(*common, "--node_rank", str(k), WORKER, str(uneven), str(out)) for k in range(2)]
+    _wait(*nodes)
+    ranks = json.loads(out.read_text())
+    _check(ranks, 4)
+    # shards follow the global rank; threads and devices follow the rank within the node
+    assert sorted(r["local_rank"] for r in ranks) == [0, 0, 1, 1]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert {r["threads"] for r in ranks} == {max(1, cores // 2)}
