@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ._dali import dali_modules
-from .feed import feed_outputs
+from .feed import EpochFeed
 from .draws import blurs, solarizes
 from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
@@ -78,6 +78,13 @@ class GraphSettings:
     prefetch: int = 2
     decoder: DecoderSettings = DecoderSettings()
 
+    @property
+    def torch_device(self) -> Any:
+        """The torch device the graph's outputs are on."""
+        import torch
+
+        return torch.device(f"cuda:{self.device_id}" if self.device == "gpu" else "cpu")
+
 
 def output_names(spec: MultiCropSpec) -> list[str]:
     """Names of the graph's outputs, in order."""
@@ -85,15 +92,15 @@ def output_names(spec: MultiCropSpec) -> list[str]:
 
 
 # dtype and layout of each feed output; "F..." marks a per-crop array that element_extract splits by crop
-_FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "indices": ("INT64", ""), "labels": ("INT64", ""), "window": ("FLOAT", ""),
-               "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"), "blur": ("FLOAT", "FA"), "solarize": ("UINT16", "FC")}
+_FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "indices": ("INT64", ""),
+               "labels": ("INT64", ""), "window": ("FLOAT", ""), "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"),
+               "blur": ("FLOAT", "FA"), "solarize": ("UINT16", "FC")}
 
 
-def _feed(source: Callable[[Any], tuple], spec: "MultiCropSpec | None") -> dict[str, Any]:
-    """The external source's outputs by name (see :func:`feed_outputs`; the feed's own ``names`` where it has
-    them)."""
+def _feed(source: "EpochFeed") -> dict[str, Any]:
+    """The external source's outputs by name: the feed's ``names`` (see :func:`~dali_multicrop.feed.feed_outputs`)."""
     _, fn, types = dali_modules()
-    names = getattr(source, "names", None) or feed_outputs(spec)
+    names = source.names
     dtypes, layouts = zip(*(_FEED_KINDS[name] for name in names))
     nodes = fn.external_source(source=source, num_outputs=len(names), batch=True, batch_info=True,
                                dtype=[getattr(types, d) for d in dtypes], layout=list(layouts))
@@ -146,7 +153,7 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     from .windows import WindowFunction
 
     n = spec.num_crops
-    dtype = {"float32": types.FLOAT, "float16": types.FLOAT16}[settings.dtype]
+    dtype = _dali_dtype(settings)
     on_gpu = settings.device == "gpu"
     windows = WindowFunction(spec)
     # On the CPU a blur costs real time even as an identity (about as much as the colour transform), so crops
@@ -155,7 +162,7 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
 
     @dali.pipeline_def(enable_conditionals=any(skip_blur))
     def multicrop():
-        feed = _feed(source, spec)
+        feed = _feed(source)
         image = _image(feed, on_gpu, settings.decoder)
         # resize regions and boxes of every crop, one array per sample (see WindowFunction)
         windows_out = fn.python_function(image.shape(), feed["window"], function=windows, batch_processing=True,
@@ -185,6 +192,12 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     return multicrop(**_pipeline_args(settings))
 
 
+def _dali_dtype(settings: GraphSettings) -> Any:
+    """The crops' DALI dtype for ``settings.dtype``."""
+    _, _, types = dali_modules()
+    return {"float32": types.FLOAT, "float16": types.FLOAT16}[settings.dtype]
+
+
 def _split(node: Any, count: int) -> list[Any]:
     """The first ``count`` rows of a per-sample ``F...`` array as separate nodes (one operator for all)."""
     _, fn, _ = dali_modules()
@@ -200,7 +213,7 @@ def build_decode_pipeline(source: Callable[[Any], tuple], settings: GraphSetting
 
     @dali.pipeline_def
     def decode_only():
-        feed = _feed(source, None)
+        feed = _feed(source)
         return _image(feed, settings.device == "gpu", settings.decoder), feed["indices"]
 
     return decode_only(**_pipeline_args(settings))
@@ -210,14 +223,14 @@ def build_floor_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, se
     """The least any multi-crop graph of ``spec`` does: the decode-only head, then per crop one resize of a
     fixed window and the normalisation, nothing drawn, no colour. A measurement: the floor under the full
     graph's cost. ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` without a spec."""
-    dali, _, types = dali_modules()
+    dali, _, _ = dali_modules()
     from . import augment
 
-    dtype = {"float32": types.FLOAT, "float16": types.FLOAT16}[settings.dtype]
+    dtype = _dali_dtype(settings)
 
     @dali.pipeline_def
     def floor():
-        feed = _feed(source, None)
+        feed = _feed(source)
         image = _image(feed, settings.device == "gpu", settings.decoder)
         # a slightly different window per crop: identical operators would be merged into one by DALI
         crops = [augment.normalize(augment.resized_crop(image, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True),

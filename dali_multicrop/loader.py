@@ -125,12 +125,12 @@ class DaliMultiCropLoader:
         self.source: Union[FileList, ArraySource] = resolve_source(source)
         self.plan = ShardPlan(num_samples=len(self.source), batch_size=batch_size, shard_id=shard_id,
                               num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)
-        self.torch_device = torch.device(f"cuda:{self.device_id}" if self.device == "gpu" else "cpu")
         self.settings = GraphSettings(device=self.device, batch_size=batch_size, num_threads=self.num_threads,
                                       seed=self.graph_seed(), device_id=self.device_id, dtype=dtype, mean=self.mean,
                                       std=self.std, prefetch=self.prefetch,
                                       decoder=DecoderSettings(hw_decoder_load=self.hw_decoder_load))
         """What the graph is built with (frozen)."""
+        self.torch_device = self.settings.torch_device
         self._next_epoch = 0
         self._next_batch = 0  # where the next loop starts in its epoch (a resumed run)
         self._running: Optional[list[int]] = None  # [epoch, next batch] of the loop in progress

@@ -47,7 +47,7 @@ class GraphRunner:
         self._settings = settings
         self._feed = EpochFeed(source, spec, seed=seed, shard=shard)
         self._names = output_names(spec)
-        self._device = torch.device(f"cuda:{settings.device_id}" if settings.device == "gpu" else "cpu")
+        self._device = settings.torch_device
         self._iterator: Optional[Any] = None
         self._open = False  # True while an epoch has batches DALI has not delivered
         self._epochs_started = 0  # tells a loop that a newer loop over the same runner took the pipeline
