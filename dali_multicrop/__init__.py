@@ -11,6 +11,8 @@ from .imagecheck import ImageDecodeError, ImageReadError
 from .loader import DaliMultiCropLoader
 from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
 from .presets import list_presets, load_preset, parse_crops
+from .dataset_source import DatasetSource
+from .shards import TarShards
 from .sources import ArraySource, FileList
 from .spec import ColorJitter, CropGroup, MultiCropSpec
 
@@ -34,6 +36,8 @@ __all__ = [
     "MultiCropBatch",
     "MultiCropSpec",
     "parse_crops",
+    "TarShards",
+    "DatasetSource",
 ]
 
 __version__ = "0.1.0"

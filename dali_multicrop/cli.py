@@ -335,5 +335,37 @@ def config_command(path: Path = typer.Argument(..., help="The training config (Y
     typer.echo("masking: " + (", ".join(f"{k}={v!r}" for k, v in cfg.masking.items()) or "(none)"))
 
 
+@app.command("index-shards")
+def index_shards(
+    shards: List[str] = typer.Argument(..., help="Tar shards: paths, brace patterns (train-{000000..000127}.tar) "
+                                                 "or s3:// URLs."),
+    out_dir: Optional[str] = typer.Option(None, "--out-dir", help="Write the index files here (a folder or an "
+                                                                 "s3:// prefix). Default: beside each shard."),
+    force: bool = typer.Option(False, "--force", help="Re-create index files that exist."),
+) -> None:
+    """Write DALI's index file for each WebDataset tar shard (train-000.tar -> train-000.idx), so loaders start
+    without scanning the shards."""
+    from . import storage
+    from .shards import expand_shards, index_path_for, write_index
+
+    try:
+        paths = expand_shards(shards)
+        made = 0
+        for shard in paths:
+            name = index_path_for(shard).rsplit("/", 1)[-1]
+            target = f"{out_dir.rstrip('/')}/{name}" if out_dir else index_path_for(shard)
+            if not force and storage.read_text_if_exists(target) is not None:
+                typer.echo(f"kept    {target}")
+                continue
+            if out_dir and not storage.is_s3(out_dir):
+                Path(out_dir).mkdir(parents=True, exist_ok=True)
+            write_index(shard, target)
+            made += 1
+            typer.echo(f"indexed {shard} -> {target}")
+    except (ValueError, ImportError) as exc:
+        _fail(str(exc))
+    typer.echo(f"{made} index file(s) written, {len(paths) - made} kept")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -13,11 +13,13 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .draws import BatchDraws, batch_generator, blurs, draw_batch, solarizes
+from .dataset_source import DatasetSource
+from .shards import TarShards
 from .sources import ArraySource, FileList
 from .spec import MultiCropSpec
 from .windows import pack_window_input
 
-__all__ = ["EpochFeed", "encode_path", "feed_outputs"]
+__all__ = ["EpochFeed", "HEADS", "encode_path", "feed_outputs", "head_of"]
 
 
 def encode_path(path: str) -> np.ndarray:
@@ -25,10 +27,25 @@ def encode_path(path: str) -> np.ndarray:
     return np.frombuffer(path.encode("utf-8"), dtype=np.uint8)
 
 
-def feed_outputs(spec: Optional[MultiCropSpec], pixels: bool = False) -> list[str]:
-    """Names of the feed's outputs, in order: what the graph's external source yields per batch (``images``
-    instead of ``paths`` for a source of decoded pixels)."""
-    names = ["images" if pixels else "paths", "indices", "labels"]
+HEADS = ("paths", "images", "encoded", "reader")
+"""What a feed starts the graph from: file paths, decoded pixels, encoded bytes, or nothing (a DALI reader reads
+the samples, and the feed only carries the draws)."""
+
+AnySource = Union[FileList, ArraySource, TarShards, DatasetSource]
+
+
+def head_of(source: AnySource) -> str:
+    """The feed head a source needs (see :data:`HEADS`)."""
+    if isinstance(source, DatasetSource):
+        return source.kind
+    return "images" if isinstance(source, ArraySource) else "reader" if isinstance(source, TarShards) else "paths"
+
+
+def feed_outputs(spec: Optional[MultiCropSpec], head: str = "paths") -> list[str]:
+    """Names of the feed's outputs, in order: what the graph's external source yields per batch. ``head`` (see
+    :data:`HEADS`): ``paths`` or ``images`` come with the samples' indices and labels; a reader head has none
+    (the reader's samples carry them)."""
+    names = [] if head == "reader" else [head, "indices", "labels"]
     if spec is None:
         return names[:2]
     return names + ["window", "flips", "colour"] + ["blur"] * blurs(spec) + ["solarize"] * solarizes(spec)
@@ -49,12 +66,17 @@ class EpochFeed:
     decode-only graph), paths and indices only.
     """
 
-    def __init__(self, source: Union[FileList, ArraySource], spec: Optional[MultiCropSpec] = None, seed: int = 0,
-                 shard: int = 0) -> None:
+    def __init__(self, source: AnySource, spec: Optional[MultiCropSpec] = None, seed: int = 0, shard: int = 0,
+                 ahead: int = 3) -> None:
+        """``ahead``: batches of a dataset source's items fetched ahead of the one DALI asks for."""
+        self.head = head_of(source)
+        self._dataset = source if isinstance(source, DatasetSource) else None
+        self._ahead = ahead
+        self._pending: dict[int, Any] = {}
         self._images = source.images if isinstance(source, ArraySource) else None
         self._files = source.files if isinstance(source, FileList) else ()
-        self._labels = np.asarray(source.labels, dtype=np.int64)
-        self.names = feed_outputs(spec, pixels=self._images is not None)
+        self._labels = np.asarray(getattr(source, "labels", ()), dtype=np.int64)
+        self.names = feed_outputs(spec, self.head)
         """The outputs of every call, in order (see :func:`feed_outputs`)."""
         self._spec = spec
         self._seed = seed
@@ -62,11 +84,17 @@ class EpochFeed:
         self._epoch = 0
         self._first = 0
         self._batches: Sequence[np.ndarray] = ()
+        self._pad_to = 0
         self._stopped = False
 
-    def start(self, batches: Sequence[np.ndarray], epoch: int = 0, first: int = 0) -> None:
+    def start(self, batches: Sequence[np.ndarray], epoch: int = 0, first: int = 0, pad_to: int = 0) -> None:
         """Serves ``batches`` (non-empty int64 arrays of sample indices) of ``epoch`` from the next call on;
-        ``batches[0]`` is batch ``first`` of the epoch (a resumed epoch): draws are keyed on that number."""
+        ``batches[0]`` is batch ``first`` of the epoch (a resumed epoch): draws are keyed on that number. With a
+        reader head the arrays only give each batch's size (the reader picks the samples), and ``pad_to`` is the
+        reader's batch size: the draws of a short batch are made for its size (as from a file source), then
+        padded by repeating the last sample's."""
+        self._pad_to = pad_to
+        self._pending = {}
         self._batches = list(batches)
         self._epoch = epoch
         self._first = first
@@ -95,8 +123,25 @@ class EpochFeed:
         if self._stopped or iteration >= len(self._batches):
             raise StopIteration
         indices = self._batches[iteration]
-        head: Any = self._images[indices] if self._images is not None else [encode_path(self._files[i])
-                                                                            for i in indices]
+        if self.head == "reader":
+            draws = _draw_outputs(self.draws(iteration))
+            short = self._pad_to - len(indices)
+            return tuple(np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) if short > 0 else a for a in draws)
+        labels = self._labels[indices] if self._dataset is None else None
+        if self._dataset is not None:
+            head, labels = self._fetched(iteration)
+        elif self._images is not None:
+            head = self._images[indices]
+        else:
+            head = [encode_path(self._files[i]) for i in indices]
         if self._spec is None:
             return head, indices.astype(np.int64)
-        return (head, indices.astype(np.int64), self._labels[indices], *_draw_outputs(self.draws(iteration)))
+        return (head, indices.astype(np.int64), labels, *_draw_outputs(self.draws(iteration)))
+
+    def _fetched(self, iteration: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """A dataset source's items of batch ``iteration``; the next ``ahead`` batches start fetching now."""
+        assert self._dataset is not None
+        for j in range(iteration, min(iteration + 1 + self._ahead, len(self._batches))):
+            if j not in self._pending:
+                self._pending[j] = self._dataset.submit(self._batches[j])
+        return self._dataset.collect(self._pending.pop(iteration))

@@ -3,7 +3,7 @@
 One builder serves both devices. The graph reads top to bottom like the data flow:
 
     paths, indices, labels, draws        (external source fed by the loader, CPU; draws: see draws.py)
-      -> read the file (DALI threads)
+      -> read the file (DALI threads)    (or: decoded pixels from memory; or DALI's tar-shard reader)
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
       -> crop windows for all crops      (one python_function per batch, from the images' shapes + draws)
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
@@ -22,12 +22,15 @@ pixel work (resize, colour, blur, solarise, normalise) has an operator per crop,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._dali import dali_modules
 from .feed import EpochFeed
 from .draws import blurs, solarizes
 from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
+
+if TYPE_CHECKING:
+    from .shards import TarEpoch
 
 __all__ = ["GraphSettings", "DecoderSettings", "HW_DECODER_LOAD", "build_pipeline", "build_decode_pipeline",
            "build_floor_pipeline", "output_names"]
@@ -86,13 +89,19 @@ class GraphSettings:
         return torch.device(f"cuda:{self.device_id}" if self.device == "gpu" else "cpu")
 
 
-def output_names(spec: MultiCropSpec) -> list[str]:
-    """Names of the graph's outputs, in order."""
-    return [f"crop_{i}" for i in range(spec.num_crops)] + ["windows", "flipped", "indices", "labels"]
+def output_names(spec: MultiCropSpec, reader: Optional["TarEpoch"] = None) -> list[str]:
+    """Names of the graph's outputs, in order. A graph headed by a ``reader`` outputs, instead of indices and
+    labels, each sample's DALI source info (``info``: ``path:offset:member``, zero-padded bytes) and its label
+    member's text (``label_text``, zero-padded bytes; absent when the shards have no labels)."""
+    side = ["indices", "labels"] if reader is None else ["info"] + (["label_text"] if reader.labelled else [])
+    return [f"crop_{i}" for i in range(spec.num_crops)] + ["windows", "flipped", *side]
+
+LABEL_TEXT_BYTES = 32
+"""Bytes of a label member (``cls``) the graph hands over: a decimal class id with spaces to spare."""
 
 
 # dtype and layout of each feed output; "F..." marks a per-crop array that element_extract splits by crop
-_FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "indices": ("INT64", ""),
+_FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "encoded": ("UINT8", ""), "indices": ("INT64", ""),
                "labels": ("INT64", ""), "window": ("FLOAT", ""), "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"),
                "blur": ("FLOAT", "FA"), "solarize": ("UINT16", "FC")}
 
@@ -109,17 +118,31 @@ def _feed(source: "EpochFeed") -> dict[str, Any]:
 
 def _image(feed: dict[str, Any], on_gpu: bool, decoder: DecoderSettings) -> Any:
     """The graph's head: each sample's image, RGB HWC uint8, on the graph's device: decoded pixels as they come
-    (``images``), else each file read and decoded once."""
+    (``images``), else encoded bytes (``encoded``) or each file read (DALI's threads), decoded once."""
+    _, fn, _ = dali_modules()
     if "images" in feed:
         return feed["images"].gpu() if on_gpu else feed["images"]
-    return _decode(feed["paths"], on_gpu, decoder)
+    if "encoded" in feed:
+        return _decode(feed["encoded"], on_gpu, decoder)
+    return _decode(fn.io.file.read(feed["paths"]), on_gpu, decoder)
 
 
-def _decode(paths: Any, on_gpu: bool, decoder: DecoderSettings) -> Any:
-    """Each file read by DALI's threads and decoded once, RGB HWC uint8 ("mixed": on the GPU, with the
-    hardware JPEG decoder where there is one; EXIF orientation applied)."""
+def _reader_side(encoded: Any, label_text: Any, info_bytes: int) -> list[Any]:
+    """A reader's per-sample side outputs, fixed-size for torch: the source info and the label text, each
+    zero-padded (or cut) to its byte count."""
+    _, fn, _ = dali_modules()
+
+    def fixed(node: Any, size: int) -> Any:
+        return fn.slice(node, start=[0], shape=[size], axes=[0], out_of_bounds_policy="pad")
+
+    side = [fixed(fn.get_property(encoded, key="source_info"), info_bytes)]
+    return side + ([fixed(label_text, LABEL_TEXT_BYTES)] if label_text is not None else [])
+
+
+def _decode(encoded: Any, on_gpu: bool, decoder: DecoderSettings) -> Any:
+    """Encoded images decoded once, RGB HWC uint8 ("mixed": on the GPU, with the hardware JPEG decoder where
+    there is one; EXIF orientation applied)."""
     _, fn, types = dali_modules()
-    encoded = fn.io.file.read(paths)
     if not on_gpu:
         return fn.decoders.image(encoded, device="cpu", output_type=types.RGB)
     return fn.decoders.image(encoded, device="mixed", output_type=types.RGB,
@@ -138,11 +161,13 @@ def _pipeline_args(settings: GraphSettings) -> dict[str, Any]:
 
 
 def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings: GraphSettings,
-                   host_stage: bool = False) -> Any:
+                   host_stage: bool = False, reader: Optional["TarEpoch"] = None) -> Any:
     """Builds (not yet runs) the multi-crop pipeline.
 
     ``source(batch_info)`` is an :class:`~dali_multicrop.feed.EpochFeed` for ``spec``: per batch, the outputs
-    named by :func:`~dali_multicrop.feed.feed_outputs`; ``StopIteration`` at the end of an epoch.
+    named by :func:`~dali_multicrop.feed.feed_outputs`; ``StopIteration`` at the end of an epoch. With a
+    ``reader`` (tar shards, one epoch's settings), DALI's webdataset reader reads the samples and the feed
+    carries only the draws (see :func:`output_names` for the side outputs).
 
     ``host_stage=True`` (a measurement, with ``settings.device == "cpu"``): only what the GPU variant of this
     graph runs on the host, the CPU decoder standing in for the GPU's; its outputs are the per-crop
@@ -163,7 +188,11 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     @dali.pipeline_def(enable_conditionals=any(skip_blur))
     def multicrop():
         feed = _feed(source)
-        image = _image(feed, on_gpu, settings.decoder)
+        if reader is not None:
+            encoded, label_text = reader.nodes()
+            image = _decode(encoded, on_gpu, settings.decoder)
+        else:
+            image = _image(feed, on_gpu, settings.decoder)
         # resize regions and boxes of every crop, one array per sample (see WindowFunction)
         windows_out = fn.python_function(image.shape(), feed["window"], function=windows, batch_processing=True,
                                          output_layouts="FX")
@@ -184,9 +213,11 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
             if group.solarize_prob > 0:
                 crop = augment.solarize(crop, solar[i].gpu() if on_gpu else solar[i])
             crops.append(augment.normalize(crop, settings.mean, settings.std, dtype))
-        side = [windows_out, feed["flips"], feed["indices"], feed["labels"]]
+        side = [windows_out, feed["flips"]] + ([] if reader is not None else [feed["indices"], feed["labels"]])
         if on_gpu:  # small per-sample outputs reach torch on the GPU, next to the crops
             side = [node.gpu() for node in side]
+        if reader is not None:  # bytes the runner turns into indices and labels on the host
+            side += _reader_side(encoded, label_text, reader.info_bytes)
         return (*crops, *side)
 
     return multicrop(**_pipeline_args(settings))

@@ -15,8 +15,10 @@ from ._system import visible_cores
 from .batch import MultiCropBatch
 from .config import ConfigLike
 from .curriculum import Curriculum
+from .feed import AnySource
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
+from .shards import TarShards
 from .sources import ArraySource, FileList, SourceLike, resolve_source
 from .presets import parse_crops
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
@@ -122,7 +124,7 @@ class DaliMultiCropLoader:
             raise ValueError(f"device_id={self.device_id} but torch sees {torch.cuda.device_count()} CUDA device(s)")
         self.dtype = dtype
         self.seed = seed
-        self.source: Union[FileList, ArraySource] = resolve_source(source)
+        self.source: AnySource = resolve_source(source)
         self.plan = ShardPlan(num_samples=len(self.source), batch_size=batch_size, shard_id=shard_id,
                               num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)
         self.settings = GraphSettings(device=self.device, batch_size=batch_size, num_threads=self.num_threads,
@@ -235,7 +237,15 @@ class DaliMultiCropLoader:
     def __iter__(self) -> Iterator[MultiCropBatch]:
         epoch, first = self._next_epoch, self._next_batch
         self._next_epoch, self._next_batch = epoch + 1, 0
-        return self._run_epoch(self.plan.batches(epoch), epoch, first)
+        return self._run_epoch(self._batches(epoch), epoch, first)
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        """This rank's batches of ``epoch``: sample indices; for tar shards (the reader picks the samples) only
+        their sizes count: the rank's range in full batches, the last short or empty (see ``TarShards``)."""
+        if not isinstance(self.source, TarShards):
+            return self.plan.batches(epoch)
+        left, size = self.source.range_size(self.shard_id, self.num_shards), self.batch_size
+        return [np.arange(min(size, max(0, left - j * size))) for j in range(len(self))]
 
     def spec_at(self, epoch: int) -> MultiCropSpec:
         """The crops of ``epoch``: ``self.spec``, or what the curriculum makes of it."""
@@ -244,7 +254,8 @@ class DaliMultiCropLoader:
     def _run_epoch(self, batches: list[np.ndarray], epoch: int, first: int) -> Iterator[MultiCropBatch]:
         spec = self.spec_at(epoch)
         if self._runner is None or self._runner.spec != spec:  # a new crop count: a graph without the others
-            self._runner = GraphRunner(self.source, spec, self.settings, seed=self.seed, shard=self.shard_id)
+            self._runner = GraphRunner(self.source, spec, self.settings, seed=self.seed, shard=self.shard_id,
+                                       num_shards=self.num_shards, shuffle=self.plan.shuffle)
         runner = self._runner
         progress = self._running = [epoch, first]
         try:

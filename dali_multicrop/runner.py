@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from .batch import MultiCropBatch
-from .feed import EpochFeed
+from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
 from .imagecheck import first_undecodable
+from .shards import TarShards
 from .sources import ArraySource, FileList
 from .spec import MultiCropSpec
 
@@ -36,17 +37,22 @@ class GraphRunner:
     The pipeline is built on first use and reused across epochs. A loop the user left early is
     finished here before the next epoch starts: the feed stops, and only the batches DALI had already
     prefetched are computed and discarded. A pipeline that failed is dropped and rebuilt next epoch.
+    Tar shards (DALI's reader picks the samples) get a pipeline per epoch, built with that epoch's shard
+    order and shuffle seed; a resumed epoch replays its first batches (computed, not yielded).
     """
 
-    def __init__(self, source: Union[FileList, ArraySource], spec: MultiCropSpec, settings: GraphSettings, seed: int,
-                 shard: int) -> None:
-        """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph."""
+    def __init__(self, source: AnySource, spec: MultiCropSpec,
+                 settings: GraphSettings, seed: int, shard: int, num_shards: int = 1, shuffle: bool = True) -> None:
+        """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph;
+        ``num_shards`` and ``shuffle`` set a tar reader's epochs (see :class:`~dali_multicrop.TarShards`)."""
         self._source = source
+        self._tar = source if isinstance(source, TarShards) else None
+        self._seed, self._shard, self._num_shards, self._shuffle = seed, shard, num_shards, shuffle
         self.spec = spec
         """The crops this runner's graph makes."""
         self._settings = settings
-        self._feed = EpochFeed(source, spec, seed=seed, shard=shard)
-        self._names = output_names(spec)
+        self._feed = EpochFeed(source, spec, seed=seed, shard=shard, ahead=settings.prefetch + 1)
+        self._names = output_names(spec)  # a tar reader's graph: set per epoch
         self._device = settings.torch_device
         self._iterator: Optional[Any] = None
         self._open = False  # True while an epoch has batches DALI has not delivered
@@ -58,8 +64,14 @@ class GraphRunner:
         if self._iterator is not None and self._open:
             self._feed.stop()
             _exhaust(self._iterator)
-        self._feed.start(batches, epoch, first)
-        if self._iterator is None:
+        self._feed.start(batches, epoch, first, pad_to=self._settings.batch_size if self._tar is not None else 0)
+        if self._tar is not None:  # the reader's epoch is fixed when the pipeline is built
+            self._drop()
+            reader = self._tar.epoch(epoch, self._shard, self._num_shards, self._shuffle, self._seed)
+            self._names = output_names(self.spec, reader)
+            pipe = build_pipeline(self._feed, self.spec, self._settings, reader=reader)
+            self._iterator = DALIGenericIterator(pipe, self._names, auto_reset=False, prepare_first_batch=False)
+        elif self._iterator is None:
             pipe = build_pipeline(self._feed, self.spec, self._settings)
             self._iterator = DALIGenericIterator(pipe, self._names, auto_reset=False, prepare_first_batch=False)
         else:
@@ -70,9 +82,18 @@ class GraphRunner:
     def run_epoch(self, batches: list[np.ndarray], epoch: int, first: int = 0) -> Iterator[MultiCropBatch]:
         """Yields one batch per entry of ``batches[first:]`` of ``epoch`` (a resumed epoch starts at ``first``);
         empty entries (only ever at the end) become empty batches."""
+        replay = 0
+        if self._tar is not None:  # the reader reads whole batches from the epoch's start; short ones are cut
+            replay = sum(1 for b in batches[:first] if len(b))
+            full = [b for b in batches if len(b)]
+            first_key = 0
+        else:
+            full = [b for b in batches[first:] if len(b)]
+            first_key = first
         batches = batches[first:]
-        full = [b for b in batches if len(b)]
-        iterator = self._start(full, epoch, first) if full else None
+        iterator = self._start(full, epoch, first_key) if full else None
+        for _ in range(replay):
+            next(iterator)
         self._epochs_started += 1
         mine = self._epochs_started
         for j, indices in enumerate(batches):
@@ -90,7 +111,7 @@ class GraphRunner:
             except Exception as exc:
                 self._drop()
                 raise self._explain(j, exc) from exc
-            yield self._to_batch(outputs)
+            yield self._to_batch(outputs, len(indices))
         if iterator is not None:
             _exhaust(iterator)  # observes the end of the epoch, so the next one can reset
             self._open = False
@@ -109,10 +130,14 @@ class GraphRunner:
         found = first_undecodable(candidates)
         return found if found is not None else exc
 
-    def _to_batch(self, outputs: dict[str, torch.Tensor]) -> MultiCropBatch:
+    def _to_batch(self, outputs: dict[str, torch.Tensor], count: int) -> MultiCropBatch:
         """Everything is already on the loader's device (the graph outputs its side tensors there); the boxes
-        are the second half of the window step's rows (a view)."""
+        are the second half of the window step's rows (a view). A tar reader's batch keeps its first ``count``
+        samples (the rest is the reader's padding) and gets indices and labels from the samples' bytes."""
         n = self.spec.num_crops
+        if self._tar is not None:
+            outputs = {k: v[:count] for k, v in outputs.items()}
+            outputs["indices"], outputs["labels"] = self._tar_ids(outputs)
         windows = outputs["windows"]
         return MultiCropBatch(
             crops=[outputs[f"crop_{i}"] for i in range(n)],
@@ -120,6 +145,21 @@ class GraphRunner:
             flipped=outputs["flipped"],
             labels=outputs["labels"],
             indices=outputs["indices"])
+
+    def _tar_ids(self, outputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample indices (from each sample's source info) and labels (its ``cls`` text) of a tar batch."""
+        assert self._tar is not None
+        infos = [row.tobytes().rstrip(b"\0") for row in outputs["info"].numpy()]
+        indices = np.array([self._tar.index_of(info) for info in infos], dtype=np.int64)
+        labels = np.zeros(len(infos), dtype=np.int64)
+        for k, row in enumerate(outputs["label_text"].numpy() if "label_text" in outputs else ()):
+            text = row.tobytes().rstrip(b"\0").strip()
+            if not text.isdigit():
+                raise ValueError(f"the label ('cls' member) of tar sample {infos[k].decode(errors='replace')} is "
+                                 f"{text[:40]!r}, not a class number >= 0")
+            labels[k] = int(text)
+        dev = self._device
+        return torch.from_numpy(indices).to(dev), torch.from_numpy(labels).to(dev)
 
     def empty_batch(self) -> MultiCropBatch:
         """A batch of zero images with the right shapes and dtypes (a rank's share of a short last step)."""

@@ -1,4 +1,5 @@
-"""Where samples come from: an image-folder tree, an explicit list of files with labels, or images in memory.
+"""Where samples come from: an image-folder tree, an explicit list of files with labels (local or ``s3://``),
+images in memory, or tar shards (:mod:`dali_multicrop.shards`).
 
 A source is a :class:`FileList` (``files[i]`` is the path of sample ``i``, ``labels[i]`` its class; the graph
 reads and decodes the files) or an :class:`ArraySource` (decoded uint8 images in memory, e.g. CIFAR: the graph
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence, Union
 
 import numpy as np
+
+from . import storage
 
 __all__ = ["ArraySource", "FileList", "IMAGE_EXTENSIONS", "resolve_source"]
 
@@ -67,6 +70,8 @@ class FileList:
         sorted within each class; a class folder without images is an error. A folder with images but no
         class sub-folders is one class, label 0.
         """
+        if storage.is_s3(str(root)):
+            return cls._from_s3_folder(str(root))
         path = Path(root).expanduser()
         if not path.exists():
             raise ValueError(f"image folder '{root}' does not exist")
@@ -98,6 +103,28 @@ class FileList:
         return cls(tuple(files), tuple(labels), tuple(classes))
 
     @classmethod
+    def _from_s3_folder(cls, root: str) -> "FileList":
+        """``from_folder`` for ``s3://bucket/prefix``: the same class rule over the objects' keys."""
+        base = root.rstrip("/") + "/"
+        images = [url for url in storage.list_keys(root) if _is_image(url)]
+        by_class: dict[str, list[str]] = {}
+        loose: list[str] = []
+        for url in images:
+            rest = url[len(base):]
+            if "/" in rest:
+                by_class.setdefault(rest.split("/", 1)[0], []).append(url)
+            else:
+                loose.append(url)
+        if not images:
+            raise ValueError(f"'{root}' holds no images (looked for {', '.join(IMAGE_EXTENSIONS)} below it)")
+        if not by_class:
+            return cls(tuple(loose), (0,) * len(loose), (base.rstrip("/").rsplit("/", 1)[-1],))
+        names = sorted(by_class)
+        files = [url for name in names for url in by_class[name]]
+        labels = [k for k, name in enumerate(names) for _ in by_class[name]]
+        return cls(tuple(files), tuple(labels), tuple(names))
+
+    @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[Union[str, os.PathLike], int]]) -> "FileList":
         """Builds a list from ``(path, label)`` pairs; every path must be an existing file."""
         items = list(pairs)
@@ -109,11 +136,15 @@ class FileList:
                 path, label = item
             except (TypeError, ValueError):
                 raise ValueError(f"each entry of the file list must be a (path, label) pair, got {item!r}") from None
-            path = os.path.expanduser(os.fspath(path))
-            if not os.path.isfile(path):
-                raise ValueError(f"image file '{path}' does not exist")
+            path = os.fspath(path)
+            if not storage.is_s3(path):
+                path = os.path.expanduser(path)
+                if not os.path.isfile(path):
+                    raise ValueError(f"image file '{path}' does not exist")
             files.append(path)
             labels.append(label)
+        remote = [f for f in files if storage.is_s3(f)]
+        storage.check_objects(remote[:1])  # endpoint, bucket and the first object; not a request per file
         return cls(tuple(files), tuple(labels))
 
 
@@ -180,19 +211,34 @@ class ArraySource:
         return cls(np.concatenate(data).transpose(0, 2, 3, 1), labels, classes)
 
 
-SourceLike = Union[str, os.PathLike, FileList, ArraySource, Sequence[tuple[Union[str, os.PathLike], int]]]
+SourceLike = Union[str, os.PathLike, FileList, ArraySource, "TarShards",
+                   Sequence[tuple[Union[str, os.PathLike], int]], Sequence[str]]
 
 
-def resolve_source(source: SourceLike) -> Union[FileList, ArraySource]:
-    """A folder path, ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the training split), a :class:`FileList`, an
-    :class:`ArraySource` or ``(path, label)`` pairs, as a :class:`FileList` or :class:`ArraySource`."""
-    if isinstance(source, (FileList, ArraySource)):
+def _is_tar(item: Any) -> bool:
+    return isinstance(item, (str, os.PathLike)) and os.fspath(item).lower().endswith(".tar")
+
+
+def resolve_source(source: SourceLike) -> Any:
+    """A folder path (local or ``s3://``), ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the training split), tar
+    shards (a ``.tar`` path or brace pattern, or a list of them), a map-style torch ``Dataset`` of ``(image,
+    label)``, a :class:`FileList`, an :class:`ArraySource`, a :class:`~dali_multicrop.TarShards`, a
+    :class:`~dali_multicrop.DatasetSource` or ``(path, label)`` pairs, as the source object."""
+    from .dataset_source import DatasetSource
+    from .shards import TarShards
+
+    if isinstance(source, (FileList, ArraySource, TarShards, DatasetSource)):
         return source
     if isinstance(source, str) and source.split(":", 1)[0] in ("cifar10", "cifar100") and ":" in source:
         return ArraySource.cifar(source.split(":", 1)[1])
+    if _is_tar(source) or (isinstance(source, (list, tuple)) and source and all(_is_tar(s) for s in source)):
+        return TarShards(source)  # type: ignore[arg-type]
     if isinstance(source, (str, os.PathLike)):
         return FileList.from_folder(source)
     if isinstance(source, (list, tuple)):
         return FileList.from_pairs(source)
-    raise ValueError(f"source must be an image folder path, 'cifar10:PATH', a FileList, an ArraySource or a list "
-                     f"of (path, label) pairs, got {type(source).__name__}")
+    if hasattr(source, "__getitem__") and hasattr(source, "__len__"):
+        return DatasetSource(source)
+    raise ValueError(f"source must be an image folder path, tar shards ('train-{{000..127}}.tar'), 'cifar10:PATH', "
+                     f"a torch Dataset, a FileList, an ArraySource, a TarShards or a list of (path, label) pairs, got "
+                     f"{type(source).__name__}")

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import coordinate_image, write_folder
+from conftest import coordinate_image, write_folder, write_shards
+from dali_multicrop import DaliMultiCropLoader, FileList
 from dali_multicrop.sharding import ShardPlan
 
 WORKER = str(Path(__file__).resolve().parent / "torchrun_worker.py")
@@ -45,18 +46,31 @@ def _wait(*procs: subprocess.Popen) -> None:
         assert proc.returncode == 0, out[-3000:]
 
 
-def _check(ranks: list[dict], world: int) -> None:
+@pytest.fixture(scope="module")
+def uneven_shards(uneven, tmp_path_factory):
+    """The same 11 images as tar shards of 4, 4 and 3 samples."""
+    files = FileList.from_folder(uneven)
+    out = tmp_path_factory.mktemp("uneven_shards")
+    write_shards(list(files.files), list(files.labels), out, per_shard=4)
+    return str(out / "train-{000..002}.tar")
+
+
+def _check(ranks: list[dict], world: int, expected=None) -> None:
+    """Every sample once per epoch, equal steps, different crops per rank, and each rank's samples in the
+    order ``expected(epoch, rank)`` gives (default: the folder source's ShardPlan)."""
     assert [r["shard_id"] for r in ranks] == list(range(world)) and {r["num_shards"] for r in ranks} == {world}
     for epoch in range(2):
         per_rank = [r["epochs"][epoch] for r in ranks]
         everything = sorted(i for r in per_rank for i in r["indices"])
         assert everything == list(range(N)), f"epoch {epoch}: not every sample exactly once: {everything}"
         assert len({r["steps"] for r in per_rank}) == 1, "ranks took different numbers of steps"
-        plan = ShardPlan(N, 2, num_shards=world, seed=3)
         for k, r in enumerate(per_rank):  # the same order as the seed gives anywhere
-            assert r["indices"] == np.concatenate(ShardPlan(N, 2, shard_id=k, num_shards=world, seed=3)
-                                                  .batches(epoch)).tolist()
-        assert plan.order(epoch).tolist() != list(range(N))
+            if expected is None:
+                assert r["indices"] == np.concatenate(ShardPlan(N, 2, shard_id=k, num_shards=world, seed=3)
+                                                      .batches(epoch)).tolist()
+            else:
+                assert r["indices"] == expected(epoch, k)
+        assert [i for r in per_rank for i in r["indices"]] != list(range(N)), "the epoch was not shuffled"
         first = [np.array(r["boxes"][0]) for r in per_rank if r["boxes"]]
         assert not any(np.allclose(first[0], other) for other in first[1:]), "ranks drew the same crops"
 
@@ -69,6 +83,23 @@ def test_one_node(uneven, tmp_path, world):
     ranks = json.loads(out.read_text())
     _check(ranks, world)
     assert [r["local_rank"] for r in ranks] == list(range(world))
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_one_node_tar_shards(uneven_shards, tmp_path, world):
+    """The same guarantees for tar shards read by DALI's webdataset reader (samples split by rank in
+    contiguous ranges of each epoch's shard order, the reader's padding cut)."""
+    out = tmp_path / "ranks.json"
+    _wait(_torchrun("--nproc_per_node", str(world), "--master_addr", "127.0.0.1", "--master_port",
+                    str(_free_port()), WORKER, uneven_shards, str(out)))
+
+    def expected(epoch, rank):  # the same seed in this process gives each rank's order
+        loader = DaliMultiCropLoader(uneven_shards, crops="1x32,2x16", batch_size=2, device="cpu", seed=3,
+                                     shard_id=rank, num_shards=world)
+        loader.set_epoch(epoch)
+        return [i for b in loader for i in b.indices.tolist()]
+
+    _check(json.loads(out.read_text()), world, expected)
 
 
 def test_two_nodes_of_two(uneven, tmp_path):

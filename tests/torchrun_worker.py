@@ -1,4 +1,5 @@
-"""Run by tests/test_torchrun.py under torchrun (CPU, gloo): two epochs of a loader on every rank, gathered."""
+"""Run by tests/test_torchrun.py under torchrun (CPU, gloo): two epochs of a loader on every rank, gathered.
+Arguments: the source (an image folder or tar shards) and the output JSON file."""
 
 import json
 import os
@@ -10,7 +11,7 @@ from dali_multicrop import DaliMultiCropLoader
 
 
 def main() -> None:
-    folder, out = sys.argv[1], sys.argv[2]
+    folder, out = sys.argv[1], sys.argv[2]  # an image folder or tar shards
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     loader = DaliMultiCropLoader(folder, crops="1x32,2x16", batch_size=2, device="cpu", seed=3)

@@ -1,0 +1,115 @@
+"""Any map-style torch ``Dataset`` as a source: items ``(image, label)`` fetched ahead by a thread pool.
+
+The image of an item may be a PIL image, a uint8 HWC array (numpy or torch; ``HW`` gray is made RGB) or
+encoded bytes (JPEG, PNG, ...: DALI decodes them in the graph, on the GPU for device="gpu"). The kind is the
+first item's and must stay the same. A ``torchvision.datasets.*`` object built without ``transform`` is a
+drop-in source (``ImageFolder``, ``CIFAR10``, ...).
+
+Items are fetched by ``workers`` threads while DALI computes earlier batches: the training thread only waits
+when the dataset is slower than the graph. PIL decodes with the GIL released, so threads scale there; a
+dataset whose ``__getitem__`` is pure Python work is limited by the GIL (prefer tar shards or a folder then).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Optional
+
+import numpy as np
+
+from ._checks import check_int
+
+__all__ = ["DatasetSource"]
+
+KINDS = ("images", "encoded")
+
+
+def _kind(image: Any) -> str:
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return "encoded"
+    if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
+        return "images"
+    if hasattr(image, "shape") and hasattr(image, "dtype"):
+        return "images"
+    raise ValueError(f"dataset items must be (image, label) with image a PIL image, a uint8 HWC array or encoded "
+                     f"bytes, got {type(image).__name__}")
+
+
+class DatasetSource:
+    """A map-style dataset (``len(dataset)``, ``dataset[i] -> (image, label)``) as a loader source.
+
+    ``workers``: threads fetching items ahead (default: the visible cores, at most 16). The first item is read
+    now to learn the kind of images (see the module); ``classes`` is the dataset's ``classes`` if it has them.
+    """
+
+    def __init__(self, dataset: Any, workers: Optional[int] = None) -> None:
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise ValueError(f"a dataset source needs __len__ and __getitem__ (a map-style torch Dataset), got "
+                             f"{type(dataset).__name__}")
+        if len(dataset) < 1:
+            raise ValueError("the dataset is empty: it has no samples")
+        self.dataset = dataset
+        self.workers = check_int("workers", workers, 1) if workers is not None else min(16, os.cpu_count() or 1)
+        self.kind = _kind(self._item(0)[0])
+        """``"images"`` (decoded pixels reach the graph) or ``"encoded"`` (the graph decodes)."""
+        self.classes = tuple(getattr(dataset, "classes", ()) or ())
+        self._pool: Optional[ThreadPoolExecutor] = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __repr__(self) -> str:
+        return f"DatasetSource({type(self.dataset).__name__}, {len(self)} samples, {self.kind})"
+
+    def _item(self, index: int) -> tuple[Any, int]:
+        item = self.dataset[index]
+        try:
+            image, label = item
+        except (TypeError, ValueError):
+            raise ValueError(f"dataset item {index} is not an (image, label) pair: {type(item).__name__}") from None
+        if hasattr(label, "item"):
+            label = label.item()
+        if not isinstance(label, (int, np.integer)) or isinstance(label, bool) or label < 0:
+            raise ValueError(f"dataset item {index}: label must be an integer >= 0, got {label!r}")
+        return image, int(label)
+
+    def _pixels(self, index: int) -> tuple[np.ndarray, int]:
+        """Item ``index`` as the graph takes it: RGB HWC uint8 pixels or a 1-D uint8 array of bytes."""
+        image, label = self._item(index)
+        if _kind(image) != self.kind:
+            raise ValueError(f"dataset item {index} holds {_kind(image)} but item 0 held {self.kind}; every item's "
+                             f"image must be of one kind")
+        if self.kind == "encoded":
+            return np.frombuffer(bytes(image), dtype=np.uint8), label
+        if hasattr(image, "convert"):
+            return np.asarray(image.convert("RGB")), label
+        array = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
+            raise ValueError(f"dataset item {index}: image must be uint8 HWC RGB (channels last; build the dataset "
+                             f"without ToTensor/transform), got {array.dtype} {list(array.shape)}")
+        return np.ascontiguousarray(array), label
+
+    def submit(self, indices: np.ndarray) -> list["Future[tuple[np.ndarray, int]]"]:
+        """Starts fetching the items of ``indices`` on the pool (see :meth:`collect`)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dali-multicrop-dataset")
+        return [self._pool.submit(self._pixels, int(i)) for i in indices]
+
+    @staticmethod
+    def collect(parts: list["Future[tuple[np.ndarray, int]]"]) -> tuple[list[np.ndarray], np.ndarray]:
+        """``(images, labels)`` of submitted items, waiting for those not fetched yet; a dataset's error is
+        raised here, in the training thread."""
+        items = [part.result() for part in parts]
+        return [x for x, _ in items], np.array([y for _, y in items], dtype=np.int64)
+
+    def close(self) -> None:
+        """Stops the fetching threads (items in flight finish first)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_pool": None}

@@ -1,0 +1,161 @@
+"""Object storage (``s3://bucket/key``): listing, small reads and checks, with errors in the user's terms.
+
+DALI reads the image files and tar shards itself (its readers and ``fn.io.file.read`` take ``s3://`` URLs);
+this module only lists buckets, reads index files and checks up front that the endpoint answers and the
+objects exist, so a wrong bucket is one clear error before the first batch rather than a hang or a DALI
+trace. Credentials, region and endpoint come from the standard AWS variables (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` for S3-compatible
+stores), which DALI's S3 client reads too. Needs ``boto3`` (``pip install "dali-multicrop[s3]"``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+__all__ = ["is_s3", "split_url", "list_keys", "read_text_if_exists", "open_stream", "object_size",
+           "write_bytes", "check_objects", "endpoint"]
+
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for the S3 endpoint to accept a connection before calling it unreachable."""
+READ_TIMEOUT_S = 60.0
+"""Seconds to wait for an answer from the S3 endpoint."""
+
+
+def is_s3(path: Any) -> bool:
+    """True for an ``s3://`` URL."""
+    return isinstance(path, str) and path.startswith("s3://")
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``(bucket, key)`` of ``s3://bucket/key``."""
+    rest = url[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"'{url}' names no bucket (expected s3://BUCKET/KEY)")
+    return bucket, key
+
+
+def endpoint() -> str:
+    """The S3 endpoint in use, for messages: ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or AWS's own."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3 (default endpoint)"
+
+
+def _client() -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise ImportError('s3:// sources need boto3: pip install "dali-multicrop[s3]"') from None
+    config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
+                    retries={"max_attempts": 2, "mode": "standard"})
+    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None, config=config)
+
+
+def _explain(exc: Exception, url: str) -> ValueError:
+    """An S3 failure as a sentence naming the object, the bucket or the endpoint."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    bucket, key = split_url(url)
+    if isinstance(exc, EndpointConnectionError):
+        return ValueError(f"cannot reach the S3 endpoint {endpoint()} for '{url}' (connection refused or timed "
+                          f"out after {CONNECT_TIMEOUT_S:g} s); check AWS_ENDPOINT_URL and the network")
+    if isinstance(exc, NoCredentialsError):
+        return ValueError(f"no AWS credentials for '{url}': set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code == "NoSuchBucket":
+            return ValueError(f"bucket '{bucket}' does not exist at {endpoint()} (reading '{url}')")
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return ValueError(f"'{url}' does not exist (no object '{key}' in bucket '{bucket}' at {endpoint()})")
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return ValueError(f"access to '{url}' denied ({code}); check the AWS credentials")
+        return ValueError(f"S3 error {code} for '{url}': {exc}")
+    return ValueError(f"S3 error for '{url}': {exc}")
+
+
+def _bucket_exists(client: Any, bucket: str, url: str) -> None:
+    try:
+        client.head_bucket(Bucket=bucket)
+    except Exception as exc:
+        err = _explain(exc, url)
+        if "Error" in getattr(exc, "response", {}) and str(exc.response["Error"].get("Code")) in ("404", "NoSuchBucket"):
+            err = ValueError(f"bucket '{bucket}' does not exist at {endpoint()} (reading '{url}')")
+        raise err from None
+
+
+def list_keys(prefix_url: str) -> list[str]:
+    """Every object below ``s3://bucket/prefix/`` as ``s3://`` URLs, sorted."""
+    bucket, prefix = split_url(prefix_url)
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    client = _client()
+    _bucket_exists(client, bucket, prefix_url)
+    urls: list[str] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            urls.extend(f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", ()))
+    except Exception as exc:
+        raise _explain(exc, prefix_url) from None
+    return sorted(urls)
+
+
+def read_text_if_exists(path: str) -> Optional[str]:
+    """The text of a local file or S3 object, ``None`` when there is none."""
+    if not is_s3(path):
+        return Path(path).read_text() if os.path.isfile(path) else None
+    bucket, key = split_url(path)
+    client = _client()
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    except Exception as exc:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise _explain(exc, path) from None
+
+
+def open_stream(url: str) -> tuple[Any, int]:
+    """``(readable body, size in bytes)`` of an S3 object (close the body when done)."""
+    bucket, key = split_url(url)
+    try:
+        answer = _client().get_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        raise _explain(exc, url) from None
+    return answer["Body"], int(answer["ContentLength"])
+
+
+def object_size(url: str) -> int:
+    """Size of an S3 object in bytes."""
+    bucket, key = split_url(url)
+    try:
+        return int(_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except Exception as exc:
+        raise _explain(exc, url) from None
+
+
+def write_bytes(url: str, data: bytes) -> None:
+    """Writes ``data`` to an S3 object."""
+    bucket, key = split_url(url)
+    try:
+        _client().put_object(Bucket=bucket, Key=key, Body=data)
+    except Exception as exc:
+        raise _explain(exc, url) from None
+
+
+def check_objects(urls: Iterable[str]) -> None:
+    """``ValueError`` naming the first of ``urls`` whose endpoint, bucket or object is missing."""
+    urls = list(urls)
+    if not urls:
+        return
+    client = _client()
+    checked: set[str] = set()
+    for url in urls:
+        bucket, key = split_url(url)
+        if bucket not in checked:
+            _bucket_exists(client, bucket, url)
+            checked.add(bucket)
+        try:
+            client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            raise _explain(exc, url) from None
