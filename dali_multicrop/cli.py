@@ -131,6 +131,10 @@ def bench(
     out: Path = typer.Option(Path("results"), "--out", help="Results folder (a timestamped run folder inside).",
                              show_default=True),
     seed: int = typer.Option(0, "--seed", show_default=True),
+    source: Optional[List[str]] = typer.Option(None, "--source", help="Source kinds the DALI backends read the "
+                                               "same images from: folder, arrays (decoded in memory), tar "
+                                               "(WebDataset shards), dataset (a torch Dataset of PIL images). "
+                                               "Repeatable. Default: folder."),
     hw_decoder_load: float = typer.Option(HW_DECODER_LOAD, "--hw-decoder-load",
                                           help="Share of JPEG decoding given to the GPU's hardware decoder (0-1; "
                                                "GPU backends only).", show_default=True),
@@ -151,6 +155,14 @@ def bench(
     for name in chosen:
         if name not in BACKENDS:
             _fail(f"unknown backend '{name}' (choose from {', '.join(BACKENDS)})")
+    from .benchmark.sources import SOURCES
+
+    kinds = list(dict.fromkeys(source or ["folder"]))
+    for kind in kinds:
+        if kind not in SOURCES:
+            _fail(f"unknown --source '{kind}' (choose from {', '.join(SOURCES)})")
+    chosen = [n if kind == "folder" else f"{n}@{kind}" for n in chosen
+              for kind in (kinds if n.startswith("dali") else ["folder"])]
     if dtype not in DTYPES:
         _fail(f"--dtype must be float32 or float16, got '{dtype}'")
     _check_data_folder(data)

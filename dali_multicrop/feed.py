@@ -73,7 +73,7 @@ class EpochFeed:
         self._dataset = source if isinstance(source, DatasetSource) else None
         self._ahead = ahead
         self._pending: dict[int, Any] = {}
-        self._images = source.images if isinstance(source, ArraySource) else None
+        self._images = source if isinstance(source, ArraySource) else None
         self._files = source.files if isinstance(source, FileList) else ()
         self._labels = np.asarray(getattr(source, "labels", ()), dtype=np.int64)
         self.names = feed_outputs(spec, self.head)
@@ -131,7 +131,7 @@ class EpochFeed:
         if self._dataset is not None:
             head, labels = self._fetched(iteration)
         elif self._images is not None:
-            head = self._images[indices]
+            head = self._images.take(indices)
         else:
             head = [encode_path(self._files[i]) for i in indices]
         if self._spec is None:

@@ -149,26 +149,44 @@ class FileList:
 
 
 class ArraySource:
-    """Decoded images in memory: ``images`` uint8 ``[N, H, W, 3]`` (RGB, numpy or a CPU torch tensor) and
-    ``labels`` ``[N]`` (integers >= 0). No decode step: the graph starts from these pixels. ``classes`` names
-    the labels where known (CIFAR)."""
+    """Decoded images in memory: ``images`` uint8 ``[N, H, W, 3]`` (RGB, numpy or a CPU torch tensor), or a
+    list of uint8 ``[H, W, 3]`` arrays of any sizes, and ``labels`` ``[N]`` (integers >= 0). No decode step:
+    the graph starts from these pixels. ``classes`` names the labels where known (CIFAR)."""
 
     def __init__(self, images: Any, labels: Any, classes: Sequence[str] = ()) -> None:
-        if hasattr(images, "detach"):  # a torch tensor
-            images = images.detach().cpu().numpy()
-        images = np.asarray(images)
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be uint8 [N, H, W, 3] (RGB, channels last), got {images.dtype} "
-                             f"{list(images.shape)}")
-        if len(images) == 0 or 0 in images.shape[1:3]:
-            raise ValueError(f"images must hold at least one non-empty image, got shape {list(images.shape)}")
+        if isinstance(images, (list, tuple)):
+            arrays = [np.asarray(im.detach().cpu() if hasattr(im, "detach") else im) for im in images]
+            for k, im in enumerate(arrays):
+                if im.dtype != np.uint8 or im.ndim != 3 or im.shape[-1] != 3 or 0 in im.shape:
+                    raise ValueError(f"image {k} must be uint8 [H, W, 3] (RGB, channels last), got {im.dtype} "
+                                     f"{list(im.shape)}")
+            if not arrays:
+                raise ValueError("images is an empty list: the dataset has no samples")
+            stored: Any = [np.ascontiguousarray(im) for im in arrays]
+        else:
+            if hasattr(images, "detach"):  # a torch tensor
+                images = images.detach().cpu().numpy()
+            images = np.asarray(images)
+            if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+                raise ValueError(f"images must be uint8 [N, H, W, 3] (RGB, channels last) or a list of [H, W, 3], "
+                                 f"got {images.dtype} {list(images.shape)}")
+            if len(images) == 0 or 0 in images.shape[1:3]:
+                raise ValueError(f"images must hold at least one non-empty image, got shape {list(images.shape)}")
+            stored = np.ascontiguousarray(images)
         labels = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
-        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or (labels < 0).any():
-            raise ValueError(f"labels must be {len(images)} integers >= 0 (one per image), got {labels.dtype} "
+        if labels.shape != (len(stored),) or not np.issubdtype(labels.dtype, np.integer) or (labels < 0).any():
+            raise ValueError(f"labels must be {len(stored)} integers >= 0 (one per image), got {labels.dtype} "
                              f"{list(labels.shape)}")
-        self.images = np.ascontiguousarray(images)
+        self.images = stored
+        """``[N, H, W, 3]`` uint8, or a list of ``[H, W, 3]`` uint8 arrays."""
         self.labels = tuple(int(v) for v in labels)
         self.classes = tuple(classes)
+
+    def take(self, indices: np.ndarray) -> Any:
+        """The images of ``indices``: one array ``[B, H, W, 3]`` or a list of ``[H, W, 3]``."""
+        if isinstance(self.images, list):
+            return [self.images[i] for i in indices]
+        return self.images[indices]
 
     def __len__(self) -> int:
         return len(self.images)

@@ -97,3 +97,20 @@ def test_bad_cifar_folders_name_the_problem(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
     with pytest.raises(ValueError, match="data_batch_3' is missing"):
         ArraySource.cifar(tmp_path)
+
+
+def test_a_list_of_arrays_of_any_sizes_gives_the_folders_crops(coord_folder):
+    from PIL import Image
+
+    from dali_multicrop import FileList
+
+    files = FileList.from_folder(coord_folder)
+    arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files.files]
+    assert len({a.shape for a in arrays}) == 3  # landscape, portrait and square
+    kw = dict(crops=SPEC, batch_size=5, device="cpu", num_threads=2, seed=3)
+    for x, y in zip(all_batches(DaliMultiCropLoader(coord_folder, **kw)),
+                    all_batches(DaliMultiCropLoader(ArraySource(arrays, list(files.labels)), **kw))):
+        for t, u in zip(x, y):
+            assert torch.equal(t, u)
+    with pytest.raises(ValueError, match=r"image 1 must be uint8 \[H, W, 3\] .*got float32 \[4, 4, 3\]"):
+        ArraySource([arrays[0], np.zeros((4, 4, 3), np.float32)], [0, 1])

@@ -45,6 +45,7 @@ def _dali_missing() -> Optional[str]:
 
 def skip_reason(name: str, cfg: "BenchConfig") -> Optional[str]:
     """Why ``name`` cannot run here, or None."""
+    name = split_name(name)[0]
     if name in GPU_BACKENDS and not torch.cuda.is_available():
         return "no CUDA GPU visible to torch"
     if name.startswith(("dali", "decode")):
@@ -64,10 +65,12 @@ def _decoder(cfg: "BenchConfig") -> Any:
     return DecoderSettings(hw_decoder_load=cfg.hw_decoder_load)
 
 
-def _dali_multicrop(cfg: "BenchConfig", device: str) -> Iterator[Item]:
+def _dali_multicrop(cfg: "BenchConfig", device: str, source: str = "folder") -> Iterator[Item]:
     from ..loader import DaliMultiCropLoader
+    from .sources import bench_source, cache_folder
 
-    loader = DaliMultiCropLoader(cfg.data, crops=cfg.spec, batch_size=cfg.batch_size, device=device,
+    data = bench_source(source, cfg.data, cache_folder(), cfg.threads)
+    loader = DaliMultiCropLoader(data, crops=cfg.spec, batch_size=cfg.batch_size, device=device,
                                  num_threads=cfg.threads, dtype=cfg.dtype, seed=cfg.seed, drop_last=True,
                                  shard_id=0, num_shards=1, device_id=0, hw_decoder_load=cfg.hw_decoder_load)
     while True:
@@ -117,12 +120,20 @@ def _torchvision(cfg: "BenchConfig") -> Iterator[Item]:
         yield Item(len(labels), crops)
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """``(backend, source)`` of a row name: ``dali-cpu@tar`` is dali-cpu reading the tar-shard source; a name
+    without ``@`` reads the folder."""
+    backend, _, source = name.partition("@")
+    return backend, source or "folder"
+
+
 def open_backend(name: str, cfg: "BenchConfig") -> Iterator[Item]:
-    """An endless stream of batches from backend ``name``."""
+    """An endless stream of batches from backend ``name`` (``dali-gpu`` and ``dali-cpu`` take ``@SOURCE``)."""
+    name, source = split_name(name)
     if name == "dali-gpu":
-        return _dali_multicrop(cfg, "gpu")
+        return _dali_multicrop(cfg, "gpu", source)
     if name == "dali-cpu":
-        return _dali_multicrop(cfg, "cpu")
+        return _dali_multicrop(cfg, "cpu", source)
     if name == "decode":
         return _decode_only(cfg, "gpu")
     if name == "decode-cpu":

@@ -1,0 +1,108 @@
+"""The same images as each kind of source, for ``dali-multicrop bench --source``.
+
+``folder``: the image files as they are. ``arrays``: every image decoded once into memory (an
+:class:`~dali_multicrop.ArraySource` of varied sizes; the graph skips decoding). ``tar``: the files packed in
+order into WebDataset shards of :data:`SAMPLES_PER_SHARD` with index files (written once into the cache).
+``dataset``: a map-style torch Dataset giving PIL images (the usual ``torchvision.datasets`` item), fetched by
+worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..sources import ArraySource, FileList
+
+__all__ = ["SOURCES", "SAMPLES_PER_SHARD", "bench_source", "write_tar_shards"]
+
+SOURCES = ("folder", "arrays", "tar", "dataset")
+SAMPLES_PER_SHARD = 256
+"""Samples per tar shard the benchmark writes (small shards: many shard switches per epoch, the hard case)."""
+
+
+def write_tar_shards(files: FileList, folder: Path, per_shard: int = SAMPLES_PER_SHARD) -> str:
+    """Packs ``files`` in order into ``folder/train-NNNNNN.tar`` (members ``<index>.<ext>`` and ``<index>.cls``)
+    with their index files; returns the brace pattern of the shards. Kept when already complete."""
+    from ..shards import write_index
+
+    count = -(-len(files) // per_shard)
+    pattern = str(folder / f"train-{{000000..{count - 1:06d}}}.tar")
+    done = folder / "complete"
+    if done.is_file() and done.read_text() == str(len(files)):
+        return pattern
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in range(count):
+        path = folder / f"train-{s:06d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i in range(s * per_shard, min((s + 1) * per_shard, len(files))):
+                data = Path(files.files[i]).read_bytes()
+                ext = Path(files.files[i]).suffix[1:].lower()
+                for name, payload in ((f"{i:08d}.{ext}", data), (f"{i:08d}.cls", str(files.labels[i]).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+        write_index(str(path))
+    done.write_text(str(len(files)))
+    return pattern
+
+
+class _PilDataset:
+    """A map-style dataset of PIL images and labels, as ``torchvision.datasets.ImageFolder`` without transform."""
+
+    def __init__(self, files: FileList) -> None:
+        self.files = files
+        self.classes = files.classes
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        with Image.open(self.files.files[i]) as image:
+            return image.convert("RGB"), self.files.labels[i]
+
+
+def _decoded(files: FileList, threads: int) -> ArraySource:
+    from PIL import Image
+
+    def load(path: str) -> np.ndarray:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+
+    with ThreadPoolExecutor(threads) as pool:
+        images = list(pool.map(load, files.files))
+    return ArraySource(images, list(files.labels), files.classes)
+
+
+def bench_source(kind: str, files: FileList, cache: Path, threads: int) -> Any:
+    """``files`` as a source of ``kind`` (see :data:`SOURCES`); tar shards are written under ``cache``."""
+    if kind == "folder":
+        return files
+    if kind == "arrays":
+        return _decoded(files, threads)
+    if kind == "tar":
+        from ..shards import TarShards
+
+        key = hashlib.sha1("\n".join(files.files).encode()).hexdigest()[:12]
+        return TarShards(write_tar_shards(files, cache / f"bench-shards-{key}"))
+    if kind == "dataset":
+        from ..dataset_source import DatasetSource
+
+        return DatasetSource(_PilDataset(files), workers=threads)
+    raise ValueError(f"unknown source '{kind}' (choose from {', '.join(SOURCES)})")
+
+
+def cache_folder() -> Path:
+    """Where the benchmark keeps what it writes (tar shards): the sample data's cache folder."""
+    from ..sample_data import default_cache_dir
+
+    return default_cache_dir()
+
