@@ -2,7 +2,8 @@
 
 A config has up to three sections (see ``configs/`` and ``docs/``-style comments in those files):
 
-* ``data``: ``path`` (optional: the image folder), and the crops either as ``preset:`` (a shipped preset name,
+* ``data``: ``path`` (optional: an image folder, ``s3://`` prefix, tar shards such as ``train-{000..127}.tar``
+  or ``cifar10:PATH``; any source string the loader takes), and the crops either as ``preset:`` (a shipped preset name,
   a recipe file or a ``COUNTxSIZE`` spec) or, as H-JEPA's configs write them, ``use_multicrop`` with a
   ``multicrop:`` block (``num_global_crops``, ``num_local_crops``, ``global_crop_size``, ``local_crop_size``,
   ``global_crop_scale``, ``local_crop_scale``, ``masking_strategy``). ``use_multicrop: false`` keeps the

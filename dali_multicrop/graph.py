@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._dali import dali_modules
 from .feed import EpochFeed
-from .draws import blurs, solarizes
 from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
 if TYPE_CHECKING:

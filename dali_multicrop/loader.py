@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from .feed import AnySource
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .shards import TarShards
-from .sources import ArraySource, FileList, SourceLike, resolve_source
+from .sources import SourceLike, resolve_source
 from .presets import parse_crops
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 

@@ -6,7 +6,7 @@ draws, and reads nothing back from the loader; every error of a run is turned in
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
 from .imagecheck import first_undecodable
 from .shards import TarShards
-from .sources import ArraySource, FileList
+from .sources import FileList
 from .spec import MultiCropSpec
 
 __all__ = ["GraphRunner"]

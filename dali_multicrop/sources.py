@@ -229,7 +229,8 @@ class ArraySource:
         return cls(np.concatenate(data).transpose(0, 2, 3, 1), labels, classes)
 
 
-SourceLike = Union[str, os.PathLike, FileList, ArraySource, "TarShards",
+# Any: a TarShards, a DatasetSource or a map-style torch Dataset (not imported here)
+SourceLike = Union[str, os.PathLike, FileList, ArraySource, Any,
                    Sequence[tuple[Union[str, os.PathLike], int]], Sequence[str]]
 
 
