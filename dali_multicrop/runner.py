@@ -16,6 +16,7 @@ from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
 from .imagecheck import first_undecodable
 from .shards import TarShards
+from .storage import is_s3
 from .sources import FileList
 from .spec import MultiCropSpec
 
@@ -121,12 +122,13 @@ class GraphRunner:
         self._open = False
 
     def _explain(self, iteration: int, exc: Exception) -> Exception:
-        """Names the file behind a failed run: checks the batches that were in flight, one file at a time."""
+        """Names the file behind a failed run: checks the batches that were in flight, one local file at a time
+        (``s3://`` objects are left to DALI's own message)."""
         if not isinstance(self._source, FileList):
             return exc
         files = self._source.files
         in_flight = range(iteration, min(iteration + self._settings.prefetch + 1, len(self._feed)))
-        candidates = [files[i] for j in in_flight for i in self._feed.batch(j)]
+        candidates = [files[i] for j in in_flight for i in self._feed.batch(j) if not is_s3(files[i])]
         found = first_undecodable(candidates)
         return found if found is not None else exc
 
