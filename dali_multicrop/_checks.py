@@ -19,7 +19,7 @@ def check_int(name: str, value: Any, minimum: int) -> int:
 
 def check_probability(name: str, value: Any) -> float:
     """``value`` as a float, or ValueError unless it is a number in [0, 1]."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
     return float(value)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import List, NoReturn, Optional
+from typing import Any, List, NoReturn, Optional
 
 import typer
 
@@ -93,11 +93,11 @@ def _data(data: Optional[Path], sample_images: int):
         _fail(str(exc))
 
 
-def _strategy(masks: Optional[str]) -> Optional[str]:
+def _strategy(masks: Optional[str], option: str = "--masks") -> Optional[str]:
     from .masking import STRATEGIES
 
     if masks is not None and masks not in STRATEGIES:
-        _fail(f"--masks must be one of {', '.join(STRATEGIES)}, got '{masks}'")
+        _fail(f"{option} must be one of {', '.join(STRATEGIES)}, got '{masks}'")
     return masks
 
 
@@ -187,8 +187,14 @@ def bench(
                       hw_decoder_load=hw_decoder_load)
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
-        tasks = {name: progress.add_task(name, total=warmup + batches) for name in chosen}
-        results = run_benchmark(cfg, chosen, tick=lambda name: progress.advance(tasks[name]))
+        tasks: dict[str, Any] = {}
+
+        def tick(name: str) -> None:  # a backend's bar appears with its first batch: skipped ones show none
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=warmup + batches)
+            progress.advance(tasks[name])
+
+        results = run_benchmark(cfg, chosen, tick=tick)
     machine = describe_machine()
     recipe = str(spec) if crops.strip() == str(spec) else f"{crops.strip()} ({spec})"
     title = f"{recipe} — batch {batch_size}, {threads} threads — {machine['cpu']}, {machine.get('gpu') or 'no GPU'}"
@@ -289,7 +295,7 @@ def preview(
                              ("--patch-size", patch_size, 1), ("--tile", tile, 16),
                              ("--sample-images", sample_images, 1)):
         _positive(name, value, low)
-    _strategy(strategy)
+    _strategy(strategy, "--strategy")
     _check_data_folder(data)
     try:
         generator = MultiCropMaskGenerator(spec, patch_size=patch_size, strategy=strategy, num_levels=levels,

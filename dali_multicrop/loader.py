@@ -34,9 +34,13 @@ def _check_triple(name: str, value: Any, positive: bool) -> tuple[float, float, 
         triple = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         triple = ()
-    if len(triple) != 3 or (positive and min(triple) <= 0):
+    if len(triple) != 3 or (positive and min(triple) <= 0) or any(v != v for v in triple):
         need = "three positive numbers" if positive else "three numbers"
         raise ValueError(f"{name} must be {need} (R, G, B in [0, 1] units), got {value!r}")
+    if max(abs(v) for v in triple) > 1:
+        scaled = ", ".join(f"{v / 255:.3f}" for v in triple)
+        raise ValueError(f"{name} must be in [0, 1] units (R, G, B), got {value!r}: values in 0-255 units? divide by "
+                         f"255: ({scaled})")
     return triple  # type: ignore[return-value]
 
 
@@ -47,20 +51,31 @@ def _default_threads() -> int:
     return max(1, cores // per_node)
 
 
-def _resolve_device(device: str) -> str:
+def _resolve_device(device: Any) -> tuple[str, Optional[int]]:
+    """``(graph device, CUDA index or None)`` for a device name: "gpu", "cpu", "auto", or torch's spellings
+    "cuda", "cuda:N" and ``torch.device``."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    index: Optional[int] = None
+    if isinstance(device, str) and device.startswith("cuda"):
+        rest = device[len("cuda"):]
+        if rest and not (rest[0] == ":" and rest[1:].isdigit()):
+            raise ValueError(f"device {device!r} is not a CUDA device name (expected 'cuda' or 'cuda:N')")
+        index = int(rest[1:]) if rest else None
+        device = "gpu"
     if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        raise ValueError(f"device must be one of {', '.join(DEVICES)} (or torch's 'cuda', 'cuda:N'), got {device!r}")
     has_cuda = torch.cuda.is_available()
     if device == "auto":
-        return "gpu" if has_cuda else "cpu"
+        return ("gpu" if has_cuda else "cpu"), None
     if device == "gpu" and not has_cuda:
         raise ValueError("device='gpu' but torch sees no CUDA GPU here; use device='cpu' (same augmentations) "
                          "or device='auto'")
-    return device
+    return device, index
 
 
 class DaliMultiCropLoader:
-    """Iterates over a dataset in multi-crop batches made by one DALI graph (see DESIGN.md).
+    """Iterates over a dataset in multi-crop batches made by one DALI graph (README "Use"; ``docs/``).
 
     Args:
         source: an image-folder path (``root/<class>/<images>``, classes sorted as torchvision's
@@ -118,8 +133,12 @@ class DaliMultiCropLoader:
         rank, world, local_rank = distributed_defaults()
         num_shards = world if num_shards is None else check_int("num_shards", num_shards, 1)
         shard_id = rank if shard_id is None else check_int("shard_id", shard_id, 0)
+        self.device, cuda_index = _resolve_device(device)
+        if cuda_index is not None and device_id is not None and check_int("device_id", device_id, 0) != cuda_index:
+            raise ValueError(f"device={device!r} and device_id={device_id} name different GPUs; give one of them")
+        if cuda_index is not None:
+            device_id = cuda_index
         self.device_id = local_rank if device_id is None else check_int("device_id", device_id, 0)
-        self.device = _resolve_device(device)
         if self.device == "gpu" and self.device_id >= torch.cuda.device_count():
             raise ValueError(f"device_id={self.device_id} but torch sees {torch.cuda.device_count()} CUDA device(s)")
         self.dtype = dtype
@@ -265,6 +284,23 @@ class DaliMultiCropLoader:
         finally:
             if self._running is progress:
                 self._running = None
+
+    def close(self) -> None:
+        """Stops the graph's threads and frees its memory now, rather than when the loader is collected (an
+        open loop over it ends with an error); a later loop builds the graph again. ``with
+        DaliMultiCropLoader(...) as loader:`` closes on leaving the block."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+        closer = getattr(self.source, "close", None)
+        if callable(closer):
+            closer()
+
+    def __enter__(self) -> "DaliMultiCropLoader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def graph_seed(self) -> int:
         """The DALI pipeline's own seed, keyed on the user's seed and this shard. No operator of the graph draws

@@ -59,7 +59,7 @@ class GraphRunner:
         self._open = False  # True while an epoch has batches DALI has not delivered
         self._epochs_started = 0  # tells a loop that a newer loop over the same runner took the pipeline
 
-    def _start(self, batches: list[np.ndarray], epoch: int, first: int) -> Any:
+    def _start(self, batches: list[np.ndarray], epoch: int, first: int) -> None:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
         if self._iterator is not None and self._open:
@@ -78,7 +78,6 @@ class GraphRunner:
         else:
             self._iterator.reset()
         self._open = True
-        return self._iterator
 
     def run_epoch(self, batches: list[np.ndarray], epoch: int, first: int = 0) -> Iterator[MultiCropBatch]:
         """Yields one batch per entry of ``batches[first:]`` of ``epoch`` (a resumed epoch starts at ``first``);
@@ -92,30 +91,40 @@ class GraphRunner:
             full = [b for b in batches[first:] if len(b)]
             first_key = first
         batches = batches[first:]
-        iterator = self._start(full, epoch, first_key) if full else None
-        for _ in range(replay):
-            next(iterator)
+        if full:  # the loop below reads self._iterator, never a local: close() frees the pipeline at once
+            self._start(full, epoch, first_key)
+            for _ in range(replay):
+                next(self._iterator)
         self._epochs_started += 1
         mine = self._epochs_started
         for j, indices in enumerate(batches):
             if mine != self._epochs_started:
-                raise RuntimeError("a newer loop over this loader started while this one was still running; "
-                                   "one loader serves one loop at a time")
-            if iterator is None or not len(indices):
+                raise RuntimeError("a newer loop over this loader started (or the loader was closed) while this "
+                                   "one was still running; one loader serves one loop at a time")
+            if not full or not len(indices):
                 yield self.empty_batch()
                 continue
             try:
-                outputs = next(iterator)[0]
+                outputs = next(self._iterator)[0]
             except StopIteration:
                 self._drop()
                 raise RuntimeError(f"the DALI pipeline ended the epoch after {j} of {len(full)} batches") from None
             except Exception as exc:
                 self._drop()
                 raise self._explain(j, exc) from exc
-            yield self._to_batch(outputs, len(indices))
-        if iterator is not None:
-            _exhaust(iterator)  # observes the end of the epoch, so the next one can reset
+            batch = self._to_batch(outputs, len(indices))
+            del outputs
+            yield batch
+        if full and mine == self._epochs_started:
+            _exhaust(self._iterator)  # observes the end of the epoch, so the next one can reset
             self._open = False
+
+    def close(self) -> None:
+        """Ends any epoch in progress and frees the pipeline (its threads and memory) now; a later epoch
+        builds a new one."""
+        self._feed.stop()
+        self._epochs_started += 1  # a loop still holding this runner raises instead of reading on
+        self._drop()
 
     def _drop(self) -> None:
         self._iterator = None

@@ -32,8 +32,9 @@ __all__ = ["ShardPlan", "distributed_defaults", "derive_seed"]
 
 
 def derive_seed(*keys: int) -> int:
-    """A 31-bit seed derived from integer ``keys`` (a stable hash; independent streams for distinct keys)."""
-    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(1)[0] & 0x7FFFFFFF)
+    """A 31-bit seed derived from integer ``keys`` >= 0 of any size (a stable hash of all their bits, so
+    ``seed=2**32`` and ``seed=0`` differ; independent streams for distinct keys)."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def _env_int(name: str, default: int) -> int:

@@ -16,6 +16,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from . import storage
+from ._checks import check_int
 
 __all__ = ["ArraySource", "FileList", "IMAGE_EXTENSIONS", "resolve_source"]
 
@@ -49,15 +50,13 @@ class FileList:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(str(f) for f in self.files))
-        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "labels", tuple(check_int(f"label of '{path}'", label, 0)
+                                                for path, label in zip(self.files, self.labels)))
         if len(self.files) != len(self.labels):
             raise ValueError(f"FileList has {len(self.files)} files but {len(self.labels)} labels; "
                              f"they must match one to one")
         if not self.files:
             raise ValueError("FileList is empty: the dataset has no samples")
-        for path, label in zip(self.files, self.labels):
-            if not isinstance(label, int) or isinstance(label, bool) or label < 0:
-                raise ValueError(f"label of '{path}' must be an integer >= 0, got {label!r}")
 
     def __len__(self) -> int:
         return len(self.files)

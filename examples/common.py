@@ -118,6 +118,9 @@ def batches(loader: Any, steps: int):
                 batch = next(iterator)
             except StopIteration:
                 break
+            # A rank's last batch can be empty (see the README, "Epochs and shards"): a mean or cross-entropy over
+            # zero samples is NaN. One process skips it; under DDP every rank must still step (collectives),
+            # so use a zero loss that touches the parameters there: sum(p.sum() for p in model.parameters()) * 0.
             if batch.batch_size:
                 yield step, epoch, batch, time.perf_counter() - start
                 step += 1

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (autocast, batches, data_folder, ema_update, encode, loader_overrides, parser,  # noqa: E402
                     patch_tokens, vit, StepLog)
 
-from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator, masks_to_indices  # noqa: E402
+from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator  # noqa: E402
 
 
 class Predictor(torch.nn.Module):
@@ -84,12 +84,12 @@ def main(argv: Optional[Sequence[str]] = None) -> list[float]:
             for k, i in enumerate(gen.masked):
                 tokens = patch_tokens(encoder, batch.crops[i])
                 for level in range(gen.num_levels):
-                    ctx_idx, _ = masks_to_indices(masks.context[i][level])
+                    ctx_idx, _ = masks.indices(masks.context[i][level])
                     context = torch.cat([gather(tokens, ctx_idx), *extra[i]], dim=1)
                     encoded = encode(encoder, context)
                     own, others = encoded[:, :ctx_idx.shape[1]], encoded[:, ctx_idx.shape[1]:]
                     for t in range(gen.num_targets):
-                        tgt_idx, _ = masks_to_indices(masks.targets[i][level][:, t])
+                        tgt_idx, _ = masks.indices(masks.targets[i][level][:, t])
                         predicted = predictor(own, ctx_idx, tgt_idx, others)
                         losses.append(F.mse_loss(predicted.float(), gather(wanted[k], tgt_idx).float()))
             loss = torch.stack(losses).mean()

@@ -59,7 +59,10 @@ def test_bad_colour_jitter():
 
 @pytest.mark.parametrize("kw, words", [
     (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
-    (dict(device="tpu"), "device must be one of gpu, cpu, auto, got 'tpu'"),
+    (dict(device="tpu"), r"device must be one of gpu, cpu, auto \(or torch's 'cuda', 'cuda:N'\), got 'tpu'"),
+    (dict(device="cuda:x"), r"device 'cuda:x' is not a CUDA device name \(expected 'cuda' or 'cuda:N'\)"),
+    (dict(mean=(123.7, 116.3, 103.5)), r"mean must be in \[0, 1\] units .* divide by 255: \(0.485, 0.456, 0.406\)"),
+    (dict(std=(58.4, 57.1, 57.4)), r"std must be in \[0, 1\] units .*divide by 255: \(0.229, 0.224, 0.225\)"),
     (dict(dtype="int8"), "dtype must be one of"),
     (dict(shard_id=3, num_shards=3), r"shard_id must be in \[0, num_shards=3\), got 3"),
     (dict(num_shards=0), "num_shards must be an integer >= 1, got 0"),
@@ -77,8 +80,64 @@ def test_gpu_without_cuda_is_a_clear_error(folder):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(ValueError, match="device='gpu' but torch sees no CUDA GPU"):
-        DaliMultiCropLoader(folder, device="gpu")
+    for name in ("gpu", "cuda", "cuda:0", torch.device("cuda", 1)):  # torch's spellings mean the GPU too
+        with pytest.raises(ValueError, match="device='gpu' but torch sees no CUDA GPU"):
+            DaliMultiCropLoader(folder, device=name)
+
+
+def test_torch_device_names_pick_the_gpu(folder, monkeypatch):
+    """"cuda:N" is device "gpu" with device_id N (checked with torch told it has 2 GPUs; nothing is built)."""
+    import torch
+
+    from dali_multicrop.loader import _resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _resolve_device("cuda") == ("gpu", None) and _resolve_device("cuda:1") == ("gpu", 1)
+    assert _resolve_device(torch.device("cuda:0")) == ("gpu", 0) and _resolve_device("cpu") == ("cpu", None)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match="device='cuda:1' and device_id=0 name different GPUs"):
+        DaliMultiCropLoader(folder, device="cuda:1", device_id=0)
+
+
+def test_numpy_integers_work_wherever_python_integers_do(folder, tmp_path):
+    import numpy as np
+
+    from dali_multicrop import CropGroup, FileList
+
+    loader = DaliMultiCropLoader(folder, crops="1x16", device="cpu", batch_size=np.int64(2), seed=np.uint32(3),
+                                 num_threads=np.int32(1), prefetch=np.int16(1))
+    assert loader.batch_size == 2 and type(loader.batch_size) is int and loader.seed == 3
+    files = FileList.from_folder(folder)
+    pairs = FileList.from_pairs([(f, np.int64(label)) for f, label in zip(files.files, files.labels)])
+    assert pairs.labels == files.labels and all(type(v) is int for v in pairs.labels)
+    group = CropGroup(count=np.int64(2), size=np.int32(32), scale=(0.5, 1.0), flip_prob=np.float32(0.5))
+    assert (group.count, group.size) == (2, 32)
+    from dali_multicrop import masks_to_indices
+
+    import torch
+
+    idx, _ = masks_to_indices(torch.ones(2, 9, dtype=torch.bool), num=np.int64(4))
+    assert idx.shape == (2, 4)
+
+
+def test_the_whole_seed_counts(folder):
+    """seed=2**32 is not seed=0 (seeds were cut to 32 bits)."""
+    def boxes(seed):
+        return next(iter(DaliMultiCropLoader(folder, crops="1x16,2x8", device="cpu", batch_size=4, seed=seed))).boxes
+
+    assert not torch_equal(boxes(0), boxes(2**32)) and torch_equal(boxes(2**32), boxes(2**32))
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_crop_count_is_bounded_with_a_clear_error():
+    with pytest.raises(ValueError, match=r"1000 crops per image is more than the 256 one graph is built for .*"
+                                         r"a typo such as '600x96' for '6x96'"):
+        MultiCropSpec.parse("1000x32")
 
 
 def test_missing_and_empty_sources(tmp_path):

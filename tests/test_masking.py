@@ -240,3 +240,18 @@ def test_generator_state_resumes_the_same_masks():
     assert all(torch.equal(a, b) for a, b in zip(want.context + want.targets, got.context + got.targets))
     with pytest.raises(ValueError, match="seed=3, this generator has seed=4"):
         MultiCropMaskGenerator("2x224,6x96", seed=4).load_state_dict(state)
+
+
+def test_masks_indices_are_keyed_like_the_masks():
+    """masks.indices draws from the batch's own stream: the same (seed, epoch, step) picks the same patches,
+    whatever torch's global generator holds; another step picks others."""
+    from dali_multicrop import MultiCropMaskGenerator
+
+    def picks(step, global_seed):
+        torch.manual_seed(global_seed)
+        gen = MultiCropMaskGenerator("2x64,2x32", patch_size=16, num_levels=1, seed=5)
+        masks = gen(batch_size=8, step=step)
+        return masks.indices(masks.context[0][0], num=3)[0]
+
+    assert torch.equal(picks(0, 1), picks(0, 2))
+    assert not torch.equal(picks(0, 1), picks(1, 1))

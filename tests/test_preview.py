@@ -35,6 +35,7 @@ def test_preview_bad_strategy_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dali_multicrop", "preview", "--strategy", "x"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "--strategy must be one of" in proc.stderr and "--masks" not in proc.stderr
 
 
 def test_each_strategy_draws_what_it_adds():

@@ -56,14 +56,25 @@ def _chart(results: Sequence[BackendResult], path: Path, title: str) -> bool:
 
     names = [r.backend for r in results]
     values = [r.images_per_s or 0.0 for r in results]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(results) + 1.6), dpi=100)
-    bars = ax.barh(names, values, color=["#76b900" if r.backend.startswith("dali") else "#8888aa" for r in results])
-    for bar, r in zip(bars, results):
-        text = f"{r.images_per_s:,.0f} img/s" if r.status == "ok" else f"{r.status}: {r.reason[:60]}"
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f"  {text}", va="center", fontsize=8)
+    # the scale is set by the backends that make crops; decode-only rows are ceilings, cut at the edge
+    making = [v for r, v in zip(results, values) if not r.backend.startswith("decode")]
+    limit = max((making or values) + [1.0]) * 1.6
+    widths = [min(v, limit * 0.97) for v in values]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(results) + 1.8), dpi=100)
+    bars = ax.barh(names, widths, color=["#76b900" if r.backend.startswith("dali") else
+                                         "#cccccc" if r.backend.startswith("decode") else "#8888aa" for r in results])
+    for bar, r, v, w in zip(bars, results, values, widths):
+        if r.status != "ok":
+            text = f"{r.status}: {r.reason[:60]}"
+        elif r.backend.startswith("decode"):
+            text = f"{v:,.0f} img/s: ceiling, decode only, no crops" + (" (bar cut)" if w < v else "")
+        else:
+            text = f"{v:,.0f} img/s"
+        ax.text(min(bar.get_width(), limit * 0.45) if w < v else bar.get_width(), bar.get_y() + bar.get_height() / 2,
+                f"  {text}", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("images per second (higher is better)")
-    ax.set_xlim(0, max(values + [1.0]) * 1.45)
+    ax.set_xlim(0, limit)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
@@ -90,6 +101,11 @@ def write_results(results: Sequence[BackendResult], config: dict[str, Any], mach
     gpu = machine.get("gpu") or "no GPU"
     chart_title = title or (f"{config.get('spec')} batch {config.get('batch_size')} — {machine.get('cpu')} "
                             f"({machine.get('cores')} cores), {gpu}")
+    libraries = machine.get("libraries") or {}
+    versions = ", ".join(f"{name} {libraries[name]}" for name in ("nvidia-dali-cuda120", "nvidia-dali-cuda130",
+                                                                  "torch", "torchvision") if libraries.get(name))
+    if versions:
+        chart_title += f"\n{versions}"
     if not _chart(results, paths["png"], chart_title):
         del paths["png"]
     return paths

@@ -13,6 +13,8 @@ from typing import Optional, Union
 
 import torch
 
+from .._checks import check_int
+
 __all__ = ["block_dims", "max_block_dims", "sample_blocks", "masks_to_indices", "patch_centres", "visible_in_box",
            "locate_in_crop"]
 
@@ -73,6 +75,10 @@ def masks_to_indices(mask: torch.Tensor, mode: str = "random_subset", generator:
     bool ``[..., k]`` validity: where a row has fewer than ``k`` selected patches, its last entries are False
     (index 0 there).
 
+    ``generator``: where the random choices come from; None means torch's global generator, which nothing
+    keys: prefer ``masks.indices(mask)`` on a :class:`MultiCropMasks` (its batch's keyed stream, so a
+    resumed run picks the same patches) or pass ``masks.generator``.
+
     ``num``: ``k``. Default None: the rows' smallest count (``random_subset``, so every index is valid) or
     largest (``pad``), which reads the counts back to the host: on CUDA, one wait for the GPU. Pass ``num``
     (e.g. ``min_keep`` or ``N``) for a call that never waits.
@@ -85,10 +91,10 @@ def masks_to_indices(mask: torch.Tensor, mode: str = "random_subset", generator:
     counts = mask.sum(dim=-1)
     if num is None:
         k = (int(counts.min()) if mode == "random_subset" else int(counts.max())) if counts.numel() else 0
-    elif not isinstance(num, int) or isinstance(num, bool) or not 0 <= num <= n:
+    elif check_int("num", num, 0) > n:
         raise ValueError(f"num must be an integer in [0, {n}] (the mask's last dimension), got {num!r}")
     else:
-        k = num
+        k = int(num)
     position = torch.arange(n, device=mask.device)
     if mode == "random_subset":
         noise = torch.rand(mask.shape, generator=generator, device=mask.device)

@@ -14,7 +14,8 @@ from ..batch import MultiCropBatch
 from ..sharding import derive_seed, distributed_defaults
 from ..presets import parse_crops
 from ..spec import CropsLike
-from .functional import locate_in_crop, max_block_dims, patch_centres, sample_blocks, visible_in_box
+from .functional import (locate_in_crop, masks_to_indices, max_block_dims, patch_centres, sample_blocks,
+                         visible_in_box)
 from .levels import MaskLevel, hierarchical_levels
 
 if TYPE_CHECKING:
@@ -68,6 +69,14 @@ class MultiCropMasks:
     extra_context: list[tuple[int, ...]] = field(default_factory=list)
     cross_targets: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
     cross_context: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+    generator: Optional[torch.Generator] = None
+    """Draws :meth:`indices` makes: a stream of its own keyed like the masks (seed, epoch, step, rank)."""
+
+    def indices(self, mask: torch.Tensor, mode: str = "random_subset",
+                num: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`~dali_multicrop.masks_to_indices` of one of these masks, its random choices drawn from this
+        batch's keyed stream (:attr:`generator`): a resumed run picks the same patches."""
+        return masks_to_indices(mask, mode, generator=self.generator, num=num)
 
 
 class MultiCropMaskGenerator(torch.nn.Module):
@@ -303,7 +312,8 @@ class MultiCropMaskGenerator(torch.nn.Module):
         locals_ = tuple(range(self.spec.num_global, self.spec.num_crops))
         extra = [locals_ if (self.strategy == "global_with_local_context" and i in self.masked) else ()
                  for i in range(self.spec.num_crops)]
-        masks = MultiCropMasks(self.strategy, context, targets, extra)  # type: ignore[arg-type]
+        picks = torch.Generator(device=device).manual_seed(derive_seed(self.seed, self.epoch, step, self.rank, 0x1D))
+        masks = MultiCropMasks(self.strategy, context, targets, extra, generator=picks)  # type: ignore[arg-type]
         if self.strategy == "cross_crop_prediction":
             self._cross(masks, batch)  # type: ignore[arg-type]
         return masks

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._checks import check_range
+from .._checks import check_int, check_range
 
 __all__ = ["MaskLevel", "IJEPA_LEVEL", "hierarchical_levels"]
 
@@ -43,7 +43,6 @@ def hierarchical_levels(num_levels: int, base: tuple[float, float] = (0.05, 0.15
                         **common: tuple[float, float]) -> tuple[MaskLevel, ...]:
     """H-JEPA's default: level ``l`` has target scale ``base * growth**l`` (clipped to 1), other settings
     shared (``common`` forwards ``target_aspect``, ``context_scale``, ``context_aspect``)."""
-    if not isinstance(num_levels, int) or isinstance(num_levels, bool) or num_levels < 1:
-        raise ValueError(f"num_levels must be an integer >= 1, got {num_levels!r}")
+    num_levels = check_int("num_levels", num_levels, 1)
     return tuple(MaskLevel(target_scale=(min(1.0, base[0] * growth ** l), min(1.0, base[1] * growth ** l)),
                            **common) for l in range(num_levels))
