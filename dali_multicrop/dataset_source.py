@@ -39,17 +39,22 @@ def _kind(image: Any) -> str:
 class DatasetSource:
     """A map-style dataset (``len(dataset)``, ``dataset[i] -> (image, label)``) as a loader source.
 
-    ``workers``: threads fetching items ahead (default: the visible cores, at most 16). The first item is read
-    now to learn the kind of images (see the module); ``classes`` is the dataset's ``classes`` if it has them.
+    ``workers``: threads fetching items ahead (default: the visible cores, at most 16). ``timeout_s``: the
+    longest one item may take (default 600 s) before the loop stops with an error naming it, rather than hang.
+    The first item is read now to learn the kind of images (see the module); ``classes`` is the dataset's
+    ``classes`` if it has them.
     """
 
-    def __init__(self, dataset: Any, workers: Optional[int] = None) -> None:
+    def __init__(self, dataset: Any, workers: Optional[int] = None, timeout_s: float = 600.0) -> None:
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise ValueError(f"a dataset source needs __len__ and __getitem__ (a map-style torch Dataset), got "
                              f"{type(dataset).__name__}")
         if len(dataset) < 1:
             raise ValueError("the dataset is empty: it has no samples")
         self.dataset = dataset
+        if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or not timeout_s > 0:
+            raise ValueError(f"timeout_s must be a number of seconds > 0, got {timeout_s!r}")
+        self.timeout_s = float(timeout_s)
         self.workers = check_int("workers", workers, 1) if workers is not None else min(16, os.cpu_count() or 1)
         self.kind = _kind(self._item(0)[0])
         """``"images"`` (decoded pixels reach the graph) or ``"encoded"`` (the graph decodes)."""
@@ -92,17 +97,24 @@ class DatasetSource:
                              f"without ToTensor/transform), got {array.dtype} {list(array.shape)}")
         return np.ascontiguousarray(array), label
 
-    def submit(self, indices: np.ndarray) -> list["Future[tuple[np.ndarray, int]]"]:
+    def submit(self, indices: np.ndarray) -> list[tuple[int, "Future[tuple[np.ndarray, int]]"]]:
         """Starts fetching the items of ``indices`` on the pool (see :meth:`collect`)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dali-multicrop-dataset")
-        return [self._pool.submit(self._pixels, int(i)) for i in indices]
+        return [(int(i), self._pool.submit(self._pixels, int(i))) for i in indices]
 
-    @staticmethod
-    def collect(parts: list["Future[tuple[np.ndarray, int]]"]) -> tuple[list[np.ndarray], np.ndarray]:
-        """``(images, labels)`` of submitted items, waiting for those not fetched yet; a dataset's error is
-        raised here, in the training thread."""
-        items = [part.result() for part in parts]
+    def collect(self, parts: list[tuple[int, "Future[tuple[np.ndarray, int]]"]]) -> tuple[list[np.ndarray], np.ndarray]:
+        """``(images, labels)`` of submitted items, waiting for those not fetched yet (each at most
+        ``timeout_s``); a dataset's error is raised here, in the training thread."""
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        items = []
+        for index, part in parts:
+            try:
+                items.append(part.result(timeout=self.timeout_s))
+            except FutureTimeout:
+                raise TimeoutError(f"dataset item {index} took more than {self.timeout_s:g} s "
+                                   f"({type(self.dataset).__name__}.__getitem__ hangs?)") from None
         return [x for x, _ in items], np.array([y for _, y in items], dtype=np.int64)
 
     def close(self) -> None:

@@ -255,3 +255,14 @@ def test_masks_indices_are_keyed_like_the_masks():
 
     assert torch.equal(picks(0, 1), picks(0, 2))
     assert not torch.equal(picks(0, 1), picks(1, 1))
+
+
+def test_sizes_that_would_exhaust_memory_are_refused():
+    from dali_multicrop import MultiCropMaskGenerator
+
+    with pytest.raises(ValueError, match="num_levels=1000 is more than the 8 levels"):
+        MultiCropMaskGenerator("2x224", num_levels=1000)
+    with pytest.raises(ValueError, match="3 levels of 1000 targets is more than"):
+        MultiCropMaskGenerator("2x224", num_targets=1000)
+    with pytest.raises(ValueError, match="patch_size 1 cuts a 224 px crop into a 224x224 grid; at most 64x64"):
+        MultiCropMaskGenerator("2x224", patch_size=1)

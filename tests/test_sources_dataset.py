@@ -93,3 +93,19 @@ def test_bad_items_are_clear_errors():
     with pytest.raises(KeyError, match="broken item"):  # the dataset's own error reaches the training loop
         list(DaliMultiCropLoader(Bad([(img, 0), KeyError("broken item")]), crops=CROPS, batch_size=2,
                                  device="cpu", shuffle=False))
+
+
+def test_a_hanging_item_is_an_error_naming_it_not_a_hang():
+    import time
+
+    class Slow(Bad):
+        def __getitem__(self, i):
+            if i == 1:
+                time.sleep(5)
+            return super().__getitem__(i)
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    source = DatasetSource(Slow([(img, 0), (img, 1)]), timeout_s=0.5)
+    with pytest.raises(TimeoutError, match=r"dataset item 1 took more than 0.5 s \(Slow.__getitem__ hangs\?\)"):
+        list(DaliMultiCropLoader(source, crops=CROPS, batch_size=2, device="cpu", shuffle=False))
+    source.close()

@@ -38,7 +38,16 @@ def _reads_back_freely(device: torch.device) -> bool:
     for the GPU)."""
     return device.type == "cpu"
 _FEASIBILITY_DRAWS = 16384
+"""Draws per mask level of the constructor's probe, fewer where masks are large (see ``_PROBE_ELEMENTS``)."""
+_PROBE_ELEMENTS = 2 ** 27
+"""Most mask entries the probe holds at once (128 MiB of bools)."""
 _FEASIBILITY_MIN_RATE = 0.5
+MAX_LEVELS = 8
+"""Most hierarchy levels (H-JEPA uses 3)."""
+MAX_TARGETS = 16
+"""Most target blocks per crop and level (I-JEPA uses 4)."""
+MAX_GRID = 64
+"""Most patches along a crop's side (a 64x64 grid: 4096 patches; ViT-B/8 at 224 px has 28)."""
 
 
 @dataclass
@@ -115,10 +124,15 @@ class MultiCropMaskGenerator(torch.nn.Module):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         self.strategy = strategy
+        if levels is None and check_int("num_levels", num_levels, 1) > MAX_LEVELS:
+            raise ValueError(f"num_levels={num_levels} is more than the {MAX_LEVELS} levels this generator is built for")
         self.levels = tuple(levels) if levels is not None else hierarchical_levels(num_levels)
         if not self.levels or not all(isinstance(l, MaskLevel) for l in self.levels):
             raise ValueError(f"levels must be a non-empty sequence of MaskLevel, got {levels!r}")
         self.num_targets = check_int("num_targets", num_targets, 1)
+        if self.num_levels > MAX_LEVELS or self.num_targets > MAX_TARGETS:
+            raise ValueError(f"{self.num_levels} levels of {self.num_targets} targets is more than this generator "
+                             f"is built for (at most {MAX_LEVELS} levels and {MAX_TARGETS} targets per level)")
         self.allow_overlap = bool(allow_overlap)
         self.min_keep = check_int("min_keep", min_keep, 0)
         self.seed = check_int("seed", seed, 0)
@@ -150,6 +164,10 @@ class MultiCropMaskGenerator(torch.nn.Module):
     def _grid(self, size: int) -> int:
         if size % self.patch_size:
             raise ValueError(f"crop size {size} is not a multiple of patch_size {self.patch_size}")
+        if size // self.patch_size > MAX_GRID:
+            raise ValueError(f"patch_size {self.patch_size} cuts a {size} px crop into a {size // self.patch_size}x"
+                             f"{size // self.patch_size} grid; at most {MAX_GRID}x{MAX_GRID} (a ViT's patch side, "
+                             f"e.g. 14 or 16)")
         return size // self.patch_size
 
     def _level_ranges(self, attr: str, device: torch.device) -> torch.Tensor:
@@ -163,7 +181,7 @@ class MultiCropMaskGenerator(torch.nn.Module):
     def _check_fits(self, grid: int) -> int:
         """Checks that blocks fit the grid and that ``min_keep`` is met often enough; returns the draws per mask
         needed to miss ``min_keep`` with a chance below ``_MISS_TARGET`` (from a probe of
-        ``_FEASIBILITY_DRAWS`` draws, with a margin)."""
+        ``_FEASIBILITY_DRAWS`` draws, fewer for large masks, with a margin)."""
         for l, level in enumerate(self.levels):
             for kind in ("target", "context"):
                 scale, aspect = getattr(level, f"{kind}_scale"), getattr(level, f"{kind}_aspect")
@@ -177,7 +195,9 @@ class MultiCropMaskGenerator(torch.nn.Module):
         if self.allow_overlap or self.min_keep == 0:
             return 1
         probe = torch.Generator().manual_seed(0)
-        context, _ = self._draw((_FEASIBILITY_DRAWS,), grid, probe, torch.device("cpu"))
+        draws = max(512, min(_FEASIBILITY_DRAWS,
+                             _PROBE_ELEMENTS // (self.num_levels * (self.num_targets + 1) * grid * grid)))
+        context, _ = self._draw((draws,), grid, probe, torch.device("cpu"))
         rates = (context.sum(-1) >= self.min_keep).float().mean(dim=-1)
         for l, rate in enumerate(rates.tolist()):
             if rate < _FEASIBILITY_MIN_RATE:
@@ -188,8 +208,7 @@ class MultiCropMaskGenerator(torch.nn.Module):
         miss = 1.0 - min(rates.tolist())
         # an upper bound on the true rate: three standard errors above the probe's, and at least the 99.9%
         # bound of a probe that saw no miss at all (-ln(0.001) / draws)
-        miss = min(0.5, max(miss + 3.0 * math.sqrt(miss * (1.0 - miss) / _FEASIBILITY_DRAWS),
-                            6.9 / _FEASIBILITY_DRAWS))
+        miss = min(0.5, max(miss + 3.0 * math.sqrt(miss * (1.0 - miss) / draws), 6.9 / draws))
         return min(_MAX_ROUNDS, math.ceil(math.log(_MISS_TARGET) / math.log(miss)))
 
     def _draw(self, shape: tuple[int, ...], grid: int, generator: torch.Generator,

@@ -5,6 +5,7 @@ All scales are fractions of a crop's patch grid; aspects are width / height (log
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .._checks import check_int, check_range
@@ -44,5 +45,12 @@ def hierarchical_levels(num_levels: int, base: tuple[float, float] = (0.05, 0.15
     """H-JEPA's default: level ``l`` has target scale ``base * growth**l`` (clipped to 1), other settings
     shared (``common`` forwards ``target_aspect``, ``context_scale``, ``context_aspect``)."""
     num_levels = check_int("num_levels", num_levels, 1)
-    return tuple(MaskLevel(target_scale=(min(1.0, base[0] * growth ** l), min(1.0, base[1] * growth ** l)),
-                           **common) for l in range(num_levels))
+    low, high = check_range("base", base, low=0.0, high=1.0, low_open=True, form=" (a fraction of the grid)")
+    if (not isinstance(growth, (int, float)) or isinstance(growth, bool) or not math.isfinite(growth)
+            or growth <= 0):
+        raise ValueError(f"growth must be a finite number > 0 (the target scale's factor per level), got {growth!r}")
+    levels = []
+    for _ in range(num_levels):  # capped at each step: the same as capping base * growth**l, without overflow
+        levels.append(MaskLevel(target_scale=(min(1.0, low), min(1.0, high)), **common))
+        low, high = min(1.0, low) * growth, min(1.0, high) * growth
+    return tuple(levels)
