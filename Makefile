@@ -7,7 +7,7 @@ CROPS ?= 2x224,6x96
 BENCH_ARGS ?=
 PROFILES ?= profiles
 
-.PHONY: install test test-gpu bench profile profile-cpu profile-gpu clean
+.PHONY: install test test-gpu soak bench profile profile-cpu profile-gpu clean
 
 install:
 	@case "$(DALI)" in cuda12) other=nvidia-dali-cuda130;; cuda13) other=nvidia-dali-cuda120;; \
@@ -21,6 +21,11 @@ test:
 
 test-gpu:
 	$(PYTHON) -m pytest -q -m gpu $(PYTEST_ARGS)
+
+# long runs (marker slow: memory, threads and files over 2000 batches and 50 loaders), then the figures as JSON
+soak:
+	$(PYTHON) -m pytest -q -m slow $(PYTEST_ARGS)
+	$(PYTHON) -m dali_multicrop.benchmark.soak --out results/soak
 
 # the main job: every backend side by side on the built-in sample data; results under results/
 bench:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["visible_cores"]
+__all__ = ["visible_cores", "release_freed_memory"]
 
 
 def visible_cores() -> int:
@@ -12,3 +12,22 @@ def visible_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def release_freed_memory() -> None:
+    """Hands memory the C heap has freed back to the OS (glibc's ``malloc_trim``; nothing elsewhere).
+
+    A DALI pipeline torn down leaves its freed buffers in glibc's heap, fragmented; a loader that builds a
+    pipeline per epoch (tar shards) would grow its resident memory by ~0.3 MiB per epoch without this (measured:
+    +117 MiB over 375 epochs; flat with it). Takes a few milliseconds."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:
+        trim = None
+    if trim is not None:
+        trim(0)

@@ -11,6 +11,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 
+from ._system import release_freed_memory
 from .batch import MultiCropBatch
 from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
@@ -127,8 +128,11 @@ class GraphRunner:
         self._drop()
 
     def _drop(self) -> None:
-        self._iterator = None
+        had = self._iterator is not None
+        self._iterator = None  # the last reference: the pipeline shuts down here
         self._open = False
+        if had:
+            release_freed_memory()
 
     def _explain(self, iteration: int, exc: Exception) -> Exception:
         """Names the file behind a failed run: checks the batches that were in flight, one local file at a time
