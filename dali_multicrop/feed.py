@@ -86,6 +86,9 @@ class EpochFeed:
         self._batches: Sequence[np.ndarray] = ()
         self._pad_to = 0
         self._stopped = False
+        self.bad: set[int] = set()
+        """Samples known to be unreadable (``on_error="skip"``): each is replaced by a good image of its batch
+        and reported with index -1."""
 
     def start(self, batches: Sequence[np.ndarray], epoch: int = 0, first: int = 0, pad_to: int = 0) -> None:
         """Serves ``batches`` (non-empty int64 arrays of sample indices) of ``epoch`` from the next call on;
@@ -127,16 +130,32 @@ class EpochFeed:
             draws = _draw_outputs(self.draws(iteration))
             short = self._pad_to - len(indices)
             return tuple(np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) if short > 0 else a for a in draws)
-        labels = self._labels[indices] if self._dataset is None else None
+        read, shown = self._substitute(indices) if self.bad else (indices, indices)
+        labels = self._labels[read] if self._dataset is None else None
         if self._dataset is not None:
             head, labels = self._fetched(iteration)
         elif self._images is not None:
-            head = self._images.take(indices)
+            head = self._images.take(read)
         else:
-            head = [encode_path(self._files[i]) for i in indices]
+            head = [encode_path(self._files[i]) for i in read]
         if self._spec is None:
-            return head, indices.astype(np.int64)
-        return (head, indices.astype(np.int64), labels, *_draw_outputs(self.draws(iteration)))
+            return head, shown.astype(np.int64)
+        return (head, shown.astype(np.int64), labels, *_draw_outputs(self.draws(iteration)))
+
+    def _substitute(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(samples to read, indices to report)``: a known-bad sample is read as the batch's first good one
+        (another good sample where the whole batch is bad) and reported as -1."""
+        bad = np.fromiter((int(i) in self.bad for i in indices), dtype=bool, count=len(indices))
+        if not bad.any():
+            return indices, indices
+        good = indices[~bad]
+        if len(good):
+            stand_in = int(good[0])
+        else:
+            stand_in = next((i for i in range(len(self._labels)) if i not in self.bad), -1)
+            if stand_in < 0:
+                raise ValueError("every image of the dataset is unreadable; nothing is left to train on")
+        return np.where(bad, stand_in, indices), np.where(bad, -1, indices)
 
     def _fetched(self, iteration: int) -> tuple[list[np.ndarray], np.ndarray]:
         """A dataset source's items of batch ``iteration``; the next ``ahead`` batches start fetching now."""

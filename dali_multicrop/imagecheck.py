@@ -3,40 +3,119 @@ that name it."""
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
 from ._dali import dali_modules
 
-__all__ = ["ImageDecodeError", "ImageReadError", "first_undecodable", "read_encoded"]
+__all__ = ["ImageDecodeError", "ImageReadError", "SUPPORTED_FORMATS", "decoder_pipeline", "diagnose", "first_undecodable",
+           "read_encoded", "sniff_format", "undecodable"]
 
 
 class ImageReadError(RuntimeError):
-    """An image file could not be read (missing, unreadable or empty); the message names the file."""
+    """An image file could not be read (missing, unreadable or empty); the message and ``path`` name the file."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def read_encoded(path: str) -> np.ndarray:
     """The file's bytes as a 1-D uint8 array; :class:`ImageReadError` naming the file if it can't be read."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"cannot read image '{path}': it does not exist (removed after the dataset was "
+                             f"listed?)", path) from exc
     except OSError as exc:
-        raise ImageReadError(f"cannot read image '{path}': {exc.strerror or exc}") from exc
+        raise ImageReadError(f"cannot read image '{path}': {exc.strerror or exc}", path) from exc
     if data.size == 0:
-        raise ImageReadError(f"image file '{path}' is empty (0 bytes)")
+        raise ImageReadError(f"image file '{path}' is empty (0 bytes)", path)
     return data
 
 
 class ImageDecodeError(RuntimeError):
-    """An image could not be decoded; ``path`` names the file and ``reason`` says what DALI reported."""
+    """An image could not be decoded; ``path`` names the file, ``reason`` says in words what is wrong with it
+    (truncated, not an image, an unsupported format, ...) and ``kind`` sorts it (see :func:`diagnose`)."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, kind: str = "corrupt") -> None:
         super().__init__(f"cannot decode image '{path}': {reason}")
         self.path = path
         self.reason = reason
+        self.kind = kind
 
 
-def _decoder_pipeline():
+# (magic bytes at offset 0, format name) for the formats DALI's decoder reads, then for some it does not
+_DECODABLE = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+              (b"MM\x00*", "TIFF"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xffO\xffQ", "JPEG 2000"))
+_UNSUPPORTED = ((b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"8BPS", "Photoshop (PSD)"), (b"%PDF", "PDF"),
+                (b"\x00\x00\x01\x00", "ICO"))
+
+
+def sniff_format(head: bytes) -> Optional[str]:
+    """The image format the first bytes announce (``"JPEG"``, ``"PNG"``, ``"GIF"``, ...), else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if len(head) >= 2 and head[:1] == b"P" and head[1:2] in b"123456":
+        return "PNM"
+    for magic, name in _DECODABLE + _UNSUPPORTED:
+        if head.startswith(magic):
+            return name
+    if head[4:12] in (b"ftypavif", b"ftypheic", b"ftypheix", b"ftypmif1"):
+        return "AVIF/HEIF"
+    return None
+
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "JPEG 2000", "WebP", "PNM")
+"""Formats DALI's image decoder reads."""
+
+
+def _not_an_image(data: np.ndarray) -> str:
+    head = data[:64].tobytes()
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml", b"<svg")):
+        what = "an SVG drawing" if b"<svg" in text else "HTML (a web page saved under an image's name?)"
+        return f"is not an image: it holds {what}, starting {head[:24]!r}"
+    return f"is not an image: its first bytes {head[:16]!r} match no image format"
+
+
+def diagnose(path: str, decoder: Optional[Any] = None) -> Optional[ImageReadError | ImageDecodeError]:
+    """What stops DALI's CPU decoder from decoding ``path``, in words, or None when it decodes.
+
+    The kinds (``ImageDecodeError.kind``): ``not_image``, ``unsupported`` (a known format DALI does not read,
+    e.g. GIF), ``truncated`` (a JPEG or PNG cut short), ``corrupt`` (anything else DALI refuses);
+    :class:`ImageReadError` for a file that is missing, unreadable or empty. ``decoder``: a pipeline from
+    :func:`decoder_pipeline` to reuse."""
+    try:
+        data = read_encoded(path)
+    except ImageReadError as exc:
+        return exc
+    fmt = sniff_format(data[:16].tobytes())
+    if fmt is None:
+        return ImageDecodeError(path, _not_an_image(data), "not_image")
+    if fmt not in SUPPORTED_FORMATS:
+        return ImageDecodeError(path, f"is a {fmt} file, a format DALI's decoder does not read (it reads "
+                                      f"{', '.join(SUPPORTED_FORMATS)}); convert it, e.g. to PNG", "unsupported")
+    # a file cut short: decoders differ (DALI fails on a cut JPEG but fills a cut PNG's missing rows silently)
+    tail = data[-4096:].tobytes()
+    if fmt == "JPEG" and b"\xff\xd9" not in tail:
+        return ImageDecodeError(path, f"is a truncated JPEG: its {data.size} bytes end without the JPEG "
+                                      f"end-of-image marker", "truncated")
+    if fmt == "PNG" and b"IEND" not in tail:
+        return ImageDecodeError(path, f"is a truncated PNG: its {data.size} bytes end before the PNG's end chunk "
+                                      f"(DALI decodes it with its missing rows filled in)", "truncated")
+    pipe = decoder if decoder is not None else decoder_pipeline()
+    try:
+        pipe.feed_input("encoded", [data])
+        pipe.run()
+    except Exception as exc:  # DALI raises RuntimeError subclasses without a stable type
+        return ImageDecodeError(path, f"is a {fmt} file DALI cannot decode (corrupt?): {_short(exc)}", "corrupt")
+    return None
+
+
+def decoder_pipeline() -> Any:
+    """A one-image CPU decoding pipeline (its input is named ``encoded``), as the graph decodes."""
     dali, fn, types = dali_modules()
     pipe = dali.Pipeline(batch_size=1, num_threads=1, device_id=None, prefetch_queue_depth=1)
     with pipe:
@@ -59,20 +138,25 @@ def _short(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def first_undecodable(paths: Iterable[str]) -> Optional[Exception]:
-    """Reads and decodes each file alone with DALI's CPU decoder; for the first that fails, the error to
-    raise (:class:`ImageReadError` or :class:`ImageDecodeError`, naming the file), else None."""
+def undecodable(paths: Iterable[str], limit: Optional[int] = None) -> list[ImageReadError | ImageDecodeError]:
+    """The errors (naming each file) of ``paths`` DALI's CPU decoder cannot decode, checking one file at a
+    time; at most ``limit`` of them."""
+    found: list[ImageReadError | ImageDecodeError] = []
     pipe = None
     for path in paths:
-        try:
-            data = read_encoded(path)
-        except ImageReadError as exc:
-            return exc
         if pipe is None:
-            pipe = _decoder_pipeline()
-        try:
-            pipe.feed_input("encoded", [data])
-            pipe.run()
-        except Exception as exc:  # DALI raises RuntimeError subclasses without a stable type
-            return ImageDecodeError(path, _short(exc))
-    return None
+            pipe = decoder_pipeline()
+        problem = diagnose(path, pipe)
+        if problem is not None:
+            found.append(problem)
+            pipe = None  # a pipeline that failed is not reused
+            if limit is not None and len(found) >= limit:
+                break
+    return found
+
+
+def first_undecodable(paths: Iterable[str]) -> Optional[Exception]:
+    """For the first of ``paths`` DALI cannot read or decode, the error to raise (:class:`ImageReadError` or
+    :class:`ImageDecodeError`, naming the file and saying what is wrong), else None."""
+    found = undecodable(paths, limit=1)
+    return found[0] if found else None

@@ -19,7 +19,7 @@ from .feed import AnySource
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .shards import TarShards
-from .sources import SourceLike, resolve_source
+from .sources import ArraySource, FileList, SourceLike, resolve_source
 from .presets import parse_crops
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 
@@ -105,6 +105,12 @@ class DaliMultiCropLoader:
             decoder where it has one (A100, H100, H200), the rest to CUDA decoding. Default: DALI's own
             (``HW_DECODER_LOAD``); measure per card (``dali-multicrop bench --hw-decoder-load``).
 
+        on_error: what a bad image file (missing, unreadable, not an image, truncated, an unsupported format)
+            does: "raise" (default) stops the loop with an error naming the file and what is wrong with it;
+            "skip" replaces it, in its batch, by another image of that batch (its own crops; ``indices`` -1 for
+            that slot, so the good samples are still each seen once per epoch), warns once per file
+            (``BadImageWarning``) and lists it in :attr:`skipped`. Image folders and file lists only.
+
     One ``for`` loop is one epoch; each new loop starts the next epoch unless :meth:`set_epoch` says which.
     """
 
@@ -114,7 +120,8 @@ class DaliMultiCropLoader:
                  num_threads: Optional[int] = None, shuffle: bool = True, drop_last: bool = False,
                  dtype: str = "float32", mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, prefetch: int = 2,
-                 hw_decoder_load: float = HW_DECODER_LOAD, curriculum: Optional[Curriculum] = None) -> None:
+                 hw_decoder_load: float = HW_DECODER_LOAD, curriculum: Optional[Curriculum] = None,
+                 on_error: str = "raise") -> None:
         self.spec: MultiCropSpec = parse_crops(crops)
         if curriculum is not None:
             if not isinstance(curriculum, Curriculum):
@@ -143,7 +150,13 @@ class DaliMultiCropLoader:
             raise ValueError(f"device_id={self.device_id} but torch sees {torch.cuda.device_count()} CUDA device(s)")
         self.dtype = dtype
         self.seed = seed
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.on_error = on_error
         self.source: AnySource = resolve_source(source)
+        if on_error == "skip" and not isinstance(self.source, (FileList, ArraySource)):
+            raise ValueError(f"on_error='skip' works for image folders and file lists; a "
+                             f"{type(self.source).__name__} source raises on a bad image")
         self.plan = ShardPlan(num_samples=len(self.source), batch_size=batch_size, shard_id=shard_id,
                               num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)
         self.settings = GraphSettings(device=self.device, batch_size=batch_size, num_threads=self.num_threads,
@@ -273,8 +286,11 @@ class DaliMultiCropLoader:
     def _run_epoch(self, batches: list[np.ndarray], epoch: int, first: int) -> Iterator[MultiCropBatch]:
         spec = self.spec_at(epoch)
         if self._runner is None or self._runner.spec != spec:  # a new crop count: a graph without the others
+            previous = self._runner
             self._runner = GraphRunner(self.source, spec, self.settings, seed=self.seed, shard=self.shard_id,
-                                       num_shards=self.num_shards, shuffle=self.plan.shuffle)
+                                       num_shards=self.num_shards, shuffle=self.plan.shuffle, on_error=self.on_error)
+            if previous is not None:  # bad files stay known across a change of crops
+                self._runner.inherit(previous)
         runner = self._runner
         progress = self._running = [epoch, first]
         try:
@@ -285,13 +301,17 @@ class DaliMultiCropLoader:
             if self._running is progress:
                 self._running = None
 
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Files skipped so far (``on_error="skip"``): path -> what is wrong with it."""
+        return dict(self._runner.skipped) if self._runner is not None else {}
+
     def close(self) -> None:
         """Stops the graph's threads and frees its memory now, rather than when the loader is collected (an
         open loop over it ends with an error); a later loop builds the graph again. ``with
         DaliMultiCropLoader(...) as loader:`` closes on leaving the block."""
         if self._runner is not None:
-            self._runner.close()
-            self._runner = None
+            self._runner.close()  # kept: it knows the files found bad
         closer = getattr(self.source, "close", None)
         if callable(closer):
             closer()

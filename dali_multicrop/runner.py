@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -15,13 +17,17 @@ from ._system import release_freed_memory
 from .batch import MultiCropBatch
 from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
-from .imagecheck import first_undecodable
+from .imagecheck import undecodable
 from .shards import TarShards
 from .storage import is_s3
 from .sources import FileList
 from .spec import MultiCropSpec
 
-__all__ = ["GraphRunner"]
+__all__ = ["BadImageWarning", "GraphRunner"]
+
+
+class BadImageWarning(UserWarning):
+    """A bad image was skipped (``on_error="skip"``); once per file."""
 
 def _exhaust(iterator: Any) -> None:
     """Takes what is left of DALI's epoch. Not ``for _ in iterator``: ``iter()`` on a DALI iterator that has
@@ -44,9 +50,16 @@ class GraphRunner:
     """
 
     def __init__(self, source: AnySource, spec: MultiCropSpec,
-                 settings: GraphSettings, seed: int, shard: int, num_shards: int = 1, shuffle: bool = True) -> None:
+                 settings: GraphSettings, seed: int, shard: int, num_shards: int = 1, shuffle: bool = True,
+                 on_error: str = "raise") -> None:
         """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph;
-        ``num_shards`` and ``shuffle`` set a tar reader's epochs (see :class:`~dali_multicrop.TarShards`)."""
+        ``num_shards`` and ``shuffle`` set a tar reader's epochs (see :class:`~dali_multicrop.TarShards`);
+        ``on_error``: "raise" or "skip" (see the loader)."""
+        self._on_error = on_error
+        self.skipped: dict[str, str] = {}
+        """Files skipped so far (``on_error="skip"``): path -> what is wrong with it."""
+        self._pulled = 0  # the feed's batch last asked of DALI
+        self._offset = 0
         self._source = source
         self._tar = source if isinstance(source, TarShards) else None
         self._seed, self._shard, self._num_shards, self._shuffle = seed, shard, num_shards, shuffle
@@ -63,9 +76,14 @@ class GraphRunner:
     def _start(self, batches: list[np.ndarray], epoch: int, first: int) -> None:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-        if self._iterator is not None and self._open:
+        if self._iterator is not None and self._open:  # a loop left early: finish what DALI had in flight
             self._feed.stop()
-            _exhaust(self._iterator)
+            try:
+                _exhaust(self._iterator)
+            except Exception as exc:
+                self._drop()
+                if self._on_error == "raise":  # a bad file there is still a bad file: named, then it is over
+                    raise self._explain(self._pulled + 1, exc) from exc
         self._feed.start(batches, epoch, first, pad_to=self._settings.batch_size if self._tar is not None else 0)
         if self._tar is not None:  # the reader's epoch is fixed when the pipeline is built
             self._drop()
@@ -92,6 +110,7 @@ class GraphRunner:
             full = [b for b in batches[first:] if len(b)]
             first_key = first
         batches = batches[first:]
+        self._offset = -replay  # batch j of this loop is the feed's batch j - offset
         if full:  # the loop below reads self._iterator, never a local: close() frees the pipeline at once
             self._start(full, epoch, first_key)
             for _ in range(replay):
@@ -105,20 +124,61 @@ class GraphRunner:
             if not full or not len(indices):
                 yield self.empty_batch()
                 continue
-            try:
-                outputs = next(self._iterator)[0]
-            except StopIteration:
-                self._drop()
-                raise RuntimeError(f"the DALI pipeline ended the epoch after {j} of {len(full)} batches") from None
-            except Exception as exc:
-                self._drop()
-                raise self._explain(j, exc) from exc
+            outputs = self._pull(j, batches, epoch, first)
             batch = self._to_batch(outputs, len(indices))
             del outputs
             yield batch
         if full and mine == self._epochs_started:
             _exhaust(self._iterator)  # observes the end of the epoch, so the next one can reset
             self._open = False
+
+    def _pull(self, j: int, batches: list[np.ndarray], epoch: int, first: int) -> dict[str, torch.Tensor]:
+        """The outputs of batch ``j`` of the loop. A failed batch raises the error naming the file; with
+        ``on_error="skip"`` the bad files found in the batches in flight are recorded and replaced, and the
+        graph restarts at batch ``j`` (the same draws: they are keyed on the batch number)."""
+        while True:
+            self._pulled = j - self._offset
+            try:
+                return next(self._iterator)[0]
+            except StopIteration:
+                self._drop()
+                raise RuntimeError(f"the DALI pipeline ended the epoch after {j} batches") from None
+            except Exception as exc:
+                self._drop()
+                problems = self._bad_in_flight(j - self._offset) if self._on_error == "skip" else []
+                if not problems:
+                    raise self._explain(j - self._offset, exc) from exc
+                self._skip(problems)
+                self._offset = j
+                self._start([b for b in batches[j:] if len(b)], epoch, first + j)
+
+    def inherit(self, other: "GraphRunner") -> None:
+        """Takes the files ``other`` found bad (a new runner for new crops of the same source)."""
+        self.skipped.update(other.skipped)
+        self._feed.bad |= other._feed.bad
+
+    def _bad_in_flight(self, iteration: int) -> list[Exception]:
+        """The unreadable or undecodable files of the feed's batches from ``iteration`` on that DALI had in
+        flight (local files; see :func:`~dali_multicrop.imagecheck.undecodable`)."""
+        if not isinstance(self._source, FileList):
+            return []
+        files = self._source.files
+        in_flight = range(iteration, min(iteration + self._settings.prefetch + 1, len(self._feed)))
+        candidates = [files[i] for k in in_flight for i in self._feed.batch(k)
+                      if i not in self._feed.bad and not is_s3(files[i])]
+        return undecodable(dict.fromkeys(candidates))
+
+    def _skip(self, problems: list[Exception]) -> None:
+        """Records bad files (``skipped``), warns once per file, and has the feed replace them from now on."""
+        assert isinstance(self._source, FileList)
+        position = {path: i for i, path in enumerate(self._source.files)}
+        for problem in problems:
+            path = problem.path  # type: ignore[attr-defined]
+            if path not in self.skipped:
+                self.skipped[path] = str(problem)
+                warnings.warn(f"skipping {problem} (on_error='skip': its slot in the batch holds another image "
+                              f"of the batch, with index -1)", BadImageWarning, stacklevel=4)
+            self._feed.bad.add(position[path])
 
     def close(self) -> None:
         """Ends any epoch in progress and frees the pipeline (its threads and memory) now; a later epoch
@@ -137,13 +197,8 @@ class GraphRunner:
     def _explain(self, iteration: int, exc: Exception) -> Exception:
         """Names the file behind a failed run: checks the batches that were in flight, one local file at a time
         (``s3://`` objects are left to DALI's own message)."""
-        if not isinstance(self._source, FileList):
-            return exc
-        files = self._source.files
-        in_flight = range(iteration, min(iteration + self._settings.prefetch + 1, len(self._feed)))
-        candidates = [files[i] for j in in_flight for i in self._feed.batch(j) if not is_s3(files[i])]
-        found = first_undecodable(candidates)
-        return found if found is not None else exc
+        found = self._bad_in_flight(iteration)
+        return found[0] if found else exc
 
     def _to_batch(self, outputs: dict[str, torch.Tensor], count: int) -> MultiCropBatch:
         """Everything is already on the loader's device (the graph outputs its side tensors there); the boxes

@@ -1,0 +1,141 @@
+"""Bad and awkward images: every format DALI reads decodes to what PIL shows (EXIF orientation included); every
+bad file is an error naming it and saying what is wrong; on_error="skip" keeps epochs whole."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bad_images import BAD, GOOD, reference_rgb, remove_late, write_corpus
+from conftest import coordinate_image, write_folder
+from dali_multicrop import DaliMultiCropLoader, FileList, ImageDecodeError, ImageReadError
+from dali_multicrop.imagecheck import decoder_pipeline, diagnose
+from dali_multicrop.runner import BadImageWarning
+
+CROPS = "1x32,2x16"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_supported_files_decode_to_what_pil_shows(corpus, name):
+    """The graph's decoder (DALI's, CPU) against PIL: the same RGB pixels, EXIF-rotated files turned as PIL's
+    exif_transpose shows them, 16-bit PNG scaled to 8 bits."""
+    pipe = decoder_pipeline()
+    pipe.feed_input("encoded", [np.fromfile(corpus[name], dtype=np.uint8)])
+    decoded = np.array(pipe.run()[0][0])
+    want = reference_rgb(corpus[name])
+    assert decoded.shape == want.shape
+    assert np.abs(decoded.astype(int) - want.astype(int)).max() <= 2
+    assert diagnose(str(corpus[name])) is None
+    if name.startswith("exif"):
+        assert decoded.shape == (64, 48, 3)  # stored 64 wide: shown turned
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_files_are_named_with_what_is_wrong(corpus, tmp_path, name):
+    path = tmp_path / name
+    shutil.copy(corpus[name], path)
+    remove_late({name: path})
+    problem = diagnose(str(path))
+    _, kind, words = BAD[name]
+    assert problem is not None and str(path) in str(problem)
+    assert re.search(words, str(problem)), str(problem)
+    if kind == "unreadable":
+        assert isinstance(problem, ImageReadError)
+    else:
+        assert isinstance(problem, ImageDecodeError) and problem.kind == kind
+
+
+def test_crops_follow_the_displayed_orientation(corpus, tmp_path):
+    """The evaluation view of an EXIF-rotated JPEG equals that of the same picture stored upright."""
+    upright = tmp_path / "upright"
+    upright.mkdir()
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    for k in (6, 8):
+        shutil.copy(corpus[f"exif{k}.jpg"], rotated / f"{k}.jpg")
+        Image.fromarray(reference_rgb(corpus[f"exif{k}.jpg"])).save(upright / f"{k}.png")
+    views = [next(iter(DaliMultiCropLoader.for_evaluation(str(folder), size=32, resize=36, batch_size=2,
+                                                          device="cpu"))).crops[0] for folder in (rotated, upright)]
+    assert torch.allclose(views[0], views[1], atol=1e-5)
+
+
+def test_tiny_and_very_large_images_give_crops(corpus, tmp_path):
+    gradient = np.linspace(0, 255, 8000, dtype=np.uint8)[None, :, None].repeat(6000, 0).repeat(3, 2)
+    Image.fromarray(gradient).save(tmp_path / "large.jpg", quality=80)
+    shutil.copy(corpus["tiny_8x8.png"], tmp_path / "tiny.png")
+    batch = next(iter(DaliMultiCropLoader(str(tmp_path), crops="1x64,2x32", batch_size=2, device="cpu")))
+    assert [tuple(c.shape) for c in batch.crops] == [(2, 3, 64, 64), (2, 3, 32, 32), (2, 3, 32, 32)]
+    assert torch.isfinite(batch.crops[0]).all() and (batch.boxes[..., 2:] > batch.boxes[..., :2]).all()
+
+
+def _folder_with(tmp_path, bad: dict[str, bytes], good: int = 10):
+    """``good`` coordinate JPEGs and the ``bad`` files, in one class, names sorting in order."""
+    root = write_folder(tmp_path / "data", {"c": [coordinate_image(40, 52)] * good}, fmt="jpg")
+    for name, data in bad.items():
+        (root / "c" / name).write_bytes(data)
+    return root
+
+
+def test_raise_names_the_file_every_epoch_and_a_fixed_file_heals(tmp_path, corpus):
+    root = _folder_with(tmp_path, {"004b.jpg": corpus["truncated.jpg"].read_bytes()})
+    loader = DaliMultiCropLoader(str(root), crops=CROPS, batch_size=2, device="cpu", shuffle=False)
+    for _ in range(2):  # the same named error each epoch, not a pipeline left broken
+        with pytest.raises(ImageDecodeError, match=r"004b.jpg': is a truncated JPEG"):
+            list(loader)
+    (root / "c" / "004b.jpg").write_bytes(corpus["baseline.jpg"].read_bytes())
+    assert sorted(i for b in loader for i in b.indices.tolist()) == list(range(11))
+
+
+def test_a_loop_left_early_with_a_bad_image_in_flight(tmp_path, corpus):
+    """Batches DALI computed ahead of a loop left early are finished at the next loop: a bad file among them
+    is the named error (not DALI's own), and the loop after that runs."""
+    root = _folder_with(tmp_path, {"002b.jpg": corpus["page.jpg"].read_bytes()})
+    loader = DaliMultiCropLoader(str(root), crops=CROPS, batch_size=2, device="cpu", shuffle=False, prefetch=2)
+    for _ in loader:  # batch 0 only; batch 1 (which holds the bad file) was in flight
+        break
+    with pytest.raises(ImageDecodeError, match=r"002b.jpg': is not an image: it holds HTML"):
+        next(iter(loader))
+    (root / "c" / "002b.jpg").write_bytes(corpus["baseline.jpg"].read_bytes())
+    assert sorted(i for b in loader for i in b.indices.tolist()) == list(range(11))
+
+
+def test_skip_keeps_epochs_whole_and_counts_what_it_skipped(tmp_path, corpus):
+    bad = {"001b.jpg": corpus["truncated.jpg"].read_bytes(), "005b.jpg": corpus["noise.jpg"].read_bytes(),
+           "008b.jpg": b""}
+    root = _folder_with(tmp_path, bad)
+    files = FileList.from_folder(root).files
+    bad_index = {files.index(str(root / "c" / name)) for name in bad}
+    loader = DaliMultiCropLoader(str(root), crops=CROPS, batch_size=3, device="cpu", on_error="skip", seed=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BadImageWarning)
+        for _ in range(2):
+            batches = list(loader)
+            assert [len(b.indices) for b in batches] == [3, 3, 3, 3, 1]  # 13 samples: every batch full-size
+            seen = [i for b in batches for i in b.indices.tolist()]
+            assert sorted(i for i in seen if i >= 0) == sorted(set(range(13)) - bad_index)  # good: once each
+            assert seen.count(-1) == 3
+            assert all(torch.isfinite(c).all() for b in batches for c in b.crops)
+    said = [str(w.message) for w in caught if issubclass(w.category, BadImageWarning)]
+    assert len(said) == 3, said  # once per file, not once per epoch
+    assert set(loader.skipped) == {str(root / "c" / name) for name in bad}
+    assert "truncated JPEG" in loader.skipped[str(root / "c" / "001b.jpg")]
+    assert "empty (0 bytes)" in loader.skipped[str(root / "c" / "008b.jpg")]
+
+
+def test_unsupported_format_in_a_file_list_is_named(corpus):
+    pairs = [(str(corpus["baseline.jpg"]), 0), (str(corpus["animated.gif"]), 1)]
+    with pytest.raises(ImageDecodeError, match=r"animated.gif': is a GIF file, a format DALI's decoder does not read"):
+        list(DaliMultiCropLoader(pairs, crops=CROPS, batch_size=2, device="cpu"))
+    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip', got 'ignore'"):
+        DaliMultiCropLoader(pairs, crops=CROPS, device="cpu", on_error="ignore")
