@@ -31,6 +31,11 @@ def _exif_rotated(orientation: int) -> bytes:
     return _encode(_rgb(), "JPEG", quality=95, exif=exif.tobytes())
 
 
+def _scrambled(data: bytes) -> bytes:
+    """A JPEG's markers at both ends, noise between: it looks whole but does not decode."""
+    return data[:100] + np.random.default_rng(1).integers(0, 256, 400).astype(np.uint8).tobytes() + data[-2:]
+
+
 def _half(data: bytes) -> bytes:
     return data[:len(data) // 2]
 
@@ -67,6 +72,8 @@ BAD: dict[str, tuple[Optional[Callable[[], bytes]], str, str]] = {
                  r"is not an image: it holds HTML"),
     "animated.gif": (lambda: _encode(_rgb(), "GIF"), "unsupported", "is a GIF file, a format DALI's decoder does not"),
     "removed.jpg": (None, "unreadable", "it does not exist"),
+    "corrupt.jpg": (lambda: _scrambled(_encode(_rgb(), "JPEG", quality=95)), "corrupt",
+                    r"is a JPEG file DALI cannot decode \(corrupt\?\)"),
 }
 """Files that fail: name -> (bytes, or None for a file removed after listing; kind; words of the message)."""
 

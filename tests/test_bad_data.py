@@ -139,3 +139,47 @@ def test_unsupported_format_in_a_file_list_is_named(corpus):
         list(DaliMultiCropLoader(pairs, crops=CROPS, batch_size=2, device="cpu"))
     with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip', got 'ignore'"):
         DaliMultiCropLoader(pairs, crops=CROPS, device="cpu", on_error="ignore")
+
+
+def test_check_data_reports_every_bad_and_awkward_file(corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from dali_multicrop.cli import app
+
+    data = tmp_path / "data" / "c"
+    data.mkdir(parents=True)
+    for name, path in corpus.items():
+        shutil.copy(path, data / name)
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["check-data", str(tmp_path / "data"), "--min-size", "32", "--report",
+                                      str(report)])
+    assert result.exit_code == 1, result.output
+    found = __import__("json").loads(report.read_text())["found"]
+    names = {k: sorted(__import__("os").path.basename(p) for p in v) for k, v in found.items()}
+    assert names["unreadable"] == ["empty.jpg"]
+    # removed.jpg is there (it is removed only after listing in the loader tests); GIFs are not listed as images
+    assert names["undecodable"] == ["corrupt.jpg", "noise.jpg", "page.jpg", "truncated.jpg", "truncated.png"]
+    assert names["tiny"] == ["tiny_8x8.png"] and names["cmyk"] == ["cmyk.jpg"]
+    assert names["grayscale"] == ["grayscale.jpg", "sixteen_bit.png"]
+    assert "training would stop" in result.output and "FAIL undecodable  5" in result.output
+    good = tmp_path / "good" / "c"
+    good.mkdir(parents=True)
+    shutil.copy(corpus["baseline.jpg"], good / "a.jpg")
+    assert CliRunner().invoke(app, ["check-data", str(tmp_path / "good"), "--min-size", "8"]).exit_code == 0
+
+
+def test_check_files_names_a_file_removed_after_listing_and_a_bad_one_mid_batch(corpus, tmp_path):
+    from dali_multicrop.datacheck import check_files
+
+    paths = []
+    for k in range(150):  # three batches of 64: the bad file sits in the middle one
+        paths.append(str(tmp_path / f"{k:03d}.jpg"))
+        shutil.copy(corpus["baseline.jpg"], paths[-1])
+    shutil.copy(corpus["corrupt.jpg"], paths[100])  # passes the first pass (markers fine), fails to decode
+    (tmp_path / "gone.jpg").write_bytes(b"")
+    __import__("os").remove(tmp_path / "gone.jpg")
+    report = check_files(paths + [str(tmp_path / "gone.jpg")], min_size=8, threads=2, batch=64)
+    assert list(report.found["undecodable"]) == [paths[100]]
+    assert "is a JPEG file DALI cannot decode" in report.found["undecodable"][paths[100]]
+    assert "does not exist" in report.found["unreadable"][str(tmp_path / "gone.jpg")]
+    assert report.fails_training and report.files == 151

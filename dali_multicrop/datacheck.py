@@ -1,0 +1,177 @@
+"""``dali-multicrop check-data``: scans a dataset for files that would stop training, and for awkward ones.
+
+Two passes. The first reads each file's head and tail on a thread pool (format by magic bytes, JPEG/PNG cut
+short, PIL's header for size and colour mode). The second decodes every file with DALI's CPU decoder on all
+cores, in batches, as training would; a batch that fails is checked one file at a time
+(:func:`~dali_multicrop.imagecheck.diagnose`) to name the culprit, and the scan goes on.
+
+Categories: ``unreadable`` (missing, unreadable, empty) and ``undecodable`` (not an image, unsupported format,
+truncated, corrupt) would fail training; ``tiny`` (shorter side below ``min_size``), ``grayscale`` and
+``cmyk`` decode fine (to RGB) and are reported for a look.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from .imagecheck import ImageReadError, decoder_pipeline, diagnose
+
+__all__ = ["DataReport", "check_files", "FAILING", "NOTED"]
+
+FAILING = ("unreadable", "undecodable")
+"""Categories that would stop training."""
+NOTED = ("tiny", "grayscale", "cmyk")
+"""Categories that decode (to RGB) but deserve a look."""
+
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+@dataclass
+class DataReport:
+    """What a scan found: ``files`` scanned, per category the files and why, and the time it took."""
+
+    files: int
+    seconds: float
+    found: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in FAILING + NOTED})
+
+    @property
+    def fails_training(self) -> bool:
+        return any(self.found[k] for k in FAILING)
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.seconds if self.seconds > 0 else float("inf")
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.found.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"files": self.files, "seconds": round(self.seconds, 3), "files_per_s": round(self.files_per_s, 1),
+                "fails_training": self.fails_training, "counts": self.counts(), "found": self.found}
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+
+
+def _head(path: str, min_size: int) -> tuple[Optional[str], str, list[tuple[str, str]]]:
+    """First pass on one file: ``(failing category or None, reason, [(noted category, reason)])``."""
+    problem = diagnose(path, decoder=_NO_DECODE)
+    if problem is not None:
+        return ("unreadable" if isinstance(problem, ImageReadError) else "undecodable"), str(problem), []
+    notes: list[tuple[str, str]] = []
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            mode, (width, height) = image.mode, image.size
+    except Exception:  # PIL does not know every format DALI reads; the decode pass decides
+        return None, "", notes
+    if mode == "CMYK":
+        notes.append(("cmyk", "CMYK JPEG: decoders may convert its colours differently"))
+    elif mode in _GRAY_MODES:
+        notes.append(("grayscale", f"one channel ({mode}): decoded to gray RGB"))
+    if min(width, height) < min_size:
+        notes.append(("tiny", f"{width}x{height} px, shorter side below {min_size}"))
+    return None, "", notes
+
+
+class _NoDecode:
+    """Stands in for a decoder in the first pass: every check of :func:`diagnose` but the decoding."""
+
+    def feed_input(self, name: str, data: Any) -> None:
+        pass
+
+    def run(self) -> None:
+        pass
+
+
+_NO_DECODE = _NoDecode()
+
+
+def _decode_pass(paths: Sequence[str], threads: int, batch: int, tick: Callable[[int], None]) -> dict[str, str]:
+    """Decodes ``paths`` with DALI (CPU, ``threads`` threads) in batches; the undecodable ones with why."""
+    from ._dali import dali_modules
+    from ._system import release_freed_memory
+    from .feed import encode_path
+
+    dali, fn, types = dali_modules()
+    failed: dict[str, str] = {}
+    chunks = [list(paths[i:i + batch]) for i in range(0, len(paths), batch)]
+    ahead = 2  # batches DALI decodes ahead: where a failure shows, these may hold the culprit too
+
+    def build(todo: list[list[str]]) -> Any:
+        def source(info: Any) -> list[np.ndarray]:
+            if info.iteration >= len(todo):
+                raise StopIteration
+            return [encode_path(p) for p in todo[info.iteration]]
+
+        pipe = dali.Pipeline(batch_size=batch, num_threads=threads, device_id=None, prefetch_queue_depth=ahead,
+                             exec_dynamic=True)
+        with pipe:
+            names = fn.external_source(source=source, batch=True, batch_info=True, dtype=types.UINT8)
+            decoded = fn.decoders.image(fn.io.file.read(names), device="cpu", output_type=types.RGB)
+            pipe.set_outputs(decoded.shape())
+        pipe.build()
+        return pipe
+
+    start = 0
+    while start < len(chunks):
+        todo = chunks[start:]
+        pipe = build(todo)
+        done = 0
+        try:
+            for chunk in todo:
+                pipe.run()
+                tick(len(chunk))
+                done += 1
+            start = len(chunks)
+        except Exception:  # a file failed: name the culprits among the batches in flight, go on after them
+            decoder = decoder_pipeline()
+            suspects = todo[done:done + ahead + 1]
+            for path in (p for chunk in suspects for p in chunk):
+                problem = diagnose(path, decoder)
+                if problem is not None:
+                    failed[path] = str(problem)
+                    decoder = decoder_pipeline()
+            tick(sum(len(chunk) for chunk in suspects))
+            start += done + len(suspects)
+        finally:
+            del pipe
+            release_freed_memory()
+    return failed
+
+
+def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1, batch: int = 64,
+                tick: Callable[[int], None] = lambda n: None) -> DataReport:
+    """Scans ``paths`` (see the module); ``tick(n)`` after every ``n`` files of each pass (a progress bar
+    counts ``2 * len(paths)``)."""
+    start = time.perf_counter()
+    report = DataReport(files=len(paths), seconds=0.0)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        heads = []
+        for path, head in zip(paths, pool.map(lambda p: _head(p, min_size), paths)):
+            heads.append(head)
+            tick(1)
+    to_decode = []
+    for path, (category, reason, notes) in zip(paths, heads):
+        if category is not None:
+            report.found[category][path] = reason
+            continue
+        to_decode.append(path)
+        for noted, why in notes:
+            report.found[noted][path] = why
+    tick(len(paths) - len(to_decode))
+    for path, reason in _decode_pass(to_decode, threads, batch, tick).items():
+        report.found["undecodable"][path] = reason
+        for noted in NOTED:
+            report.found[noted].pop(path, None)
+    report.seconds = time.perf_counter() - start
+    return report
+
