@@ -306,7 +306,8 @@ def preview(
     loader = DaliMultiCropLoader(files, crops=spec, batch_size=min(images, len(files)), device="auto", seed=seed,
                                  shard_id=0, num_shards=1)
     batch = next(iter(loader))
-    path = render_preview(batch, generator(batch), files.files, out, tile=tile, mean=loader.mean, std=loader.std)
+    path = render_preview(batch, generator(batch), files.files, out, tile=tile, mean=loader.mean, std=loader.std,
+                          num_global=loader.spec.num_global)
     width, height = preview_size(batch.batch_size, spec.num_crops, levels, tile)
     typer.echo(f"preview: {path} ({width}x{height} px, {batch.batch_size} images, {spec.num_crops} crops, "
                f"{levels} levels of '{strategy}' masks)")

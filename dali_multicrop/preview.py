@@ -3,7 +3,8 @@
 Layout (``tile`` pixels a cell): one block of ``1 + L`` rows per image, ``1 + n_crops`` columns.
 Row 0: the source (letterboxed) with every crop's window drawn in that crop's colour (``*`` = flipped),
 then the crops as the loader returns them. Row ``1 + l``: the masks of level ``l`` over each crop — hidden
-patches dimmed, context patches clear with a blue edge, each target block filled in its own colour. What a
+patches dimmed, context patches clear with a white edge, each target block filled in its own colour (never blue
+or white); crop cells are labelled with their number, G(lobal) or L(ocal) and size. What a
 strategy adds is drawn too: ``global_with_local_context`` labels the crops whose tokens join global crop 0's
 context; ``cross_crop_prediction`` shows, on every other crop ``j``, ``cross_context[(0, j)]`` (its context
 without what shows crop 0's targets) and, on crop 0, the targets any other crop can see.
@@ -12,7 +13,7 @@ without what shows crop 0's targets) and, on crop 0, the targets any other crop 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +26,12 @@ __all__ = ["render_preview", "preview_size"]
 
 _PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
             (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)]
+"""Crop colours (windows and cell frames)."""
+_TARGETS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (245, 130, 48), (240, 50, 230), (210, 245, 60),
+            (250, 190, 212), (170, 110, 40)]
+"""Target-block fills: no blue or white, which would read as the context's edge."""
+_EDGE = (255, 255, 255)
+"""The context's edge: white."""
 
 
 def preview_size(num_images: int, num_crops: int, num_levels: int, tile: int) -> tuple[int, int]:
@@ -50,12 +57,12 @@ def _mask_overlay(pixels: np.ndarray, context: np.ndarray, targets: np.ndarray) 
     out[~visible] *= 0.3
     for t in range(targets.shape[0]):
         sel = targets[t][cell]
-        colour = np.array(_PALETTE[t % len(_PALETTE)], dtype=np.float32)
+        colour = np.array(_TARGETS[t % len(_TARGETS)], dtype=np.float32)
         out[sel] = 0.45 * out[sel] + 0.55 * colour
     edge = np.zeros_like(visible)
     edge[:-1] |= visible[:-1] != visible[1:]
     edge[:, :-1] |= visible[:, :-1] != visible[:, 1:]
-    out[edge] = (40, 120, 255)
+    out[edge] = _EDGE
     return out.clip(0, 255).astype(np.uint8)
 
 
@@ -77,10 +84,29 @@ def _strategy_view(masks: MultiCropMasks, i: int, level: int, k: int) -> tuple[n
     return context, targets, ""
 
 
+def _label(draw: "Any", xy: tuple[float, float], text: str, colour: tuple[int, int, int]) -> None:
+    """``text`` on a dark box, so it reads over any picture."""
+    left, top, right, bottom = draw.textbbox(xy, text)
+    draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=(0, 0, 0))
+    draw.text(xy, text, fill=colour)
+
+
+def _window_label_at(box: Sequence[float], i: int, ox: int, oy: int, w: int, h: int) -> tuple[float, float]:
+    """Where crop ``i``'s number goes on its window: the corners in turn (then stepped inwards), so that
+    windows sharing a corner on a small thumbnail do not print over each other."""
+    x_a, y_a, x_b, y_b = box
+    corner, step = i % 4, 11 * (i // 4)
+    x = ox + (x_a * w + 2 + step if corner in (0, 2) else x_b * w - 12 - step)
+    y = oy + (y_a * h + 1 if corner in (0, 1) else y_b * h - 12)
+    return x, y
+
+
 def render_preview(batch: MultiCropBatch, masks: MultiCropMasks, files: Sequence[str], out: Path, tile: int = 128,
-                   mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Path:
+                   mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                   num_global: int = 1) -> Path:
     """Draws ``batch`` (crops, boxes, flips) and ``masks`` as one PNG at ``out``; ``files[k]`` is the source
-    of ``batch.indices[k]``'s image. Returns ``out``."""
+    of ``batch.indices[k]``'s image; the first ``num_global`` crops are labelled global (G), the rest local
+    (L), with their size. Returns ``out``."""
     from PIL import Image, ImageDraw
 
     n_img, n_crops = batch.batch_size, batch.num_crops
@@ -101,10 +127,13 @@ def render_preview(batch: MultiCropBatch, masks: MultiCropMasks, files: Sequence
             x_a, y_a, x_b, y_b = boxes[k, i]
             colour = _PALETTE[i % len(_PALETTE)]
             draw.rectangle([ox + x_a * w, y0 + oy + y_a * h, ox + x_b * w - 1, y0 + oy + y_b * h - 1], outline=colour)
-            draw.text((ox + x_a * w + 2, y0 + oy + y_a * h + 1), f"{i}{'*' if flipped[k, i] else ''}", fill=colour)
+            _label(draw, _window_label_at(boxes[k, i], i, ox, y0 + oy, w, h), f"{i}{'*' if flipped[k, i] else ''}",
+                   colour)
             pixels = _crop_pixels(batch.crops[i][k], mean, std)
             canvas.paste(Image.fromarray(pixels).resize((tile, tile), Image.Resampling.NEAREST), ((1 + i) * tile, y0))
             draw.rectangle([(1 + i) * tile, y0, (2 + i) * tile - 1, y0 + tile - 1], outline=colour)
+            kind = "G" if i < num_global else "L"
+            _label(draw, ((1 + i) * tile + 3, y0 + 3), f"{i} {kind} {pixels.shape[0]}px", colour)
             for level in range(levels):
                 context, targets, note = _strategy_view(masks, i, level, k)
                 overlay = _mask_overlay(pixels, context, targets)
@@ -113,7 +142,7 @@ def render_preview(batch: MultiCropBatch, masks: MultiCropMasks, files: Sequence
                 if note:
                     draw.text((x + 3, y + tile - 14), note, fill=(120, 255, 120))
         for level in range(levels):
-            draw.text((6, y0 + (1 + level) * tile + 6), f"level {level}\ndim: hidden\nblue edge: context\n"
+            draw.text((6, y0 + (1 + level) * tile + 6), f"level {level}\ndim: hidden\nwhite edge: context\n"
                                                          f"colours: targets\n{masks.strategy}", fill=(220, 220, 220))
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out, format="PNG")
