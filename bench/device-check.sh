@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, prepared for a lent device machine (bring DALI first: ../shared/device/README.md; build the
-# kit with EXTRA="psutil matplotlib timm" so that step 6 can run the training examples).
+# kit with EXTRA="psutil matplotlib timm braceexpand" so that step 6 can run the training examples and step 3
+# the tar-shard source).
 # Run from the repository root in the same call as the kit's last part:
 #   bash .devkit/pN/kit.sh && bash bench/device-check.sh
 # Order: the GPU benchmark first (the figure that matters), then the gpu-marked tests, then the masks timing.
@@ -61,6 +62,8 @@ timeout 60 "${bench[@]}" --crops 2x224,6x96 --backend dali-gpu --masks global_on
   2>&1 | tee "$out/bench-masks.log" | grep -E "│|error" | tail -4
 timeout 60 "${bench[@]}" --crops dino --backend dali-gpu --out "$out/bench-dino" \
   2>&1 | tee "$out/bench-dino.log" | grep -E "│|error" | tail -4
+timeout 90 "${bench[@]}" --crops 2x224,6x96 --backend dali-gpu --source tar --source arrays \
+  --out "$out/bench-sources" 2>&1 | tee "$out/bench-sources.log" | grep -E "│|error" | tail -4
 
 step "4. gpu-marked tests (warnings shown, not errors: another torch and Python than CI's)"
 timeout 150 python3 -m pytest -q -m gpu -W default -p no:cacheprovider 2>&1 | tee "$out/gpu-tests.log" | tail -6
