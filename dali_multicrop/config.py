@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional, Union
 
 import yaml
 
+from ._checks import check_int
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
 
@@ -49,9 +50,10 @@ class _Bad(Exception):
 
 def _int(minimum: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise _Bad(f"an integer >= {minimum}")
-        return value
+        try:
+            return check_int("value", value, minimum)  # the one integer rule of every argument
+        except ValueError:
+            raise _Bad(f"an integer >= {minimum}") from None
     return check
 
 

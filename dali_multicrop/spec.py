@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Optional, Sequence, Union
 
-import numpy as np
 
 from ._checks import check_int, check_probability, check_range
 
@@ -199,11 +198,12 @@ class MultiCropSpec:
         if total > MAX_CROPS:
             raise ValueError(f"{total} crops per image is more than the {MAX_CROPS} one graph is built for (each crop "
                              f"is its own chain of operators; a typo such as '600x96' for '6x96'?)")
-        n = self.num_global_groups
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or not 1 <= n <= len(groups):
+        n = check_int("MultiCropSpec.num_global_groups", self.num_global_groups, 1)
+        if n > len(groups):
             raise ValueError(f"MultiCropSpec.num_global_groups must be in [1, {len(groups)}] (the number of "
                              f"groups), got {n!r}")
         object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "num_global_groups", n)
 
     @classmethod
     def parse(cls, spec: str) -> "MultiCropSpec":
