@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Optional, Sequence, Union
 
-
 from ._checks import check_int, check_probability, check_range
 
 __all__ = [
