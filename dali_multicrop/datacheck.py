@@ -1,9 +1,9 @@
 """``dali-multicrop check-data``: scans a dataset for files that would stop training, and for awkward ones.
 
 Two passes. The first reads each file's head and tail on a thread pool (format by magic bytes, JPEG/PNG cut
-short, PIL's header for size and colour mode). The second decodes every file with DALI's CPU decoder on all
-cores, in batches, as training would; a batch that fails is checked one file at a time
-(:func:`~dali_multicrop.imagecheck.diagnose`) to name the culprit, and the scan goes on.
+short, PIL's header for size and colour mode). The second decodes every file with DALI's CPU decoder, one
+file at a time, in a process per core (see :func:`_decode_pass` for why), naming each file that fails
+(:func:`~dali_multicrop.imagecheck.diagnose`).
 
 Categories: ``unreadable`` (missing, unreadable, empty) and ``undecodable`` (not an image, unsupported format,
 truncated, corrupt) would fail training; ``tiny`` (shorter side below ``min_size``), ``grayscale`` and
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
 
 from .imagecheck import ImageReadError, decoder_pipeline, diagnose
 
@@ -95,56 +94,60 @@ class _NoDecode:
 _NO_DECODE = _NoDecode()
 
 
+_WORKER_DECODER: list[Any] = []
+
+
+def _decode_chunk(paths: list[str]) -> dict[str, str]:
+    """In a worker process: each file decoded alone by DALI's CPU decoder; the failures with why."""
+    if not _WORKER_DECODER:
+        _WORKER_DECODER.append(decoder_pipeline())
+    failed = {}
+    for path in paths:
+        problem = diagnose(path, _WORKER_DECODER[0])
+        if problem is not None:
+            failed[path] = str(problem)
+            _WORKER_DECODER[0] = decoder_pipeline()  # a pipeline that failed is not reused
+    return failed
+
+
 def _decode_pass(paths: Sequence[str], threads: int, batch: int, tick: Callable[[int], None]) -> dict[str, str]:
-    """Decodes ``paths`` with DALI (CPU, ``threads`` threads) in batches; the undecodable ones with why."""
-    from ._dali import dali_modules
-    from ._system import release_freed_memory
-    from .feed import encode_path
+    """Decodes ``paths`` with DALI's CPU decoder in ``threads`` worker processes, one file at a time; the
+    undecodable ones with why.
 
-    dali, fn, types = dali_modules()
+    One file at a time and in processes, not in DALI batches: DALI 2.4's CPU decoder can crash the whole process
+    (a segmentation fault) when a corrupt JPEG is decoded within a large batch (seen with batches of 64 on 2
+    threads and of 256 on 1; one image at a time it never did in 900 tries). A worker that crashes all the same
+    takes only its files with it: they are checked again one per process, and a file that crashes its process
+    alone is reported as such."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     failed: dict[str, str] = {}
+    # no fork of a process that may hold DALI's threads: workers fork from a clean server that imported this once
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+
+    def run(chunks: list[list[str]], workers: int) -> list[list[str]]:
+        """Runs the chunks; returns those a crash left unchecked."""
+        left = []
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [(chunk, pool.submit(_decode_chunk, chunk)) for chunk in chunks]
+            for chunk, future in futures:
+                try:
+                    failed.update(future.result())
+                    tick(len(chunk))
+                except BrokenProcessPool:
+                    left.append(chunk)
+        return left
+
     chunks = [list(paths[i:i + batch]) for i in range(0, len(paths), batch)]
-    ahead = 2  # batches DALI decodes ahead: where a failure shows, these may hold the culprit too
-
-    def build(todo: list[list[str]]) -> Any:
-        def source(info: Any) -> list[np.ndarray]:
-            if info.iteration >= len(todo):
-                raise StopIteration
-            return [encode_path(p) for p in todo[info.iteration]]
-
-        pipe = dali.Pipeline(batch_size=batch, num_threads=threads, device_id=None, prefetch_queue_depth=ahead,
-                             exec_dynamic=True)
-        with pipe:
-            names = fn.external_source(source=source, batch=True, batch_info=True, dtype=types.UINT8)
-            decoded = fn.decoders.image(fn.io.file.read(names), device="cpu", output_type=types.RGB)
-            pipe.set_outputs(decoded.shape())
-        pipe.build()
-        return pipe
-
-    start = 0
-    while start < len(chunks):
-        todo = chunks[start:]
-        pipe = build(todo)
-        done = 0
-        try:
-            for chunk in todo:
-                pipe.run()
-                tick(len(chunk))
-                done += 1
-            start = len(chunks)
-        except Exception:  # a file failed: name the culprits among the batches in flight, go on after them
-            decoder = decoder_pipeline()
-            suspects = todo[done:done + ahead + 1]
-            for path in (p for chunk in suspects for p in chunk):
-                problem = diagnose(path, decoder)
-                if problem is not None:
-                    failed[path] = str(problem)
-                    decoder = decoder_pipeline()
-            tick(sum(len(chunk) for chunk in suspects))
-            start += done + len(suspects)
-        finally:
-            del pipe
-            release_freed_memory()
+    left = run(chunks, max(1, threads))
+    for path in (p for chunk in left for p in chunk):  # after a crash: each file in a process of its own
+        if run([[path]], 1):
+            failed[path] = (f"cannot decode image '{path}': it crashes DALI's decoder (the process died); a "
+                            f"corrupt file: remove or re-encode it")
+            tick(1)
     return failed
 
 

@@ -72,10 +72,12 @@ BAD: dict[str, tuple[Optional[Callable[[], bytes]], str, str]] = {
                  r"is not an image: it holds HTML"),
     "animated.gif": (lambda: _encode(_rgb(), "GIF"), "unsupported", "is a GIF file, a format DALI's decoder does not"),
     "removed.jpg": (None, "unreadable", "it does not exist"),
+    "unreadable.jpg": (None, "unreadable", "Is a directory"),
     "corrupt.jpg": (lambda: _scrambled(_encode(_rgb(), "JPEG", quality=95)), "corrupt",
                     r"is a JPEG file DALI cannot decode \(corrupt\?\)"),
 }
-"""Files that fail: name -> (bytes, or None for a file removed after listing; kind; words of the message)."""
+"""Files that fail: name -> (bytes, or None for a file removed or made unreadable after listing; kind; words of
+the message)."""
 
 
 def write_corpus(folder: Path, names: Optional[list[str]] = None) -> dict[str, Path]:
@@ -92,9 +94,13 @@ def write_corpus(folder: Path, names: Optional[list[str]] = None) -> dict[str, P
 
 
 def remove_late(paths: dict[str, Path]) -> None:
-    """Removes the files that are to vanish after the dataset was listed."""
+    """Removes the file that is to vanish after the dataset was listed, and makes the one to become unreadable
+    a folder (tests run as root, whom no file permission stops)."""
     if "removed.jpg" in paths and paths["removed.jpg"].exists():
         os.remove(paths["removed.jpg"])
+    if "unreadable.jpg" in paths and paths["unreadable.jpg"].is_file():
+        os.remove(paths["unreadable.jpg"])
+        os.mkdir(paths["unreadable.jpg"])
 
 
 def reference_rgb(path: Path) -> np.ndarray:

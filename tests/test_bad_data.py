@@ -172,10 +172,12 @@ def test_check_files_names_a_file_removed_after_listing_and_a_bad_one_mid_batch(
     from dali_multicrop.datacheck import check_files
 
     paths = []
-    for k in range(150):  # three batches of 64: the bad file sits in the middle one
+    for k in range(150):  # three chunks of 64 for the worker processes: the bad file sits in the middle one
         paths.append(str(tmp_path / f"{k:03d}.jpg"))
         shutil.copy(corpus["baseline.jpg"], paths[-1])
-    shutil.copy(corpus["corrupt.jpg"], paths[100])  # passes the first pass (markers fine), fails to decode
+    # passes the first pass (markers fine), fails to decode; decoded in a batch of 64 on 2 threads, DALI 2.4
+    # crashes the process on it now and then, which is why check-data decodes one file at a time in workers
+    shutil.copy(corpus["corrupt.jpg"], paths[100])
     (tmp_path / "gone.jpg").write_bytes(b"")
     __import__("os").remove(tmp_path / "gone.jpg")
     report = check_files(paths + [str(tmp_path / "gone.jpg")], min_size=8, threads=2, batch=64)
