@@ -2,7 +2,7 @@
 
 Two passes. The first reads each file's head and tail on a thread pool (format by magic bytes, JPEG/PNG cut
 short, PIL's header for size and colour mode). The second decodes every file with DALI's CPU decoder, one
-file at a time, in a process per core (see :func:`_decode_pass` for why), naming each file that fails
+file at a time, in a process per core (see :mod:`dali_multicrop.validation` for why), naming each file that fails
 (:func:`~dali_multicrop.imagecheck.diagnose`).
 
 Categories: ``unreadable`` (missing, unreadable, empty) and ``undecodable`` (not an image, unsupported format,
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 
-from .imagecheck import ImageReadError, decoder_pipeline, diagnose
+from .imagecheck import ImageReadError, diagnose
+from .validation import decode_in_workers
 
 __all__ = ["DataReport", "check_files", "FAILING", "NOTED"]
 
@@ -94,63 +95,6 @@ class _NoDecode:
 _NO_DECODE = _NoDecode()
 
 
-_WORKER_DECODER: list[Any] = []
-
-
-def _decode_chunk(paths: list[str]) -> dict[str, str]:
-    """In a worker process: each file decoded alone by DALI's CPU decoder; the failures with why."""
-    if not _WORKER_DECODER:
-        _WORKER_DECODER.append(decoder_pipeline())
-    failed = {}
-    for path in paths:
-        problem = diagnose(path, _WORKER_DECODER[0])
-        if problem is not None:
-            failed[path] = str(problem)
-            _WORKER_DECODER[0] = decoder_pipeline()  # a pipeline that failed is not reused
-    return failed
-
-
-def _decode_pass(paths: Sequence[str], threads: int, batch: int, tick: Callable[[int], None]) -> dict[str, str]:
-    """Decodes ``paths`` with DALI's CPU decoder in ``threads`` worker processes, one file at a time; the
-    undecodable ones with why.
-
-    One file at a time and in processes, not in DALI batches: DALI 2.4's CPU decoder can crash the whole process
-    (a segmentation fault) when a corrupt JPEG is decoded within a large batch (seen with batches of 64 on 2
-    threads and of 256 on 1; one image at a time it never did in 900 tries). A worker that crashes all the same
-    takes only its files with it: they are checked again one per process, and a file that crashes its process
-    alone is reported as such."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    failed: dict[str, str] = {}
-    # no fork of a process that may hold DALI's threads: workers fork from a clean server that imported this once
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-
-    def run(chunks: list[list[str]], workers: int) -> list[list[str]]:
-        """Runs the chunks; returns those a crash left unchecked."""
-        left = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [(chunk, pool.submit(_decode_chunk, chunk)) for chunk in chunks]
-            for chunk, future in futures:
-                try:
-                    failed.update(future.result())
-                    tick(len(chunk))
-                except BrokenProcessPool:
-                    left.append(chunk)
-        return left
-
-    chunks = [list(paths[i:i + batch]) for i in range(0, len(paths), batch)]
-    left = run(chunks, max(1, threads))
-    for path in (p for chunk in left for p in chunk):  # after a crash: each file in a process of its own
-        if run([[path]], 1):
-            failed[path] = (f"cannot decode image '{path}': it crashes DALI's decoder (the process died); a "
-                            f"corrupt file: remove or re-encode it")
-            tick(1)
-    return failed
-
-
 def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1, batch: int = 64,
                 tick: Callable[[int], None] = lambda n: None) -> DataReport:
     """Scans ``paths`` (see the module); ``tick(n)`` after every ``n`` files of each pass (a progress bar
@@ -171,7 +115,7 @@ def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1, batc
         for noted, why in notes:
             report.found[noted][path] = why
     tick(len(paths) - len(to_decode))
-    for path, reason in _decode_pass(to_decode, threads, batch, tick).items():
+    for path, reason in decode_in_workers(to_decode, threads, batch, tick).items():
         report.found["undecodable"][path] = reason
         for noted in NOTED:
             report.found[noted].pop(path, None)

@@ -8,7 +8,7 @@ vectorised numpy calls per batch, whatever the number of crops).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -86,6 +86,10 @@ class EpochFeed:
         self._batches: Sequence[np.ndarray] = ()
         self._pad_to = 0
         self._stopped = False
+        self.validator: Optional[Any] = None
+        """A :class:`~dali_multicrop.validation.FileValidator`: files proven decodable before DALI reads them."""
+        self.on_bad: Callable[[int, str], None] = lambda index, why: None
+        """Called with (sample index, why) for each bad file the validator finds (it is then in :attr:`bad`)."""
         self.bad: set[int] = set()
         """Samples known to be unreadable (``on_error="skip"``): each is replaced by a good image of its batch
         and reported with index -1."""
@@ -130,6 +134,8 @@ class EpochFeed:
             draws = _draw_outputs(self.draws(iteration))
             short = self._pad_to - len(indices)
             return tuple(np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) if short > 0 else a for a in draws)
+        if self.validator is not None:
+            self._validate(iteration)
         read, shown = self._substitute(indices) if self.bad else (indices, indices)
         labels = self._labels[read] if self._dataset is None else None
         if self._dataset is not None:
@@ -141,6 +147,16 @@ class EpochFeed:
         if self._spec is None:
             return head, shown.astype(np.int64)
         return (head, shown.astype(np.int64), labels, *_draw_outputs(self.draws(iteration)))
+
+    def _validate(self, iteration: int) -> None:
+        """Has the validator check the next batches, and waits for this one's files; bad ones go to ``bad``."""
+        assert self.validator is not None
+        for k in range(iteration, min(iteration + 1 + self._ahead, len(self._batches))):
+            self.validator.submit(self._batches[k])
+        for index, why in self.validator.wait(self._batches[iteration]).items():
+            if index not in self.bad:
+                self.on_bad(index, why)  # may raise (on_error="raise"): then nothing of this batch is read
+                self.bad.add(index)
 
     def _substitute(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(samples to read, indices to report)``: a known-bad sample is read as the batch's first good one

@@ -110,6 +110,12 @@ class DaliMultiCropLoader:
             "skip" replaces it, in its batch, by another image of that batch (its own crops; ``indices`` -1 for
             that slot, so the good samples are still each seen once per epoch), warns once per file
             (``BadImageWarning``) and lists it in :attr:`skipped`. Image folders and file lists only.
+        validate: decode each file once, one at a time, in worker processes (one per DALI thread), before the
+            graph first reads it; bad files then take the ``on_error`` path without reaching DALI's batch
+            decoder, which can crash the whole process on some corrupt JPEGs (DALI 2.4, see
+            :mod:`dali_multicrop.validation`). Costs one more decode per file in the first epoch only (measured on
+            2 CPU cores: 104 vs 131 img/s in that epoch). Image folders and file lists; default: True with
+            ``on_error="skip"`` (a run that must not stop), else False.
 
     One ``for`` loop is one epoch; each new loop starts the next epoch unless :meth:`set_epoch` says which.
     """
@@ -121,7 +127,7 @@ class DaliMultiCropLoader:
                  dtype: str = "float32", mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, prefetch: int = 2,
                  hw_decoder_load: float = HW_DECODER_LOAD, curriculum: Optional[Curriculum] = None,
-                 on_error: str = "raise") -> None:
+                 on_error: str = "raise", validate: Optional[bool] = None) -> None:
         self.spec: MultiCropSpec = parse_crops(crops)
         if curriculum is not None:
             if not isinstance(curriculum, Curriculum):
@@ -153,6 +159,7 @@ class DaliMultiCropLoader:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.on_error = on_error
+        self.validate = (on_error == "skip") if validate is None else bool(validate)
         self.source: AnySource = resolve_source(source)
         if on_error == "skip" and not isinstance(self.source, (FileList, ArraySource)):
             raise ValueError(f"on_error='skip' works for image folders and file lists; a "
@@ -288,7 +295,8 @@ class DaliMultiCropLoader:
         if self._runner is None or self._runner.spec != spec:  # a new crop count: a graph without the others
             previous = self._runner
             self._runner = GraphRunner(self.source, spec, self.settings, seed=self.seed, shard=self.shard_id,
-                                       num_shards=self.num_shards, shuffle=self.plan.shuffle, on_error=self.on_error)
+                                       num_shards=self.num_shards, shuffle=self.plan.shuffle, on_error=self.on_error,
+                                       validate=self.validate)
             if previous is not None:  # bad files stay known across a change of crops
                 self._runner.inherit(previous)
         runner = self._runner

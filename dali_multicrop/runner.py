@@ -17,7 +17,8 @@ from ._system import release_freed_memory
 from .batch import MultiCropBatch
 from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
-from .imagecheck import undecodable
+from .imagecheck import ImageDecodeError, undecodable
+from .validation import CRASHED
 from .shards import TarShards
 from .storage import is_s3
 from .sources import FileList
@@ -51,10 +52,11 @@ class GraphRunner:
 
     def __init__(self, source: AnySource, spec: MultiCropSpec,
                  settings: GraphSettings, seed: int, shard: int, num_shards: int = 1, shuffle: bool = True,
-                 on_error: str = "raise") -> None:
+                 on_error: str = "raise", validate: bool = False) -> None:
         """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph;
         ``num_shards`` and ``shuffle`` set a tar reader's epochs (see :class:`~dali_multicrop.TarShards`);
-        ``on_error``: "raise" or "skip" (see the loader)."""
+        ``on_error``: "raise" or "skip"; ``validate``: decode each file once in worker processes before the graph
+        reads it (see the loader)."""
         self._on_error = on_error
         self.skipped: dict[str, str] = {}
         """Files skipped so far (``on_error="skip"``): path -> what is wrong with it."""
@@ -67,6 +69,11 @@ class GraphRunner:
         """The crops this runner's graph makes."""
         self._settings = settings
         self._feed = EpochFeed(source, spec, seed=seed, shard=shard, ahead=settings.prefetch + 1)
+        if validate and isinstance(source, FileList):
+            from .validation import FileValidator
+
+            self._feed.validator = FileValidator(source.files, settings.num_threads)
+            self._feed.on_bad = self._found_bad
         self._names = output_names(spec)  # a tar reader's graph: set per epoch
         self._device = settings.torch_device
         self._iterator: Optional[Any] = None
@@ -152,10 +159,22 @@ class GraphRunner:
                 self._offset = j
                 self._start([b for b in batches[j:] if len(b)], epoch, first + j)
 
+    def _found_bad(self, index: int, why: str) -> None:
+        """The validator found sample ``index`` bad: the named error, or (skip) recorded and warned."""
+        assert isinstance(self._source, FileList)
+        path = self._source.files[index]
+        reason = why.split(f"'{path}': ", 1)[-1]
+        problem = ImageDecodeError(path, reason, "crash" if reason == CRASHED else "corrupt")
+        if self._on_error == "raise":
+            raise problem
+        self._skip([problem])
+
     def inherit(self, other: "GraphRunner") -> None:
         """Takes the files ``other`` found bad (a new runner for new crops of the same source)."""
         self.skipped.update(other.skipped)
         self._feed.bad |= other._feed.bad
+        if other._feed.validator is not None and self._feed.validator is not None:
+            self._feed.validator = other._feed.validator  # what it proved stays proved
 
     def _bad_in_flight(self, iteration: int) -> list[Exception]:
         """The unreadable or undecodable files of the feed's batches from ``iteration`` on that DALI had in
@@ -181,9 +200,11 @@ class GraphRunner:
             self._feed.bad.add(position[path])
 
     def close(self) -> None:
-        """Ends any epoch in progress and frees the pipeline (its threads and memory) now; a later epoch
-        builds a new one."""
+        """Ends any epoch in progress and frees the pipeline (its threads and memory) and the validator's
+        workers now; a later epoch builds a new one."""
         self._feed.stop()
+        if self._feed.validator is not None:
+            self._feed.validator.close()
         self._epochs_started += 1  # a loop still holding this runner raises instead of reading on
         self._drop()
 

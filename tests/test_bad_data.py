@@ -185,3 +185,31 @@ def test_check_files_names_a_file_removed_after_listing_and_a_bad_one_mid_batch(
     assert "is a JPEG file DALI cannot decode" in report.found["undecodable"][paths[100]]
     assert "does not exist" in report.found["unreadable"][str(tmp_path / "gone.jpg")]
     assert report.fails_training and report.files == 151
+
+
+def test_validate_proves_files_before_dali_batches_them(tmp_path, corpus):
+    """A corrupt JPEG (markers fine, data garbage) in a batch of 64 on 2 threads can crash DALI 2.4's decoder,
+    process and all. validate=True decodes each file first, alone, in a worker process: the file takes the
+    on_error path and never reaches the batch decoder; later epochs do not decode again."""
+    root = tmp_path / "data" / "c"
+    root.mkdir(parents=True)
+    for k in range(150):
+        shutil.copy(corpus["baseline.jpg"], root / f"{k:03d}.jpg")
+    shutil.copy(corpus["corrupt.jpg"], root / "100.jpg")
+    common = dict(crops=CROPS, batch_size=64, device="cpu", num_threads=2, validate=True)
+    loader = DaliMultiCropLoader(str(root.parent), on_error="skip", **common)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BadImageWarning)
+        for _ in range(3):
+            batches = list(loader)
+            assert [len(b.indices) for b in batches] == [64, 64, 22]
+            seen = [i for b in batches for i in b.indices.tolist()]
+            assert seen.count(-1) == 1 and sorted(i for i in seen if i >= 0) == [i for i in range(150) if i != 100]
+    assert list(loader.skipped) == [str(root / "100.jpg")]
+    assert "DALI cannot decode (corrupt?)" in loader.skipped[str(root / "100.jpg")]
+    assert len(loader._runner._feed.validator._done) == 150  # each file decoded once over three epochs
+    loader.close()
+    strict = DaliMultiCropLoader(str(root.parent), shuffle=False, **common)
+    with pytest.raises(ImageDecodeError, match=r"100.jpg': is a JPEG file DALI cannot decode \(corrupt\?\)"):
+        list(strict)
+    strict.close()
