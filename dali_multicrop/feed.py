@@ -68,7 +68,8 @@ class EpochFeed:
 
     def __init__(self, source: AnySource, spec: Optional[MultiCropSpec] = None, seed: int = 0, shard: int = 0,
                  ahead: int = 3) -> None:
-        """``ahead``: batches of a dataset source's items fetched ahead of the one DALI asks for."""
+        """``ahead``: batches fetched (a dataset source's items) or validated (:attr:`validator`) ahead of the one
+        DALI asks for."""
         self.head = head_of(source)
         self._dataset = source if isinstance(source, DatasetSource) else None
         self._ahead = ahead
