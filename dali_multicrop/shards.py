@@ -24,6 +24,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from . import storage
+from .sample_data import default_cache_dir
 from .sharding import derive_seed
 
 __all__ = ["TarShards", "TarEpoch", "expand_shards", "index_path_for", "write_index", "INDEX_VERSION",
@@ -161,33 +162,23 @@ def _scan(shard: str) -> list[list[tuple[str, int, int, str]]]:
         return _scan_tar(f, shard, os.path.getsize(shard))
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("DALI_MULTICROP_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                                  os.path.expanduser("~/.cache"), "dali-multicrop")
-    return Path(root) / "wds-index"
-
-
 def _load_index(shard: str, index_dir: Optional[str]) -> tuple[str, list[list[tuple[str, int, int, str]]]]:
     """``(index path, samples)`` of ``shard``: its index beside it or in ``index_dir`` if there, else one made
     now into ``index_dir`` (default the user cache, keyed on the shard's path, size and time)."""
     name = index_path_for(shard).rsplit("/", 1)[-1]
-    candidates = [os.path.join(index_dir, name)] if index_dir and not storage.is_s3(index_dir) else []
-    candidates += [f"{index_dir.rstrip('/')}/{name}"] if index_dir and storage.is_s3(index_dir) else []
-    candidates.append(index_path_for(shard))
+    candidates = ([f"{index_dir.rstrip('/')}/{name}"] if index_dir else []) + [index_path_for(shard)]
     for path in candidates:
         text = storage.read_text_if_exists(path)
         if text is not None:
             return path, _parse_index(text, path)
     if storage.is_s3(shard):
         size, stamp = storage.object_size(shard), ""
-    else:
-        if not os.path.isfile(shard):
-            raise ValueError(f"tar shard '{shard}' does not exist")
+    else:  # TarShards checked that every shard exists
         stat = os.stat(shard)
         size, stamp = stat.st_size, str(stat.st_mtime_ns)
     key = hashlib.sha1(f"{os.path.abspath(shard) if not storage.is_s3(shard) else shard}|{size}|{stamp}"
                        .encode()).hexdigest()[:16]
-    folder = Path(index_dir) if index_dir and not storage.is_s3(index_dir) else _cache_dir()
+    folder = Path(index_dir) if index_dir and not storage.is_s3(index_dir) else default_cache_dir() / "wds-index"
     folder.mkdir(parents=True, exist_ok=True)
     path = str(folder / f"{key}-{name}")
     if os.path.isfile(path):

@@ -10,6 +10,7 @@ stores), which DALI's S3 client reads too. Needs ``boto3`` (``pip install "dali-
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -42,7 +43,19 @@ def endpoint() -> str:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3 (default endpoint)"
 
 
+_SETTINGS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+             "AWS_DEFAULT_REGION", "AWS_PROFILE")
+"""The environment variables a client depends on: a change makes a new one."""
+
+
 def _client() -> Any:
+    """An S3 client for the current AWS settings, made once per settings (making one takes ~0.1 s, and a source
+    of many shards asks for one per index file)."""
+    return _client_for(tuple(os.environ.get(name) for name in _SETTINGS))
+
+
+@functools.lru_cache(maxsize=4)
+def _client_for(settings: tuple[Optional[str], ...]) -> Any:
     try:
         import boto3
         from botocore.config import Config
@@ -50,7 +63,7 @@ def _client() -> Any:
         raise ImportError('s3:// sources need boto3: pip install "dali-multicrop[s3]"') from None
     config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
                     retries={"max_attempts": 2, "mode": "standard"})
-    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None, config=config)
+    return boto3.client("s3", endpoint_url=settings[0] or None, config=config)
 
 
 def _explain(exc: Exception, url: str) -> ValueError:
