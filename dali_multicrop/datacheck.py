@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-
 from .imagecheck import ImageReadError, diagnose
 from .validation import decode_in_workers
 
@@ -62,7 +61,7 @@ class DataReport:
 
 def _head(path: str, min_size: int) -> tuple[Optional[str], str, list[tuple[str, str]]]:
     """First pass on one file: ``(failing category or None, reason, [(noted category, reason)])``."""
-    problem = diagnose(path, decoder=_NO_DECODE)
+    problem = diagnose(path, decode=False)
     if problem is not None:
         return ("unreadable" if isinstance(problem, ImageReadError) else "undecodable"), str(problem), []
     notes: list[tuple[str, str]] = []
@@ -80,19 +79,6 @@ def _head(path: str, min_size: int) -> tuple[Optional[str], str, list[tuple[str,
     if min(width, height) < min_size:
         notes.append(("tiny", f"{width}x{height} px, shorter side below {min_size}"))
     return None, "", notes
-
-
-class _NoDecode:
-    """Stands in for a decoder in the first pass: every check of :func:`diagnose` but the decoding."""
-
-    def feed_input(self, name: str, data: Any) -> None:
-        pass
-
-    def run(self) -> None:
-        pass
-
-
-_NO_DECODE = _NoDecode()
 
 
 def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1, batch: int = 64,
@@ -115,8 +101,8 @@ def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1, batc
         for noted, why in notes:
             report.found[noted][path] = why
     tick(len(paths) - len(to_decode))
-    for path, reason in decode_in_workers(to_decode, threads, batch, tick).items():
-        report.found["undecodable"][path] = reason
+    for path, problem in decode_in_workers(to_decode, threads, batch, tick).items():
+        report.found["undecodable"][path] = str(problem)
         for noted in NOTED:
             report.found[noted].pop(path, None)
     report.seconds = time.perf_counter() - start

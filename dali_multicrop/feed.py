@@ -89,8 +89,9 @@ class EpochFeed:
         self._stopped = False
         self.validator: Optional[Any] = None
         """A :class:`~dali_multicrop.validation.FileValidator`: files proven decodable before DALI reads them."""
-        self.on_bad: Callable[[int, str], None] = lambda index, why: None
-        """Called with (sample index, why) for each bad file the validator finds (it is then in :attr:`bad`)."""
+        self.on_bad: Callable[[int, Exception], None] = lambda index, problem: None
+        """Called with (sample index, the error naming the file) for each bad file the validator finds (it is
+        then in :attr:`bad`)."""
         self.bad: set[int] = set()
         """Samples known to be unreadable (``on_error="skip"``): each is replaced by a good image of its batch
         and reported with index -1."""
@@ -154,9 +155,9 @@ class EpochFeed:
         assert self.validator is not None
         for k in range(iteration, min(iteration + 1 + self._ahead, len(self._batches))):
             self.validator.submit(self._batches[k])
-        for index, why in self.validator.wait(self._batches[iteration]).items():
+        for index, problem in self.validator.wait(self._batches[iteration]).items():
             if index not in self.bad:
-                self.on_bad(index, why)  # may raise (on_error="raise"): then nothing of this batch is read
+                self.on_bad(index, problem)  # may raise (on_error="raise"): then nothing of this batch is read
                 self.bad.add(index)
 
     def _substitute(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,9 @@ class ImageReadError(RuntimeError):
         super().__init__(message)
         self.path = path
 
+    def __reduce__(self) -> tuple:  # crosses process boundaries whole (check-data's and validate's workers)
+        return type(self), (str(self), self.path)
+
 
 def read_encoded(path: str) -> np.ndarray:
     """The file's bytes as a 1-D uint8 array; :class:`ImageReadError` naming the file if it can't be read."""
@@ -44,6 +47,9 @@ class ImageDecodeError(RuntimeError):
         self.path = path
         self.reason = reason
         self.kind = kind
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.path, self.reason, self.kind)
 
 
 # (magic bytes at offset 0, format name) for the formats DALI's decoder reads, then for some it does not
@@ -80,13 +86,14 @@ def _not_an_image(data: np.ndarray) -> str:
     return f"is not an image: its first bytes {head[:16]!r} match no image format"
 
 
-def diagnose(path: str, decoder: Optional[Any] = None) -> Optional[ImageReadError | ImageDecodeError]:
+def diagnose(path: str, decoder: Optional[Any] = None,
+             decode: bool = True) -> Optional[ImageReadError | ImageDecodeError]:
     """What stops DALI's CPU decoder from decoding ``path``, in words, or None when it decodes.
 
     The kinds (``ImageDecodeError.kind``): ``not_image``, ``unsupported`` (a known format DALI does not read,
     e.g. GIF), ``truncated`` (a JPEG or PNG cut short), ``corrupt`` (anything else DALI refuses);
     :class:`ImageReadError` for a file that is missing, unreadable or empty. ``decoder``: a pipeline from
-    :func:`decoder_pipeline` to reuse."""
+    :func:`decoder_pipeline` to reuse. ``decode=False``: every check but the decoding itself."""
     try:
         data = read_encoded(path)
     except ImageReadError as exc:
@@ -105,6 +112,8 @@ def diagnose(path: str, decoder: Optional[Any] = None) -> Optional[ImageReadErro
     if fmt == "PNG" and b"IEND" not in tail:
         return ImageDecodeError(path, f"is a truncated PNG: its {data.size} bytes end before the PNG's end chunk "
                                       f"(DALI decodes it with its missing rows filled in)", "truncated")
+    if not decode:
+        return None
     pipe = decoder if decoder is not None else decoder_pipeline()
     try:
         pipe.feed_input("encoded", [data])

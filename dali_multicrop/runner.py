@@ -17,8 +17,7 @@ from ._system import release_freed_memory
 from .batch import MultiCropBatch
 from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
-from .imagecheck import ImageDecodeError, undecodable
-from .validation import CRASHED
+from .imagecheck import undecodable
 from .shards import TarShards
 from .storage import is_s3
 from .sources import FileList
@@ -83,6 +82,8 @@ class GraphRunner:
     def _start(self, batches: list[np.ndarray], epoch: int, first: int) -> None:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
+        if self._tar is not None:  # the reader's epoch is fixed when the pipeline is built: a new one per epoch
+            self._drop()
         if self._iterator is not None and self._open:  # a loop left early: finish what DALI had in flight
             self._feed.stop()
             try:
@@ -92,14 +93,12 @@ class GraphRunner:
                 if self._on_error == "raise":  # a bad file there is still a bad file: named, then it is over
                     raise self._explain(self._pulled + 1, exc) from exc
         self._feed.start(batches, epoch, first, pad_to=self._settings.batch_size if self._tar is not None else 0)
-        if self._tar is not None:  # the reader's epoch is fixed when the pipeline is built
-            self._drop()
-            reader = self._tar.epoch(epoch, self._shard, self._num_shards, self._shuffle, self._seed)
-            self._names = output_names(self.spec, reader)
+        if self._iterator is None:
+            reader = None
+            if self._tar is not None:
+                reader = self._tar.epoch(epoch, self._shard, self._num_shards, self._shuffle, self._seed)
+                self._names = output_names(self.spec, reader)
             pipe = build_pipeline(self._feed, self.spec, self._settings, reader=reader)
-            self._iterator = DALIGenericIterator(pipe, self._names, auto_reset=False, prepare_first_batch=False)
-        elif self._iterator is None:
-            pipe = build_pipeline(self._feed, self.spec, self._settings)
             self._iterator = DALIGenericIterator(pipe, self._names, auto_reset=False, prepare_first_batch=False)
         else:
             self._iterator.reset()
@@ -159,12 +158,8 @@ class GraphRunner:
                 self._offset = j
                 self._start([b for b in batches[j:] if len(b)], epoch, first + j)
 
-    def _found_bad(self, index: int, why: str) -> None:
-        """The validator found sample ``index`` bad: the named error, or (skip) recorded and warned."""
-        assert isinstance(self._source, FileList)
-        path = self._source.files[index]
-        reason = why.split(f"'{path}': ", 1)[-1]
-        problem = ImageDecodeError(path, reason, "crash" if reason == CRASHED else "corrupt")
+    def _found_bad(self, index: int, problem: Exception) -> None:
+        """The validator found sample ``index`` bad: its error raised, or (skip) recorded and warned."""
         if self._on_error == "raise":
             raise problem
         self._skip([problem])

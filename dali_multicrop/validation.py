@@ -13,30 +13,23 @@ from __future__ import annotations
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .imagecheck import decoder_pipeline, diagnose
+from .imagecheck import ImageDecodeError, ImageReadError, undecodable
 
-__all__ = ["decode_in_workers", "FileValidator", "CRASHED"]
+__all__ = ["decode_in_workers", "FileValidator", "CRASHED", "Problem"]
 
 CRASHED = "it crashes DALI's decoder (the process died); a corrupt file: remove or re-encode it"
 
-_WORKER_DECODER: list[Any] = []
+Problem = Union[ImageReadError, ImageDecodeError]
+"""What is wrong with a file, naming it."""
 
 
-def _decode_chunk(paths: list[str]) -> dict[str, str]:
-    """In a worker process: each file decoded alone by DALI's CPU decoder; the failures with why."""
-    if not _WORKER_DECODER:
-        _WORKER_DECODER.append(decoder_pipeline())
-    failed = {}
-    for path in paths:
-        problem = diagnose(path, _WORKER_DECODER[0])
-        if problem is not None:
-            failed[path] = str(problem)
-            _WORKER_DECODER[0] = decoder_pipeline()  # a pipeline that failed is not reused
-    return failed
+def _decode_chunk(paths: list[str]) -> dict[str, Problem]:
+    """In a worker process: each file decoded alone by DALI's CPU decoder; the failures, by path."""
+    return {problem.path: problem for problem in undecodable(paths)}
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -46,19 +39,19 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
-def _alone(path: str) -> dict[str, str]:
+def _alone(path: str) -> dict[str, Problem]:
     """One file in a process of its own (after a crash): its failure, or nothing."""
     with _pool(1) as pool:
         try:
             return pool.submit(_decode_chunk, [path]).result()
         except BrokenProcessPool:
-            return {path: f"cannot decode image '{path}': {CRASHED}"}
+            return {path: ImageDecodeError(path, CRASHED, "crashed")}
 
 
 def decode_in_workers(paths: Sequence[str], workers: int, chunk: int = 64,
-                      tick: Callable[[int], None] = lambda n: None) -> dict[str, str]:
+                      tick: Callable[[int], None] = lambda n: None) -> dict[str, Problem]:
     """Decodes ``paths`` in ``workers`` processes, one file at a time; the undecodable ones with why."""
-    failed: dict[str, str] = {}
+    failed: dict[str, Problem] = {}
     left: list[list[str]] = []
     with _pool(max(1, workers)) as pool:
         futures = [(part, pool.submit(_decode_chunk, part))
@@ -77,7 +70,7 @@ def decode_in_workers(paths: Sequence[str], workers: int, chunk: int = 64,
 
 class FileValidator:
     """Proves the files of a :class:`~dali_multicrop.FileList` decodable before the graph reads them: batches
-    are submitted ahead (:meth:`submit`), and :meth:`wait` gives the bad ones of a batch (index -> why). Each
+    are submitted ahead (:meth:`submit`), and :meth:`wait` gives the bad ones of a batch (index -> problem). Each
     file is decoded once per validator; later epochs cost nothing."""
 
     def __init__(self, files: Sequence[str], workers: int) -> None:
@@ -85,7 +78,7 @@ class FileValidator:
         self._workers = max(1, workers)
         self._pool: Optional[ProcessPoolExecutor] = None
         self._pending: dict[int, Future] = {}
-        self._bad: dict[int, str] = {}
+        self._bad: dict[int, Problem] = {}
         self._done: set[int] = set()
 
     def submit(self, indices: np.ndarray) -> None:
@@ -99,8 +92,8 @@ class FileValidator:
         for i in todo:
             self._pending[i] = future
 
-    def wait(self, indices: np.ndarray) -> dict[int, str]:
-        """The bad files among ``indices`` (index -> why), waiting for their checks."""
+    def wait(self, indices: np.ndarray) -> dict[int, Problem]:
+        """The bad files among ``indices`` (index -> what is wrong), waiting for their checks."""
         self.submit(indices)
         position = {self._files[int(i)]: int(i) for i in indices}
         for i in (int(i) for i in indices):
@@ -113,9 +106,9 @@ class FileValidator:
                 self._pool = None
                 found = _alone(self._files[i])
             self._done.add(i)
-            for path, why in found.items():
+            for path, problem in found.items():
                 if path in position:
-                    self._bad[position[path]] = why
+                    self._bad[position[path]] = problem
         return {int(i): self._bad[int(i)] for i in indices if int(i) in self._bad}
 
     def close(self) -> None:
