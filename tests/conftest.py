@@ -56,28 +56,12 @@ def pixels(crop: torch.Tensor, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.
     return c * s + m
 
 
-def write_shards(files: list[str], labels: list[int], out: Path, per_shard: int, labelled: bool = True,
-                 name: str = "train") -> list[Path]:
-    """Writes the files as WebDataset shards ``out/<name>-NNN.tar`` of ``per_shard`` samples each (members
-    ``sNNNNN.<ext>`` and ``sNNNNN.cls``), in the given order; returns the shard paths."""
-    import io
-    import tarfile
+def write_shards(files: list[str], labels: list[int], out: Path, per_shard: int, labelled: bool = True) -> list[Path]:
+    """Writes the files as WebDataset shards ``out/train-NNN.tar`` of ``per_shard`` samples each (image and, when
+    ``labelled``, ``cls`` members), in the given order, without index files; returns the shard paths."""
+    from dali_multicrop.benchmark.sources import pack_shards
 
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for s, start in enumerate(range(0, len(files), per_shard)):
-        path = out / f"{name}-{s:03d}.tar"
-        with tarfile.open(path, "w") as tar:
-            for i in range(start, min(start + per_shard, len(files))):
-                members = [(Path(files[i]).suffix[1:], Path(files[i]).read_bytes())]
-                if labelled:
-                    members.append(("cls", str(labels[i]).encode()))
-                for ext, data in members:
-                    info = tarfile.TarInfo(f"s{i:05d}.{ext}")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-        paths.append(path)
-    return paths
+    return pack_shards(files, labels if labelled else None, out, per_shard, digits=3)
 
 
 @pytest.fixture(autouse=True)

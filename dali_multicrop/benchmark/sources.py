@@ -14,17 +14,38 @@ import io
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ..sources import ArraySource, FileList
 
-__all__ = ["SOURCES", "SAMPLES_PER_SHARD", "bench_source", "write_tar_shards"]
+__all__ = ["SOURCES", "SAMPLES_PER_SHARD", "bench_source", "pack_shards", "write_tar_shards"]
 
 SOURCES = ("folder", "arrays", "tar", "dataset")
 SAMPLES_PER_SHARD = 256
 """Samples per tar shard the benchmark writes (small shards: many shard switches per epoch, the hard case)."""
+
+
+def pack_shards(files: Sequence[str], labels: Optional[Sequence[int]], folder: Path, per_shard: int,
+                digits: int = 6) -> list[Path]:
+    """Packs ``files`` in order into ``folder/train-<s>.tar`` (``s`` with ``digits`` digits), ``per_shard``
+    samples each: members ``<index>.<ext>`` and, with ``labels``, ``<index>.cls``. No index files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s, start in enumerate(range(0, len(files), per_shard)):
+        path = folder / f"train-{s:0{digits}d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i in range(start, min(start + per_shard, len(files))):
+                members = [(Path(files[i]).suffix[1:].lower(), Path(files[i]).read_bytes())]
+                if labels is not None:
+                    members.append(("cls", str(labels[i]).encode()))
+                for ext, payload in members:
+                    info = tarfile.TarInfo(f"{i:08d}.{ext}")
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+        paths.append(path)
+    return paths
 
 
 def write_tar_shards(files: FileList, folder: Path, per_shard: int = SAMPLES_PER_SHARD) -> str:
@@ -37,17 +58,7 @@ def write_tar_shards(files: FileList, folder: Path, per_shard: int = SAMPLES_PER
     done = folder / "complete"
     if done.is_file() and done.read_text() == str(len(files)):
         return pattern
-    folder.mkdir(parents=True, exist_ok=True)
-    for s in range(count):
-        path = folder / f"train-{s:06d}.tar"
-        with tarfile.open(path, "w") as tar:
-            for i in range(s * per_shard, min((s + 1) * per_shard, len(files))):
-                data = Path(files.files[i]).read_bytes()
-                ext = Path(files.files[i]).suffix[1:].lower()
-                for name, payload in ((f"{i:08d}.{ext}", data), (f"{i:08d}.cls", str(files.labels[i]).encode())):
-                    info = tarfile.TarInfo(name)
-                    info.size = len(payload)
-                    tar.addfile(info, io.BytesIO(payload))
+    for path in pack_shards(files.files, files.labels, folder, per_shard):
         write_index(str(path))
     done.write_text(str(len(files)))
     return pattern
