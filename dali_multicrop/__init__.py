@@ -5,16 +5,46 @@ Public surface::
     from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator, MultiCropBatch, MultiCropSpec, ...
 """
 
-from .batch import MultiCropBatch
-from .curriculum import Curriculum, Ramp
-from .imagecheck import ImageDecodeError, ImageReadError
-from .loader import DaliMultiCropLoader
-from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
-from .presets import list_presets, load_preset, parse_crops
-from .dataset_source import DatasetSource
-from .shards import TarShards
-from .sources import ArraySource, FileList
-from .spec import ColorJitter, CropGroup, MultiCropSpec
+from typing import TYPE_CHECKING, Any
+
+# Where each public name lives. Imported on first use (PEP 562), so that a worker process importing one small module
+# of the package (dali_multicrop.workers) does not import torch.
+_EXPORTS = {
+    "MultiCropBatch": "batch", "Curriculum": "curriculum", "Ramp": "curriculum",
+    "ImageDecodeError": "imagecheck", "ImageReadError": "imagecheck", "DaliMultiCropLoader": "loader",
+    "IJEPA_LEVEL": "masking", "MaskLevel": "masking", "MultiCropMaskGenerator": "masking",
+    "MultiCropMasks": "masking", "masks_to_indices": "masking", "list_presets": "presets", "load_preset": "presets",
+    "parse_crops": "presets", "DatasetSource": "dataset_source", "TarShards": "shards", "ArraySource": "sources",
+    "FileList": "sources", "ColorJitter": "spec", "CropGroup": "spec", "MultiCropSpec": "spec",
+}
+
+if TYPE_CHECKING:
+    from .batch import MultiCropBatch
+    from .curriculum import Curriculum, Ramp
+    from .imagecheck import ImageDecodeError, ImageReadError
+    from .loader import DaliMultiCropLoader
+    from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
+    from .presets import list_presets, load_preset, parse_crops
+    from .dataset_source import DatasetSource
+    from .shards import TarShards
+    from .sources import ArraySource, FileList
+    from .spec import ColorJitter, CropGroup, MultiCropSpec
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dali_multicrop' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "ArraySource",

@@ -369,6 +369,7 @@ def check_data(
 
     from ._system import visible_cores
     from .datacheck import FAILING, NOTED, check_files
+    from .validation import ValidatorUnavailable
     from .sources import FileList
 
     _positive("--min-size", min_size, 1)
@@ -380,7 +381,10 @@ def check_data(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("checking", total=2 * len(files))
-        found = check_files(files, min_size=min_size, threads=threads, tick=lambda n: progress.advance(task, n))
+        try:
+            found = check_files(files, min_size=min_size, threads=threads, tick=lambda n: progress.advance(task, n))
+        except ValidatorUnavailable as exc:
+            _fail(str(exc))
     counts = found.counts()
     typer.echo(f"{found.files} files in {found.seconds:.1f} s ({found.files_per_s:,.0f} files/s, {threads} threads)")
     for category in FAILING + NOTED:

@@ -2,7 +2,7 @@
 
 Two passes. The first reads each file's head and tail on a thread pool (format by magic bytes, JPEG/PNG cut
 short, PIL's header for size and colour mode). The second decodes every file with DALI's CPU decoder, one
-file at a time, in a process per core (see :mod:`dali_multicrop.validation` for why), naming each file that fails
+file at a time, in a worker process per core (see :mod:`dali_multicrop.validation` for why), naming each file that fails
 (:func:`~dali_multicrop.imagecheck.diagnose`).
 
 Categories: ``unreadable`` (missing, unreadable, empty) and ``undecodable`` (not an image, unsupported format,
@@ -81,10 +81,12 @@ def _head(path: str, min_size: int) -> tuple[Optional[str], str, list[tuple[str,
     return None, "", notes
 
 
-def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1, batch: int = 64,
+def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1,
                 tick: Callable[[int], None] = lambda n: None) -> DataReport:
-    """Scans ``paths`` (see the module); ``tick(n)`` after every ``n`` files of each pass (a progress bar
-    counts ``2 * len(paths)``)."""
+    """Scans ``paths`` (see the module) with ``threads`` threads and worker processes; ``tick(n)`` after every
+    ``n`` files of each pass (a progress bar counts ``2 * len(paths)``). Works from any kind of program (the
+    workers never import its main module); :class:`~dali_multicrop.validation.ValidatorUnavailable` if they
+    cannot start."""
     start = time.perf_counter()
     report = DataReport(files=len(paths), seconds=0.0)
     with ThreadPoolExecutor(max(1, threads)) as pool:
@@ -101,7 +103,7 @@ def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1, batc
         for noted, why in notes:
             report.found[noted][path] = why
     tick(len(paths) - len(to_decode))
-    for path, problem in decode_in_workers(to_decode, threads, batch, tick).items():
+    for path, problem in decode_in_workers(to_decode, threads, tick).items():
         report.found["undecodable"][path] = str(problem)
         for noted in NOTED:
             report.found[noted].pop(path, None)

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Optional
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from ._checks import check_int
+from .imagecheck import diagnose_data
 
 __all__ = ["DatasetSource"]
 
 KINDS = ("images", "encoded")
+
+Fetched = tuple[int, Union[tuple[np.ndarray, int], Exception]]
+"""One fetched item: ``(index, (image, label))``, or ``(index, the error its fetch raised)``."""
 
 
 def _kind(image: Any) -> str:
@@ -79,14 +84,27 @@ class DatasetSource:
             raise ValueError(f"dataset item {index}: label must be an integer >= 0, got {label!r}")
         return image, int(label)
 
-    def _pixels(self, index: int) -> tuple[np.ndarray, int]:
-        """Item ``index`` as the graph takes it: RGB HWC uint8 pixels or a 1-D uint8 array of bytes."""
+    def item_name(self, index: int) -> str:
+        """How errors name item ``index``: ``ImageFolder[17]``."""
+        return f"{type(self.dataset).__name__}[{index}]"
+
+    def encoded(self, index: int) -> np.ndarray:
+        """The encoded bytes of item ``index`` (an ``"encoded"`` dataset) as a 1-D uint8 array, read again."""
+        return self._pixels(index, check=False)[0]
+
+    def _pixels(self, index: int, check: bool = True) -> tuple[np.ndarray, int]:
+        """Item ``index`` as the graph takes it: RGB HWC uint8 pixels or a 1-D uint8 array of bytes (checked
+        for what can be seen without decoding: an image format DALI reads, not cut short)."""
         image, label = self._item(index)
         if _kind(image) != self.kind:
             raise ValueError(f"dataset item {index} holds {_kind(image)} but item 0 held {self.kind}; every item's "
                              f"image must be of one kind")
         if self.kind == "encoded":
-            return np.frombuffer(bytes(image), dtype=np.uint8), label
+            data = np.frombuffer(bytes(image), dtype=np.uint8)
+            problem = diagnose_data(data, self.item_name(index), decode=False) if check else None
+            if problem is not None:
+                raise problem
+            return data, label
         if hasattr(image, "convert"):
             return np.asarray(image.convert("RGB")), label
         array = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
@@ -103,19 +121,19 @@ class DatasetSource:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dali-multicrop-dataset")
         return [(int(i), self._pool.submit(self._pixels, int(i))) for i in indices]
 
-    def collect(self, parts: list[tuple[int, "Future[tuple[np.ndarray, int]]"]]) -> tuple[list[np.ndarray], np.ndarray]:
-        """``(images, labels)`` of submitted items, waiting for those not fetched yet (each at most
-        ``timeout_s``); a dataset's error is raised here, in the training thread."""
-        from concurrent.futures import TimeoutError as FutureTimeout
-
-        items = []
+    def collect(self, parts: list[tuple[int, "Future[tuple[np.ndarray, int]]"]]) -> list[Fetched]:
+        """The submitted items, in order, each ``(index, (image, label))`` or ``(index, the error it raised)``,
+        waiting for those not fetched yet (each at most ``timeout_s``, then ``TimeoutError`` naming it)."""
+        items: list[Fetched] = []
         for index, part in parts:
             try:
-                items.append(part.result(timeout=self.timeout_s))
+                items.append((index, part.result(timeout=self.timeout_s)))
             except FutureTimeout:
                 raise TimeoutError(f"dataset item {index} took more than {self.timeout_s:g} s "
                                    f"({type(self.dataset).__name__}.__getitem__ hangs?)") from None
-        return [x for x, _ in items], np.array([y for _, y in items], dtype=np.int64)
+            except Exception as exc:  # the item's own failure: the caller's policy decides
+                items.append((index, exc))
+        return items
 
     def close(self) -> None:
         """Stops the fetching threads (items in flight finish first)."""

@@ -8,11 +8,12 @@ vectorised numpy calls per batch, whatever the number of crops).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from .draws import BatchDraws, batch_generator, blurs, draw_batch, solarizes
+from .badsamples import BadSamples
 from .dataset_source import DatasetSource
 from .shards import TarShards
 from .sources import ArraySource, FileList
@@ -63,13 +64,14 @@ class EpochFeed:
     with ``BatchInfo.iteration`` = 0, 1, ...
     and gets ``StopIteration`` after the last batch (or at once after :meth:`stop`). With a ``spec``, each
     batch also carries its crops' draws, keyed on ``(seed, shard, epoch, batch)``; without a spec (the
-    decode-only graph), paths and indices only.
+    decode-only graph), paths and indices only. ``bad`` (a :class:`~dali_multicrop.badsamples.BadSamples`) is
+    asked before each batch goes to DALI: its checks of the batch, and what to read in place of a bad sample.
     """
 
     def __init__(self, source: AnySource, spec: Optional[MultiCropSpec] = None, seed: int = 0, shard: int = 0,
-                 ahead: int = 3) -> None:
-        """``ahead``: batches fetched (a dataset source's items) or validated (:attr:`validator`) ahead of the one
-        DALI asks for."""
+                 ahead: int = 3, bad: Optional[BadSamples] = None) -> None:
+        """``ahead``: the batches DALI may have in flight past the one it asks for (``prefetch + 1``): a dataset
+        source's items are fetched, and files checked (``bad.look_ahead``), that far ahead."""
         self.head = head_of(source)
         self._dataset = source if isinstance(source, DatasetSource) else None
         self._ahead = ahead
@@ -87,14 +89,7 @@ class EpochFeed:
         self._batches: Sequence[np.ndarray] = ()
         self._pad_to = 0
         self._stopped = False
-        self.validator: Optional[Any] = None
-        """A :class:`~dali_multicrop.validation.FileValidator`: files proven decodable before DALI reads them."""
-        self.on_bad: Callable[[int, Exception], None] = lambda index, problem: None
-        """Called with (sample index, the error naming the file) for each bad file the validator finds (it is
-        then in :attr:`bad`)."""
-        self.bad: set[int] = set()
-        """Samples known to be unreadable (``on_error="skip"``): each is replaced by a good image of its batch
-        and reported with index -1."""
+        self.bad = bad if bad is not None else BadSamples(source)
 
     def start(self, batches: Sequence[np.ndarray], epoch: int = 0, first: int = 0, pad_to: int = 0) -> None:
         """Serves ``batches`` (non-empty int64 arrays of sample indices) of ``epoch`` from the next call on;
@@ -113,9 +108,9 @@ class EpochFeed:
         """Ends the current epoch early: the next call raises ``StopIteration``."""
         self._stopped = True
 
-    def batch(self, iteration: int) -> np.ndarray:
-        """Sample indices of batch ``iteration`` of the current epoch."""
-        return self._batches[iteration]
+    def in_flight(self, iteration: int) -> list[np.ndarray]:
+        """The batches DALI may hold once it has asked for batch ``iteration``: that one and ``ahead`` more."""
+        return list(self._batches[iteration:iteration + 1 + self._ahead])
 
     def draws(self, iteration: int) -> BatchDraws:
         """The draws of batch ``iteration`` of the current epoch (the same on every call)."""
@@ -136,49 +131,33 @@ class EpochFeed:
             draws = _draw_outputs(self.draws(iteration))
             short = self._pad_to - len(indices)
             return tuple(np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) if short > 0 else a for a in draws)
-        if self.validator is not None:
-            self._validate(iteration)
-        read, shown = self._substitute(indices) if self.bad else (indices, indices)
-        labels = self._labels[read] if self._dataset is None else None
         if self._dataset is not None:
-            head, labels = self._fetched(iteration)
-        elif self._images is not None:
-            head = self._images.take(read)
+            head, labels, shown = self._fetched(iteration)
         else:
-            head = [encode_path(self._files[i]) for i in read]
+            self.bad.look_ahead(self.in_flight(iteration))
+            self.bad.check(indices)  # raise mode: a bad file's error, and nothing of this batch is read
+            read, shown = self.bad.substitute(indices)
+            labels = self._labels[read]
+            head = self._images.take(read) if self._images is not None else [encode_path(self._files[i]) for i in read]
         if self._spec is None:
             return head, shown.astype(np.int64)
         return (head, shown.astype(np.int64), labels, *_draw_outputs(self.draws(iteration)))
 
-    def _validate(self, iteration: int) -> None:
-        """Has the validator check the next batches, and waits for this one's files; bad ones go to ``bad``."""
-        assert self.validator is not None
-        for k in range(iteration, min(iteration + 1 + self._ahead, len(self._batches))):
-            self.validator.submit(self._batches[k])
-        for index, problem in self.validator.wait(self._batches[iteration]).items():
-            if index not in self.bad:
-                self.on_bad(index, problem)  # may raise (on_error="raise"): then nothing of this batch is read
-                self.bad.add(index)
-
-    def _substitute(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(samples to read, indices to report)``: a known-bad sample is read as the batch's first good one
-        (another good sample where the whole batch is bad) and reported as -1."""
-        bad = np.fromiter((int(i) in self.bad for i in indices), dtype=bool, count=len(indices))
-        if not bad.any():
-            return indices, indices
-        good = indices[~bad]
-        if len(good):
-            stand_in = int(good[0])
-        else:
-            stand_in = next((i for i in range(len(self._labels)) if i not in self.bad), -1)
-            if stand_in < 0:
-                raise ValueError("every image of the dataset is unreadable; nothing is left to train on")
-        return np.where(bad, stand_in, indices), np.where(bad, -1, indices)
-
-    def _fetched(self, iteration: int) -> tuple[list[np.ndarray], np.ndarray]:
-        """A dataset source's items of batch ``iteration``; the next ``ahead`` batches start fetching now."""
+    def _fetched(self, iteration: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """A dataset source's ``(images, labels, indices)`` of batch ``iteration``; the next ``ahead`` batches start
+        fetching now (known-bad items are not fetched again). Items that fail are recorded (raise mode: raised) and
+        replaced by another of the batch."""
         assert self._dataset is not None
         for j in range(iteration, min(iteration + 1 + self._ahead, len(self._batches))):
             if j not in self._pending:
-                self._pending[j] = self._dataset.submit(self._batches[j])
-        return self._dataset.collect(self._pending.pop(iteration))
+                self._pending[j] = self._dataset.submit(np.unique(self.bad.substitute(self._batches[j])[0]))
+        fetched = dict(self._dataset.collect(self._pending.pop(iteration)))
+        while True:
+            self.bad.record((i, item) for i, item in fetched.items() if isinstance(item, Exception))
+            read, shown = self.bad.substitute(self._batches[iteration])
+            missing = [int(i) for i in np.unique(read) if int(i) not in fetched]
+            if not missing:  # else a stand-in from outside the batch (its every item was bad)
+                break
+            fetched.update(self._dataset.collect(self._dataset.submit(np.array(missing))))
+        items = [fetched[int(i)] for i in read]
+        return [x for x, _ in items], np.array([y for _, y in items], dtype=np.int64), shown

@@ -9,7 +9,8 @@ import numpy as np
 
 from ._dali import dali_modules
 
-__all__ = ["ImageDecodeError", "ImageReadError", "SUPPORTED_FORMATS", "decoder_pipeline", "diagnose", "first_undecodable",
+__all__ = ["ImageDecodeError", "ImageReadError", "SUPPORTED_FORMATS", "decoder_pipeline", "diagnose", "diagnose_data",
+           "first_undecodable",
            "read_encoded", "sniff_format", "undecodable"]
 
 
@@ -98,6 +99,14 @@ def diagnose(path: str, decoder: Optional[Any] = None,
         data = read_encoded(path)
     except ImageReadError as exc:
         return exc
+    return diagnose_data(data, path, decoder, decode)
+
+
+def diagnose_data(data: np.ndarray, path: str, decoder: Optional[Any] = None,
+                  decode: bool = True) -> Optional[ImageDecodeError]:
+    """:func:`diagnose` for encoded bytes in memory (a 1-D uint8 array; ``path`` names them in the error)."""
+    if data.size == 0:
+        return ImageDecodeError(path, "is empty (0 bytes)", "not_image")
     fmt = sniff_format(data[:16].tobytes())
     if fmt is None:
         return ImageDecodeError(path, _not_an_image(data), "not_image")

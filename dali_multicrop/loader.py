@@ -16,10 +16,11 @@ from .batch import MultiCropBatch
 from .config import ConfigLike
 from .curriculum import Curriculum
 from .feed import AnySource
+from .badsamples import BadSamples, check_on_error
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .shards import TarShards
-from .sources import ArraySource, FileList, SourceLike, resolve_source
+from .sources import FileList, SourceLike, resolve_source
 from .presets import parse_crops
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 
@@ -156,14 +157,18 @@ class DaliMultiCropLoader:
             raise ValueError(f"device_id={self.device_id} but torch sees {torch.cuda.device_count()} CUDA device(s)")
         self.dtype = dtype
         self.seed = seed
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.on_error = on_error
-        self.validate = (on_error == "skip") if validate is None else bool(validate)
+        self.on_error = check_on_error(on_error)
         self.source: AnySource = resolve_source(source)
-        if on_error == "skip" and not isinstance(self.source, (FileList, ArraySource)):
-            raise ValueError(f"on_error='skip' works for image folders and file lists; a "
-                             f"{type(self.source).__name__} source raises on a bad image")
+        if on_error == "skip" and isinstance(self.source, TarShards):
+            raise ValueError("on_error='skip' works for image folders, file lists, arrays and torch Datasets; tar "
+                             "shards raise on a bad image (DALI's reader cannot leave a sample out: docs/sources.md); "
+                             "find bad samples first with 'dali-multicrop check-data' on the extracted files")
+        files = isinstance(self.source, FileList)
+        if validate and not files:
+            raise ValueError(f"validate=True checks image files before DALI reads them; a "
+                             f"{type(self.source).__name__} source has none (a Dataset's encoded items are checked "
+                             f"as they are fetched)")
+        self.validate = files and ((on_error == "skip") if validate is None else bool(validate))
         self.plan = ShardPlan(num_samples=len(self.source), batch_size=batch_size, shard_id=shard_id,
                               num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)
         self.settings = GraphSettings(device=self.device, batch_size=batch_size, num_threads=self.num_threads,
@@ -176,6 +181,7 @@ class DaliMultiCropLoader:
         self._next_batch = 0  # where the next loop starts in its epoch (a resumed run)
         self._running: Optional[list[int]] = None  # [epoch, next batch] of the loop in progress
         self._runner: Optional[GraphRunner] = None
+        self._bad = BadSamples(self.source, on_error, self.validate, self.num_threads)
         dali_modules()  # DALI missing: an ImportError with the install command, now rather than mid-loop
 
     @classmethod
@@ -293,12 +299,10 @@ class DaliMultiCropLoader:
     def _run_epoch(self, batches: list[np.ndarray], epoch: int, first: int) -> Iterator[MultiCropBatch]:
         spec = self.spec_at(epoch)
         if self._runner is None or self._runner.spec != spec:  # a new crop count: a graph without the others
-            previous = self._runner
+            if self._runner is not None:
+                self._runner.close()
             self._runner = GraphRunner(self.source, spec, self.settings, seed=self.seed, shard=self.shard_id,
-                                       num_shards=self.num_shards, shuffle=self.plan.shuffle, on_error=self.on_error,
-                                       validate=self.validate)
-            if previous is not None:  # bad files stay known across a change of crops
-                self._runner.inherit(previous)
+                                       num_shards=self.num_shards, shuffle=self.plan.shuffle, bad=self._bad)
         runner = self._runner
         progress = self._running = [epoch, first]
         try:
@@ -311,15 +315,17 @@ class DaliMultiCropLoader:
 
     @property
     def skipped(self) -> dict[str, str]:
-        """Files skipped so far (``on_error="skip"``): path -> what is wrong with it."""
-        return dict(self._runner.skipped) if self._runner is not None else {}
+        """Samples skipped so far (``on_error="skip"``): a file's path (``Dataset[i]`` for a torch Dataset's item)
+        -> what is wrong with it."""
+        return dict(self._bad.skipped)
 
     def close(self) -> None:
         """Stops the graph's threads and frees its memory now, rather than when the loader is collected (an
         open loop over it ends with an error); a later loop builds the graph again. ``with
         DaliMultiCropLoader(...) as loader:`` closes on leaving the block."""
         if self._runner is not None:
-            self._runner.close()  # kept: it knows the files found bad
+            self._runner.close()
+        self._bad.close()  # what it knows stays known
         closer = getattr(self.source, "close", None)
         if callable(closer):
             closer()

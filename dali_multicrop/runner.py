@@ -8,26 +8,18 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
-import warnings
-
 import numpy as np
 import torch
 
 from ._system import release_freed_memory
+from .badsamples import BadImageWarning, BadSamples
 from .batch import MultiCropBatch
 from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
-from .imagecheck import undecodable
 from .shards import TarShards
-from .storage import is_s3
-from .sources import FileList
 from .spec import MultiCropSpec
 
 __all__ = ["BadImageWarning", "GraphRunner"]
-
-
-class BadImageWarning(UserWarning):
-    """A bad image was skipped (``on_error="skip"``); once per file."""
 
 def _exhaust(iterator: Any) -> None:
     """Takes what is left of DALI's epoch. Not ``for _ in iterator``: ``iter()`` on a DALI iterator that has
@@ -51,14 +43,11 @@ class GraphRunner:
 
     def __init__(self, source: AnySource, spec: MultiCropSpec,
                  settings: GraphSettings, seed: int, shard: int, num_shards: int = 1, shuffle: bool = True,
-                 on_error: str = "raise", validate: bool = False) -> None:
+                 bad: Optional[BadSamples] = None) -> None:
         """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph;
         ``num_shards`` and ``shuffle`` set a tar reader's epochs (see :class:`~dali_multicrop.TarShards`);
-        ``on_error``: "raise" or "skip"; ``validate``: decode each file once in worker processes before the graph
-        reads it (see the loader)."""
-        self._on_error = on_error
-        self.skipped: dict[str, str] = {}
-        """Files skipped so far (``on_error="skip"``): path -> what is wrong with it."""
+        ``bad``: the loader's bad samples (what is known, and what a new one does); default: none known, raise."""
+        self.bad = bad if bad is not None else BadSamples(source)
         self._pulled = 0  # the feed's batch last asked of DALI
         self._offset = 0
         self._source = source
@@ -67,12 +56,7 @@ class GraphRunner:
         self.spec = spec
         """The crops this runner's graph makes."""
         self._settings = settings
-        self._feed = EpochFeed(source, spec, seed=seed, shard=shard, ahead=settings.prefetch + 1)
-        if validate and isinstance(source, FileList):
-            from .validation import FileValidator
-
-            self._feed.validator = FileValidator(source.files, settings.num_threads)
-            self._feed.on_bad = self._found_bad
+        self._feed = EpochFeed(source, spec, seed=seed, shard=shard, ahead=settings.prefetch + 1, bad=self.bad)
         self._names = output_names(spec)  # a tar reader's graph: set per epoch
         self._device = settings.torch_device
         self._iterator: Optional[Any] = None
@@ -90,7 +74,7 @@ class GraphRunner:
                 _exhaust(self._iterator)
             except Exception as exc:
                 self._drop()
-                if self._on_error == "raise":  # a bad file there is still a bad file: named, then it is over
+                if not self.bad.skipping:  # a bad file there is still a bad file: named, then it is over
                     raise self._explain(self._pulled + 1, exc) from exc
         self._feed.start(batches, epoch, first, pad_to=self._settings.batch_size if self._tar is not None else 0)
         if self._iterator is None:
@@ -151,55 +135,17 @@ class GraphRunner:
                 raise RuntimeError(f"the DALI pipeline ended the epoch after {j} batches") from None
             except Exception as exc:
                 self._drop()
-                problems = self._bad_in_flight(j - self._offset) if self._on_error == "skip" else []
-                if not problems:
-                    raise self._explain(j - self._offset, exc) from exc
-                self._skip(problems)
+                found = self.bad.scan(self._feed.in_flight(j - self._offset))
+                if not found or not self.bad.skipping:
+                    raise (found[0][1] if found else exc) from exc
+                self.bad.record(found)
                 self._offset = j
                 self._start([b for b in batches[j:] if len(b)], epoch, first + j)
 
-    def _found_bad(self, index: int, problem: Exception) -> None:
-        """The validator found sample ``index`` bad: its error raised, or (skip) recorded and warned."""
-        if self._on_error == "raise":
-            raise problem
-        self._skip([problem])
-
-    def inherit(self, other: "GraphRunner") -> None:
-        """Takes the files ``other`` found bad (a new runner for new crops of the same source)."""
-        self.skipped.update(other.skipped)
-        self._feed.bad |= other._feed.bad
-        if other._feed.validator is not None and self._feed.validator is not None:
-            self._feed.validator = other._feed.validator  # what it proved stays proved
-
-    def _bad_in_flight(self, iteration: int) -> list[Exception]:
-        """The unreadable or undecodable files of the feed's batches from ``iteration`` on that DALI had in
-        flight (local files; see :func:`~dali_multicrop.imagecheck.undecodable`)."""
-        if not isinstance(self._source, FileList):
-            return []
-        files = self._source.files
-        in_flight = range(iteration, min(iteration + self._settings.prefetch + 1, len(self._feed)))
-        candidates = [files[i] for k in in_flight for i in self._feed.batch(k)
-                      if i not in self._feed.bad and not is_s3(files[i])]
-        return undecodable(dict.fromkeys(candidates))
-
-    def _skip(self, problems: list[Exception]) -> None:
-        """Records bad files (``skipped``), warns once per file, and has the feed replace them from now on."""
-        assert isinstance(self._source, FileList)
-        position = {path: i for i, path in enumerate(self._source.files)}
-        for problem in problems:
-            path = problem.path  # type: ignore[attr-defined]
-            if path not in self.skipped:
-                self.skipped[path] = str(problem)
-                warnings.warn(f"skipping {problem} (on_error='skip': its slot in the batch holds another image "
-                              f"of the batch, with index -1)", BadImageWarning, stacklevel=4)
-            self._feed.bad.add(position[path])
-
     def close(self) -> None:
-        """Ends any epoch in progress and frees the pipeline (its threads and memory) and the validator's
-        workers now; a later epoch builds a new one."""
+        """Ends any epoch in progress and frees the pipeline (its threads and memory) now; a later epoch builds a
+        new one. The bad samples stay known (they are the loader's)."""
         self._feed.stop()
-        if self._feed.validator is not None:
-            self._feed.validator.close()
         self._epochs_started += 1  # a loop still holding this runner raises instead of reading on
         self._drop()
 
@@ -211,10 +157,10 @@ class GraphRunner:
             release_freed_memory()
 
     def _explain(self, iteration: int, exc: Exception) -> Exception:
-        """Names the file behind a failed run: checks the batches that were in flight, one local file at a time
-        (``s3://`` objects are left to DALI's own message)."""
-        found = self._bad_in_flight(iteration)
-        return found[0] if found else exc
+        """The error naming the file behind a failed run, found among the batches in flight from ``iteration``
+        (see :meth:`BadSamples.scan`), else DALI's own."""
+        found = self.bad.scan(self._feed.in_flight(iteration))
+        return found[0][1] if found else exc
 
     def _to_batch(self, outputs: dict[str, torch.Tensor], count: int) -> MultiCropBatch:
         """Everything is already on the loader's device (the graph outputs its side tensors there); the boxes

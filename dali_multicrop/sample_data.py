@@ -12,13 +12,13 @@ import io
 import os
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
 from ._system import visible_cores
+from .workers import WorkerPool
 
 __all__ = ["sample_image", "tiny_image", "ensure_sample_data", "ensure_tiny_data", "default_cache_dir",
            "SAMPLE_CLASSES", "TINY_HW"]
@@ -85,8 +85,8 @@ def tiny_image(index: int) -> bytes:
     return out.getvalue()
 
 
-def _write(args: tuple[str, int, bool]) -> None:
-    folder, index, tiny = args
+def write_image(folder: str, index: int, tiny: bool) -> None:
+    """Writes image ``index`` (tiny or sample) into its class folder under ``folder`` (a worker's task)."""
     path = Path(folder) / f"class_{index % SAMPLE_CLASSES:02d}" / f"img_{index:05d}.jpg"
     path.write_bytes(tiny_image(index) if tiny else sample_image(index))
 
@@ -119,14 +119,15 @@ def _ensure(name: str, count: int, tiny: bool, cache_dir: Optional[Union[str, os
     try:
         for k in range(min(count, SAMPLE_CLASSES)):
             (staging / f"class_{k:02d}").mkdir()
-        jobs = [(str(staging), i, tiny) for i in range(count)]
         workers = workers or min(8, visible_cores())
         if workers == 1:
-            for job in jobs:
-                _write(job)
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for done, _ in enumerate(pool.map(_write, jobs, chunksize=16), start=1):
+            for i in range(count):
+                write_image(str(staging), i, tiny)
+        else:  # worker processes of our own: safe from any kind of user program (see dali_multicrop.workers)
+            with WorkerPool("dali_multicrop.sample_data:write_image", workers, what="sample data") as pool:
+                futures = [pool.submit(str(staging), i, tiny) for i in range(count)]
+                for done, future in enumerate(futures, start=1):
+                    future.result()
                     if progress is not None:
                         progress(done, count)
         (staging / ".complete").write_text(f"{count}\n")

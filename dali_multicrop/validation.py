@@ -4,114 +4,152 @@ of a file's first use with ``validate=True``.
 Why processes and one file at a time: DALI 2.4's CPU decoder can crash the whole process (a segmentation fault)
 when a corrupt JPEG is decoded within a large batch (seen with batches of 64 on 2 threads and 256 on 1; one image
 at a time it never did in 900 tries). No Python handler catches that, so files are proven decodable where a crash
-costs only a worker; a worker that crashes all the same takes only its files with it: they are checked again one
-per process, and a file that crashes its process alone is reported as such.
+costs only a worker. The workers are :mod:`dali_multicrop.workers` processes: programs of their own that never
+import the user's main module, so this works the same from a script without a main guard, ``python -c``, stdin, a
+notebook or torchrun. A worker that dies for any reason condemns nothing by itself: the file it held is decoded
+again alone in a fresh worker, and only a file that crashes that one too is reported (:data:`CRASHED`).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Optional, Sequence, Union
+from concurrent.futures import Future
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .imagecheck import ImageDecodeError, ImageReadError, undecodable
+from .imagecheck import ImageDecodeError, ImageReadError, decoder_pipeline, diagnose
+from .workers import WorkerCrash, WorkerPool, WorkerStartError
 
-__all__ = ["decode_in_workers", "FileValidator", "CRASHED", "Problem"]
+__all__ = ["CRASHED", "FileValidator", "Problem", "ValidatorUnavailable", "decode_in_workers"]
 
-CRASHED = "it crashes DALI's decoder (the process died); a corrupt file: remove or re-encode it"
+CRASHED = ("it crashes DALI's decoder (the worker decoding it alone, in a fresh process, {how}); a corrupt file: "
+           "remove or re-encode it")
 
 Problem = Union[ImageReadError, ImageDecodeError]
 """What is wrong with a file, naming it."""
 
 
-def _decode_chunk(paths: list[str]) -> dict[str, Problem]:
-    """In a worker process: each file decoded alone by DALI's CPU decoder; the failures, by path."""
-    return {problem.path: problem for problem in undecodable(paths)}
+class ValidatorUnavailable(RuntimeError):
+    """The image check cannot run at all (its worker processes do not start); the message says what was seen and
+    how to do without it."""
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # no fork of a process that may hold DALI's threads: workers fork from a clean server that imported this once
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+# ---- in the worker process ----------------------------------------------------------------------------------
+
+_decoder: Optional[Any] = None
 
 
-def _alone(path: str) -> dict[str, Problem]:
-    """One file in a process of its own (after a crash): its failure, or nothing."""
-    with _pool(1) as pool:
-        try:
-            return pool.submit(_decode_chunk, [path]).result()
-        except BrokenProcessPool:
-            return {path: ImageDecodeError(path, CRASHED, "crashed")}
+def prepare() -> None:
+    """Builds the worker's decoder before it says it is ready: a worker that cannot decode never starts."""
+    global _decoder
+    _decoder = decoder_pipeline()
 
 
-def decode_in_workers(paths: Sequence[str], workers: int, chunk: int = 64,
+def check_file(path: str) -> Optional[list]:
+    """In a worker: ``path`` decoded alone by DALI's CPU decoder; None, or what is wrong (see :func:`_as_json`)."""
+    global _decoder
+    if _decoder is None:
+        _decoder = decoder_pipeline()
+    problem = diagnose(path, _decoder)
+    if problem is None:
+        return None
+    _decoder = None  # a pipeline that failed is not reused
+    return _as_json(problem)
+
+
+def _as_json(problem: Problem) -> list:
+    if isinstance(problem, ImageReadError):
+        return ["read", str(problem), problem.path]
+    return ["decode", problem.path, problem.reason, problem.kind]
+
+
+def _from_json(value: list) -> Problem:
+    if value[0] == "read":
+        return ImageReadError(value[1], value[2])
+    return ImageDecodeError(value[1], value[2], value[3])
+
+
+# ---- in the user's process ----------------------------------------------------------------------------------
+
+def _pool(workers: int) -> WorkerPool:
+    return WorkerPool("dali_multicrop.validation:check_file", workers, prepare="dali_multicrop.validation:prepare",
+                      what="image validation")
+
+
+def _outcome(path: str, future: "Future[Any]", what: str) -> Optional[Problem]:
+    """The check's verdict on ``path``; :class:`ValidatorUnavailable` (``what`` cannot run) when the workers
+    cannot start."""
+    try:
+        found = future.result()
+    except WorkerCrash as crash:
+        return ImageDecodeError(path, CRASHED.format(how=crash.how), "crashed")
+    except WorkerStartError as exc:
+        raise ValidatorUnavailable(f"{what}: {exc}") from None
+    return None if found is None else _from_json(found)
+
+
+def decode_in_workers(paths: Sequence[str], workers: int,
                       tick: Callable[[int], None] = lambda n: None) -> dict[str, Problem]:
-    """Decodes ``paths`` in ``workers`` processes, one file at a time; the undecodable ones with why."""
+    """Decodes ``paths`` in ``workers`` processes, one file at a time; the undecodable ones with why.
+    ``tick(1)`` after each file; :class:`ValidatorUnavailable` if no worker can start."""
     failed: dict[str, Problem] = {}
-    left: list[list[str]] = []
-    with _pool(max(1, workers)) as pool:
-        futures = [(part, pool.submit(_decode_chunk, part))
-                   for part in (list(paths[i:i + chunk]) for i in range(0, len(paths), chunk))]
-        for part, future in futures:
-            try:
-                failed.update(future.result())
-                tick(len(part))
-            except BrokenProcessPool:
-                left.append(part)
-    for path in (p for part in left for p in part):
-        failed.update(_alone(path))
-        tick(1)
+    with _pool(workers) as pool:
+        futures = [(path, pool.submit(path)) for path in paths]
+        for path, future in futures:
+            problem = _outcome(path, future, "cannot decode the images in worker processes")
+            if problem is not None:
+                failed[path] = problem
+            tick(1)
     return failed
 
 
+_UNCHECKED = ("validate: cannot check the images before DALI reads them (validate=False turns the check off; DALI's "
+              "batch decoder then reads the files unchecked)")
+
+
 class FileValidator:
-    """Proves the files of a :class:`~dali_multicrop.FileList` decodable before the graph reads them: batches
-    are submitted ahead (:meth:`submit`), and :meth:`wait` gives the bad ones of a batch (index -> problem). Each
-    file is decoded once per validator; later epochs cost nothing."""
+    """Proves files decodable before the graph reads them: :meth:`submit` starts the checks of files ahead, and
+    :meth:`wait` gives the bad ones among some (index -> problem). Each file is decoded once per validator; later
+    epochs cost nothing. ``files[i]`` is the path of sample ``i``."""
 
     def __init__(self, files: Sequence[str], workers: int) -> None:
         self._files = files
         self._workers = max(1, workers)
-        self._pool: Optional[ProcessPoolExecutor] = None
+        self._pool: Optional[WorkerPool] = None
         self._pending: dict[int, Future] = {}
-        self._bad: dict[int, Problem] = {}
-        self._done: set[int] = set()
+        self._verdicts: dict[int, Optional[Problem]] = {}
+
+    @property
+    def checked(self) -> int:
+        """Files decoded so far."""
+        return len(self._verdicts)
+
+    @property
+    def workers_started(self) -> int:
+        """Worker processes started so far (fresh ones after a death included)."""
+        return self._pool.started if self._pool is not None else 0
 
     def submit(self, indices: np.ndarray) -> None:
-        """Starts decoding the files of ``indices`` not checked or under way yet."""
-        todo = [int(i) for i in indices if int(i) not in self._done and int(i) not in self._pending]
-        if not todo:
-            return
-        if self._pool is None:
-            self._pool = _pool(self._workers)
-        future = self._pool.submit(_decode_chunk, [self._files[i] for i in todo])
-        for i in todo:
-            self._pending[i] = future
+        """Starts checking the files of ``indices`` not checked or under way yet."""
+        for i in (int(i) for i in indices):
+            if i in self._verdicts or i in self._pending:
+                continue
+            if self._pool is None:
+                self._pool = _pool(self._workers)
+            self._pending[i] = self._pool.submit(self._files[i])
 
     def wait(self, indices: np.ndarray) -> dict[int, Problem]:
         """The bad files among ``indices`` (index -> what is wrong), waiting for their checks."""
         self.submit(indices)
-        position = {self._files[int(i)]: int(i) for i in indices}
         for i in (int(i) for i in indices):
             future = self._pending.pop(i, None)
-            if future is None:
-                continue
-            try:
-                found = future.result()
-            except BrokenProcessPool:  # a worker died: this file alone, in a fresh process
-                self._pool = None
-                found = _alone(self._files[i])
-            self._done.add(i)
-            for path, problem in found.items():
-                if path in position:
-                    self._bad[position[path]] = problem
-        return {int(i): self._bad[int(i)] for i in indices if int(i) in self._bad}
+            if future is not None:
+                self._verdicts[i] = _outcome(self._files[i], future, _UNCHECKED)
+        return {int(i): p for i in indices if (p := self._verdicts[int(i)]) is not None}
 
     def close(self) -> None:
+        """Stops the workers (checks under way are dropped and redone if asked for again)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.close()
             self._pool = None
+        self._pending.clear()

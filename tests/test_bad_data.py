@@ -16,7 +16,7 @@ from bad_images import BAD, GOOD, reference_rgb, remove_late, write_corpus
 from conftest import coordinate_image, write_folder
 from dali_multicrop import DaliMultiCropLoader, FileList, ImageDecodeError, ImageReadError
 from dali_multicrop.imagecheck import decoder_pipeline, diagnose
-from dali_multicrop.runner import BadImageWarning
+from dali_multicrop.badsamples import BadImageWarning
 
 CROPS = "1x32,2x16"
 
@@ -172,7 +172,7 @@ def test_check_files_names_a_file_removed_after_listing_and_a_bad_one_mid_batch(
     from dali_multicrop.datacheck import check_files
 
     paths = []
-    for k in range(150):  # three chunks of 64 for the worker processes: the bad file sits in the middle one
+    for k in range(150):  # the bad file among many good ones, two worker processes
         paths.append(str(tmp_path / f"{k:03d}.jpg"))
         shutil.copy(corpus["baseline.jpg"], paths[-1])
     # passes the first pass (markers fine), fails to decode; decoded in a batch of 64 on 2 threads, DALI 2.4
@@ -180,7 +180,7 @@ def test_check_files_names_a_file_removed_after_listing_and_a_bad_one_mid_batch(
     shutil.copy(corpus["corrupt.jpg"], paths[100])
     (tmp_path / "gone.jpg").write_bytes(b"")
     __import__("os").remove(tmp_path / "gone.jpg")
-    report = check_files(paths + [str(tmp_path / "gone.jpg")], min_size=8, threads=2, batch=64)
+    report = check_files(paths + [str(tmp_path / "gone.jpg")], min_size=8, threads=2)
     assert list(report.found["undecodable"]) == [paths[100]]
     assert "is a JPEG file DALI cannot decode" in report.found["undecodable"][paths[100]]
     assert "does not exist" in report.found["unreadable"][str(tmp_path / "gone.jpg")]
@@ -207,7 +207,7 @@ def test_validate_proves_files_before_dali_batches_them(tmp_path, corpus):
             assert seen.count(-1) == 1 and sorted(i for i in seen if i >= 0) == [i for i in range(150) if i != 100]
     assert list(loader.skipped) == [str(root / "100.jpg")]
     assert "DALI cannot decode (corrupt?)" in loader.skipped[str(root / "100.jpg")]
-    assert len(loader._runner._feed.validator._done) == 150  # each file decoded once over three epochs
+    assert loader._bad.validator.checked == 150  # each file decoded once over three epochs
     loader.close()
     strict = DaliMultiCropLoader(str(root.parent), shuffle=False, **common)
     with pytest.raises(ImageDecodeError, match=r"100.jpg': is a JPEG file DALI cannot decode \(corrupt\?\)"):
