@@ -90,6 +90,7 @@ class EpochFeed:
         self._pad_to = 0
         self._stopped = False
         self.bad = bad if bad is not None else BadSamples(source)
+        self.failure: Optional[Exception] = None
 
     def start(self, batches: Sequence[np.ndarray], epoch: int = 0, first: int = 0, pad_to: int = 0) -> None:
         """Serves ``batches`` (non-empty int64 arrays of sample indices) of ``epoch`` from the next call on;
@@ -123,9 +124,21 @@ class EpochFeed:
         return len(self._batches)
 
     def __call__(self, info: Any) -> tuple[Any, ...]:
-        iteration = info.iteration
-        if self._stopped or iteration >= len(self._batches):
+        if self._stopped or info.iteration >= len(self._batches):
             raise StopIteration
+        try:
+            return self._serve(info.iteration)
+        except Exception as exc:
+            self.failure = exc
+            raise
+
+    def take_failure(self) -> Optional[Exception]:
+        """The error the feed itself raised into DALI since the last call (then DALI's own error only carries it:
+        a bad sample named in raise mode, a validator that cannot run, a dataset item that hangs), else None."""
+        failure, self.failure = self.failure, None
+        return failure
+
+    def _serve(self, iteration: int) -> tuple[Any, ...]:
         indices = self._batches[iteration]
         if self.head == "reader":
             draws = _draw_outputs(self.draws(iteration))

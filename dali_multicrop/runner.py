@@ -74,6 +74,9 @@ class GraphRunner:
                 _exhaust(self._iterator)
             except Exception as exc:
                 self._drop()
+                failure = self._feed.take_failure()
+                if failure is not None:
+                    raise failure from None
                 if not self.bad.skipping:  # a bad file there is still a bad file: named, then it is over
                     raise self._explain(self._pulled + 1, exc) from exc
         self._feed.start(batches, epoch, first, pad_to=self._settings.batch_size if self._tar is not None else 0)
@@ -135,6 +138,9 @@ class GraphRunner:
                 raise RuntimeError(f"the DALI pipeline ended the epoch after {j} batches") from None
             except Exception as exc:
                 self._drop()
+                failure = self._feed.take_failure()
+                if failure is not None:  # the feed's own error (DALI passed it on): not a bad image to look for
+                    raise failure from None
                 found = self.bad.scan(self._feed.in_flight(j - self._offset))
                 if not found or not self.bad.skipping:
                     raise (found[0][1] if found else exc) from exc

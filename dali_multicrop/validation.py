@@ -129,6 +129,10 @@ class FileValidator:
         """Worker processes started so far (fresh ones after a death included)."""
         return self._pool.started if self._pool is not None else 0
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the worker processes running now."""
+        return self._pool.pids() if self._pool is not None else []
+
     def submit(self, indices: np.ndarray) -> None:
         """Starts checking the files of ``indices`` not checked or under way yet."""
         for i in (int(i) for i in indices):

@@ -141,9 +141,9 @@ class _Process:
         try:
             ready = self._answer(start_timeout_s)
         except _Died as died:
+            words = self._last_stderr_line()
             self.stop()
-            raise WorkerStartError(f"a worker process {died.how} before it was ready"
-                                   + self._last_stderr_line()) from None
+            raise WorkerStartError(f"a worker process {died.how} before it was ready{words}") from None
         if ready != {"ready": True}:
             self.stop()
             raise WorkerStartError(f"a worker process said {ready!r} instead of that it was ready")
@@ -256,6 +256,7 @@ class _Pool:
         self.closed = False
         self.broken: Optional[WorkerStartError] = None
         self.processes: dict[int, _Process] = {}
+        self.running: dict[int, _Task] = {}
         self.started = 0
 
     def submit(self, args: tuple[Any, ...]) -> "Future[Any]":
@@ -319,11 +320,15 @@ class _Pool:
                     process = self._start_or_give_up(slot, task)
                     if process is None:
                         return
+                with self.cv:
+                    self.running[slot] = task
                 try:
                     kept = self._run(process, task)
                 except Exception as exc:  # a fault of this module: the task fails with it rather than hang
                     _settle(task.future, error=exc)
                     kept = False
+                with self.cv:
+                    self.running.pop(slot, None)
                 if not kept:
                     self._retire(slot, process)
                     process = None
@@ -380,20 +385,24 @@ class _Pool:
         return True
 
     def close(self) -> None:
-        """Stops the slots and kills the workers; tasks not done are cancelled."""
+        """Cancels the tasks not done, kills the workers and waits (a few seconds at most) for the slots to end."""
         with self.cv:
             self.closed = True
-            left = list(self.queue)
+            left = list(self.queue) + list(self.running.values())
             self.queue.clear()
-            running = list(self.processes.values())
+            processes = list(self.processes.values())
             self.cv.notify_all()
         for task in left:
             task.future.cancel()
-        for process in running:
+        for process in processes:
             try:
                 process.proc.kill()
             except OSError:
                 pass
+        deadline = time.monotonic() + 5.0
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class WorkerPool:

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dali_multicrop import DaliMultiCropLoader, DatasetSource, FileList
+from conftest import coordinate_image
+from dali_multicrop import DaliMultiCropLoader, DatasetSource, FileList, ImageDecodeError
 
 CROPS = "1x32,2x16"
 
@@ -109,3 +110,82 @@ def test_a_hanging_item_is_an_error_naming_it_not_a_hang():
     with pytest.raises(TimeoutError, match=r"dataset item 1 took more than 0.5 s \(Slow.__getitem__ hangs\?\)"):
         list(DaliMultiCropLoader(source, crops=CROPS, batch_size=2, device="cpu", shuffle=False))
     source.close()
+
+
+class Flaky(torch.utils.data.Dataset):
+    """Good items, except where ``bad`` says what an item does instead (raise an error, or return a non-image);
+    counts the fetches of each item."""
+
+    def __init__(self, good: list, bad: dict) -> None:
+        self.good, self.bad = good, bad
+        self.fetches = [0] * len(good)
+
+    def __len__(self) -> int:
+        return len(self.good)
+
+    def __getitem__(self, i):
+        self.fetches[i] += 1
+        what = self.bad.get(i)
+        if isinstance(what, Exception):
+            raise what
+        return (what if what is not None else self.good[i]), i % 3
+
+
+def _skip_two_epochs(dataset: Flaky) -> tuple[DaliMultiCropLoader, list[list], list[str]]:
+    import warnings
+
+    from dali_multicrop.badsamples import BadImageWarning
+
+    loader = DaliMultiCropLoader(dataset, crops=CROPS, batch_size=4, device="cpu", seed=2, on_error="skip")
+    epochs = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            batches = list(loader)
+            assert [len(b.indices) for b in batches] == [4, 4, 4]  # batches keep their size
+            epochs.append([i for b in batches for i in b.indices.tolist()])
+            for b in batches:  # a replaced slot carries the label of the item whose image it holds
+                assert all(lab == (i % 3) for i, lab in zip(b.indices.tolist(), b.labels.tolist()) if i >= 0)
+    return loader, epochs, [str(w.message) for w in caught if issubclass(w.category, BadImageWarning)]
+
+
+def test_skip_replaces_dataset_items_that_raise_or_are_not_images():
+    good = [coordinate_image(24 + k, 32) for k in range(12)]
+    bad = {3: OSError("disk hiccup"), 5: (np.zeros((8, 8, 3), np.float32)), 8: "not an image"}
+    dataset = Flaky(good, bad)
+    loader, epochs, warned = _skip_two_epochs(dataset)
+    for seen in epochs:  # every good item once per epoch, each bad one's slot -1
+        assert sorted(seen) == [-1] * 3 + [i for i in range(12) if i not in bad]
+    assert sorted(loader.skipped) == ["Flaky[3]", "Flaky[5]", "Flaky[8]"]
+    assert "disk hiccup" in loader.skipped["Flaky[3]"] and "uint8 HWC RGB" in loader.skipped["Flaky[5]"]
+    assert "PIL image, a uint8 HWC array or encoded bytes, got str" in loader.skipped["Flaky[8]"]
+    assert len(warned) == 3  # once each, over both epochs
+    assert [dataset.fetches[i] for i in sorted(bad)] == [1, 1, 1]  # a known-bad item is not fetched again
+    loader.close()
+
+
+def test_skip_replaces_encoded_items_that_do_not_decode():
+    import io
+
+    from bad_images import BAD
+
+    def jpeg(k: int) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(coordinate_image(24 + k, 32)).save(out, "JPEG", quality=95)
+        return out.getvalue()
+
+    good = [jpeg(k) for k in range(12)]
+    bad = {2: b"<!DOCTYPE html><html>404</html>", 4: good[4][:len(good[4]) // 2], 6: BAD["corrupt.jpg"][0](),
+           9: KeyError("missing shard")}
+    dataset = Flaky(good, bad)
+    loader, epochs, warned = _skip_two_epochs(dataset)
+    for seen in epochs:
+        assert sorted(seen) == [-1] * 4 + [i for i in range(12) if i not in bad]
+    assert sorted(loader.skipped) == ["Flaky[2]", "Flaky[4]", "Flaky[6]", "Flaky[9]"]
+    assert "holds HTML" in loader.skipped["Flaky[2]"] and "truncated JPEG" in loader.skipped["Flaky[4]"]
+    assert "DALI cannot decode (corrupt?)" in loader.skipped["Flaky[6]"]  # found after DALI failed, by the scan
+    assert len(warned) == 4
+    assert dataset.fetches[6] == 2  # fetched, then read again by the scan; never in the second epoch
+    loader.close()
+    with pytest.raises(ImageDecodeError, match=r"cannot decode image 'Flaky\[6\]': is a JPEG file DALI cannot"):
+        list(DaliMultiCropLoader(Flaky(good, {6: bad[6]}), crops=CROPS, batch_size=4, device="cpu"))
