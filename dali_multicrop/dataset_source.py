@@ -85,8 +85,10 @@ class DatasetSource:
         return image, int(label)
 
     def item_name(self, index: int) -> str:
-        """How errors name item ``index``: ``ImageFolder[17]``."""
-        return f"{type(self.dataset).__name__}[{index}]"
+        """How errors name item ``index``: the dataset's own ``item_name(index)`` if it has one, else
+        ``ImageFolder[17]``."""
+        own = getattr(self.dataset, "item_name", None)
+        return own(index) if callable(own) else f"{type(self.dataset).__name__}[{index}]"
 
     def encoded(self, index: int) -> np.ndarray:
         """The encoded bytes of item ``index`` (an ``"encoded"`` dataset) as a 1-D uint8 array, read again."""

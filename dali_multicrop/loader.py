@@ -19,7 +19,8 @@ from .feed import AnySource
 from .badsamples import BadSamples, check_on_error
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
-from .shards import TarShards
+from .dataset_source import DatasetSource
+from .shards import TarMembers, TarShards
 from .sources import FileList, SourceLike, resolve_source
 from .presets import parse_crops
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
@@ -160,9 +161,9 @@ class DaliMultiCropLoader:
         self.on_error = check_on_error(on_error)
         self.source: AnySource = resolve_source(source)
         if on_error == "skip" and isinstance(self.source, TarShards):
-            raise ValueError("on_error='skip' works for image folders, file lists, arrays and torch Datasets; tar "
-                             "shards raise on a bad image (DALI's reader cannot leave a sample out: docs/sources.md); "
-                             "find bad samples first with 'dali-multicrop check-data' on the extracted files")
+            # DALI's reader can neither leave a sample out nor tell its order ahead: the loader reads the members
+            # itself (docs/sources.md, "Bad samples in tar shards")
+            self.source = DatasetSource(TarMembers(self.source), workers=_default_threads())
         files = isinstance(self.source, FileList)
         if validate and not files:
             raise ValueError(f"validate=True checks image files before DALI reads them; a "

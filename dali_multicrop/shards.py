@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -27,7 +28,7 @@ from . import storage
 from .sample_data import default_cache_dir
 from .sharding import derive_seed
 
-__all__ = ["TarShards", "TarEpoch", "expand_shards", "index_path_for", "write_index", "INDEX_VERSION",
+__all__ = ["TarMembers", "TarShards", "TarEpoch", "expand_shards", "index_path_for", "write_index", "INDEX_VERSION",
            "TAR_IMAGE_EXTENSIONS"]
 
 INDEX_VERSION = "v1.2"
@@ -249,14 +250,14 @@ class TarShards:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise ValueError(f"tar shard '{missing[0]}' does not exist{more}")
         storage.check_objects([p for p in self.paths if storage.is_s3(p)])
-        index_paths, counts, offsets, labelled = [], [], [], []
+        index_paths, counts, offsets, labelled, sizes, labels_at = [], [], [], [], [], []
         for shard in self.paths:
             path, samples = _load_index(shard, index_dir)
             index_paths.append(path)
             counts.append(len(samples))
-            image, has_label = [], []
+            image, has_label, size, label_at = [], [], [], []
             for members in samples:
-                exts = {ext.lower(): offset for ext, offset, _, _ in members}
+                exts = {ext.lower(): (offset, length) for ext, offset, length, _ in members}
                 found = [exts[e] for e in TAR_IMAGE_EXTENSIONS if e in exts]
                 if not found:
                     raise ValueError(f"tar shard '{shard}': sample '{_split_member(members[0][3])[0]}' has no image "
@@ -265,9 +266,13 @@ class TarShards:
                 if len(found) > 1:
                     raise ValueError(f"tar shard '{shard}': sample '{_split_member(members[0][3])[0]}' has "
                                      f"{len(found)} image members; keep one per sample")
-                image.append(found[0])
+                image.append(found[0][0])
+                size.append(found[0][1])
                 has_label.append(_LABEL_EXT in exts)
+                label_at.append(exts.get(_LABEL_EXT, (0, 0)))
             offsets.append(np.asarray(image, dtype=np.int64))
+            sizes.append(np.asarray(size, dtype=np.int64))
+            labels_at.append(np.asarray(label_at, dtype=np.int64).reshape(-1, 2))
             labelled.append(has_label)
         flat = [flag for flags in labelled for flag in flags]
         self.labelled = all(flat)
@@ -280,6 +285,9 @@ class TarShards:
         self.counts = tuple(counts)
         self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._offsets = offsets
+        self._sizes = sizes
+        self._labels_at = labels_at
+        self._index_dir = index_dir
         self._shard_of = {p: s for s, p in enumerate(self.paths)}
         if len(self._shard_of) != len(self.paths):
             raise ValueError("the same tar shard is listed twice; each shard once")
@@ -324,3 +332,81 @@ class TarShards:
             raise RuntimeError(f"no sample of tar shard '{self.paths[shard]}' starts at byte {offset} ({info!r}): "
                                f"is its index file stale? re-create it with `dali-multicrop index-shards`")
         return int(self._starts[shard]) + row
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """``(shard number, row in that shard)`` of sample ``index``."""
+        shard = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return shard, index - int(self._starts[shard])
+
+    def member(self, index: int) -> tuple[str, int, int, int, int]:
+        """Where sample ``index`` lies: ``(shard path, image offset, image size, label offset, label size)``
+        (label size 0 without labels)."""
+        shard, row = self.locate(index)
+        label_offset, label_size = self._labels_at[shard][row]
+        return (self.paths[shard], int(self._offsets[shard][row]), int(self._sizes[shard][row]), int(label_offset),
+                int(label_size))
+
+    def member_name(self, index: int) -> str:
+        """``shard.tar:member`` of sample ``index``'s image (read again from the index: for error messages)."""
+        shard, row = self.locate(index)
+        _, samples = _load_index(self.paths[shard], self._index_dir)
+        offset = int(self._offsets[shard][row])
+        name = next((n for _, o, _, n in samples[row] if o == offset), samples[row][0][3])
+        return f"{self.paths[shard]}:{name}"
+
+
+class TarMembers:
+    """The samples of local tar shards read by the loader itself, as a map-style dataset of ``(encoded image
+    bytes, label)`` (``os.pread`` at the offsets the index files give): the path ``on_error="skip"`` takes, where a
+    bad sample can be replaced in its batch, which DALI's reader cannot do. Item ``i`` is sample ``i`` of the
+    shards (the same numbering as ``batch.indices`` from the reader)."""
+
+    def __init__(self, shards: TarShards) -> None:
+        remote = [p for p in shards.paths if storage.is_s3(p)]
+        if remote:
+            raise ValueError(f"on_error='skip' reads tar shards itself, from local files only; '{remote[0]}' is in "
+                             f"object storage (use on_error='raise', or copy the shards to local disk)")
+        self.shards = shards
+        self._files: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def _fd(self, path: str) -> int:
+        fd = self._files.get(path)
+        if fd is None:
+            with self._lock:  # the loader's fetch threads share the open files (pread needs no position)
+                fd = self._files.get(path)
+                if fd is None:
+                    fd = self._files[path] = os.open(path, os.O_RDONLY)
+        return fd
+
+    def __getitem__(self, index: int) -> tuple[bytes, int]:
+        path, offset, size, label_offset, label_size = self.shards.member(int(index))
+        data = os.pread(self._fd(path), size, offset)
+        if len(data) != size:
+            raise ValueError(f"tar shard '{path}' ends before its sample at byte {offset} ({len(data)} of {size} "
+                             f"bytes): truncated since it was indexed?")
+        if not label_size:
+            return data, 0
+        text = os.pread(self._fd(path), label_size, label_offset).strip()
+        if not text.isdigit():
+            raise ValueError(f"the label ('cls' member) of {self.item_name(index)} is {text[:40]!r}, not a class "
+                             f"number >= 0")
+        return data, int(text)
+
+    def item_name(self, index: int) -> str:
+        """How errors and ``loader.skipped`` name sample ``index``: ``shard.tar:member``."""
+        return self.shards.member_name(int(index))
+
+    def close(self) -> None:
+        for fd in self._files.values():
+            os.close(fd)
+        self._files.clear()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

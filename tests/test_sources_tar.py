@@ -222,3 +222,42 @@ def test_tar_shards_on_the_gpu_give_every_sample_once(shards):
     batches = list(loader)
     assert all(b.crops[0].is_cuda and b.indices.is_cuda for b in batches)
     assert sorted(i for b in batches for i in b.indices.tolist()) == list(range(12))
+
+
+def test_skip_reads_the_members_itself_and_replaces_bad_samples(coord_folder, tmp_path):
+    """on_error="skip": the loader reads the members itself (DALI's reader cannot leave one out), so a sample that
+    is not an image, cut short or corrupt is replaced in its batch (index -1), warned once, named by its member;
+    every good sample comes once per epoch over ranks, with the same crops as from the folder."""
+    import warnings
+
+    from bad_images import BAD
+    from dali_multicrop.badsamples import BadImageWarning
+
+    files = FileList.from_folder(coord_folder)
+    good = [Path(f).read_bytes() for f in files.files]
+    members = []
+    for k, data in enumerate(good):
+        members += [(f"s{k:02d}.png", data), (f"s{k:02d}.cls", str(files.labels[k]).encode())]
+    members += [("s12.jpg", b"<html>404</html>"), ("s12.cls", b"0"), ("s13.jpg", BAD["corrupt.jpg"][0]()),
+                ("s13.cls", b"1"), ("s14.png", good[0][:len(good[0]) // 2]), ("s14.cls", b"2")]
+    shard = str(_tar_with(tmp_path / "train-000.tar", members))
+    common = dict(crops=CROPS, batch_size=4, device="cpu", seed=3, on_error="skip")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ranks = [DaliMultiCropLoader(shard, shard_id=k, num_shards=2, **common) for k in range(2)]
+        epochs = [[i for loader in ranks for b in loader for i in b.indices.tolist()] for _ in range(2)]
+    for seen in epochs:
+        assert sorted(seen) == [-1] * 3 + list(range(12))
+    skipped = {**ranks[0].skipped, **ranks[1].skipped}
+    assert sorted(skipped) == [f"{shard}:s12.jpg", f"{shard}:s13.jpg", f"{shard}:s14.png"]
+    assert "holds HTML" in skipped[f"{shard}:s12.jpg"] and "truncated PNG" in skipped[f"{shard}:s14.png"]
+    assert "DALI cannot decode (corrupt?)" in skipped[f"{shard}:s13.jpg"]
+    # once per sample and loader (each rank learns of a bad sample when it first meets it)
+    assert sum(issubclass(w.category, BadImageWarning) for w in caught) == sum(len(r.skipped) for r in ranks)
+    # the good samples' crops are the folder's: the same images, the same draws
+    folder = DaliMultiCropLoader(str(coord_folder), crops=CROPS, batch_size=4, device="cpu", seed=3, shuffle=False)
+    clean = DaliMultiCropLoader(_tar_with(tmp_path / "clean.tar", members[:24]).as_posix(), crops=CROPS,
+                                batch_size=4, device="cpu", seed=3, shuffle=False, on_error="skip")
+    for a, b in zip(clean, folder):
+        assert a.indices.tolist() == b.indices.tolist() and a.labels.tolist() == b.labels.tolist()
+        assert all(torch.equal(x, y) for x, y in zip(a.crops, b.crops))
