@@ -21,7 +21,7 @@ from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
 from .dataset_source import DatasetSource
 from .shards import TarMembers, TarShards
-from .sources import FileList, SourceLike, resolve_source
+from .sources import ArraySource, FileList, SourceLike, resolve_source
 from .presets import parse_crops
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 
@@ -107,17 +107,20 @@ class DaliMultiCropLoader:
             decoder where it has one (A100, H100, H200), the rest to CUDA decoding. Default: DALI's own
             (``HW_DECODER_LOAD``); measure per card (``dali-multicrop bench --hw-decoder-load``).
 
-        on_error: what a bad image file (missing, unreadable, not an image, truncated, an unsupported format)
-            does: "raise" (default) stops the loop with an error naming the file and what is wrong with it;
-            "skip" replaces it, in its batch, by another image of that batch (its own crops; ``indices`` -1 for
-            that slot, so the good samples are still each seen once per epoch), warns once per file
-            (``BadImageWarning``) and lists it in :attr:`skipped`. Image folders and file lists only.
-        validate: decode each file once, one at a time, in worker processes (one per DALI thread), before the
-            graph first reads it; bad files then take the ``on_error`` path without reaching DALI's batch
-            decoder, which can crash the whole process on some corrupt JPEGs (DALI 2.4, see
-            :mod:`dali_multicrop.validation`). Costs one more decode per file in the first epoch only (measured on
-            2 CPU cores: 104 vs 131 img/s in that epoch). Image folders and file lists; default: True with
-            ``on_error="skip"`` (a run that must not stop), else False.
+        on_error: what a bad sample does: a file missing, unreadable, not an image, truncated or of a format
+            DALI does not read; a Dataset item that raises or is not an image; a tar sample that does not decode.
+            "raise" (default) stops the loop with an error naming it and what is wrong with it; "skip" replaces it,
+            in its batch, by another image of that batch (its own crops; ``indices`` -1 for that slot, so the good
+            samples are still each seen once per epoch), warns once per sample (``BadImageWarning``) and lists it in
+            :attr:`skipped`. Local tar shards are then read by the loader itself (DALI's reader cannot leave a
+            sample out; the folder's epoch rules apply, ``docs/sources.md``); arrays are pixels and cannot be bad.
+        validate: decode each image file once, alone, in worker processes (one per DALI thread) before the graph
+            first reads it; bad files then take the ``on_error`` path without reaching DALI's batch decoder, which
+            can crash the whole process on some corrupt JPEGs (DALI 2.4, see :mod:`dali_multicrop.validation`).
+            The workers are programs of their own: any kind of user program works (no main guard needed). Costs one
+            more decode per file in the first epoch only (measured on 2 CPU cores: 217-222 vs 240 img/s in that
+            epoch). Image folders and file lists; default: True with ``on_error="skip"`` (a run that must not stop),
+            else False.
 
     One ``for`` loop is one epoch; each new loop starts the next epoch unless :meth:`set_epoch` says which.
     """
@@ -166,9 +169,13 @@ class DaliMultiCropLoader:
             self.source = DatasetSource(TarMembers(self.source), workers=_default_threads())
         files = isinstance(self.source, FileList)
         if validate and not files:
-            raise ValueError(f"validate=True checks image files before DALI reads them; a "
-                             f"{type(self.source).__name__} source has none (a Dataset's encoded items are checked "
-                             f"as they are fetched)")
+            if isinstance(self.source, ArraySource):
+                raise ValueError("validate=True checks image files before DALI reads them; arrays are decoded "
+                                 "pixels already and cannot be bad")
+            given = "tar shards" if isinstance(getattr(self.source, "dataset", None), TarMembers) else "a torch Dataset"
+            raise ValueError(f"validate=True checks image files before DALI reads them; {given} has none: their "
+                             f"encoded items are checked as they are fetched, and on_error='skip' replaces those that "
+                             f"fail")
         self.validate = files and ((on_error == "skip") if validate is None else bool(validate))
         self.plan = ShardPlan(num_samples=len(self.source), batch_size=batch_size, shard_id=shard_id,
                               num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)

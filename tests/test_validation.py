@@ -42,22 +42,24 @@ def folder_with_one_corrupt(tmp_path_factory):
 
 
 def test_a_worker_killed_from_outside_condemns_none_of_the_files_it_held(tmp_path):
-    data = _large_jpeg()
-    files = []
-    for k in range(120):
-        files.append(str(tmp_path / f"{k:03d}.jpg"))
-        (tmp_path / f"{k:03d}.jpg").write_bytes(data)
+    import time
+
+    (tmp_path / "big.jpg").write_bytes(_large_jpeg())
+    files = [str(tmp_path / "big.jpg")] * 400  # 400 samples, each decoded on its own (about 4 s of work)
     validator = FileValidator(files, workers=2)
     everything = np.arange(len(files))
     validator.submit(everything)
     assert validator.wait(everything[:1]) == {}
+    deadline = time.monotonic() + 30
+    while len(validator.worker_pids()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     pids = validator.worker_pids()
     assert len(pids) == 2
     for pid in pids:  # as the OOM killer would, while they decode good files
         os.kill(pid, signal.SIGKILL)
     assert validator.wait(everything) == {}  # not one good file condemned
-    assert validator.checked == 120
-    assert validator.workers_started >= 3  # the killed workers' files were decoded again in fresh ones
+    assert validator.checked == 400
+    assert validator.workers_started >= 4  # both killed workers replaced by fresh ones
     validator.close()
 
 
@@ -106,3 +108,36 @@ def test_what_validation_found_survives_a_curriculum_changing_the_crops(folder_w
     assert loader._bad.validator is validator and (validator.checked, validator.workers_started) == (checked, started)
     assert checked == 41
     loader.close()
+
+
+def test_validate_and_skip_say_what_each_source_can_do(coord_folder, tmp_path):
+    from dali_multicrop import ArraySource
+    from dali_multicrop.shards import TarMembers
+
+    arrays = ArraySource(np.zeros((4, 8, 8, 3), np.uint8), [0] * 4)
+    with pytest.raises(ValueError, match="arrays are decoded pixels already and cannot be bad"):
+        DaliMultiCropLoader(arrays, crops=CROPS, device="cpu", validate=True)
+    skip = DaliMultiCropLoader(arrays, crops=CROPS, batch_size=4, device="cpu", on_error="skip")  # nothing to skip
+    assert sorted(i for b in skip for i in b.indices.tolist()) == [0, 1, 2, 3] and skip.skipped == {}
+    items = [(np.zeros((8, 8, 3), np.uint8), 0)] * 3
+    with pytest.raises(ValueError, match="a torch Dataset has none: their encoded items are checked as they are"):
+        DaliMultiCropLoader(_List(items), crops=CROPS, device="cpu", validate=True)
+
+    class RemoteShards:
+        paths = ("/local/a.tar", "s3://bucket/train-001.tar")
+
+    with pytest.raises(ValueError, match=r"from local files only; 's3://bucket/train-001.tar' is in object storage"):
+        TarMembers(RemoteShards())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip', got 'ignore'"):
+        DaliMultiCropLoader(str(coord_folder), crops=CROPS, device="cpu", on_error="ignore")
+
+
+class _List:
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]

@@ -7,6 +7,7 @@ one worker process per core, as DINO's and solo-learn's training scripts do.
 from __future__ import annotations
 
 import math
+import multiprocessing
 from typing import Any, Sequence
 
 import torch
@@ -75,6 +76,9 @@ def torchvision_loader(source: FileList, spec: MultiCropSpec, batch_size: int, w
     dataset = FileListDataset(source, MultiCropTransform(spec, mean, std, dtype))
     sampler = torch.utils.data.RandomSampler(dataset, num_samples=num_batches * batch_size,
                                              generator=torch.Generator().manual_seed(seed))
+    # fork, as the peers' loaders get on Linux up to Python 3.13: spawn and forkserver (3.14's default) would import
+    # the caller's main module in every worker, which a script without a main guard cannot survive
+    context = "fork" if workers > 0 and "fork" in multiprocessing.get_all_start_methods() else None
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                                       pin_memory=pin_memory, drop_last=True,
+                                       pin_memory=pin_memory, drop_last=True, multiprocessing_context=context,
                                        prefetch_factor=2 if workers > 0 else None)
