@@ -60,6 +60,7 @@ class BadSamples:
             from .validation import FileValidator
 
             self.validator = FileValidator(self._files, workers)
+            self._checkable = np.array([not is_s3(f) for f in self._files], dtype=bool)
 
     @property
     def skipping(self) -> bool:
@@ -80,8 +81,12 @@ class BadSamples:
         return len(self._bad)
 
     def _local(self, indices: np.ndarray) -> np.ndarray:
-        return np.array([i for i in indices if int(i) not in self._bad and not is_s3(self._files[int(i)])],
-                        dtype=np.int64)
+        """The local files among ``indices`` not known bad (what the validator checks)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        keep = self._checkable[indices]
+        if self._bad:
+            keep &= ~np.isin(indices, np.fromiter(self._bad, dtype=np.int64, count=len(self._bad)))
+        return indices[keep]
 
     def look_ahead(self, batches: Iterable[np.ndarray]) -> None:
         """Starts the checks of the files of ``batches`` (the ones DALI will read next)."""

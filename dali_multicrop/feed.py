@@ -161,9 +161,9 @@ class EpochFeed:
         fetching now (known-bad items are not fetched again). Items that fail are recorded (raise mode: raised) and
         replaced by another of the batch."""
         assert self._dataset is not None
-        for j in range(iteration, min(iteration + 1 + self._ahead, len(self._batches))):
+        for j, indices in enumerate(self.in_flight(iteration), start=iteration):
             if j not in self._pending:
-                self._pending[j] = self._dataset.submit(np.unique(self.bad.substitute(self._batches[j])[0]))
+                self._pending[j] = self._dataset.submit(np.unique(self.bad.substitute(indices)[0]))
         fetched = dict(self._dataset.collect(self._pending.pop(iteration)))
         while True:
             self.bad.record((i, item) for i, item in fetched.items() if isinstance(item, Exception))
