@@ -5,7 +5,7 @@ Python 3.14) import the user's ``__main__`` in every worker, so a training scrip
 ``if __name__ == "__main__":`` guard runs again in each worker (and dies there); ``fork`` copies a process that may
 hold DALI's and torch's threads. Here every worker is a fresh interpreter started as its own program::
 
-    python -c "<bootstrap>" PACKAGE_ROOT dali_multicrop.validation:check_file [module:prepare]
+    python -W ignore -c "<bootstrap>" PACKAGE_ROOT dali_multicrop.validation:check_file [module:prepare]
 
 which imports only this package (from the folder the parent imported it from) and the task's module, then talks
 JSON lines over its stdin (tasks) and a private copy of its stdout (answers; the real stdout is pointed at stderr,
@@ -78,7 +78,8 @@ def worker_command(target: str, prepare: Optional[str] = None) -> list[str]:
     if not sys.executable:
         raise WorkerStartError("cannot start worker processes: this Python does not know its own executable "
                                "(sys.executable is empty)")
-    return [sys.executable, "-c", _BOOTSTRAP, PACKAGE_ROOT, target] + ([prepare] if prepare else [])
+    # -W ignore: a PYTHONWARNINGS=error of the user's must not kill a worker on a library's deprecation warning
+    return [sys.executable, "-W", "ignore", "-c", _BOOTSTRAP, PACKAGE_ROOT, target] + ([prepare] if prepare else [])
 
 
 def _function(spec: str) -> Callable[..., Any]:
@@ -416,8 +417,14 @@ class WorkerPool:
     def __init__(self, target: str, workers: int, *, prepare: Optional[str] = None, what: str = "worker",
                  task_timeout_s: float = 300.0, start_timeout_s: float = 120.0,
                  command: Optional[Sequence[str]] = None) -> None:
-        command = list(command) if command is not None else worker_command(target, prepare)
-        self._pool = _Pool(command, max(1, int(workers)), what, float(task_timeout_s), float(start_timeout_s))
+        broken: Optional[WorkerStartError] = None
+        if command is None:
+            try:
+                command = worker_command(target, prepare)
+            except WorkerStartError as exc:  # every task fails with it, as when no worker starts
+                command, broken = [], exc
+        self._pool = _Pool(list(command), max(1, int(workers)), what, float(task_timeout_s), float(start_timeout_s))
+        self._pool.broken = broken
         self._finalizer = weakref.finalize(self, self._pool.close)
 
     @property
