@@ -129,6 +129,6 @@ def measure_overhead(recipe: str, spec: MultiCropSpec, files: FileList, batch_si
     return OverheadResult(recipe=recipe, tiny_spec=str(small), num_crops=spec.num_crops,
                           operators_cpu_graph=operator_counts(small, "cpu"),
                           operators_gpu_graph=operator_counts(small, "gpu"), batch_size=batch_size, threads=threads,
-                          ms_full=round(ms_full, 2), ms_host=round(ms_host, 2), ms_floor=round(ms_floor, 2),
-                          ms_decode=round(ms_decode, 2), ratio=round(ms_full / ms_decode, 2),
+                          ms_full=round(ms_full, 3), ms_host=round(ms_host, 3), ms_floor=round(ms_floor, 3),
+                          ms_decode=round(ms_decode, 3), ratio=round(ms_full / ms_decode, 2),
                           host_ratio=round(ms_host / ms_decode, 2), floor_ratio=round(ms_floor / ms_decode, 2))
