@@ -220,10 +220,13 @@ def overhead(
     rounds: int = typer.Option(3, "--rounds", help="Rounds of decode-only then full graph.", show_default=True),
     out: Path = typer.Option(Path("results"), "--out", help="Results folder (a timestamped run folder inside).",
                              show_default=True),
+    gil_batch_size: int = typer.Option(256, "--gil-batch-size", help="Batch size of the GIL measurement (py-spy "
+                                       "samples of the loader's steady loop); 0 skips it.", show_default=True),
 ) -> None:
     """Measure the graph's fixed cost per batch on tiny images (24x32 JPEGs, crops shrunk to 32/16 px): operators
-    by device, and the full CPU graph, the GPU graph's host stage and the pixel floor (a resize and a
-    normalisation per crop) against the decode-only head."""
+    by device, the full CPU graph, the GPU graph's host stage and the pixel floor (a resize and a normalisation per
+    crop) against the decode-only head, and the milliseconds per batch the loader holds the GIL (against a bare
+    DALI reader + decoder loader)."""
     import json
 
     from rich.console import Console
@@ -246,27 +249,56 @@ def overhead(
         typer.echo(f"measuring {name} ...", err=True)
         results.append(measure_overhead(name, spec, files, batch_size=batch_size, threads=threads,
                                         batches=batches, rounds=rounds))
+    gil, gil_note = _measure_gil(recipes, gil_batch_size, threads)
     machine = describe_machine()
     table = Table(title=f"graph fixed cost, tiny images — batch {batch_size}, {threads} threads — {machine['cpu']}")
     for label in ("recipe", "as measured", "crops", "CPU graph ops", "GPU graph ops cpu/mixed/gpu", "decode ms",
                   "full CPU graph ms", "full / decode", "GPU graph host ms", "host / decode", "pixel floor ms",
-                  "floor / decode"):
+                  "floor / decode", f"GIL ms (batch {gil_batch_size})"):
         table.add_column(label, justify="left" if label in ("recipe", "as measured") else "right")
     for r in results:
         g = r.operators_gpu_graph
         table.add_row(r.recipe, r.tiny_spec, str(r.num_crops), str(r.operators_cpu_graph["cpu"]),
                       f"{g['cpu']}/{g['mixed']}/{g['gpu']}", f"{r.ms_decode:.1f}", f"{r.ms_full:.1f}",
                       f"{r.ratio:.2f}", f"{r.ms_host:.1f}", f"{r.host_ratio:.2f}", f"{r.ms_floor:.1f}",
-                      f"{r.floor_ratio:.2f}")
+                      f"{r.floor_ratio:.2f}", f"{gil[r.recipe].gil_ms_per_batch:.2f}" if r.recipe in gil else "-")
+    if "bare" in gil:
+        table.add_row("bare DALI loader", "read + decode", *["-"] * 10, f"{gil['bare'].gil_ms_per_batch:.2f}")
     console = Console()
     if not console.is_terminal:
-        console = Console(width=220)
+        console = Console(width=240)
     console.print(table)
+    if gil_note:
+        typer.echo(gil_note)
     folder = out / time.strftime("overhead-%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "overhead.json"
-    path.write_text(json.dumps({"machine": machine, "results": [r.as_dict() for r in results]}, indent=2) + "\n")
+    path.write_text(json.dumps({"machine": machine, "results": [r.as_dict() for r in results],
+                                "gil": {k: v.as_dict() for k, v in gil.items()}, "gil_note": gil_note},
+                               indent=2) + "\n")
     typer.echo(f"results: {path}")
+
+
+def _measure_gil(recipes: List[str], batch_size: int, threads: int) -> tuple[dict, Optional[str]]:
+    """``overhead``'s GIL column: ``({recipe or "bare": GilResult}, why it is missing or None)``."""
+    from .benchmark.gil import WARMUP, measure_gil, py_spy
+    from .sample_data import ensure_tiny_data
+
+    if batch_size <= 0:
+        return {}, None
+    if py_spy() is None:
+        return {}, "no GIL column: py-spy is not installed (pip install 'dali-multicrop[bench]')"
+    batches = 40
+    data = str(ensure_tiny_data(max(1024, (WARMUP + batches + 2) * batch_size)))
+    found = {}
+    try:
+        for name in ["bare", *recipes]:
+            typer.echo(f"measuring the GIL of {name} ...", err=True)
+            kind, crops = ("bare", recipes[0]) if name == "bare" else ("loader", name)
+            found[name] = measure_gil(kind, crops, data, batch_size=batch_size, threads=threads, batches=batches)
+    except RuntimeError as exc:  # py-spy cannot attach here (no ptrace permission, ...)
+        return found, f"no GIL column: {exc}"
+    return found, None
 
 
 @app.command()

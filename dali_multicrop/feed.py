@@ -8,6 +8,7 @@ vectorised numpy calls per batch, whatever the number of crops).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -20,12 +21,14 @@ from .sources import ArraySource, FileList
 from .spec import MultiCropSpec
 from .windows import pack_window_input
 
-__all__ = ["EpochFeed", "HEADS", "encode_path", "feed_outputs", "head_of"]
+__all__ = ["EpochFeed", "HEADS", "encode_paths", "feed_outputs", "head_of"]
 
 
-def encode_path(path: str) -> np.ndarray:
-    """A file path as the 1-D uint8 array (UTF-8) that ``fn.io.file.read`` takes."""
-    return np.frombuffer(path.encode("utf-8"), dtype=np.uint8)
+def encode_paths(paths: Sequence[str]) -> np.ndarray:
+    """File paths as one uint8 array ``[B, L]`` for ``fn.io.file.read``: each row a path's bytes (as the OS spells
+    it, ``os.fsencode``), NUL-padded to the longest. One array per batch: DALI converts a list of per-sample arrays
+    one sample at a time, under the GIL (about 2 ms per batch of 256 paths, measured), an array at once."""
+    return np.array([os.fsencode(p) for p in paths]).view(np.uint8).reshape(len(paths), -1)
 
 
 HEADS = ("paths", "images", "encoded", "reader")
@@ -151,7 +154,7 @@ class EpochFeed:
             self.bad.check(indices)  # raise mode: a bad file's error, and nothing of this batch is read
             read, shown = self.bad.substitute(indices)
             labels = self._labels[read]
-            head = self._images.take(read) if self._images is not None else [encode_path(self._files[i]) for i in read]
+            head = self._images.take(read) if self._images is not None else encode_paths([self._files[i] for i in read])
         if self._spec is None:
             return head, shown.astype(np.int64)
         return (head, shown.astype(np.int64), labels, *_draw_outputs(self.draws(iteration)))

@@ -137,7 +137,8 @@ def test_bench_runs_without_psutil_and_matplotlib(tmp_path, smoke):
 def test_overhead_command_counts_operators_and_times_both_graphs(tmp_path):
     env = {**__import__("os").environ, "DALI_MULTICROP_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "dali_multicrop", "overhead", "--crops", "2x224,6x96", "--crops", "dino",
-           "--batch-size", "8", "--batches", "2", "--rounds", "1", "--threads", "2", "--out", str(tmp_path / "out")]
+           "--batch-size", "8", "--batches", "2", "--rounds", "1", "--threads", "2", "--out", str(tmp_path / "out"),
+           "--gil-batch-size", "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "full / decode" in proc.stdout
