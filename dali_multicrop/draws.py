@@ -52,6 +52,9 @@ _C0 = np.outer(_YIQ_TO_RGB[:, 0], _RGB_TO_YIQ[0])
 _C1 = _YIQ_TO_RGB[:, 1:] @ _RGB_TO_YIQ[1:]
 _C2 = _YIQ_TO_RGB[:, 1:] @ np.array([[0.0, -1.0], [1.0, 0.0]]) @ _RGB_TO_YIQ[1:]
 _TO_LUMA = np.outer(np.ones(3), LUMA)  # grayscale: luma in every channel
+# hue (C0 + cos C1 + sin C2) times saturation (s I + (1 - s) L): the six products, flattened, for colour_blocks
+_CHROMA_BASIS = np.stack([c @ m for c in (_C0, _C1, _C2) for m in (np.eye(3), _TO_LUMA)]).reshape(6, 9)
+_GRAY_CHROMA_BASIS = np.stack([_TO_LUMA @ c @ m for c in (_C0, _C1, _C2) for m in (np.eye(3), _TO_LUMA)]).reshape(6, 9)
 _MID_GREY = 128.0
 _KEY_TAG = 0xD4A3
 
@@ -146,20 +149,24 @@ def colour_blocks(f: ColourFactors) -> np.ndarray:
     order brightness, contrast, saturation, hue (or contrast, saturation, hue, brightness), then grayscale.
     """
     count = len(f.brightness)
-    angle = -2.0 * math.pi * f.hue
-    col = lambda v: np.asarray(v, dtype=np.float64)[:, None, None]  # noqa: E731
-    hue = _C0 + col(np.cos(angle)) * _C1 + col(np.sin(angle)) * _C2
-    saturation = col(f.saturation) * np.eye(3) + col(1.0 - f.saturation) * _TO_LUMA
-    gray = np.where(col(f.gray), _TO_LUMA, np.eye(3))
-    chroma = gray @ hue @ saturation
-    linear = col(f.brightness * f.contrast) * chroma
+    angle = -2.0 * math.pi * np.asarray(f.hue, dtype=np.float64)
+    sat = np.asarray(f.saturation, dtype=np.float64)
+    # hue @ saturation = sum_k coefficient_k * basis_k: (C0 + cos C1 + sin C2) (s I + (1 - s) L), six fixed
+    # matrices, so the chroma maps of all crops are one [count, 6] x [6, 9] product (grayscale: L times them)
+    cos, sin = np.cos(angle), np.sin(angle)
+    coefficients = np.stack([sat, 1.0 - sat, cos * sat, cos * (1.0 - sat), sin * sat, sin * (1.0 - sat)], axis=1)
+    chroma = (coefficients @ _CHROMA_BASIS).reshape(count, 3, 3)
+    gray = np.asarray(f.gray, dtype=bool)
+    if gray.any():
+        chroma[gray] = (coefficients[gray] @ _GRAY_CHROMA_BASIS).reshape(-1, 3, 3)
+    contrast = np.asarray(f.contrast, dtype=np.float64)
+    linear = (f.brightness * contrast)[:, None, None] * chroma
     # contrast's offset (a grey, 128 * (1 - c)) goes through saturation, hue and grayscale, and through
-    # brightness where brightness comes last
-    offset = chroma @ (_MID_GREY * (1.0 - np.asarray(f.contrast, dtype=np.float64)))[:, None, None].repeat(3, 1)
-    offset = offset[..., 0] * np.where(f.brightness_last, f.brightness, 1.0)[:, None]
-    neutral = (f.brightness == 1) & (f.contrast == 1) & (f.saturation == 1) & (f.hue == 0) & ~np.asarray(f.gray)
+    # brightness where brightness comes last: chroma @ (v, v, v) is v times chroma's row sums
+    offset = chroma.sum(axis=2) * (_MID_GREY * (1.0 - contrast) * np.where(f.brightness_last, f.brightness, 1.0))[:, None]
+    neutral = (f.brightness == 1) & (contrast == 1) & (sat == 1) & (f.hue == 0) & ~gray
     out = np.empty((count, 3, 4))
-    out[:, :, :3] = np.where(col(neutral), np.eye(3), linear)
+    out[:, :, :3] = np.where(neutral[:, None, None], np.eye(3), linear)
     out[:, :, 3] = np.where(neutral[:, None], 0.0, offset)
     return out
 
