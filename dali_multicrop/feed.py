@@ -8,7 +8,7 @@ vectorised numpy calls per batch, whatever the number of crops).
 
 from __future__ import annotations
 
-import os
+import sys
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -24,11 +24,14 @@ from .windows import pack_window_input
 __all__ = ["EpochFeed", "HEADS", "encode_paths", "feed_outputs", "head_of"]
 
 
+_FS_ENCODING = sys.getfilesystemencoding()  # os.fsencode's rule (with surrogateescape), without its per-call checks
+
+
 def encode_paths(paths: Sequence[str]) -> np.ndarray:
-    """File paths as one uint8 array ``[B, L]`` for ``fn.io.file.read``: each row a path's bytes (as the OS spells
-    it, ``os.fsencode``), NUL-padded to the longest. One array per batch: DALI converts a list of per-sample arrays
-    one sample at a time, under the GIL (about 2 ms per batch of 256 paths, measured), an array at once."""
-    return np.array([os.fsencode(p) for p in paths]).view(np.uint8).reshape(len(paths), -1)
+    """File paths as one uint8 array ``[B, L]`` for ``fn.io.file.read``: each row a path's bytes as the OS spells
+    it (``os.fsencode``'s rule), NUL-padded to the longest. One array per batch: DALI converts a list of per-sample
+    arrays one sample at a time, under the GIL (about 2 ms per batch of 256 paths, measured), an array at once."""
+    return np.array([p.encode(_FS_ENCODING, "surrogateescape") for p in paths]).view(np.uint8).reshape(len(paths), -1)
 
 
 HEADS = ("paths", "images", "encoded", "reader")
@@ -154,7 +157,8 @@ class EpochFeed:
             self.bad.check(indices)  # raise mode: a bad file's error, and nothing of this batch is read
             read, shown = self.bad.substitute(indices)
             labels = self._labels[read]
-            head = self._images.take(read) if self._images is not None else encode_paths([self._files[i] for i in read])
+            head = self._images.take(read) if self._images is not None else \
+                encode_paths([self._files[i] for i in read.tolist()])
         if self._spec is None:
             return head, shown.astype(np.int64)
         return (head, shown.astype(np.int64), labels, *_draw_outputs(self.draws(iteration)))
