@@ -31,7 +31,8 @@ from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 if TYPE_CHECKING:
     from .shards import TarEpoch
 
-__all__ = ["GraphSettings", "DecoderSettings", "HW_DECODER_LOAD", "build_pipeline", "build_decode_pipeline",
+__all__ = ["GraphSettings", "DecoderMemory", "DecoderSettings", "HW_DECODER_LOAD", "DEVICE_PADDING_BUDGET",
+           "HOST_PADDING_BUDGET", "build_pipeline", "build_decode_pipeline",
            "build_floor_pipeline", "output_names"]
 
 
@@ -40,23 +41,63 @@ HW_DECODER_LOAD = 0.65
 measured 0.9 as worse for tail latency)."""
 
 
+NVIDIA_DEVICE_PADDING = 211_025_920
+"""Bytes of nvJPEG device buffer per thread in NVIDIA's ImageNet training example (sized for ImageNet's largest
+image)."""
+NVIDIA_HOST_PADDING = 140_544_512
+"""Bytes of each of the two pinned host buffers per thread in NVIDIA's ImageNet training example."""
+DEVICE_PADDING_BUDGET = 1 << 30
+"""Most bytes of GPU memory the GPU decoder preallocates per rank, all its threads together (1 GiB)."""
+HOST_PADDING_BUDGET = 1 << 30
+"""Most bytes of pinned host memory the GPU decoder preallocates per rank, all its threads together (1 GiB)."""
+
+
+@dataclass(frozen=True)
+class DecoderMemory:
+    """What the GPU ("mixed") decoder preallocates on one rank before the first batch, in bytes: one device buffer
+    per thread (``device_bytes`` in all) and two pinned host buffers per thread (``pinned_host_bytes`` in all).
+    A larger image than a buffer holds makes nvJPEG grow that buffer once (a pause, not an error)."""
+
+    threads: int
+    device_bytes: int
+    pinned_host_bytes: int
+
+    def __str__(self) -> str:
+        return (f"{self.device_bytes / 2**20:,.0f} MiB of GPU memory and {self.pinned_host_bytes / 2**20:,.0f} MiB of "
+                f"pinned host memory (DALI threads: {self.threads})")
+
+
 @dataclass(frozen=True)
 class DecoderSettings:
-    """The GPU ("mixed") decoder's memory and hardware-decoder settings, as NVIDIA's ImageNet training example
-    sets them (ignored by the CPU decoder).
+    """The GPU ("mixed") decoder's memory and hardware-decoder settings (ignored by the CPU decoder).
 
     ``device_memory_padding`` / ``host_memory_padding``: bytes nvJPEG preallocates per thread (one device
-    buffer; two pinned host buffers), sized for ImageNet's largest image so it never reallocates mid-run.
-    ``preallocate_width_hint`` / ``preallocate_height_hint``: pixels, the largest image the hardware JPEG
-    decoder prepares for. ``hw_decoder_load``: share of the JPEG work (0-1) given to the hardware decoder where
-    the GPU has one (A100, H100, H200); DALI's default 0.65.
+    buffer; two pinned host buffers). ``preallocate_width_hint`` / ``preallocate_height_hint``: pixels, the
+    largest image the hardware JPEG decoder prepares for. ``hw_decoder_load``: share of the JPEG work (0-1) given
+    to the hardware decoder where the GPU has one (A100, H100, H200); DALI's default 0.65. The defaults are NVIDIA's
+    ImageNet example's; :meth:`for_threads` scales the paddings to a thread count within the per-rank budgets.
     """
 
-    device_memory_padding: int = 211_025_920
-    host_memory_padding: int = 140_544_512
+    device_memory_padding: int = NVIDIA_DEVICE_PADDING
+    host_memory_padding: int = NVIDIA_HOST_PADDING
     preallocate_width_hint: int = 5980
     preallocate_height_hint: int = 6430
     hw_decoder_load: float = HW_DECODER_LOAD
+
+    @classmethod
+    def for_threads(cls, threads: int, hw_decoder_load: float = HW_DECODER_LOAD) -> "DecoderSettings":
+        """NVIDIA's paddings where ``threads`` threads fit them in :data:`DEVICE_PADDING_BUDGET` and
+        :data:`HOST_PADDING_BUDGET`, else each thread's share of the budget (16 threads: 64 MiB device, 2 x 32 MiB
+        host per thread: a decoded 21-megapixel image, a 32 MB JPEG file)."""
+        threads = max(1, int(threads))
+        return cls(device_memory_padding=min(NVIDIA_DEVICE_PADDING, DEVICE_PADDING_BUDGET // threads),
+                   host_memory_padding=min(NVIDIA_HOST_PADDING, HOST_PADDING_BUDGET // (2 * threads)),
+                   hw_decoder_load=hw_decoder_load)
+
+    def memory(self, threads: int) -> DecoderMemory:
+        """What these settings preallocate with ``threads`` DALI threads (see :class:`DecoderMemory`)."""
+        return DecoderMemory(threads=threads, device_bytes=threads * self.device_memory_padding,
+                             pinned_host_bytes=2 * threads * self.host_memory_padding)
 
 
 @dataclass(frozen=True)
@@ -79,6 +120,13 @@ class GraphSettings:
     std: tuple[float, float, float] = IMAGENET_STD
     prefetch: int = 2
     decoder: DecoderSettings = DecoderSettings()
+
+    @property
+    def decoder_memory(self) -> DecoderMemory:
+        """What the GPU decoder preallocates with these settings (nothing for the CPU graph)."""
+        if self.device != "gpu":
+            return DecoderMemory(threads=self.num_threads, device_bytes=0, pinned_host_bytes=0)
+        return self.decoder.memory(self.num_threads)
 
     @property
     def torch_device(self) -> Any:

@@ -182,9 +182,12 @@ class DaliMultiCropLoader:
         self.settings = GraphSettings(device=self.device, batch_size=batch_size, num_threads=self.num_threads,
                                       seed=self.graph_seed(), device_id=self.device_id, dtype=dtype, mean=self.mean,
                                       std=self.std, prefetch=self.prefetch,
-                                      decoder=DecoderSettings(hw_decoder_load=self.hw_decoder_load))
+                                      decoder=DecoderSettings.for_threads(self.num_threads, self.hw_decoder_load))
         """What the graph is built with (frozen)."""
         self.torch_device = self.settings.torch_device
+        self.decoder_memory = self.settings.decoder_memory
+        """What the GPU decoder preallocates on this rank before the first batch (zero for device="cpu"): at most
+        ``DEVICE_PADDING_BUDGET`` of GPU and ``HOST_PADDING_BUDGET`` of pinned host memory, whatever the threads."""
         self._next_epoch = 0
         self._next_batch = 0  # where the next loop starts in its epoch (a resumed run)
         self._running: Optional[list[int]] = None  # [epoch, next batch] of the loop in progress

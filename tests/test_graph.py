@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dali_multicrop import MultiCropSpec
+from dali_multicrop import DaliMultiCropLoader, FileList, MultiCropSpec
 from dali_multicrop.benchmark.overhead import operator_counts, tiny_spec
 from dali_multicrop.presets import load_preset
 
@@ -64,3 +64,39 @@ def test_defining_a_graph_catches_a_misplaced_argument():
 
     with pytest.raises(ValueError, match="must be on CPU"):
         misplaced()._build_graph()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4, 8, 16, 64])
+def test_the_gpu_decoders_memory_stays_within_the_per_rank_budget(threads):
+    from dali_multicrop.graph import (DEVICE_PADDING_BUDGET, HOST_PADDING_BUDGET, NVIDIA_DEVICE_PADDING,
+                                      NVIDIA_HOST_PADDING, DecoderSettings)
+
+    settings = DecoderSettings.for_threads(threads)
+    memory = settings.memory(threads)
+    assert memory.device_bytes == threads * settings.device_memory_padding <= DEVICE_PADDING_BUDGET
+    assert memory.pinned_host_bytes == 2 * threads * settings.host_memory_padding <= HOST_PADDING_BUDGET
+    # NVIDIA's paddings where they fit; each thread's share of the budget where they do not
+    assert settings.device_memory_padding == min(NVIDIA_DEVICE_PADDING, DEVICE_PADDING_BUDGET // threads)
+    assert settings.host_memory_padding == min(NVIDIA_HOST_PADDING, HOST_PADDING_BUDGET // (2 * threads))
+    if threads == 16:  # a 16-core host with one rank: 3.4 GB of GPU and 4.5 GB of pinned memory before
+        assert (settings.device_memory_padding, settings.host_memory_padding) == (64 << 20, 32 << 20)
+
+
+def test_the_gpu_graph_and_the_loader_use_the_budgeted_decoder():
+    from dali_multicrop.feed import EpochFeed
+    from dali_multicrop.graph import DecoderSettings, GraphSettings, build_pipeline
+
+    spec = MultiCropSpec.parse("2x224,6x96")
+    decoder = DecoderSettings.for_threads(16)
+    settings = GraphSettings(device="gpu", batch_size=4, num_threads=16, seed=0, decoder=decoder)
+    pipe = build_pipeline(EpochFeed(FileList(("unused.jpg",), (0,)), spec), spec, settings)
+    pipe._build_graph()  # defined, not built: no GPU needed
+    (mixed,) = [op._op for op in pipe._ops if op._op.device == "mixed"]
+    assert mixed._init_args["device_memory_padding"] == 64 << 20
+    assert mixed._init_args["host_memory_padding"] == 32 << 20
+    assert settings.decoder_memory.device_bytes == 1 << 30 and settings.decoder_memory.pinned_host_bytes == 1 << 30
+    assert "1,024 MiB of GPU memory and 1,024 MiB of pinned host memory (DALI threads: 16)" in str(
+        settings.decoder_memory)
+    cpu = DaliMultiCropLoader(FileList(("unused.jpg",), (0,)), crops="1x32", device="cpu", num_threads=16)
+    assert (cpu.decoder_memory.device_bytes, cpu.decoder_memory.pinned_host_bytes) == (0, 0)
+    assert cpu.settings.decoder == DecoderSettings.for_threads(16)

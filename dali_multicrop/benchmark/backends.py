@@ -62,7 +62,7 @@ def skip_reason(name: str, cfg: "BenchConfig") -> Optional[str]:
 def _decoder(cfg: "BenchConfig") -> Any:
     from ..graph import DecoderSettings
 
-    return DecoderSettings(hw_decoder_load=cfg.hw_decoder_load)
+    return DecoderSettings.for_threads(cfg.threads, cfg.hw_decoder_load)
 
 
 def _dali_multicrop(cfg: "BenchConfig", device: str, source: str = "folder") -> Iterator[Item]:
