@@ -83,4 +83,19 @@ else
   echo "timm is not importable: examples skipped (build the kit with EXTRA=timm)"
 fi
 
+step "7. host budget: operators per batch, the GIL per batch (py-spy, where the kit brought it), decoder memory"
+timeout 90 python3 -m dali_multicrop overhead --rounds 1 --batches 10 --out "$out/overhead" 2>&1 \
+  | tee "$out/overhead.log" | grep -E "│|GIL|error" | tail -6
+python3 -c "from dali_multicrop import DaliMultiCropLoader as L; import torch
+if torch.cuda.is_available(): print('decoder memory per rank:', L('$DALI_MULTICROP_CACHE/sample-v1-$samples', device='gpu').decoder_memory)" \
+  2>&1 | tee -a "$out/overhead.log"
+
+step "8. a timeline of 20 batches of dali-gpu, where nsys is installed"
+if command -v nsys >/dev/null 2>&1 && has_smi; then
+  timeout 120 nsys profile --trace=cuda,nvtx,osrt --force-overwrite=true -o "$out/dali-gpu" \
+    "${bench[@]}" --batches 20 --crops 2x224,6x96 --backend dali-gpu --out "$out/bench-nsys" 2>&1 | tail -3
+else
+  echo "nsys or the GPU is missing: no timeline"
+fi
+
 step "done"
