@@ -5,7 +5,8 @@ One builder serves both devices. The graph reads top to bottom like the data flo
     paths, indices, labels, draws        (external source fed by the loader, CPU; draws: see draws.py)
       -> read the file (DALI threads)    (or: decoded pixels from memory; or DALI's tar-shard reader)
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
-      -> crop windows for all crops      (one python_function per batch, from the images' shapes + draws)
+      -> crop windows for all crops      (one python_function per batch, from the images' sizes + draws; the
+                                          sizes come from the encoded headers, so nothing waits for the decoder)
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
       -> per crop: resize its window (antialias; a mirrored crop has its window's x ends swapped)
          -> colour transform -> blur -> solarise -> normalise to CHW
@@ -17,6 +18,20 @@ the graph keeps the CPU operators per batch few and independent of the number of
 in the graph, and the windows and parameters of all crops come from a fixed handful of operators. Only the
 pixel work (resize, colour, blur, solarise, normalise) has an operator per crop, on the graph's device.
 :func:`dali_multicrop.benchmark.overhead.operator_counts` reports the counts.
+
+Where the GPU graph differs from the CPU graph (the CPU tests are all the testing the GPU path gets without a GPU):
+
+* device placement only: the decoder is "mixed" instead of "cpu"; pixels from memory are copied to the GPU
+  (``.gpu()``) after their sizes are read; the pixel operators run on the image's device; the side outputs
+  (windows, flips, indices, labels) are copied to the GPU (one mixed copy each) and the solarisation offsets of
+  each solarised crop too;
+* the blur: on the CPU a crop blurred only sometimes runs it only where its coin says so (a DALI conditional); on
+  the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
+  tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
+  variant itself only by the gpu
+  tests;
+* nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
+  decoder), and every random parameter comes from the same feed.
 """
 
 from __future__ import annotations
@@ -163,15 +178,23 @@ def _feed(source: "EpochFeed") -> dict[str, Any]:
     return dict(zip(names, nodes))
 
 
-def _image(feed: dict[str, Any], on_gpu: bool, decoder: DecoderSettings) -> Any:
-    """The graph's head: each sample's image, RGB HWC uint8, on the graph's device: decoded pixels as they come
-    (``images``), else encoded bytes (``encoded``) or each file read (DALI's threads), decoded once."""
+def _image(feed: dict[str, Any], on_gpu: bool, decoder: DecoderSettings) -> tuple[Any, Any]:
+    """The graph's head: ``(image, size)`` per sample: the image RGB HWC uint8 on the graph's device (decoded pixels
+    as they come, ``images``; else encoded bytes, ``encoded``, or each file read by DALI's threads, decoded once),
+    and its ``(H, W, C)`` as the decoder will output it, known on the host before decoding (:func:`_sizes`)."""
     _, fn, _ = dali_modules()
     if "images" in feed:
-        return feed["images"].gpu() if on_gpu else feed["images"]
-    if "encoded" in feed:
-        return _decode(feed["encoded"], on_gpu, decoder)
-    return _decode(fn.io.file.read(feed["paths"]), on_gpu, decoder)
+        return (feed["images"].gpu() if on_gpu else feed["images"]), feed["images"].shape()
+    encoded = feed["encoded"] if "encoded" in feed else fn.io.file.read(feed["paths"])
+    return _decode(encoded, on_gpu, decoder), _sizes(encoded)
+
+
+def _sizes(encoded: Any) -> Any:
+    """Each encoded image's ``(H, W, C)``, read from its header on the host (``fn.peek_image_shape``, EXIF
+    orientation applied as the decoder applies it). The crop windows come from these, not from the decoded images'
+    shapes, so on the GPU path no host step waits for the GPU decoder within an iteration."""
+    _, fn, _ = dali_modules()
+    return fn.peek_image_shape(encoded, adjust_orientation=True)
 
 
 def _reader_side(encoded: Any, label_text: Any, info_bytes: int) -> list[Any]:
@@ -237,11 +260,11 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
         feed = _feed(source)
         if reader is not None:
             encoded, label_text = reader.nodes()
-            image = _decode(encoded, on_gpu, settings.decoder)
+            image, size = _decode(encoded, on_gpu, settings.decoder), _sizes(encoded)
         else:
-            image = _image(feed, on_gpu, settings.decoder)
+            image, size = _image(feed, on_gpu, settings.decoder)
         # resize regions and boxes of every crop, one array per sample (see WindowFunction)
-        windows_out = fn.python_function(image.shape(), feed["window"], function=windows, batch_processing=True,
+        windows_out = fn.python_function(size, feed["window"], function=windows, batch_processing=True,
                                          output_layouts="FX")
         ends = _split(windows_out, 2 * n)
         colour = _split(feed["colour"], n)
@@ -292,7 +315,7 @@ def build_decode_pipeline(source: Callable[[Any], tuple], settings: GraphSetting
     @dali.pipeline_def
     def decode_only():
         feed = _feed(source)
-        return _image(feed, settings.device == "gpu", settings.decoder), feed["indices"]
+        return _image(feed, settings.device == "gpu", settings.decoder)[0], feed["indices"]
 
     return decode_only(**_pipeline_args(settings))
 
@@ -309,7 +332,7 @@ def build_floor_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, se
     @dali.pipeline_def
     def floor():
         feed = _feed(source)
-        image = _image(feed, settings.device == "gpu", settings.decoder)
+        image = _image(feed, settings.device == "gpu", settings.decoder)[0]
         # a slightly different window per crop: identical operators would be merged into one by DALI
         crops = [augment.normalize(augment.resized_crop(image, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True),
                                    settings.mean, settings.std, dtype) for i, size in enumerate(spec.sizes)]

@@ -100,3 +100,101 @@ def test_the_gpu_graph_and_the_loader_use_the_budgeted_decoder():
     cpu = DaliMultiCropLoader(FileList(("unused.jpg",), (0,)), crops="1x32", device="cpu", num_threads=16)
     assert (cpu.decoder_memory.device_bytes, cpu.decoder_memory.pinned_host_bytes) == (0, 0)
     assert cpu.settings.decoder == DecoderSettings.for_threads(16)
+
+
+def _exif_jpeg(orientation: int, mode: str = "RGB") -> bytes:
+    import io
+
+    from PIL import Image
+
+    from conftest import coordinate_image
+
+    image = Image.fromarray(coordinate_image(48, 64)).convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def test_sizes_read_before_decoding_are_the_decoders_for_every_orientation_and_format():
+    """The windows come from the encoded headers (fn.peek_image_shape), not from the decoded images: for EXIF
+    orientations 1-8, PNG, grayscale and CMYK JPEGs, what the header gives is what the decoder outputs."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from conftest import coordinate_image
+    from dali_multicrop._dali import dali_modules
+    from dali_multicrop.graph import DecoderSettings, _decode, _sizes
+
+    def png(mode: str) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(coordinate_image(30, 70)).convert(mode).save(out, "PNG")
+        return out.getvalue()
+
+    files = [_exif_jpeg(k) for k in range(1, 9)] + [_exif_jpeg(6, "L"), _exif_jpeg(1, "CMYK"), png("RGB"),
+                                                   png("L"), png("RGBA"), png("P")]
+    dali, fn, types = dali_modules()
+    pipe = dali.Pipeline(batch_size=len(files), num_threads=1, device_id=None)
+    with pipe:
+        encoded = fn.external_source(name="encoded", dtype=types.UINT8)
+        pipe.set_outputs(_sizes(encoded), _decode(encoded, False, DecoderSettings()))
+    pipe.build()
+    pipe.feed_input("encoded", [np.frombuffer(f, np.uint8) for f in files])
+    sizes, images = pipe.run()
+    for k in range(len(files)):
+        assert tuple(np.asarray(sizes.at(k))[:2]) == np.asarray(images.at(k)).shape[:2], f"file {k}"
+    turned = [tuple(np.asarray(sizes.at(k))[:2]) for k in range(8)]
+    assert turned == [(48, 64)] * 4 + [(64, 48)] * 4  # orientations 5-8 turn the picture a quarter
+
+
+def test_no_host_step_of_the_gpu_graph_waits_for_the_gpu():
+    """Defined without a GPU: no CPU operator takes a GPU or mixed operator's output, for every head (files,
+    decoded pixels in memory, encoded bytes) and recipe."""
+    from dali_multicrop import ArraySource
+    from dali_multicrop.feed import EpochFeed
+    from dali_multicrop.graph import GraphSettings, build_pipeline
+
+    import numpy as np
+
+    from dali_multicrop import DatasetSource
+
+    sources = [FileList(("unused.jpg",), (0,)), ArraySource(np.zeros((1, 8, 8, 3), np.uint8), [0]),
+               DatasetSource([(b"\xff\xd8\xff", 0)])]
+    for source in sources:
+        for crops in ("2x224,6x96", "dino"):
+            spec = load_preset(crops) if crops == "dino" else MultiCropSpec.parse(crops)
+            pipe = build_pipeline(EpochFeed(source, spec), spec,
+                                  GraphSettings(device="gpu", batch_size=2, num_threads=2, seed=0))
+            pipe._build_graph()
+            waits = [(op._op.schema_name, node.name) for op in pipe._ops if op._op.device == "cpu"
+                     for node in op.inputs if node.device == "gpu"]
+            assert waits == [], f"{type(source).__name__}, {crops}: host steps on GPU outputs: {waits}"
+
+
+def test_the_gpu_graphs_unconditional_blur_is_an_exact_identity_where_a_crop_is_not_blurred():
+    """The GPU graph blurs every sometimes-blurred crop, with NO_BLUR_SIGMA where its coin says no: the same
+    operator on the CPU leaves the pixels exactly as they are (the CPU graph skips it instead)."""
+    import numpy as np
+
+    from conftest import coordinate_image
+    from dali_multicrop import augment
+    from dali_multicrop._dali import dali_modules
+    from dali_multicrop.draws import NO_BLUR_SIGMA
+
+    dali, fn, types = dali_modules()
+    images = [coordinate_image(33, 47), np.random.default_rng(0).integers(0, 256, (20, 31, 3), dtype=np.uint8)]
+    pipe = dali.Pipeline(batch_size=2, num_threads=1, device_id=None)
+    with pipe:
+        image = fn.external_source(name="image", dtype=types.UINT8, layout="HWC")
+        sigma = fn.external_source(name="sigma", dtype=types.FLOAT)
+        pipe.set_outputs(augment.blur(image, sigma), augment.blur(image, sigma * 0 + 2.0))
+    pipe.build()
+    pipe.feed_input("image", images)
+    pipe.feed_input("sigma", [np.array([NO_BLUR_SIGMA], np.float32)] * 2)
+    same, blurred = pipe.run()
+    for k, image in enumerate(images):
+        assert np.array_equal(np.asarray(same.at(k)), image)
+        assert not np.array_equal(np.asarray(blurred.at(k)), image)  # a real blur does change them

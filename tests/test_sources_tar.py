@@ -213,6 +213,9 @@ def test_gpu_graph_over_tar_shards_is_defined_here(shards):
     pipe._build_graph()
     counts = Counter(op._op.device for op in pipe._ops)
     assert counts["mixed"] == 1 and counts["gpu"] > 0
+    # the windows come from the shards' encoded headers: no host step waits for the GPU decoder
+    assert [op._op.schema_name for op in pipe._ops if op._op.device == "cpu"
+            and any(node.device == "gpu" for node in op.inputs)] == []
 
 
 @pytest.mark.gpu
