@@ -28,8 +28,7 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
 * the blur: on the CPU a crop blurred only sometimes runs it only where its coin says so (a DALI conditional); on
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
-  variant itself only by the gpu
-  tests;
+  variant itself only by the gpu tests;
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
   decoder), and every random parameter comes from the same feed.
 """
