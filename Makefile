@@ -14,7 +14,7 @@ install:
 	  *) echo "DALI must be cuda12 or cuda13, got '$(DALI)'" >&2; exit 2;; esac; \
 	if $(PYTHON) -m pip show -q $$other >/dev/null 2>&1; then \
 	  echo "removing $$other: only one DALI flavour may be installed"; $(PYTHON) -m pip uninstall -y -q $$other; fi
-	$(PYTHON) -m pip install -e ".[$(DALI),bench,test,examples,s3]"
+	$(PYTHON) -m pip install -e ".[$(DALI),bench,albumentations,test,examples,s3]"
 
 test:
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)

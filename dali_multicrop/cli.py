@@ -115,11 +115,12 @@ def bench(
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder to read instead of the built-in sample."),
     backend: Optional[List[str]] = typer.Option(None, "--backend",
                                                 help="Backend to run (repeatable): dali-gpu, dali-cpu, torchvision, "
-                                                     "decode, decode-cpu. Default: all; those that cannot run here "
-                                                     "are reported as skipped."),
+                                                     "albumentations, decode, decode-cpu. Default: all; those that "
+                                                     "cannot run here are reported as skipped."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per batch.", show_default=True),
     threads: Optional[int] = typer.Option(None, "--threads",
-                                          help="DALI threads and torchvision workers. Default: every core."),
+                                          help="DALI threads, and the peers' DataLoader workers. Default: every "
+                                               "core."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed batches per backend.", show_default=True),
     batches: int = typer.Option(20, "--batches", help="Timed batches per backend.", show_default=True),
     dtype: str = typer.Option("float32", "--dtype", help="Crop dtype: float32 or float16.", show_default=True),

@@ -172,3 +172,13 @@ def test_bench_source_measures_each_kind_of_source_on_the_same_images(tmp_path):
     assert len(list(cache.glob("bench-shards-*/train-*.idx"))) == 1  # 12 images: one shard of up to 256
     bad = subprocess.run(cmd[:-4] + ["--source", "lmdb"], capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 2 and "unknown --source 'lmdb' (choose from folder, arrays, tar, dataset)" in bad.stderr
+
+
+def test_albumentations_is_skipped_with_the_reason_where_it_is_missing(monkeypatch):
+    import sys as _sys
+
+    from dali_multicrop.benchmark.backends import skip_reason
+
+    monkeypatch.setitem(_sys.modules, "albumentations", None)  # import albumentations now raises ImportError
+    reason = skip_reason("albumentations", None)
+    assert reason is not None and "pip install 'dali-multicrop[albumentations]'" in reason

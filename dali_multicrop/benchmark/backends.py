@@ -14,7 +14,7 @@ import torch
 if TYPE_CHECKING:
     from .harness import BenchConfig
 
-__all__ = ["BACKENDS", "GPU_BACKENDS", "Item", "skip_reason", "open_backend"]
+__all__ = ["BACKENDS", "GPU_BACKENDS", "PEER_BACKENDS", "Item", "skip_reason", "open_backend"]
 
 
 class Item(NamedTuple):
@@ -26,11 +26,14 @@ class Item(NamedTuple):
     position: Optional[int] = None
     per_epoch: Optional[int] = None
 
-BACKENDS = ("dali-gpu", "dali-cpu", "torchvision", "decode", "decode-cpu")
+BACKENDS = ("dali-gpu", "dali-cpu", "torchvision", "albumentations", "decode", "decode-cpu")
 """dali-gpu / dali-cpu: the multi-crop graph on each device. torchvision: PIL + torchvision transforms in a
-DataLoader with one worker per thread. decode: the graph's read + GPU decode alone (the ceiling dali-gpu is
+DataLoader with one worker per thread. albumentations: OpenCV decode + albumentations (OpenCV kernels), the same
+way; the CPU peer to beat. decode: the graph's read + GPU decode alone (the ceiling dali-gpu is
 measured against). decode-cpu: the same on the CPU (the ceiling of dali-cpu)."""
 GPU_BACKENDS = ("dali-gpu", "decode")
+PEER_BACKENDS = ("torchvision", "albumentations")
+"""The peers' DataLoaders: their batches are lists of crops (no boxes); their crops go to the GPU where there is one."""
 
 
 def _dali_missing() -> Optional[str]:
@@ -50,6 +53,10 @@ def skip_reason(name: str, cfg: "BenchConfig") -> Optional[str]:
         return "no CUDA GPU visible to torch"
     if name.startswith(("dali", "decode")):
         return _dali_missing()
+    if name == "albumentations":
+        from .albumentations_baseline import albumentations_missing
+
+        return albumentations_missing()
     if name == "torchvision":
         try:
             import torchvision  # noqa: F401
@@ -105,15 +112,15 @@ def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[Item]:
         epoch += 1
 
 
-def _torchvision(cfg: "BenchConfig") -> Iterator[Item]:
+def _dataloader_backend(cfg: "BenchConfig", make_loader: Any) -> Iterator[Item]:
+    """A peer's DataLoader (``torchvision_loader`` or ``albumentations_loader``) as a backend."""
     from ..spec import IMAGENET_MEAN, IMAGENET_STD
-    from .torchvision_baseline import torchvision_loader
 
     cuda = torch.cuda.is_available()
     dtype = torch.float16 if cfg.dtype == "float16" else torch.float32
     # enough batches for warm-up and measurement; the sampler chains epochs
-    loader = torchvision_loader(cfg.data, cfg.spec, cfg.batch_size, cfg.threads, cfg.warmup + cfg.batches + 1,
-                                IMAGENET_MEAN, IMAGENET_STD, dtype, seed=cfg.seed, pin_memory=cuda)
+    loader = make_loader(cfg.data, cfg.spec, cfg.batch_size, cfg.threads, cfg.warmup + cfg.batches + 1,
+                         IMAGENET_MEAN, IMAGENET_STD, dtype, seed=cfg.seed, pin_memory=cuda)
     for crops, labels, _indices in loader:
         if cuda:  # where the GPU trains, the crops go there, as a training loop would move them
             crops = [c.cuda(non_blocking=True) for c in crops]
@@ -139,5 +146,11 @@ def open_backend(name: str, cfg: "BenchConfig") -> Iterator[Item]:
     if name == "decode-cpu":
         return _decode_only(cfg, "cpu")
     if name == "torchvision":
-        return _torchvision(cfg)
+        from .torchvision_baseline import torchvision_loader
+
+        return _dataloader_backend(cfg, torchvision_loader)
+    if name == "albumentations":
+        from .albumentations_baseline import albumentations_loader
+
+        return _dataloader_backend(cfg, albumentations_loader)
     raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")

@@ -11,8 +11,8 @@ from .._system import visible_cores
 
 __all__ = ["describe_machine"]
 
-_LIBRARIES = ("dali-multicrop", "nvidia-dali-cuda120", "nvidia-dali-cuda130", "torch", "torchvision", "numpy",
-              "pillow")
+_LIBRARIES = ("dali-multicrop", "nvidia-dali-cuda120", "nvidia-dali-cuda130", "torch", "torchvision", "albumentations",
+              "opencv-python-headless", "numpy", "pillow")
 
 
 def _cpu_model() -> str:

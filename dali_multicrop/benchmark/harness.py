@@ -25,7 +25,7 @@ from .._system import visible_cores
 from ..graph import HW_DECODER_LOAD
 from ..sources import FileList
 from ..spec import MultiCropSpec
-from .backends import BACKENDS, GPU_BACKENDS, open_backend, skip_reason
+from .backends import BACKENDS, GPU_BACKENDS, PEER_BACKENDS, open_backend, skip_reason
 from .monitor import ResourceMonitor
 
 __all__ = ["BACKENDS", "BenchConfig", "BackendResult", "run_benchmark", "DECODER_CHECK"]
@@ -91,15 +91,15 @@ def _mask_generator(cfg: BenchConfig, backend: str) -> tuple[Optional[Any], str]
         return None, ""
     if backend.startswith("decode"):
         return None, "masks not applicable to a decode-only backend"
-    if backend == "torchvision" and cfg.masks == "cross_crop_prediction":
-        return None, "masks skipped: torchvision reports no crop boxes, which cross_crop_prediction needs"
+    if backend in PEER_BACKENDS and cfg.masks == "cross_crop_prediction":
+        return None, f"masks skipped: {backend} reports no crop boxes, which cross_crop_prediction needs"
     from ..masking import MultiCropMaskGenerator
 
     return MultiCropMaskGenerator(cfg.spec, patch_size=cfg.patch_size, strategy=cfg.masks, seed=cfg.seed), ""
 
 
 def _masks_call(generator: Any, batch: Any) -> None:
-    if isinstance(batch, list):  # torchvision: crops only
+    if isinstance(batch, list):  # a peer's DataLoader: crops only
         generator(batch_size=batch[0].shape[0], device=batch[0].device)
     else:
         generator(batch)
@@ -111,7 +111,7 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
     if reason:
         return BackendResult(name, "skipped", reason)
     masks, note = _mask_generator(cfg, name)
-    monitor = ResourceMonitor(gpu=name in GPU_BACKENDS or (name == "torchvision" and torch.cuda.is_available()))
+    monitor = ResourceMonitor(gpu=name in GPU_BACKENDS or (name in PEER_BACKENDS and torch.cuda.is_available()))
     note = "; ".join(n for n in (note, monitor.note) if n)
     monitor.start()
     stream = None

@@ -103,7 +103,7 @@ def write_results(results: Sequence[BackendResult], config: dict[str, Any], mach
                             f"({machine.get('cores')} cores), {gpu}")
     libraries = machine.get("libraries") or {}
     versions = ", ".join(f"{name} {libraries[name]}" for name in ("nvidia-dali-cuda120", "nvidia-dali-cuda130",
-                                                                  "torch", "torchvision") if libraries.get(name))
+                                                                  "torch", "torchvision", "albumentations") if libraries.get(name))
     if versions:
         chart_title += f"\n{versions}"
     if not _chart(results, paths["png"], chart_title):

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
 from ..sources import FileList
 from ..spec import CropGroup, MultiCropSpec
 
-__all__ = ["MultiCropTransform", "FileListDataset", "torchvision_loader"]
+__all__ = ["MultiCropTransform", "FileListDataset", "baseline_loader", "pil_rgb", "torchvision_loader"]
 
 
 def _crop_transform(group: CropGroup, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype) -> Any:
@@ -51,29 +51,36 @@ class MultiCropTransform:
         return [t(image) for t in self.transforms]
 
 
-class FileListDataset(torch.utils.data.Dataset):
-    """``(crops, label, index)`` per sample, decoded with PIL as torchvision's ImageFolder does."""
+def pil_rgb(path: str) -> Any:
+    """The image at ``path`` decoded by PIL as RGB, as torchvision's ImageFolder does."""
+    from PIL import Image
 
-    def __init__(self, source: FileList, transform: MultiCropTransform) -> None:
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+class FileListDataset(torch.utils.data.Dataset):
+    """``(crops, label, index)`` per sample: the file decoded by ``decode`` (default PIL RGB, as torchvision's
+    ImageFolder), then ``transform``."""
+
+    def __init__(self, source: FileList, transform: Callable[[Any], list[torch.Tensor]],
+                 decode: Callable[[str], Any] = pil_rgb) -> None:
         self.source = source
         self.transform = transform
+        self.decode = decode
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int) -> tuple[list[torch.Tensor], int, int]:
-        from PIL import Image
-
-        with Image.open(self.source.files[index]) as img:
-            rgb = img.convert("RGB")
-        return self.transform(rgb), self.source.labels[index], index
+        return self.transform(self.decode(self.source.files[index])), self.source.labels[index], index
 
 
-def torchvision_loader(source: FileList, spec: MultiCropSpec, batch_size: int, workers: int, num_batches: int,
-                       mean: Sequence[float], std: Sequence[float], dtype: torch.dtype, seed: int = 0,
-                       pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """A DataLoader yielding ``(crops, labels, indices)`` for ``num_batches`` full batches (epochs chained)."""
-    dataset = FileListDataset(source, MultiCropTransform(spec, mean, std, dtype))
+def baseline_loader(dataset: FileListDataset, batch_size: int, workers: int, num_batches: int, seed: int = 0,
+                    pin_memory: bool = False,
+                    worker_init_fn: Optional[Callable[[int], None]] = None) -> torch.utils.data.DataLoader:
+    """A DataLoader over ``dataset`` yielding ``(crops, labels, indices)`` for ``num_batches`` full batches (epochs
+    chained), with ``workers`` worker processes, as the peers' training scripts build theirs."""
     sampler = torch.utils.data.RandomSampler(dataset, num_samples=num_batches * batch_size,
                                              generator=torch.Generator().manual_seed(seed))
     # fork, as the peers' loaders get on Linux up to Python 3.13: spawn and forkserver (3.14's default) would import
@@ -81,4 +88,12 @@ def torchvision_loader(source: FileList, spec: MultiCropSpec, batch_size: int, w
     context = "fork" if workers > 0 and "fork" in multiprocessing.get_all_start_methods() else None
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                                        pin_memory=pin_memory, drop_last=True, multiprocessing_context=context,
-                                       prefetch_factor=2 if workers > 0 else None)
+                                       worker_init_fn=worker_init_fn, prefetch_factor=2 if workers > 0 else None)
+
+
+def torchvision_loader(source: FileList, spec: MultiCropSpec, batch_size: int, workers: int, num_batches: int,
+                       mean: Sequence[float], std: Sequence[float], dtype: torch.dtype, seed: int = 0,
+                       pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """The torchvision path: PIL decode, :class:`MultiCropTransform`, :func:`baseline_loader`."""
+    dataset = FileListDataset(source, MultiCropTransform(spec, mean, std, dtype))
+    return baseline_loader(dataset, batch_size, workers, num_batches, seed, pin_memory)
