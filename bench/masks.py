@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA GPU here; nothing measured (use --device cpu)")
     gen = MultiCropMaskGenerator("2x224,6x96", patch_size=16, num_levels=3, num_targets=4)
     generator_ms = timed(lambda: gen(batch_size=args.batch, device=args.device), args.device, args.repeats)
     loop_ms = timed(lambda: ijepa_loop(args.batch), "cpu", max(3, args.repeats // 4), warmup=1)
