@@ -15,7 +15,8 @@ from nvidia.dali.data_node import DataNode
 
 from .draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET
 
-__all__ = ["resized_crop", "colour_transform", "blur", "blurred", "solarize", "normalize", "when"]
+__all__ = ["COLOUR_KERNELS", "resized_crop", "colour_transform", "blur", "blurred", "solarize", "normalize", "when",
+           "opencv_available"]
 
 _SOLARIZE_THRESHOLD = 128
 """Pixels at or above this value (0-255) are inverted by solarisation, as torchvision's and DINO's."""
@@ -34,9 +35,40 @@ def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, r
                      antialias=True, interp_type=types.INTERP_LINEAR, device=image.device)
 
 
-def colour_transform(crop: DataNode, colour: DataNode) -> DataNode:
+COLOUR_KERNELS = ("auto", "dali", "opencv")
+"""How :func:`colour_transform` runs on the CPU: ``dali`` (``fn.coord_transform``, the GPU graph's operator, on the
+CPU), ``opencv`` (``cv2.transform`` per crop in a ``python_function``: the same map in a fraction of the CPU time,
+within one code value of ``dali``'s, as the two round differently; ``bench/README.md``), ``auto`` (``opencv`` where
+OpenCV imports).
+The GPU always runs ``fn.coord_transform``."""
+
+
+def opencv_available() -> bool:
+    """Whether OpenCV (``cv2``) imports here."""
+    try:
+        import cv2  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _opencv_colour(crops: Sequence[Any], blocks: Sequence[Any]) -> list[Any]:
+    """The colour map of a batch of crops (uint8 HWC) with OpenCV: ``cv2.transform`` takes the ``[M | T]`` block
+    as it is and saturates to uint8, as ``fn.coord_transform`` does."""
+    import cv2
+
+    return [cv2.transform(crop, block) for crop, block in zip(crops, blocks)]
+
+
+def colour_transform(crop: DataNode, colour: DataNode, kernel: str = "dali") -> DataNode:
     """``out = M @ rgb + T`` per pixel, with ``colour`` the per-sample ``[M | T]`` block (float32 ``[3, 4]``,
-    0-255 units); rounded and clamped to uint8. Colour jitter and grayscale are both such maps."""
+    0-255 units); rounded and clamped to uint8. Colour jitter and grayscale are both such maps. ``kernel`` (see
+    :data:`COLOUR_KERNELS`) chooses the CPU's implementation; on the GPU it is always ``fn.coord_transform``."""
+    if kernel == "auto":
+        kernel = "opencv" if opencv_available() else "dali"
+    if crop.device == "cpu" and kernel == "opencv":
+        return fn.python_function(crop, colour, function=_opencv_colour, batch_processing=True,
+                                  output_layouts="HWC")
     return fn.coord_transform(crop, MT=colour, dtype=types.UINT8, device=crop.device)
 
 

@@ -29,6 +29,9 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
   variant itself only by the gpu tests;
+* the colour map: the GPU runs ``fn.coord_transform``; the CPU runs OpenCV's ``cv2.transform`` where OpenCV imports
+  (``colour_kernel``: a fraction of the CPU time; within one code value of ``fn.coord_transform`` on the CPU, which
+  the CPU tests run too and compare);
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
   decoder), and every random parameter comes from the same feed.
 """
@@ -134,6 +137,8 @@ class GraphSettings:
     std: tuple[float, float, float] = IMAGENET_STD
     prefetch: int = 2
     decoder: DecoderSettings = DecoderSettings()
+    colour_kernel: str = "auto"
+    """The CPU graph's colour-map implementation (:data:`~dali_multicrop.augment.COLOUR_KERNELS`)."""
 
     @property
     def decoder_memory(self) -> DecoderMemory:
@@ -274,7 +279,7 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
         crops = []
         for i, group in enumerate(spec.crops()):
             crop = augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size)
-            crop = augment.colour_transform(crop, colour[i])
+            crop = augment.colour_transform(crop, colour[i], settings.colour_kernel)
             if skip_blur[i]:
                 crop = augment.when(augment.blurred(sigma[i]), augment.blur, crop, sigma[i])
             elif group.blur_prob > 0:

@@ -182,3 +182,39 @@ def test_jitter_and_grayscale_draw_independently(folders, device):
     untouched = ~gray & ~jittered
     assert abs(untouched.mean() - 0.25) < band
     assert np.allclose(px[untouched].mean(axis=(0, 2, 3)), [200, 100, 60], atol=0.6)
+
+
+@pytest.mark.parametrize("recipe", ["2x224,6x96", "dino"])
+def test_the_cpu_graphs_opencv_colour_map_is_within_one_code_value_of_the_gpu_graphs_operator(recipe):
+    """The CPU graph maps colours with OpenCV (cv2.transform), the GPU graph with fn.coord_transform: run both on
+    the CPU over the same draws (real photos' sizes, every jitter part, grayscale, blur, solarisation for dino):
+    every value within one code value (0-255 units), and only a few percent differ at all (the two round
+    differently)."""
+    pytest.importorskip("cv2")
+    from dali_multicrop import FileList
+    from dali_multicrop.feed import EpochFeed
+    from dali_multicrop.graph import GraphSettings, build_pipeline
+    from dali_multicrop.presets import parse_crops
+    from dali_multicrop.sample_data import ensure_sample_data
+    from dali_multicrop.sharding import ShardPlan
+
+    files = FileList.from_folder(ensure_sample_data(64))
+    spec = parse_crops(recipe)
+    outputs = []
+    for kernel in ("dali", "opencv"):
+        feed = EpochFeed(files, spec, seed=3)
+        feed.start(ShardPlan(len(files), 16, seed=3).batches(0)[:1])
+        pipe = build_pipeline(feed, spec, GraphSettings(device="cpu", batch_size=16, num_threads=2, seed=0,
+                                                        colour_kernel=kernel))
+        pipe.build()
+        kinds = [getattr(op._op, "schema_name", type(op._op).__name__) for op in pipe._ops]
+        assert kinds.count("CoordTransform") == (spec.num_crops if kernel == "dali" else 0)
+        assert kinds.count("PythonFunction") == 1 + (spec.num_crops if kernel == "opencv" else 0)  # + windows
+        out = pipe.run()[:spec.num_crops]
+        outputs.append([np.stack([np.asarray(o.at(k)) for k in range(16)]) for o in out])
+        del pipe
+    std = np.array([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1) * 255
+    for k, (dali, opencv) in enumerate(zip(*outputs)):
+        codes = np.abs(dali.astype(np.float64) - opencv) * std  # normalised -> 0-255 units
+        assert codes.max() <= 1.0 + 1e-3, f"crop {k}: {codes.max():.3f} code values apart"
+        assert (codes > 1e-3).mean() < 0.1, f"crop {k}: {(codes > 1e-3).mean():.1%} of the values differ"
