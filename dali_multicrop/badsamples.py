@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .dataset_source import DatasetSource
-from .imagecheck import decoder_pipeline, diagnose, diagnose_data
+from .imagecheck import ImageChecker
 from .sources import FileList
 from .storage import is_s3
 
@@ -73,12 +73,6 @@ class BadSamples:
         if self._dataset is not None:
             return self._dataset.item_name(index)
         return f"sample {index}"
-
-    def __contains__(self, index: int) -> bool:
-        return int(index) in self._bad
-
-    def __len__(self) -> int:
-        return len(self._bad)
 
     def _local(self, indices: np.ndarray) -> np.ndarray:
         """The local files among ``indices`` not known bad (what the validator checks)."""
@@ -139,26 +133,23 @@ class BadSamples:
         dataset's encoded items; ``s3://`` objects and decoded pixels are left to DALI's own message."""
         candidates = dict.fromkeys(int(i) for indices in batches for i in indices if int(i) not in self._bad)
         found: list[tuple[int, Exception]] = []
-        decoder = None
+        checker = ImageChecker()
         for index in candidates:
             if self._files:
                 if is_s3(self._files[index]):
                     continue
-                decoder = decoder or decoder_pipeline()
-                problem = diagnose(self._files[index], decoder)
+                problem = checker.file(self._files[index])
             elif self._dataset is not None and self._dataset.kind == "encoded":
-                decoder = decoder or decoder_pipeline()
                 try:
                     data = self._dataset.encoded(index)
                 except Exception as exc:  # the dataset fails on a second read: that is what is wrong with it
                     problem = exc
                 else:
-                    problem = diagnose_data(data, self.name(index), decoder)
+                    problem = checker.data(data, self.name(index))
             else:
                 return found
             if problem is not None:
                 found.append((index, problem))
-                decoder = None  # a pipeline that failed is not reused
         return found
 
     def close(self) -> None:

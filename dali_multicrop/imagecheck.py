@@ -3,15 +3,14 @@ that name it."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from ._dali import dali_modules
 
-__all__ = ["ImageDecodeError", "ImageReadError", "SUPPORTED_FORMATS", "decoder_pipeline", "diagnose", "diagnose_data",
-           "first_undecodable",
-           "read_encoded", "sniff_format", "undecodable"]
+__all__ = ["ImageChecker", "ImageDecodeError", "ImageReadError", "SUPPORTED_FORMATS", "decoder_pipeline", "diagnose",
+           "diagnose_data", "read_encoded", "sniff_format"]
 
 
 class ImageReadError(RuntimeError):
@@ -156,25 +155,30 @@ def _short(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def undecodable(paths: Iterable[str], limit: Optional[int] = None) -> list[ImageReadError | ImageDecodeError]:
-    """The errors (naming each file) of ``paths`` DALI's CPU decoder cannot decode, checking one file at a
-    time; at most ``limit`` of them."""
-    found: list[ImageReadError | ImageDecodeError] = []
-    pipe = None
-    for path in paths:
-        if pipe is None:
-            pipe = decoder_pipeline()
-        problem = diagnose(path, pipe)
+class ImageChecker:
+    """Checks images one at a time (:func:`diagnose`) with one decoding pipeline, reused from image to image and
+    built anew after a failure (a pipeline that failed is not reused). One image at a time is safe where DALI's
+    batch decoder can crash on a corrupt JPEG."""
+
+    def __init__(self) -> None:
+        self._pipe: Optional[Any] = None
+
+    def prepare(self) -> None:
+        """Builds the pipeline now (a checker that cannot decode fails here, not at its first image)."""
+        if self._pipe is None:
+            self._pipe = decoder_pipeline()
+
+    def file(self, path: str) -> Optional[ImageReadError | ImageDecodeError]:
+        """What stops DALI from decoding the file ``path``, or None."""
+        self.prepare()
+        return self._kept(diagnose(path, self._pipe))
+
+    def data(self, data: np.ndarray, name: str) -> Optional[ImageDecodeError]:
+        """What stops DALI from decoding the encoded bytes ``data`` (named ``name`` in the error), or None."""
+        self.prepare()
+        return self._kept(diagnose_data(data, name, self._pipe))
+
+    def _kept(self, problem: Any) -> Any:
         if problem is not None:
-            found.append(problem)
-            pipe = None  # a pipeline that failed is not reused
-            if limit is not None and len(found) >= limit:
-                break
-    return found
-
-
-def first_undecodable(paths: Iterable[str]) -> Optional[Exception]:
-    """For the first of ``paths`` DALI cannot read or decode, the error to raise (:class:`ImageReadError` or
-    :class:`ImageDecodeError`, naming the file and saying what is wrong), else None."""
-    found = undecodable(paths, limit=1)
-    return found[0] if found else None
+            self._pipe = None
+        return problem

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .imagecheck import ImageDecodeError, ImageReadError, decoder_pipeline, diagnose
+from .imagecheck import ImageChecker, ImageDecodeError, ImageReadError
 from .workers import WorkerCrash, WorkerPool, WorkerStartError
 
 __all__ = ["CRASHED", "FileValidator", "Problem", "ValidatorUnavailable", "decode_in_workers"]
@@ -36,25 +36,18 @@ class ValidatorUnavailable(RuntimeError):
 
 # ---- in the worker process ----------------------------------------------------------------------------------
 
-_decoder: Optional[Any] = None
+_checker = ImageChecker()
 
 
 def prepare() -> None:
     """Builds the worker's decoder before it says it is ready: a worker that cannot decode never starts."""
-    global _decoder
-    _decoder = decoder_pipeline()
+    _checker.prepare()
 
 
 def check_file(path: str) -> Optional[list]:
     """In a worker: ``path`` decoded alone by DALI's CPU decoder; None, or what is wrong (see :func:`_as_json`)."""
-    global _decoder
-    if _decoder is None:
-        _decoder = decoder_pipeline()
-    problem = diagnose(path, _decoder)
-    if problem is None:
-        return None
-    _decoder = None  # a pipeline that failed is not reused
-    return _as_json(problem)
+    problem = _checker.file(path)
+    return None if problem is None else _as_json(problem)
 
 
 def _as_json(problem: Problem) -> list:
