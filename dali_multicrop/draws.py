@@ -163,7 +163,8 @@ def colour_blocks(f: ColourFactors) -> np.ndarray:
     linear = (f.brightness * contrast)[:, None, None] * chroma
     # contrast's offset (a grey, 128 * (1 - c)) goes through saturation, hue and grayscale, and through
     # brightness where brightness comes last: chroma @ (v, v, v) is v times chroma's row sums
-    offset = chroma.sum(axis=2) * (_MID_GREY * (1.0 - contrast) * np.where(f.brightness_last, f.brightness, 1.0))[:, None]
+    grey = _MID_GREY * (1.0 - contrast) * np.where(f.brightness_last, f.brightness, 1.0)
+    offset = chroma.sum(axis=2) * grey[:, None]
     neutral = (f.brightness == 1) & (contrast == 1) & (sat == 1) & (f.hue == 0) & ~gray
     out = np.empty((count, 3, 4))
     out[:, :, :3] = np.where(neutral[:, None, None], np.eye(3), linear)

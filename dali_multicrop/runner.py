@@ -74,9 +74,7 @@ class GraphRunner:
                 _exhaust(self._iterator)
             except Exception as exc:
                 self._drop()
-                failure = self._feed.take_failure()
-                if failure is not None:
-                    raise failure from None
+                self._raise_feed_failure()
                 if not self.bad.skipping:  # a bad file there is still a bad file: named, then it is over
                     raise self._explain(self._pulled + 1, exc) from exc
         self._feed.start(batches, epoch, first, pad_to=self._settings.batch_size if self._tar is not None else 0)
@@ -138,9 +136,7 @@ class GraphRunner:
                 raise RuntimeError(f"the DALI pipeline ended the epoch after {j} batches") from None
             except Exception as exc:
                 self._drop()
-                failure = self._feed.take_failure()
-                if failure is not None:  # the feed's own error (DALI passed it on): not a bad image to look for
-                    raise failure from None
+                self._raise_feed_failure()
                 found = self.bad.scan(self._feed.in_flight(j - self._offset))
                 if not found or not self.bad.skipping:
                     raise (found[0][1] if found else exc) from exc
@@ -161,6 +157,13 @@ class GraphRunner:
         self._open = False
         if had:
             release_freed_memory()
+
+    def _raise_feed_failure(self) -> None:
+        """Re-raises the error the feed itself raised into DALI (a bad file named in raise mode, a validator that
+        cannot run, a hung dataset item): it is not a bad image to look for."""
+        failure = self._feed.take_failure()
+        if failure is not None:
+            raise failure from None
 
     def _explain(self, iteration: int, exc: Exception) -> Exception:
         """The error naming the file behind a failed run, found among the batches in flight from ``iteration``

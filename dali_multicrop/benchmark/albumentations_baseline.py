@@ -17,7 +17,7 @@ import torch
 
 from ..sources import FileList
 from ..spec import CropGroup, MultiCropSpec
-from .torchvision_baseline import FileListDataset, baseline_loader
+from .torchvision_baseline import FileListDataset, baseline_loader, per_crop
 
 __all__ = ["AlbumentationsMultiCrop", "albumentations_loader", "albumentations_missing", "cv2_rgb"]
 
@@ -58,8 +58,7 @@ class AlbumentationsMultiCrop:
 
     def __init__(self, spec: MultiCropSpec, mean: Sequence[float], std: Sequence[float],
                  dtype: torch.dtype = torch.float32) -> None:
-        per_group = [_crop_pipeline(g, mean, std) for g in spec.groups]
-        self.pipelines = [per_group[k] for k, g in enumerate(spec.groups) for _ in range(g.count)]
+        self.pipelines = per_crop(spec, lambda group: _crop_pipeline(group, mean, std))
         self.dtype = dtype
 
     def __call__(self, image: np.ndarray) -> list[torch.Tensor]:

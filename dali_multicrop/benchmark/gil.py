@@ -5,10 +5,10 @@ Measured from outside with py-spy's GIL sampling (``py-spy record --gil --nonblo
 the thread holding the GIL, whichever it is — the training loop, DALI's threads running the feed or a Python step,
 the loader's own threads — and none is taken while no thread holds it). A program (this module with ``--run``)
 builds a loader over tiny images (``TINY_HW`` JPEGs, the crops shrunk as in :mod:`.overhead`; the colour map as the
-GPU graph runs it, an operator, not the CPU graph's OpenCV step), warms it up and
-then waits while py-spy attaches to it, takes ``batches`` batches and exits at once: the samples over the batches
-are the GIL time of one steady batch (start-up and warm-up are never sampled). ``bare`` is the least a DALI loader of these files does: ``fn.readers.file`` -> ``fn.decoders.image`` ->
-``DALIGenericIterator`` (two outputs).
+GPU graph runs it, an operator, not the CPU graph's OpenCV step), warms it up, then waits while py-spy attaches to
+it, takes ``batches`` batches and exits at once: the samples over the batches are the GIL time of one steady batch
+(start-up and warm-up are never sampled). ``bare`` is the least a DALI loader of these files does:
+``fn.readers.file`` -> ``fn.decoders.image`` -> ``DALIGenericIterator`` (two outputs).
 """
 
 from __future__ import annotations

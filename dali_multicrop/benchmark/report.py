@@ -102,8 +102,8 @@ def write_results(results: Sequence[BackendResult], config: dict[str, Any], mach
     chart_title = title or (f"{config.get('spec')} batch {config.get('batch_size')} — {machine.get('cpu')} "
                             f"({machine.get('cores')} cores), {gpu}")
     libraries = machine.get("libraries") or {}
-    versions = ", ".join(f"{name} {libraries[name]}" for name in ("nvidia-dali-cuda120", "nvidia-dali-cuda130",
-                                                                  "torch", "torchvision", "albumentations") if libraries.get(name))
+    shown = ("nvidia-dali-cuda120", "nvidia-dali-cuda130", "torch", "torchvision", "albumentations")
+    versions = ", ".join(f"{name} {libraries[name]}" for name in shown if libraries.get(name))
     if versions:
         chart_title += f"\n{versions}"
     if not _chart(results, paths["png"], chart_title):

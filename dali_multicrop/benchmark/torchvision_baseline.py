@@ -15,7 +15,7 @@ import torch
 from ..sources import FileList
 from ..spec import CropGroup, MultiCropSpec
 
-__all__ = ["MultiCropTransform", "FileListDataset", "baseline_loader", "pil_rgb", "torchvision_loader"]
+__all__ = ["MultiCropTransform", "FileListDataset", "baseline_loader", "per_crop", "pil_rgb", "torchvision_loader"]
 
 
 def _crop_transform(group: CropGroup, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype) -> Any:
@@ -39,13 +39,19 @@ def _crop_transform(group: CropGroup, mean: Sequence[float], std: Sequence[float
     return v2.Compose(steps)
 
 
+def per_crop(spec: MultiCropSpec, build: Callable[[CropGroup], Any]) -> list[Any]:
+    """``build(group)`` once per group of ``spec``, listed once per crop (globals first): a group's crops share
+    what was built for it."""
+    built = [build(group) for group in spec.groups]
+    return [built[k] for k, group in enumerate(spec.groups) for _ in range(group.count)]
+
+
 class MultiCropTransform:
     """PIL image -> list of normalised CHW tensors, one per crop, globals first."""
 
     def __init__(self, spec: MultiCropSpec, mean: Sequence[float], std: Sequence[float],
                  dtype: torch.dtype = torch.float32) -> None:
-        per_group = [_crop_transform(g, mean, std, dtype) for g in spec.groups]
-        self.transforms = [per_group[k] for k, g in enumerate(spec.groups) for _ in range(g.count)]
+        self.transforms = per_crop(spec, lambda group: _crop_transform(group, mean, std, dtype))
 
     def __call__(self, image: Any) -> list[torch.Tensor]:
         return [t(image) for t in self.transforms]
