@@ -10,8 +10,9 @@ One builder serves both devices. The graph reads top to bottom like the data flo
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
       -> per crop: resize its window (antialias; a mirrored crop has its window's x ends swapped)
          -> colour transform -> blur -> solarise -> normalise to CHW
-      -> outputs: crop_0 .. crop_{n-1}, windows [4n, 2] (resize regions, then boxes (x0, y0), (x1, y1)),
-         flipped [n], indices, labels (all on the GPU for device="gpu")
+      -> outputs: crop_0 .. crop_{n-1} (on the graph's device), windows [4n, 2] (resize regions, then boxes
+         (x0, y0), (x1, y1)), flipped [n], indices, labels (on the host for both devices: the runner copies them
+         to the GPU in one transfer, see transfer.py)
 
 DALI runs CPU operators one at a time, and on the GPU path they run on the host ahead of every kernel, so
 the graph keeps the CPU operators per batch few and independent of the number of crops: nothing is drawn
@@ -22,9 +23,9 @@ pixel work (resize, colour, blur, solarise, normalise) has an operator per crop,
 Where the GPU graph differs from the CPU graph (the CPU tests are all the testing the GPU path gets without a GPU):
 
 * device placement only: the decoder is "mixed" instead of "cpu"; pixels from memory are copied to the GPU
-  (``.gpu()``) after their sizes are read; the pixel operators run on the image's device; the side outputs
-  (windows, flips, indices, labels) are copied to the GPU (one mixed copy each) and the solarisation offsets of
-  each solarised crop too;
+  (``.gpu()``) after their sizes are read; the pixel operators run on the image's device; the solarisation
+  offsets of all crops cross to the GPU in one copy and are split there. Nothing else crosses inside the graph:
+  the side outputs (windows, flips, indices, labels) leave it on the host for both devices;
 * the blur: on the CPU a crop blurred only sometimes runs it only where its coin says so (a DALI conditional); on
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
@@ -273,9 +274,11 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
         ends = _split(windows_out, 2 * n)
         colour = _split(feed["colour"], n)
         sigma = _split(feed["blur"], n) if "blur" in feed else [None] * n
-        solar = _split(feed["solarize"], n) if "solarize" in feed else [None] * n
+        solar = [None] * n
+        if "solarize" in feed and not host_stage:  # the offsets cross to the GPU once and are split there
+            solar = _split(feed["solarize"].gpu() if on_gpu else feed["solarize"], n)
         if host_stage:
-            return tuple(node for node in (image, windows_out, *ends, *colour, *sigma, *solar) if node is not None)
+            return tuple(node for node in (image, windows_out, *ends, *colour, *sigma) if node is not None)
         crops = []
         for i, group in enumerate(spec.crops()):
             crop = augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size)
@@ -285,11 +288,11 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
             elif group.blur_prob > 0:
                 crop = augment.blur(crop, sigma[i])
             if group.solarize_prob > 0:
-                crop = augment.solarize(crop, solar[i].gpu() if on_gpu else solar[i])
+                crop = augment.solarize(crop, solar[i])
             crops.append(augment.normalize(crop, settings.mean, settings.std, dtype))
+        # small per-sample outputs known on the host stay there: the runner hands them to torch's device in one
+        # copy (no mixed copy operator per output)
         side = [windows_out, feed["flips"]] + ([] if reader is not None else [feed["indices"], feed["labels"]])
-        if on_gpu:  # small per-sample outputs reach torch on the GPU, next to the crops
-            side = [node.gpu() for node in side]
         if reader is not None:  # bytes the runner turns into indices and labels on the host
             side += _reader_side(encoded, label_text, reader.info_bytes)
         return (*crops, *side)

@@ -18,6 +18,7 @@ from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
 from .shards import TarShards
 from .spec import MultiCropSpec
+from .transfer import to_device
 
 __all__ = ["BadImageWarning", "GraphRunner"]
 
@@ -172,23 +173,24 @@ class GraphRunner:
         return found[0][1] if found else exc
 
     def _to_batch(self, outputs: dict[str, torch.Tensor], count: int) -> MultiCropBatch:
-        """Everything is already on the loader's device (the graph outputs its side tensors there); the boxes
-        are the second half of the window step's rows (a view). A tar reader's batch keeps its first ``count``
-        samples (the rest is the reader's padding) and gets indices and labels from the samples' bytes."""
+        """The crops are on the loader's device already; the side outputs (on the host) are moved there in one
+        copy (:func:`~dali_multicrop.transfer.to_device`); the boxes are the second half of the window step's
+        rows. A tar reader's batch keeps its first ``count`` samples (the rest is the reader's padding)
+        and gets indices and labels from the samples' bytes."""
         n = self.spec.num_crops
         if self._tar is not None:
             outputs = {k: v[:count] for k, v in outputs.items()}
             outputs["indices"], outputs["labels"] = self._tar_ids(outputs)
         windows = outputs["windows"]
-        return MultiCropBatch(
-            crops=[outputs[f"crop_{i}"] for i in range(n)],
-            boxes=windows[:, 2 * n:].reshape(windows.shape[0], n, 4),
-            flipped=outputs["flipped"],
-            labels=outputs["labels"],
-            indices=outputs["indices"])
+        boxes = windows[:, 2 * n:].reshape(windows.shape[0], n, 4)
+        boxes, flipped, labels, indices = to_device(
+            [boxes, outputs["flipped"], outputs["labels"], outputs["indices"]], self._device)
+        return MultiCropBatch(crops=[outputs[f"crop_{i}"] for i in range(n)], boxes=boxes, flipped=flipped,
+                              labels=labels, indices=indices)
 
     def _tar_ids(self, outputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample indices (from each sample's source info) and labels (its ``cls`` text) of a tar batch."""
+        """Sample indices (from each sample's source info) and labels (its ``cls`` text) of a tar batch, on the
+        host."""
         assert self._tar is not None
         infos = [row.tobytes().rstrip(b"\0") for row in outputs["info"].numpy()]
         indices = np.array([self._tar.index_of(info) for info in infos], dtype=np.int64)
@@ -199,8 +201,7 @@ class GraphRunner:
                 raise ValueError(f"the label ('cls' member) of tar sample {infos[k].decode(errors='replace')} is "
                                  f"{text[:40]!r}, not a class number >= 0")
             labels[k] = int(text)
-        dev = self._device
-        return torch.from_numpy(indices).to(dev), torch.from_numpy(labels).to(dev)
+        return torch.from_numpy(indices), torch.from_numpy(labels)
 
     def empty_batch(self) -> MultiCropBatch:
         """A batch of zero images with the right shapes and dtypes (a rank's share of a short last step)."""

@@ -18,7 +18,30 @@ def test_gpu_and_cpu_graphs_are_defined_here(device):
     if device == "cpu":
         assert counts["mixed"] == counts["gpu"] == 0
     else:
-        assert counts["mixed"] == 1  # the decoder
+        assert counts["mixed"] == 2  # the decoder, and the solarisation offsets' one copy to the GPU
+
+
+@pytest.mark.parametrize("crops", ["2x224,6x96", "2x224,10x96", "dino", "ibot"])
+def test_the_gpu_graph_copies_nothing_small_to_the_gpu_but_the_solarisation_offsets_once(crops):
+    """Only pixels cross to the GPU inside the graph (the decoder's output; pixels from memory, one copy); the
+    solarisation offsets of all crops cross in one copy, whatever the number of solarised crops; the side
+    outputs (windows, flips, indices, labels) leave the graph on the host, for the runner's one transfer."""
+    import numpy as np
+
+    from dali_multicrop import ArraySource
+    from dali_multicrop.benchmark.overhead import host_to_gpu_copies
+    from dali_multicrop.feed import EpochFeed
+    from dali_multicrop.graph import GraphSettings, build_pipeline
+
+    spec = load_preset(crops) if "x" not in crops else MultiCropSpec.parse(crops)
+    solarised = sum(g.count for g in spec.groups if g.solarize_prob > 0)
+    for source, head in ((FileList(("unused.jpg",), (0,)), 0), (ArraySource(np.zeros((1, 8, 8, 3), np.uint8), [0]), 1)):
+        pipe = build_pipeline(EpochFeed(source, spec), spec,
+                              GraphSettings(device="gpu", batch_size=2, num_threads=2, seed=0))
+        pipe._build_graph()
+        assert len(host_to_gpu_copies(pipe)) == head + (solarised > 0), f"{crops}, {type(source).__name__}"
+        devices = [node.device for node in pipe._graph_out]
+        assert devices == ["gpu"] * spec.num_crops + ["cpu"] * 4  # crops; windows, flipped, indices, labels
 
 
 def test_host_operators_of_the_gpu_graph_do_not_grow_with_crops():
@@ -40,7 +63,8 @@ def test_blur_and_solarise_add_operators_only_for_crops_that_use_them():
     plain = MultiCropSpec(tuple(g.replace(blur_prob=0.0, solarize_prob=0.0) for g in dino.groups),
                           dino.num_global_groups)
     extra = operator_counts(dino, "gpu")["gpu"] - operator_counts(plain, "gpu")["gpu"]
-    assert extra == dino.num_crops + 2  # a blur per crop; an add and a lookup table for the one crop
+    # a blur per crop; an add and a lookup table for the one solarised crop; the offsets' split, on the GPU
+    assert extra == dino.num_crops + 3
 
 
 def test_tiny_spec_keeps_the_recipe():

@@ -28,13 +28,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..feed import EpochFeed
+from ..feed import AnySource, EpochFeed
 from ..graph import GraphSettings, build_decode_pipeline, build_floor_pipeline, build_pipeline
 from ..sharding import ShardPlan
 from ..sources import FileList
 from ..spec import MultiCropSpec
 
-__all__ = ["TINY_GLOBAL", "TINY_LOCAL", "OverheadResult", "operator_counts", "tiny_spec", "measure_overhead"]
+__all__ = ["TINY_GLOBAL", "TINY_LOCAL", "OverheadResult", "host_to_gpu_copies", "operator_counts", "tiny_spec", "measure_overhead"]
 
 TINY_GLOBAL = 32
 """Side of the global crops in the tiny measurement, pixels."""
@@ -49,15 +49,26 @@ def tiny_spec(spec: MultiCropSpec) -> MultiCropSpec:
                                for i, g in enumerate(spec.groups)), n)
 
 
-def operator_counts(spec: MultiCropSpec, device: str) -> dict[str, int]:
+def operator_counts(spec: MultiCropSpec, device: str, source: Optional[AnySource] = None) -> dict[str, int]:
     """Operators the graph for ``device`` ("cpu" or "gpu") runs per batch, by where they run: ``cpu`` (one at a
-    time, on the host), ``mixed`` (CPU in, GPU out: the GPU decoder) and ``gpu``. Defined, not built: no GPU
-    needed. Copies of small outputs to the GPU, which DALI adds when it builds, are not counted."""
-    feed = EpochFeed(FileList(("unused.jpg",), (0,)), spec)
+    time, on the host), ``mixed`` (CPU in, GPU out: the GPU decoder, and each copy of a host node to the GPU, which
+    DALI adds as a mixed operator when it builds) and ``gpu``. ``source`` chooses the graph's head (default: a file
+    list). Defined, not built: no GPU needed."""
+    source = source if source is not None else FileList(("unused.jpg",), (0,))
+    feed = EpochFeed(source, spec)
     pipe = build_pipeline(feed, spec, GraphSettings(device=device, batch_size=1, num_threads=1, seed=0))
     pipe._build_graph()  # DALI's graph definition step; build() would also need the device
     counts = Counter(op._op.device for op in pipe._ops)
+    counts["mixed"] += len(host_to_gpu_copies(pipe))
     return {where: counts.get(where, 0) for where in ("cpu", "mixed", "gpu")}
+
+
+def host_to_gpu_copies(pipe: Any) -> set[str]:
+    """Names of the host nodes a defined pipeline moves to the GPU (``.gpu()``, as an input of an operator or as an
+    output): DALI runs one mixed copy operator for each."""
+    nodes = [node for op in pipe._ops for node in op.inputs] + list(pipe._graph_out)
+    return {node.name for node in nodes
+            if node.device == "gpu" and node.source is not None and node.source._op.device == "cpu"}
 
 
 @dataclass
