@@ -34,17 +34,16 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     samples the same points.
     """
     hw = np.asarray(hw, dtype=np.float64)
-    draws = np.asarray(window_draws, dtype=np.float64)
+    draws = np.asarray(window_draws)
     height, width = hw[:, 0, None], hw[:, 1, None]  # [B, 1]
-    area = (height * width)[..., None] * draws[..., :ATTEMPTS, 0]  # [B, n, K]
-    ratio = draws[..., :ATTEMPTS, 1]
-    w = np.rint(np.sqrt(area * ratio))  # round half to even, as Python's round() in torchvision
-    h = np.rint(np.sqrt(area / ratio))
-    fits = (w > 0) & (w <= width[..., None]) & (h > 0) & (h <= height[..., None])
-    first = fits.argmax(axis=2)[..., None]
-    found = fits.any(axis=2)
-    w_found = np.take_along_axis(w, first, axis=2)[..., 0]
-    h_found = np.take_along_axis(h, first, axis=2)[..., 0]
+    # the first attempt fits for most crops: the later attempts are computed only for the crops it misses
+    w_found, h_found, found = _attempts(height * width, height, width, draws[:, :, :1])
+    missed = np.nonzero(~found)
+    if missed[0].size:
+        rows = missed[0]
+        w_later, h_later, found_later = _attempts((height * width)[rows, 0], height[rows, 0], width[rows, 0],
+                                                  draws[missed][:, 1:ATTEMPTS])
+        w_found[missed], h_found[missed], found[missed] = w_later, h_later, found_later
 
     low, high = ratio_bounds[:, 0], ratio_bounds[:, 1]  # [n]
     in_ratio = width / height  # [B, 1]
@@ -64,6 +63,23 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
         fixed = ~np.isnan(center)
         windows[:, fixed] = _centre_windows(height, width, center[fixed], sizes[fixed])
     return windows
+
+
+def _attempts(area: np.ndarray, height: np.ndarray, width: np.ndarray,
+              draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RandomResizedCrop's attempts on the leading axes of ``draws`` (``[..., K, 2]``: area fraction and aspect
+    ratio per attempt): the first fitting attempt's ``w`` and ``h`` (float64 whole pixels, over the leading axes),
+    and whether one fits. ``area``, ``height`` and ``width`` broadcast against the leading axes (an image's
+    values, in pixels)."""
+    scale = draws[..., 0].astype(np.float64)
+    ratio = draws[..., 1].astype(np.float64)
+    target = area[..., None] * scale
+    w = np.rint(np.sqrt(target * ratio))  # round half to even, as Python's round() in torchvision
+    h = np.rint(np.sqrt(target / ratio))
+    fits = (w > 0) & (w <= width[..., None]) & (h > 0) & (h <= height[..., None])
+    first = fits.argmax(axis=-1)[..., None]
+    return (np.take_along_axis(w, first, axis=-1)[..., 0], np.take_along_axis(h, first, axis=-1)[..., 0],
+            fits.any(axis=-1))
 
 
 def _centre_windows(height: np.ndarray, width: np.ndarray, fraction: np.ndarray,
@@ -120,7 +136,7 @@ class WindowFunction:
         self._sizes = np.array(spec.sizes, dtype=np.float64)
 
     def __call__(self, shapes: Sequence[np.ndarray], packed: Sequence[np.ndarray]) -> list[np.ndarray]:
-        hw = np.stack([np.asarray(s)[:2] for s in shapes])
+        hw = np.stack(shapes)[:, :2]
         draws = np.stack(packed)
         windows = crop_windows(hw, draws[:, :, :ATTEMPTS + 1], self._ratio_bounds, self._center, self._sizes)
         rois, boxes = windows_to_outputs(windows, hw, draws[:, :, ATTEMPTS + 1, 0] > 0.5)

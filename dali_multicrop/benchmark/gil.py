@@ -7,7 +7,8 @@ the loader's own threads — and none is taken while no thread holds it). A prog
 builds a loader over tiny images (``TINY_HW`` JPEGs, the crops shrunk as in :mod:`.overhead`; the colour map as the
 GPU graph runs it, an operator, not the CPU graph's OpenCV step), warms it up, then waits while py-spy attaches to
 it, takes ``batches`` batches and exits at once: the samples over the batches are the GIL time of one steady batch
-(start-up and warm-up are never sampled). ``bare`` is the least a DALI loader of these files does:
+(start-up and warm-up are never sampled; a full garbage collection ends the warm-up, so that one start-up made due
+does not land in the sampled batches). ``bare`` is the least a DALI loader of these files does:
 ``fn.readers.file`` -> ``fn.decoders.image`` -> ``DALIGenericIterator`` (two outputs).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import shutil
 import subprocess
@@ -146,6 +148,10 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
         it = batches_of()
     for _ in range(WARMUP):
         next(it)
+    # start the steady loop with the collector's counters at zero: a full collection that start-up's allocations
+    # made due (about 0.1 s with torch imported) would otherwise fall into the few sampled batches by chance,
+    # while the loop's own garbage (a few tracked objects per batch) still triggers what it triggers
+    gc.collect()
     print("warm", flush=True)
     sys.stdin.readline()  # py-spy attaches meanwhile
     for _ in range(batches):
