@@ -1,4 +1,5 @@
-"""Benchmark: MultiCropMaskGenerator vs a plain per-sample loop of the I-JEPA multi-block algorithm.
+"""Benchmark: MultiCropMaskGenerator vs a plain per-sample loop of the I-JEPA multi-block algorithm, and
+PatchMaskGenerator vs DINOv2's per-sample masking loop.
 
     python bench/masks.py [--device cpu|cuda] [--batch 256] [--repeats 20] [--out bench/results]
 
@@ -7,6 +8,10 @@ I-JEPA's masks for one 224 crop per image (1 context block, 4 targets), one samp
 as I-JEPA's collator does. Reports the median of ``--repeats`` timed runs after warm-up, device synchronised,
 and what one generator call dispatches: torch operators (on CUDA, each at most a kernel or two) and host
 read-backs (waits for the GPU; 0 by design).
+
+The patch masks (iBOT / DINOv2): ``PatchMaskGenerator`` for the two global crops of a batch (224 px, patch 14 and
+16, DINOv2's defaults) against DINOv2's ``MaskingGenerator`` + collate loop as ``tests/dinov2_reference.py`` writes
+it from DINOv2's code (one mask at a time, Python and NumPy), on the CPU.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import statistics
 import time
 from pathlib import Path
 
+import sys
+
 import torch
 
-from dali_multicrop import MultiCropMaskGenerator
+from dali_multicrop import MultiCropMaskGenerator, PatchMaskGenerator
 from dali_multicrop.benchmark.dispatch import DispatchCounter
 from dali_multicrop.benchmark.environment import describe_machine
 
@@ -70,6 +77,25 @@ def timed(fn, device: str, repeats: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
+def patch_masks(batch: int, device: str, repeats: int) -> list[dict]:
+    """PatchMaskGenerator against DINOv2's loop (the reference in tests/), 2 global crops of 224 px."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from dinov2_reference import reference_masks
+
+    rows = []
+    for patch in (16, 14):
+        gen = PatchMaskGenerator("2x224", patch_size=patch)
+        ours = timed(lambda: gen(batch_size=batch, device=device), device, repeats)
+        loop = timed(lambda: reference_masks(2 * batch, 224 // patch), "cpu", max(3, repeats // 4), warmup=1)
+        with DispatchCounter() as counted:
+            gen(batch_size=batch, device=device)
+        rows.append({"patch_size": patch, "grid": gen.grid, "generator_ms": round(ours, 3),
+                     "dinov2_loop_ms_cpu": round(loop, 3), "speedup": round(loop / ours, 2),
+                     "operators_per_call": counted.ops, "host_read_backs_per_call": counted.read_backs,
+                     "cuda_rounds": gen.rounds})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -94,6 +120,7 @@ def main() -> None:
         "redraw_rounds": gen.rounds, "machine": describe_machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
+    result["patch_masks"] = patch_masks(args.batch, args.device, args.repeats)
     print(json.dumps(result, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"masks-{args.device}.json"

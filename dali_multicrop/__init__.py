@@ -13,7 +13,8 @@ _EXPORTS = {
     "MultiCropBatch": "batch", "Curriculum": "curriculum", "Ramp": "curriculum",
     "ImageDecodeError": "imagecheck", "ImageReadError": "imagecheck", "DaliMultiCropLoader": "loader",
     "IJEPA_LEVEL": "masking", "MaskLevel": "masking", "MultiCropMaskGenerator": "masking",
-    "MultiCropMasks": "masking", "masks_to_indices": "masking", "list_presets": "presets", "load_preset": "presets",
+    "MultiCropMasks": "masking", "PatchMaskGenerator": "masking", "PatchMasks": "masking",
+    "masks_to_indices": "masking", "list_presets": "presets", "load_preset": "presets",
     "parse_crops": "presets", "DatasetSource": "dataset_source", "TarShards": "shards", "ArraySource": "sources",
     "FileList": "sources", "ColorJitter": "spec", "CropGroup": "spec", "MultiCropSpec": "spec",
 }
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from .curriculum import Curriculum, Ramp
     from .imagecheck import ImageDecodeError, ImageReadError
     from .loader import DaliMultiCropLoader
-    from .masking import IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, masks_to_indices
+    from .masking import (IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, PatchMaskGenerator,
+                          PatchMasks, masks_to_indices)
     from .presets import list_presets, load_preset, parse_crops
     from .dataset_source import DatasetSource
     from .shards import TarShards
@@ -58,6 +60,8 @@ __all__ = [
     "MaskLevel",
     "MultiCropMaskGenerator",
     "MultiCropMasks",
+    "PatchMaskGenerator",
+    "PatchMasks",
     "list_presets",
     "load_preset",
     "masks_to_indices",

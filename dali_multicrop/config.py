@@ -1,6 +1,6 @@
 """Training configuration files: one YAML file that maps onto the loader's and the mask generator's own objects.
 
-A config has up to three sections (see ``configs/`` and ``docs/``-style comments in those files):
+A config has up to five sections (see ``configs/`` and ``docs/``-style comments in those files):
 
 * ``data``: ``path`` (optional: an image folder, ``s3://`` prefix, tar shards such as ``train-{000..127}.tar``
   or ``cifar10:PATH``; any source string the loader takes), and the crops either as ``preset:`` (a shipped preset name,
@@ -15,6 +15,9 @@ A config has up to three sections (see ``configs/`` and ``docs/``-style comments
 * ``masking``: keyword arguments of :class:`~dali_multicrop.MultiCropMaskGenerator` (``strategy``,
   ``patch_size``, ``num_levels`` or ``levels`` (a list of :class:`MaskLevel` fields), ``num_targets``,
   ``min_keep``, ``allow_overlap``, ``seed``).
+* ``patch_masking``: keyword arguments of :class:`~dali_multicrop.PatchMaskGenerator` (iBOT / DINOv2 block-wise
+  patch masks, DINOv2's names: ``patch_size``, ``mask_ratio_min_max``, ``mask_sample_probability``,
+  ``min_num_patches``, ``max_num_patches``, ``min_aspect``, ``max_aspect``, ``seed``).
 
 Values left out take the objects' own defaults. A bad value or an unknown key is a ``ValueError`` naming the
 key path, the value and what was expected (an unknown key with the nearest valid one).
@@ -131,6 +134,12 @@ _SCHEMA: dict[str, Any] = {
         "strategy": _strategy, "patch_size": _int(1), "num_levels": _int(1), "levels": [_LEVEL],
         "num_targets": _int(1), "min_keep": _int(0), "allow_overlap": _bool, "seed": _int(0),
     },
+    "patch_masking": {
+        "patch_size": _int(1), "mask_ratio_min_max": _pair(-1e-12, 1.0, " (fractions of the patches)"),
+        "mask_sample_probability": _number(0.0, 1.0), "min_num_patches": _number(1e-12, math.inf),
+        "max_num_patches": _number(1e-12, math.inf), "min_aspect": _number(1e-12, math.inf),
+        "max_aspect": _number(1e-12, math.inf), "seed": _int(0),
+    },
 }
 
 
@@ -173,6 +182,7 @@ class TrainingConfig:
     path: Optional[str] = None
     loader: dict[str, Any] = field(default_factory=dict)
     masking: dict[str, Any] = field(default_factory=dict)
+    patch_masking: dict[str, Any] = field(default_factory=dict)
     curriculum: Optional[Curriculum] = None
     origin: str = "config"
 
@@ -244,4 +254,4 @@ def load_config(config: ConfigLike) -> TrainingConfig:
         except ValueError as exc:
             raise ValueError(f"{origin}: curriculum: {exc}") from None
     return TrainingConfig(spec=spec, path=section.get("path"), loader=data.get("loader", {}), masking=masking,
-                          curriculum=curriculum, origin=origin)
+                          patch_masking=dict(data.get("patch_masking", {})), curriculum=curriculum, origin=origin)
