@@ -11,9 +11,10 @@ import torch
 
 from .._checks import check_int
 from ..batch import MultiCropBatch
-from ..sharding import derive_seed, distributed_defaults
+from ..sharding import derive_seed
 from ..presets import parse_crops
 from ..spec import CropsLike
+from .keys import KeyedSteps
 from .functional import (locate_in_crop, masks_to_indices, max_block_dims, patch_centres, sample_blocks,
                          visible_in_box)
 from .levels import MaskLevel, hierarchical_levels
@@ -88,7 +89,7 @@ class MultiCropMasks:
         return masks_to_indices(mask, mode, generator=self.generator, num=num)
 
 
-class MultiCropMaskGenerator(torch.nn.Module):
+class MultiCropMaskGenerator(KeyedSteps):
     """Samples hierarchical multi-block masks (I-JEPA, H-JEPA) for each crop of a multi-crop batch.
 
     Args:
@@ -114,7 +115,7 @@ class MultiCropMaskGenerator(torch.nn.Module):
                  num_levels: int = 3, num_targets: int = 4, *, levels: Optional[Sequence[MaskLevel]] = None,
                  allow_overlap: bool = False, min_keep: int = 4, seed: int = 0, rank: Optional[int] = None,
                  curriculum: Optional["Curriculum"] = None) -> None:
-        super().__init__()
+        super().__init__(seed, rank)
         self.full_spec = parse_crops(crops)
         if curriculum is not None:
             curriculum.check(self.full_spec)
@@ -135,17 +136,12 @@ class MultiCropMaskGenerator(torch.nn.Module):
                              f"is built for (at most {MAX_LEVELS} levels and {MAX_TARGETS} targets per level)")
         self.allow_overlap = bool(allow_overlap)
         self.min_keep = check_int("min_keep", min_keep, 0)
-        self.seed = check_int("seed", seed, 0)
-        self.rank = distributed_defaults()[0] if rank is None else check_int("rank", rank, 0)
-        self.epoch = 0
-        self.step = 0
         self.grids = tuple(self._grid(size) for size in self.spec.sizes)
         self.masked = tuple(range(self.spec.num_global))  # every strategy masks the global crops
         self._ranges: dict[tuple[str, torch.device], torch.Tensor] = {}
         self.rounds = 1
         for grid in {self.grids[i] for i in self.masked}:
             self.rounds = max(self.rounds, self._check_fits(grid))
-        self._generators: dict[torch.device, torch.Generator] = {}
         self._short: dict[torch.device, torch.Tensor] = {}
 
     @classmethod
@@ -265,35 +261,13 @@ class MultiCropMaskGenerator(torch.nn.Module):
         reading it waits for the GPU)."""
         return int(sum(int(count) for count in self._short.values()))
 
-    def _generator(self, device: torch.device, step: int) -> torch.Generator:
-        gen = self._generators.get(device)
-        if gen is None:
-            gen = self._generators[device] = torch.Generator(device=device)
-        return gen.manual_seed(derive_seed(self.seed, self.epoch, step, self.rank))
-
     def set_epoch(self, epoch: int) -> None:
         """Keys the following calls on ``epoch`` and restarts their step count at 0 (and, with a curriculum,
         takes that epoch's crops)."""
-        self.epoch = check_int("epoch", epoch, 0)
-        self.step = 0
+        super().set_epoch(epoch)
         if self.curriculum is not None:  # the curriculum changes local crops only: the masked grids stay
             self.spec = self.curriculum.spec_at(self.full_spec, epoch)
             self.grids = tuple(self._grid(size) for size in self.spec.sizes)
-
-    def state_dict(self) -> dict[str, int]:
-        """The key of the next call (``epoch``, ``step``) and the ``seed``; with :meth:`load_state_dict`, a resumed
-        run draws the same masks from there on. (``torch.nn.Module.state_dict`` holds tensors; this holds none.)"""
-        return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, int], strict: bool = True) -> None:  # type: ignore[override]
-        """Resumes at the key in ``state`` (from :meth:`state_dict`); ``ValueError`` if it was saved with
-        another seed. ``strict`` is accepted for ``torch.nn.Module`` callers and changes nothing."""
-        if not isinstance(state, dict) or "epoch" not in state or "step" not in state:
-            raise ValueError(f"state must be a dict from MultiCropMaskGenerator.state_dict(), got {state!r}")
-        if state.get("seed", self.seed) != self.seed:
-            raise ValueError(f"state was saved with seed={state['seed']!r}, this generator has seed={self.seed!r}")
-        self.epoch = check_int("state['epoch']", state["epoch"], 0)
-        self.step = check_int("state['step']", state["step"], 0)
 
     def forward(self, batch: Optional[MultiCropBatch] = None, *, batch_size: Optional[int] = None,
                 device: Union[str, torch.device, None] = None, step: Optional[int] = None) -> MultiCropMasks:
@@ -311,10 +285,8 @@ class MultiCropMaskGenerator(torch.nn.Module):
                              "and flips")
         batch_size = check_int("batch_size", batch_size, 0)
         device = torch.device(device if device is not None else "cpu")
-        if step is None:
-            step = self.step
-            self.step += 1
-        generator = self._generator(device, check_int("step", step, 0))
+        step = self.next_step(step)
+        generator = self.generator(device, step)
         L, T = self.num_levels, self.num_targets
         context: list[Optional[torch.Tensor]] = [None] * self.spec.num_crops
         targets: list[Optional[torch.Tensor]] = [None] * self.spec.num_crops

@@ -34,8 +34,8 @@ import torch
 from .._checks import check_int
 from ..batch import MultiCropBatch
 from ..presets import parse_crops
-from ..sharding import derive_seed, distributed_defaults
 from ..spec import CropsLike
+from .keys import KeyedSteps
 
 if TYPE_CHECKING:
     from ..config import ConfigLike
@@ -98,7 +98,7 @@ class PatchMasks:
         return out
 
 
-class PatchMaskGenerator(torch.nn.Module):
+class PatchMaskGenerator(KeyedSteps):
     """Samples DINOv2's block-wise patch masks (see the module) for the global crops of a multi-crop batch.
 
     Args (DINOv2's names and defaults, ``ssl_default_config.yaml``'s ``ibot:`` section and ``train.py``):
@@ -123,7 +123,7 @@ class PatchMaskGenerator(torch.nn.Module):
                  mask_ratio_min_max: Sequence[float] = (0.1, 0.5), mask_sample_probability: float = 0.5,
                  min_num_patches: float = 4, max_num_patches: Optional[float] = None, min_aspect: float = 0.3,
                  max_aspect: Optional[float] = None, seed: int = 0, rank: Optional[int] = None) -> None:
-        super().__init__()
+        super().__init__(seed, rank)
         self.spec = parse_crops(crops)
         sizes = set(self.spec.sizes[:self.spec.num_global])
         if len(sizes) != 1:
@@ -164,12 +164,7 @@ class PatchMaskGenerator(torch.nn.Module):
         if ratio[1] > 0 and top < 1:
             raise ValueError(f"mask_ratio_min_max={mask_ratio_min_max!r} asks for less than one of the grid's "
                              f"{self.num_patches} patches")
-        self.seed = check_int("seed", seed, 0)
-        self.rank = distributed_defaults()[0] if rank is None else check_int("rank", rank, 0)
-        self.epoch = 0
-        self.step = 0
         self._log_aspect = (math.log(self.min_aspect), math.log(self.max_aspect))
-        self._generators: dict[torch.device, torch.Generator] = {}
         self._cut: dict[torch.device, torch.Tensor] = {}
         self.rounds = self._probe_rounds(top)
 
@@ -257,32 +252,6 @@ class PatchMaskGenerator(torch.nn.Module):
         (expected 0; reading it waits for the GPU)."""
         return int(sum(int(c) for c in self._cut.values()))
 
-    def _generator(self, device: torch.device, step: int) -> torch.Generator:
-        gen = self._generators.get(device)
-        if gen is None:
-            gen = self._generators[device] = torch.Generator(device=device)
-        return gen.manual_seed(derive_seed(self.seed, self.epoch, step, self.rank, 0xB0))
-
-    def set_epoch(self, epoch: int) -> None:
-        """Keys the following calls on ``epoch`` and restarts their step count at 0."""
-        self.epoch = check_int("epoch", epoch, 0)
-        self.step = 0
-
-    def state_dict(self) -> dict[str, int]:  # type: ignore[override]
-        """The key of the next call (``epoch``, ``step``) and the ``seed``: with :meth:`load_state_dict`, a resumed
-        run draws the same masks from there on."""
-        return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, int], strict: bool = True) -> None:  # type: ignore[override]
-        """Resumes at the key in ``state`` (from :meth:`state_dict`); ``ValueError`` if it was saved with another
-        seed. ``strict`` is accepted for ``torch.nn.Module`` callers and changes nothing."""
-        if not isinstance(state, dict) or "epoch" not in state or "step" not in state:
-            raise ValueError(f"state must be a dict from PatchMaskGenerator.state_dict(), got {state!r}")
-        if state.get("seed", self.seed) != self.seed:
-            raise ValueError(f"state was saved with seed={state['seed']!r}, this generator has seed={self.seed!r}")
-        self.epoch = check_int("state['epoch']", state["epoch"], 0)
-        self.step = check_int("state['step']", state["step"], 0)
-
     def forward(self, batch: Optional[MultiCropBatch] = None, *, batch_size: Optional[int] = None,
                 device: Union[str, torch.device, None] = None, step: Optional[int] = None) -> PatchMasks:
         """Masks for one batch's global crops. ``step`` (default: the call count since :meth:`set_epoch`) keys
@@ -298,10 +267,8 @@ class PatchMaskGenerator(torch.nn.Module):
             raise ValueError("pass a MultiCropBatch, or batch_size (and device)")
         batch_size = check_int("batch_size", batch_size, 0)
         device = torch.device(device if device is not None else "cpu")
-        if step is None:
-            step = self.step
-            self.step += 1
-        generator = self._generator(device, check_int("step", step, 0))
+        step = self.next_step(step)
+        generator = self.generator(device, step, 0xB0)
         targets, upperbound = self._targets(n_global * batch_size, generator, device)
         on_cpu = device.type == "cpu"
         masks, growing, _ = self._grow(targets, generator, until_done=on_cpu)
