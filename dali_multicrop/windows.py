@@ -36,12 +36,13 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     hw = np.asarray(hw, dtype=np.float64)
     draws = np.asarray(window_draws)
     height, width = hw[:, 0, None], hw[:, 1, None]  # [B, 1]
+    area = height * width
     # the first attempt fits for most crops: the later attempts are computed only for the crops it misses
-    w_found, h_found, found = _attempts(height * width, height, width, draws[:, :, :1])
+    w_found, h_found, found = _attempts(area, height, width, draws[:, :, :1])
     missed = np.nonzero(~found)
     if missed[0].size:
         rows = missed[0]
-        w_later, h_later, found_later = _attempts((height * width)[rows, 0], height[rows, 0], width[rows, 0],
+        w_later, h_later, found_later = _attempts(area[rows, 0], height[rows, 0], width[rows, 0],
                                                   draws[missed][:, 1:ATTEMPTS])
         w_found[missed], h_found[missed], found[missed] = w_later, h_later, found_later
 

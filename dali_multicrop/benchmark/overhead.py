@@ -34,7 +34,8 @@ from ..sharding import ShardPlan
 from ..sources import FileList
 from ..spec import MultiCropSpec
 
-__all__ = ["TINY_GLOBAL", "TINY_LOCAL", "OverheadResult", "host_to_gpu_copies", "operator_counts", "tiny_spec", "measure_overhead"]
+__all__ = ["TINY_GLOBAL", "TINY_LOCAL", "OverheadResult", "host_to_gpu_copies", "operator_counts", "tiny_spec",
+           "measure_overhead"]
 
 TINY_GLOBAL = 32
 """Side of the global crops in the tiny measurement, pixels."""

@@ -6,5 +6,6 @@ from .generator import STRATEGIES, MultiCropMaskGenerator, MultiCropMasks
 from .levels import IJEPA_LEVEL, MaskLevel, hierarchical_levels
 from .patches import PatchMaskGenerator, PatchMasks
 
-__all__ = ["IJEPA_LEVEL", "MaskLevel", "MultiCropMaskGenerator", "MultiCropMasks", "PatchMaskGenerator", "PatchMasks", "STRATEGIES",
+__all__ = ["IJEPA_LEVEL", "MaskLevel", "MultiCropMaskGenerator", "MultiCropMasks", "PatchMaskGenerator", "PatchMasks",
+           "STRATEGIES",
            "hierarchical_levels", "masks_to_indices", "sample_blocks"]

@@ -11,7 +11,6 @@ import torch
 
 from .._checks import check_int
 from ..batch import MultiCropBatch
-from ..sharding import derive_seed
 from ..presets import parse_crops
 from ..spec import CropsLike
 from .keys import KeyedSteps
@@ -303,7 +302,7 @@ class MultiCropMaskGenerator(KeyedSteps):
         locals_ = tuple(range(self.spec.num_global, self.spec.num_crops))
         extra = [locals_ if (self.strategy == "global_with_local_context" and i in self.masked) else ()
                  for i in range(self.spec.num_crops)]
-        picks = torch.Generator(device=device).manual_seed(derive_seed(self.seed, self.epoch, step, self.rank, 0x1D))
+        picks = torch.Generator(device=device).manual_seed(self.key(step, 0x1D))  # the batch's own: masks.indices
         masks = MultiCropMasks(self.strategy, context, targets, extra, generator=picks)  # type: ignore[arg-type]
         if self.strategy == "cross_crop_prediction":
             self._cross(masks, batch)  # type: ignore[arg-type]

@@ -33,12 +33,16 @@ class KeyedSteps(torch.nn.Module):
             self.step += 1
         return check_int("step", step, 0)
 
+    def key(self, step: int, *salt: int) -> int:
+        """The seed of ``step`` of this epoch on this rank (``salt``: another stream of the same key)."""
+        return derive_seed(self.seed, self.epoch, step, self.rank, *salt)
+
     def generator(self, device: torch.device, step: int, *salt: int) -> torch.Generator:
-        """This device's generator, seeded for ``step`` of this epoch (and ``salt``: another stream of the same key)."""
+        """This device's generator (reused call after call), seeded with :meth:`key`."""
         gen = self._generators.get(device)
         if gen is None:
             gen = self._generators[device] = torch.Generator(device=device)
-        return gen.manual_seed(derive_seed(self.seed, self.epoch, step, self.rank, *salt))
+        return gen.manual_seed(self.key(step, *salt))
 
     def set_epoch(self, epoch: int) -> None:
         """Keys the following calls on ``epoch`` and restarts their step count at 0."""

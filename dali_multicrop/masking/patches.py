@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import torch
 
-from .._checks import check_int
+from .._checks import check_int, check_probability, check_range
 from ..batch import MultiCropBatch
 from ..presets import parse_crops
 from ..spec import CropsLike
@@ -138,12 +138,10 @@ class PatchMaskGenerator(KeyedSteps):
         if self.grid < 2:
             raise ValueError(f"a {size} px crop in patches of {self.patch_size} is a {self.grid}x{self.grid} grid; "
                              f"blocks need at least 2x2 (a block is narrower than the grid)")
-        ratio = tuple(float(r) for r in mask_ratio_min_max)
-        if len(ratio) != 2 or not 0.0 <= ratio[0] <= ratio[1] <= 1.0:
-            raise ValueError(f"mask_ratio_min_max must be (min, max) with 0 <= min <= max <= 1, got "
-                             f"{mask_ratio_min_max!r}")
+        ratio = check_range("mask_ratio_min_max", mask_ratio_min_max, low=0.0, high=1.0,
+                            form=" (fractions of the patches)")
         self.mask_ratio_min_max = ratio
-        self.mask_sample_probability = _fraction("mask_sample_probability", mask_sample_probability)
+        self.mask_sample_probability = check_probability("mask_sample_probability", mask_sample_probability)
         self.min_num_patches = _positive("min_num_patches", min_num_patches)
         largest = (self.grid - 1) ** 2  # the strict bound: h and w below the grid
         if self.min_num_patches > largest:
@@ -277,12 +275,6 @@ class PatchMaskGenerator(KeyedSteps):
             self._cut[device] = self._cut[device] + cut if device in self._cut else cut
         shape = (n_global, batch_size)
         return PatchMasks(masks.view(*shape, self.num_patches), targets.view(shape), upperbound)
-
-
-def _fraction(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    return float(value)
 
 
 def _positive(name: str, value: Any) -> float:
