@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, prepared for a lent device machine (bring DALI first: ../shared/device/README.md; build the
-# kit with EXTRA="psutil matplotlib timm braceexpand" so that step 6 can run the training examples and step 3
-# the tar-shard source).
+# kit with EXTRA="psutil matplotlib timm braceexpand numba" so that the graph's window step compiles (numba,
+# with llvmlite), step 6 can run the training examples and step 3 the tar-shard source).
 # Run from the repository root in the same call as the kit's last part:
 #   bash .devkit/pN/kit.sh && bash bench/device-check.sh
 # Order: the GPU benchmark first (the figure that matters), then the gpu-marked tests, then the masks timing.

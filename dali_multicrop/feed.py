@@ -19,7 +19,7 @@ from .dataset_source import DatasetSource
 from .shards import TarShards
 from .sources import ArraySource, FileList
 from .spec import MultiCropSpec
-from .windows import pack_window_input
+from .windows import WindowInput
 
 __all__ = ["EpochFeed", "HEADS", "encode_paths", "feed_outputs", "head_of"]
 
@@ -58,11 +58,6 @@ def feed_outputs(spec: Optional[MultiCropSpec], head: str = "paths") -> list[str
     return names + ["window", "flips", "colour"] + ["blur"] * blurs(spec) + ["solarize"] * solarizes(spec)
 
 
-def _draw_outputs(draws: BatchDraws) -> list[np.ndarray]:
-    window = pack_window_input(draws.window, draws.flips)
-    return [a for a in (window, draws.flips, draws.colour, draws.blur_sigma, draws.solarize) if a is not None]
-
-
 class EpochFeed:
     """DALI external-source callback serving one epoch's batches, in order (see :func:`feed_outputs`).
 
@@ -88,6 +83,7 @@ class EpochFeed:
         self.names = feed_outputs(spec, self.head)
         """The outputs of every call, in order (see :func:`feed_outputs`)."""
         self._spec = spec
+        self._windows = WindowInput(spec) if spec is not None else None
         self._seed = seed
         self._shard = shard
         self._epoch = 0
@@ -126,6 +122,14 @@ class EpochFeed:
         rng = batch_generator(self._seed, self._shard, self._epoch, self._first + iteration)
         return draw_batch(self._spec, len(self._batches[iteration]), rng)
 
+    def _draw_outputs(self, iteration: int) -> list[np.ndarray]:
+        """The feed's draw outputs of batch ``iteration``: the window step's packed input, flips, colour blocks,
+        blur sigmas and solarisation offsets (the last two where the spec has them)."""
+        draws = self.draws(iteration)
+        assert self._windows is not None  # draws() raised for a feed without a spec
+        window = self._windows.pack(draws.window, draws.flips)
+        return [a for a in (window, draws.flips, draws.colour, draws.blur_sigma, draws.solarize) if a is not None]
+
     def __len__(self) -> int:
         return len(self._batches)
 
@@ -147,7 +151,7 @@ class EpochFeed:
     def _serve(self, iteration: int) -> tuple[Any, ...]:
         indices = self._batches[iteration]
         if self.head == "reader":
-            draws = _draw_outputs(self.draws(iteration))
+            draws = self._draw_outputs(iteration)
             short = self._pad_to - len(indices)
             return tuple(np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) if short > 0 else a for a in draws)
         if self._dataset is not None:
@@ -161,7 +165,7 @@ class EpochFeed:
                 encode_paths([self._files[i] for i in read.tolist()])
         if self._spec is None:
             return head, shown.astype(np.int64)
-        return (head, shown.astype(np.int64), labels, *_draw_outputs(self.draws(iteration)))
+        return (head, shown.astype(np.int64), labels, *self._draw_outputs(iteration))
 
     def _fetched(self, iteration: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """A dataset source's ``(images, labels, indices)`` of batch ``iteration``; the next ``ahead`` batches start

@@ -5,8 +5,9 @@ One builder serves both devices. The graph reads top to bottom like the data flo
     paths, indices, labels, draws        (external source fed by the loader, CPU; draws: see draws.py)
       -> read the file (DALI threads)    (or: decoded pixels from memory; or DALI's tar-shard reader)
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
-      -> crop windows for all crops      (one python_function per batch, from the images' sizes + draws; the
-                                          sizes come from the encoded headers, so nothing waits for the decoder)
+      -> crop windows for all crops      (one compiled step per batch, from the images' sizes + draws, no Python:
+                                          see windows.py; the sizes come from the encoded headers, so nothing
+                                          waits for the decoder)
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
       -> per crop: resize its window (antialias; a mirrored crop has its window's x ends swapped)
          -> colour transform -> blur -> solarise -> normalise to CHW
@@ -169,7 +170,7 @@ LABEL_TEXT_BYTES = 32
 
 # dtype and layout of each feed output; "F..." marks a per-crop array that element_extract splits by crop
 _FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "encoded": ("UINT8", ""), "indices": ("INT64", ""),
-               "labels": ("INT64", ""), "window": ("FLOAT", ""), "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"),
+               "labels": ("INT64", ""), "window": ("FLOAT64", ""), "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"),
                "blur": ("FLOAT", "FA"), "solarize": ("UINT16", "FC")}
 
 
@@ -250,12 +251,11 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     """
     dali, fn, types = dali_modules()
     from . import augment
-    from .windows import WindowFunction
+    from .windows import window_step
 
     n = spec.num_crops
     dtype = _dali_dtype(settings)
     on_gpu = settings.device == "gpu"
-    windows = WindowFunction(spec)
     # On the CPU a blur costs real time even as an identity (about as much as the colour transform), so crops
     # blurred only sometimes run it only where they are; on the GPU the identity costs less than a split/merge.
     skip_blur = [not on_gpu and not host_stage and 0 < g.blur_prob < 1 for g in spec.crops()]
@@ -268,9 +268,8 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
             image, size = _decode(encoded, on_gpu, settings.decoder), _sizes(encoded)
         else:
             image, size = _image(feed, on_gpu, settings.decoder)
-        # resize regions and boxes of every crop, one array per sample (see WindowFunction)
-        windows_out = fn.python_function(size, feed["window"], function=windows, batch_processing=True,
-                                         output_layouts="FX")
+        # resize regions and boxes of every crop, one array per sample (see windows.window_step)
+        windows_out = window_step(feed["window"], size)
         ends = _split(windows_out, 2 * n)
         colour = _split(feed["colour"], n)
         sigma = _split(feed["blur"], n) if "blur" in feed else [None] * n

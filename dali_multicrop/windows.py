@@ -1,24 +1,141 @@
-"""Crop windows from the drawn candidates and the decoded images' sizes: torchvision's ``RandomResizedCrop``,
-vectorised over a whole batch and all its crops.
+"""Crop windows from the drawn candidates and the images' sizes: torchvision's ``RandomResizedCrop``, compiled.
 
-The graph calls :class:`WindowFunction` once per batch (one ``python_function`` operator, whatever the number
-of crops) with the decoded images' shapes and the draws of :mod:`dali_multicrop.draws`. Per crop, as
-``RandomResizedCrop.get_params``: the first of ``ATTEMPTS`` candidates whose window, ``w = round(sqrt(A*s*r))``
-by ``h = round(sqrt(A*s/r))`` pixels (``A`` the image's area), fits in the image is placed at a uniformly drawn
-whole-pixel position; when none fits, the fallback is the centred window with the aspect ratio clamped to
-``ratio`` (the whole image when its own aspect ratio is inside).
+The graph computes every crop's window in one step per batch (:func:`window_step`: DALI's ``numba_function``,
+a per-sample kernel compiled once per process with Numba, run in DALI's threads with neither Python nor the GIL;
+the Python step it replaced cost 2-4 µs of GIL time per sample in DALI's conversions alone). Its inputs are the
+images' sizes (read from the encoded headers, see :mod:`dali_multicrop.graph`) and, per crop, the draws of
+:mod:`dali_multicrop.draws` packed with the crop's constants (:class:`WindowInput`).
+
+Per crop, as ``RandomResizedCrop.get_params``: the first of ``ATTEMPTS`` candidates whose window,
+``w = round(sqrt(A*s*r))`` by ``h = round(sqrt(A*s/r))`` pixels (``A`` the image's area), fits in the image is
+placed at a uniformly drawn whole-pixel position; when none fits, the fallback is the centred window with the
+aspect ratio clamped to ``ratio`` (the whole image when its own aspect ratio is inside). An evaluation crop
+(:attr:`CropGroup.center`) takes torchvision's ``Resize`` + ``CenterCrop`` region instead.
+
+The same compiled kernel serves Python callers (:func:`crop_windows`, :func:`window_rows`): there is one
+implementation of the window maths.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
+import threading
+from typing import Any, Optional
 
+import numba
 import numpy as np
 
 from .draws import ATTEMPTS
 from .spec import MultiCropSpec
 
-__all__ = ["crop_windows", "WindowFunction", "pack_window_input", "windows_to_outputs"]
+__all__ = ["FIELDS", "WindowInput", "crop_windows", "window_rows", "window_step"]
+
+# the fields of one crop's row of the packed input (float64)
+POSITION = 2 * ATTEMPTS
+"""Offset of the position draws (u_y, u_x) in [0, 1); fields ``0..POSITION-1`` are the attempts' (area fraction,
+aspect ratio) pairs."""
+FLIP = POSITION + 2
+"""Offset of the flip (1.0: mirrored)."""
+RATIO_LOW, RATIO_HIGH, CENTER, SIZE = FLIP + 1, FLIP + 2, FLIP + 3, FLIP + 4
+"""Offsets of the crop's constants: its aspect-ratio range (w/h; the fallback clamps to it), its evaluation
+fraction (NaN for random windows) and its side in pixels."""
+FIELDS = SIZE + 1
+"""Fields per crop of the packed input."""
+
+
+class WindowInput:
+    """The window step's per-crop constants for ``spec``, and the packing of a batch's draws with them."""
+
+    def __init__(self, spec: MultiCropSpec) -> None:
+        groups = spec.crops()
+        self.constants = np.array([(g.ratio[0], g.ratio[1], math.nan if g.center is None else g.center, g.size)
+                                   for g in groups], dtype=np.float64)
+        """float64 ``[n, 4]``: ratio low, ratio high, evaluation fraction or NaN, side (pixels) per crop."""
+
+    def pack(self, window_draws: np.ndarray, flips: np.ndarray) -> np.ndarray:
+        """float64 ``[B, n, FIELDS]``: per crop its draws (``[B, n, ATTEMPTS + 1, 2]`` as
+        :attr:`BatchDraws.window`), its flip (``[B, n]`` bool) and its constants. One array: DALI hands a
+        batch array over at once."""
+        b, n = flips.shape
+        out = np.empty((b, n, FIELDS), dtype=np.float64)
+        out[:, :, :FLIP] = window_draws.reshape(b, n, FLIP)
+        out[:, :, FLIP] = flips
+        out[:, :, RATIO_LOW:] = self.constants
+        return out
+
+
+@numba.njit(cache=True)
+def _window(height: float, width: float, d: np.ndarray) -> tuple[float, float, float, float]:
+    """One crop's window ``(y0, x0, h, w)`` in pixels (float64) in an image of ``height`` x ``width`` pixels, from
+    its packed row ``d`` (``FIELDS`` values)."""
+    center = d[CENTER]
+    if center == center:  # an evaluation crop: torchvision's Resize(R) + CenterCrop(S), R = round(S / c)
+        size = d[SIZE]
+        resize = np.rint(size / center)
+        short = min(height, width)
+        # torchvision: the shorter side becomes R, the longer int(R * long / short)
+        rh = resize if height <= width else np.floor(resize * height / short)
+        rw = resize if width <= height else np.floor(resize * width / short)
+        top, left = np.rint((rh - size) / 2.0), np.rint((rw - size) / 2.0)
+        sy, sx = height / rh, width / rw
+        return top * sy, left * sx, size * sy, size * sx
+    area = height * width
+    for k in range(ATTEMPTS):
+        target = area * d[2 * k]
+        ratio = d[2 * k + 1]
+        w = np.rint(math.sqrt(target * ratio))  # round half to even, as Python's round() in torchvision
+        h = np.rint(math.sqrt(target / ratio))
+        if 0.0 < w <= width and 0.0 < h <= height:
+            y0 = min(np.floor(d[POSITION] * (height - h + 1.0)), height - h)
+            x0 = min(np.floor(d[POSITION + 1] * (width - w + 1.0)), width - w)
+            return y0, x0, h, w
+    in_ratio = width / height
+    w = np.rint(height * d[RATIO_HIGH]) if in_ratio > d[RATIO_HIGH] else width
+    h = np.rint(width / d[RATIO_LOW]) if in_ratio < d[RATIO_LOW] else height
+    w, h = max(w, 1.0), max(h, 1.0)  # where torchvision's fallback would be empty (a 1x1 image), one pixel
+    return np.floor((height - h) / 2.0), np.floor((width - w) / 2.0), h, w
+
+
+@numba.njit(cache=True)
+def _sample_rows(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None:
+    """One sample's output rows (float32 ``[4n, 2]``) from its packed input (``[n, FIELDS]``) and its image's
+    shape (HWC): rows ``2c, 2c+1`` crop ``c``'s resize region, start ``(y, x)`` then end, in pixels (a mirrored
+    crop has its x start and end swapped, which makes the resize mirror it); rows ``2n + 2c, 2n + 2c + 1`` its box
+    ``(x0, y0), (x1, y1)`` as fractions of the image's width and height."""
+    height, width = np.float64(shape[0]), np.float64(shape[1])
+    n = packed.shape[0]
+    for c in range(n):
+        y0, x0, h, w = _window(height, width, packed[c])
+        y1, x1 = y0 + h, x0 + w
+        mirrored = packed[c, FLIP] > 0.5
+        out[2 * c, 0], out[2 * c, 1] = y0, (x1 if mirrored else x0)
+        out[2 * c + 1, 0], out[2 * c + 1, 1] = y1, (x0 if mirrored else x1)
+        out[2 * n + 2 * c, 0], out[2 * n + 2 * c, 1] = x0 / width, y0 / height
+        out[2 * n + 2 * c + 1, 0], out[2 * n + 2 * c + 1, 1] = x1 / width, y1 / height
+
+
+@numba.njit(cache=True)
+def _batch_rows(packed: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    out = np.empty((packed.shape[0], 4 * packed.shape[1], 2), dtype=np.float32)
+    for b in range(packed.shape[0]):
+        _sample_rows(out[b], packed[b], shapes[b])
+    return out
+
+
+@numba.njit(cache=True)
+def _batch_windows(packed: np.ndarray, hw: np.ndarray) -> np.ndarray:
+    out = np.empty((packed.shape[0], packed.shape[1], 4), dtype=np.float64)
+    for b in range(packed.shape[0]):
+        for c in range(packed.shape[1]):
+            out[b, c, 0], out[b, c, 1], out[b, c, 2], out[b, c, 3] = _window(hw[b, 0], hw[b, 1], packed[b, c])
+    return out
+
+
+def window_rows(packed: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """What the graph's window step outputs, for a batch: float32 ``[B, 4n, 2]`` (see :func:`_sample_rows`) from
+    :meth:`WindowInput.pack` arrays and ``[B, >=2]`` image shapes (height, width first, in pixels)."""
+    return _batch_rows(np.ascontiguousarray(packed, dtype=np.float64),
+                       np.ascontiguousarray(np.asarray(shapes)[:, :2], dtype=np.int64))
 
 
 def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndarray,
@@ -33,112 +150,46 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     resized size and the crop offset rounded as torchvision rounds them), so one resize of that region
     samples the same points.
     """
-    hw = np.asarray(hw, dtype=np.float64)
     draws = np.asarray(window_draws)
-    height, width = hw[:, 0, None], hw[:, 1, None]  # [B, 1]
-    area = height * width
-    # the first attempt fits for most crops: the later attempts are computed only for the crops it misses
-    w_found, h_found, found = _attempts(area, height, width, draws[:, :, :1])
-    missed = np.nonzero(~found)
-    if missed[0].size:
-        rows = missed[0]
-        w_later, h_later, found_later = _attempts(area[rows, 0], height[rows, 0], width[rows, 0],
-                                                  draws[missed][:, 1:ATTEMPTS])
-        w_found[missed], h_found[missed], found[missed] = w_later, h_later, found_later
-
-    low, high = ratio_bounds[:, 0], ratio_bounds[:, 1]  # [n]
-    in_ratio = width / height  # [B, 1]
-    narrow, wide = in_ratio < low, in_ratio > high
-    w_fall = np.where(wide, np.rint(height * high), width)
-    h_fall = np.where(narrow, np.rint(width / low), height)
-    w_fall, h_fall = np.maximum(w_fall, 1.0), np.maximum(h_fall, 1.0)
-
-    w_out = np.where(found, w_found, w_fall)
-    h_out = np.where(found, h_found, h_fall)
-    u_y, u_x = draws[..., ATTEMPTS, 0], draws[..., ATTEMPTS, 1]
-    y_free, x_free = height - h_out, width - w_out
-    y0 = np.where(found, np.minimum(np.floor(u_y * (y_free + 1)), y_free), np.floor(y_free / 2))
-    x0 = np.where(found, np.minimum(np.floor(u_x * (x_free + 1)), x_free), np.floor(x_free / 2))
-    windows = np.stack([y0, x0, h_out, w_out], axis=-1)
-    if center is not None and not np.all(np.isnan(center)):
-        fixed = ~np.isnan(center)
-        windows[:, fixed] = _centre_windows(height, width, center[fixed], sizes[fixed])
-    return windows
+    b, n = draws.shape[:2]
+    packed = np.zeros((b, n, FIELDS), dtype=np.float64)
+    packed[:, :, :FLIP] = draws.reshape(b, n, FLIP)
+    packed[:, :, RATIO_LOW:RATIO_HIGH + 1] = ratio_bounds
+    packed[:, :, CENTER] = math.nan if center is None else center
+    packed[:, :, SIZE] = 0.0 if sizes is None else sizes
+    return _batch_windows(packed, np.ascontiguousarray(hw, dtype=np.float64))
 
 
-def _attempts(area: np.ndarray, height: np.ndarray, width: np.ndarray,
-              draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RandomResizedCrop's attempts on the leading axes of ``draws`` (``[..., K, 2]``: area fraction and aspect
-    ratio per attempt): the first fitting attempt's ``w`` and ``h`` (float64 whole pixels, over the leading axes),
-    and whether one fits. ``area``, ``height`` and ``width`` broadcast against the leading axes (an image's
-    values, in pixels)."""
-    scale = draws[..., 0].astype(np.float64)
-    ratio = draws[..., 1].astype(np.float64)
-    target = area[..., None] * scale
-    w = np.rint(np.sqrt(target * ratio))  # round half to even, as Python's round() in torchvision
-    h = np.rint(np.sqrt(target / ratio))
-    fits = (w > 0) & (w <= width[..., None]) & (h > 0) & (h <= height[..., None])
-    first = fits.argmax(axis=-1)[..., None]
-    return (np.take_along_axis(w, first, axis=-1)[..., 0], np.take_along_axis(h, first, axis=-1)[..., 0],
-            fits.any(axis=-1))
+def _run(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None:
+    """The step's per-sample function (compiled by DALI's plugin)."""
+    _sample_rows(out, packed, shape)
 
 
-def _centre_windows(height: np.ndarray, width: np.ndarray, fraction: np.ndarray,
-                    crop: np.ndarray) -> np.ndarray:
-    """``[B, k, 4]`` source regions of torchvision's ``Resize(R)`` + ``CenterCrop(S)`` for crops of ``S`` =
-    ``crop`` pixels and ``R = round(S / fraction)``."""
-    resize = np.rint(crop / fraction)  # [k]
-    short = np.minimum(height, width)  # [B, 1]
-    # torchvision: the shorter side becomes R, the longer int(R * long / short)
-    rh = np.where(height <= width, resize, np.floor(resize * height / short))
-    rw = np.where(width <= height, resize, np.floor(resize * width / short))
-    top, left = np.rint((rh - crop) / 2), np.rint((rw - crop) / 2)
-    sy, sx = height / rh, width / rw
-    return np.stack([top * sy, left * sx, crop * sy, crop * sx], axis=-1)
+def _setup(outs: Any, ins: Any) -> None:
+    """The step's output shapes: ``[4n, 2]`` per sample, ``n`` the packed input's rows."""
+    for i in range(len(outs[0])):
+        outs[0][i][0] = 4 * ins[0][i][0]
+        outs[0][i][1] = 2
 
 
-def windows_to_outputs(windows: np.ndarray, hw: np.ndarray, flips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The graph's two products of the windows: resize regions and boxes.
-
-    Returns ``rois`` float32 ``[B, 2n, 2]`` (crop ``c``: row ``2c`` the start ``(y, x)``, row ``2c+1`` the end,
-    in pixels; a flipped crop has its x start and end swapped, which makes the resize mirror it) and ``boxes``
-    float32 ``[B, n, 4]``: ``(x0, y0, x1, y1)`` as fractions of the image's width and height.
-    """
-    y0, x0, h, w = (windows[..., k].astype(np.float64) for k in range(4))
-    y1, x1 = y0 + h, x0 + w
-    x_start = np.where(flips, x1, x0)
-    x_end = np.where(flips, x0, x1)
-    b, n = windows.shape[:2]
-    rois = np.stack([np.stack([y0, x_start], -1), np.stack([y1, x_end], -1)], axis=2).reshape(b, 2 * n, 2)
-    height, width = hw[:, 0, None].astype(np.float64), hw[:, 1, None].astype(np.float64)
-    boxes = np.stack([x0 / width, y0 / height, x1 / width, y1 / height], axis=-1)
-    return rois.astype(np.float32), boxes.astype(np.float32)
+_STEP_LOCK = threading.Lock()
+_STEP: list[Any] = []
 
 
-def pack_window_input(window_draws: np.ndarray, flips: np.ndarray) -> np.ndarray:
-    """The window step's one input: float32 ``[B, n, ATTEMPTS + 2, 2]``, the draws with a last row
-    ``(flip, 0)`` per crop (DALI converts each input of a Python step sample by sample: one input, not two)."""
-    b, n = flips.shape
-    out = np.zeros((b, n, ATTEMPTS + 2, 2), dtype=np.float32)
-    out[:, :, :ATTEMPTS + 1] = window_draws
-    out[:, :, ATTEMPTS + 1, 0] = flips
-    return out
+def _step_operator() -> Any:
+    """DALI's operator for the step, compiled once per process (about 1.5 s, at the first graph's build) and shared
+    by every graph (its arguments do not depend on the spec)."""
+    with _STEP_LOCK:
+        if not _STEP:
+            from nvidia.dali import types
+            from nvidia.dali.plugin.numba.experimental import NumbaFunction
+
+            _STEP.append(NumbaFunction(run_fn=_run, setup_fn=_setup, out_types=[types.FLOAT],
+                                       in_types=[types.FLOAT64, types.INT64], outs_ndim=[2], ins_ndim=[2, 1]))
+        return _STEP[0]
 
 
-class WindowFunction:
-    """The graph's window step (``fn.python_function``, ``batch_processing=True``, once per batch): from the
-    per-sample image shapes (HWC) and :func:`pack_window_input` arrays to one float32 ``[4n, 2]`` array per
-    sample: rows ``0..2n-1`` the resize regions (``rois`` of :func:`windows_to_outputs`), rows ``2n..4n-1`` the
-    boxes, ``(x0, y0), (x1, y1)`` per crop (``[n, 4]`` once reshaped)."""
-
-    def __init__(self, spec: MultiCropSpec) -> None:
-        self._ratio_bounds = np.array([g.ratio for g in spec.crops()], dtype=np.float64)
-        self._center = np.array([np.nan if g.center is None else g.center for g in spec.crops()])
-        self._sizes = np.array(spec.sizes, dtype=np.float64)
-
-    def __call__(self, shapes: Sequence[np.ndarray], packed: Sequence[np.ndarray]) -> list[np.ndarray]:
-        hw = np.stack(shapes)[:, :2]
-        draws = np.stack(packed)
-        windows = crop_windows(hw, draws[:, :, :ATTEMPTS + 1], self._ratio_bounds, self._center, self._sizes)
-        rois, boxes = windows_to_outputs(windows, hw, draws[:, :, ATTEMPTS + 1, 0] > 0.5)
-        return list(np.concatenate([rois, boxes.reshape(len(hw), -1, 2)], axis=1))
+def window_step(packed: Any, shapes: Any) -> Any:
+    """In a pipeline definition: the window step's node, float32 ``[4n, 2]`` per sample (see :func:`window_rows`),
+    from the packed input's node (float64 ``[n, FIELDS]`` per sample) and the images' shapes (int64 HWC)."""
+    return _step_operator()(packed, shapes)

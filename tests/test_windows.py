@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from dali_multicrop.draws import ATTEMPTS
-from dali_multicrop.windows import crop_windows, windows_to_outputs
+from dali_multicrop.spec import CropGroup, MultiCropSpec
+from dali_multicrop.windows import FIELDS, WindowInput, crop_windows, window_rows
 
 
 def reference_window(height: int, width: int, draws: np.ndarray, ratio: tuple[float, float]) -> tuple[int, ...]:
@@ -92,9 +93,40 @@ def test_distribution_matches_torchvision_get_params():
     assert abs(fallback(theirs) - fallback(ours)) < 0.02
 
 
-def test_outputs_flip_the_resize_region_not_the_box():
-    windows = np.array([[[10, 20, 30, 40], [0, 0, 5, 8]]])  # (y0, x0, h, w)
-    rois, boxes = windows_to_outputs(windows, np.array([[100, 200]]), np.array([[True, False]]))
-    assert rois.shape == (1, 4, 2) and boxes.shape == (1, 2, 4)
-    np.testing.assert_array_equal(rois[0], [[10, 60], [40, 20], [0, 0], [5, 8]])  # crop 0: x start/end swapped
-    np.testing.assert_allclose(boxes[0], [[0.1, 0.1, 0.3, 0.4], [0.0, 0.0, 0.04, 0.05]], rtol=1e-6)
+def test_rows_flip_the_resize_region_not_the_box():
+    # two crops of a 100 x 200 image whose first attempt is (y0, x0, h, w) = (10, 20, 30, 40) and (0, 0, 5, 8)
+    spec = MultiCropSpec((CropGroup(count=2, size=32, scale=(0.05, 1.0)),))
+    draws = np.zeros((1, 2, ATTEMPTS + 1, 2))
+    draws[0, :, 0] = [[1200 / 20000, 40 / 30], [40 / 20000, 8 / 5]]  # area fraction, aspect ratio
+    draws[0, :, ATTEMPTS] = [[10.5 / 71, 20.5 / 161], [0.0, 0.0]]  # positions: floor(u * (free + 1))
+    packed = WindowInput(spec).pack(draws, np.array([[True, False]]))
+    assert packed.shape == (1, 2, FIELDS)
+    rows = window_rows(packed, np.array([[100, 200, 3]]))
+    assert rows.shape == (1, 8, 2) and rows.dtype == np.float32
+    np.testing.assert_array_equal(rows[0, :4], [[10, 60], [40, 20], [0, 0], [5, 8]])  # crop 0: x start/end swapped
+    np.testing.assert_allclose(rows[0, 4:].reshape(2, 4), [[0.1, 0.1, 0.3, 0.4], [0.0, 0.0, 0.04, 0.05]], rtol=1e-6)
+
+
+def test_rows_are_the_windows_of_every_crop():
+    """The graph's rows and the Python windows are one kernel: the rows' regions and boxes are the windows',
+    evaluation crops included."""
+    spec = MultiCropSpec((CropGroup(count=2, size=224, scale=(0.3, 1.0)),
+                          CropGroup(count=1, size=224, scale=(0.3, 1.0), center=0.875),
+                          CropGroup(count=3, size=96, scale=(0.05, 0.4), ratio=(0.5, 2.0))), num_global_groups=2)
+    rng = np.random.default_rng(3)
+    hw = np.concatenate([rng.integers(1, 700, (200, 2)), [[1, 1], [3, 4], [20, 400], [400, 20]]])
+    draws = random_draws(rng, (len(hw), spec.num_crops), (0.05, 1.0), (3 / 4, 4 / 3))
+    flips = rng.random((len(hw), spec.num_crops)) < 0.5
+    constants = WindowInput(spec).constants
+    windows = crop_windows(hw, draws, constants[:, :2], constants[:, 2], constants[:, 3])
+    rows = window_rows(WindowInput(spec).pack(draws, flips), hw)
+    n = spec.num_crops
+    y0, x0, h, w = np.moveaxis(windows, -1, 0)
+    start, end = rows[:, 0:2 * n:2], rows[:, 1:2 * n:2]
+    np.testing.assert_array_equal(start[..., 0], y0.astype(np.float32))
+    np.testing.assert_array_equal(end[..., 0], (y0 + h).astype(np.float32))
+    np.testing.assert_array_equal(np.where(flips, end[..., 1], start[..., 1]), x0.astype(np.float32))
+    np.testing.assert_array_equal(np.where(flips, start[..., 1], end[..., 1]), (x0 + w).astype(np.float32))
+    boxes = rows[:, 2 * n:].reshape(len(hw), n, 4)
+    np.testing.assert_array_equal(boxes[..., 0], (x0 / hw[:, None, 1]).astype(np.float32))
+    np.testing.assert_array_equal(boxes[..., 3], ((y0 + h) / hw[:, None, 0]).astype(np.float32))
