@@ -19,10 +19,8 @@ implementation of the window maths.
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any, Optional
 
-import numba
 import numpy as np
 
 from .draws import ATTEMPTS
@@ -64,77 +62,15 @@ class WindowInput:
         return out
 
 
-@numba.njit(cache=True)
-def _window(height: float, width: float, d: np.ndarray) -> tuple[float, float, float, float]:
-    """One crop's window ``(y0, x0, h, w)`` in pixels (float64) in an image of ``height`` x ``width`` pixels, from
-    its packed row ``d`` (``FIELDS`` values)."""
-    center = d[CENTER]
-    if center == center:  # an evaluation crop: torchvision's Resize(R) + CenterCrop(S), R = round(S / c)
-        size = d[SIZE]
-        resize = np.rint(size / center)
-        short = min(height, width)
-        # torchvision: the shorter side becomes R, the longer int(R * long / short)
-        rh = resize if height <= width else np.floor(resize * height / short)
-        rw = resize if width <= height else np.floor(resize * width / short)
-        top, left = np.rint((rh - size) / 2.0), np.rint((rw - size) / 2.0)
-        sy, sx = height / rh, width / rw
-        return top * sy, left * sx, size * sy, size * sx
-    area = height * width
-    for k in range(ATTEMPTS):
-        target = area * d[2 * k]
-        ratio = d[2 * k + 1]
-        w = np.rint(math.sqrt(target * ratio))  # round half to even, as Python's round() in torchvision
-        h = np.rint(math.sqrt(target / ratio))
-        if 0.0 < w <= width and 0.0 < h <= height:
-            y0 = min(np.floor(d[POSITION] * (height - h + 1.0)), height - h)
-            x0 = min(np.floor(d[POSITION + 1] * (width - w + 1.0)), width - w)
-            return y0, x0, h, w
-    in_ratio = width / height
-    w = np.rint(height * d[RATIO_HIGH]) if in_ratio > d[RATIO_HIGH] else width
-    h = np.rint(width / d[RATIO_LOW]) if in_ratio < d[RATIO_LOW] else height
-    w, h = max(w, 1.0), max(h, 1.0)  # where torchvision's fallback would be empty (a 1x1 image), one pixel
-    return np.floor((height - h) / 2.0), np.floor((width - w) / 2.0), h, w
-
-
-@numba.njit(cache=True)
-def _sample_rows(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None:
-    """One sample's output rows (float32 ``[4n, 2]``) from its packed input (``[n, FIELDS]``) and its image's
-    shape (HWC): rows ``2c, 2c+1`` crop ``c``'s resize region, start ``(y, x)`` then end, in pixels (a mirrored
-    crop has its x start and end swapped, which makes the resize mirror it); rows ``2n + 2c, 2n + 2c + 1`` its box
-    ``(x0, y0), (x1, y1)`` as fractions of the image's width and height."""
-    height, width = np.float64(shape[0]), np.float64(shape[1])
-    n = packed.shape[0]
-    for c in range(n):
-        y0, x0, h, w = _window(height, width, packed[c])
-        y1, x1 = y0 + h, x0 + w
-        mirrored = packed[c, FLIP] > 0.5
-        out[2 * c, 0], out[2 * c, 1] = y0, (x1 if mirrored else x0)
-        out[2 * c + 1, 0], out[2 * c + 1, 1] = y1, (x0 if mirrored else x1)
-        out[2 * n + 2 * c, 0], out[2 * n + 2 * c, 1] = x0 / width, y0 / height
-        out[2 * n + 2 * c + 1, 0], out[2 * n + 2 * c + 1, 1] = x1 / width, y1 / height
-
-
-@numba.njit(cache=True)
-def _batch_rows(packed: np.ndarray, shapes: np.ndarray) -> np.ndarray:
-    out = np.empty((packed.shape[0], 4 * packed.shape[1], 2), dtype=np.float32)
-    for b in range(packed.shape[0]):
-        _sample_rows(out[b], packed[b], shapes[b])
-    return out
-
-
-@numba.njit(cache=True)
-def _batch_windows(packed: np.ndarray, hw: np.ndarray) -> np.ndarray:
-    out = np.empty((packed.shape[0], packed.shape[1], 4), dtype=np.float64)
-    for b in range(packed.shape[0]):
-        for c in range(packed.shape[1]):
-            out[b, c, 0], out[b, c, 1], out[b, c, 2], out[b, c, 3] = _window(hw[b, 0], hw[b, 1], packed[b, c])
-    return out
-
-
 def window_rows(packed: np.ndarray, shapes: np.ndarray) -> np.ndarray:
-    """What the graph's window step outputs, for a batch: float32 ``[B, 4n, 2]`` (see :func:`_sample_rows`) from
-    :meth:`WindowInput.pack` arrays and ``[B, >=2]`` image shapes (height, width first, in pixels)."""
-    return _batch_rows(np.ascontiguousarray(packed, dtype=np.float64),
+    """What the graph's window step outputs, for a batch: float32 ``[B, 4n, 2]`` from :meth:`WindowInput.pack`
+    arrays and ``[B, >=2]`` image shapes (height, width first, in pixels). Rows ``2c, 2c+1``: crop ``c``'s resize
+    region, start ``(y, x)`` then end, in pixels (a mirrored crop has its x start and end swapped, which makes the
+    resize mirror it); rows ``2n + 2c, 2n + 2c + 1``: its box ``(x0, y0), (x1, y1)`` as fractions of the image's
+    width and height."""
+    from ._window_kernel import batch_rows
+
+    return batch_rows(np.ascontiguousarray(packed, dtype=np.float64),
                        np.ascontiguousarray(np.asarray(shapes)[:, :2], dtype=np.int64))
 
 
@@ -150,6 +86,8 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     resized size and the crop offset rounded as torchvision rounds them), so one resize of that region
     samples the same points.
     """
+    from ._window_kernel import batch_windows
+
     draws = np.asarray(window_draws)
     b, n = draws.shape[:2]
     packed = np.zeros((b, n, FIELDS), dtype=np.float64)
@@ -157,39 +95,12 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     packed[:, :, RATIO_LOW:RATIO_HIGH + 1] = ratio_bounds
     packed[:, :, CENTER] = math.nan if center is None else center
     packed[:, :, SIZE] = 0.0 if sizes is None else sizes
-    return _batch_windows(packed, np.ascontiguousarray(hw, dtype=np.float64))
-
-
-def _run(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None:
-    """The step's per-sample function (compiled by DALI's plugin)."""
-    _sample_rows(out, packed, shape)
-
-
-def _setup(outs: Any, ins: Any) -> None:
-    """The step's output shapes: ``[4n, 2]`` per sample, ``n`` the packed input's rows."""
-    for i in range(len(outs[0])):
-        outs[0][i][0] = 4 * ins[0][i][0]
-        outs[0][i][1] = 2
-
-
-_STEP_LOCK = threading.Lock()
-_STEP: list[Any] = []
-
-
-def _step_operator() -> Any:
-    """DALI's operator for the step, compiled once per process (about 1.5 s, at the first graph's build) and shared
-    by every graph (its arguments do not depend on the spec)."""
-    with _STEP_LOCK:
-        if not _STEP:
-            from nvidia.dali import types
-            from nvidia.dali.plugin.numba.experimental import NumbaFunction
-
-            _STEP.append(NumbaFunction(run_fn=_run, setup_fn=_setup, out_types=[types.FLOAT],
-                                       in_types=[types.FLOAT64, types.INT64], outs_ndim=[2], ins_ndim=[2, 1]))
-        return _STEP[0]
+    return batch_windows(packed, np.ascontiguousarray(hw, dtype=np.float64))
 
 
 def window_step(packed: Any, shapes: Any) -> Any:
     """In a pipeline definition: the window step's node, float32 ``[4n, 2]`` per sample (see :func:`window_rows`),
     from the packed input's node (float64 ``[n, FIELDS]`` per sample) and the images' shapes (int64 HWC)."""
-    return _step_operator()(packed, shapes)
+    from ._window_kernel import step_operator
+
+    return step_operator()(packed, shapes)

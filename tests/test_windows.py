@@ -4,6 +4,9 @@ on the same draws, and its distribution matches torchvision's own ``get_params``
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -130,3 +133,17 @@ def test_rows_are_the_windows_of_every_crop():
     boxes = rows[:, 2 * n:].reshape(len(hw), n, 4)
     np.testing.assert_array_equal(boxes[..., 0], (x0 / hw[:, None, 1]).astype(np.float32))
     np.testing.assert_array_equal(boxes[..., 3], ((y0 + h) / hw[:, None, 0]).astype(np.float32))
+
+
+def test_windows_compile_where_no_cache_folder_is_writable(tmp_path):
+    """A read-only install and home: Numba finds no folder for its cache (forced here by leaving it only the
+    IPython locator, which answers nothing outside IPython); the kernel then compiles in the process instead of
+    failing the import."""
+    code = ("import numpy as np; from dali_multicrop import windows as w, _window_kernel as k; "
+            "print(type(k._window._cache).__name__, w.crop_windows(np.array([[10, 10]]), "
+            "np.full((1, 1, w.ATTEMPTS + 1, 2), 0.5), np.array([[0.75, 4 / 3]])).tolist())")
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "_IPythonCacheLocator"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "NullCache" and "[[[0.0,3.0,10.0,5.0]]]" in done.stdout.replace(" ", "")
