@@ -17,7 +17,8 @@ A config has up to five sections (see ``configs/`` and ``docs/``-style comments 
   ``min_keep``, ``allow_overlap``, ``seed``).
 * ``patch_masking``: keyword arguments of :class:`~dali_multicrop.PatchMaskGenerator` (iBOT / DINOv2 block-wise
   patch masks, DINOv2's names: ``patch_size``, ``mask_ratio_min_max``, ``mask_sample_probability``,
-  ``min_num_patches``, ``max_num_patches``, ``min_aspect``, ``max_aspect``, ``seed``).
+  ``min_num_patches``, ``max_num_patches``, ``min_aspect``, ``max_aspect``, ``seed``); with ``data.preset``, the
+  recipe's own ``patch_masking`` settings (``dinov2``, ``ibot``) come first and the file's keys override them.
 
 Values left out take the objects' own defaults. A bad value or an unknown key is a ``ValueError`` naming the
 key path, the value and what was expected (an unknown key with the nearest valid one).
@@ -187,6 +188,15 @@ class TrainingConfig:
     origin: str = "config"
 
 
+def patch_masking_settings(data: Any, origin: str) -> dict[str, Any]:
+    """``data`` checked as a ``patch_masking:`` section (the keyword arguments of
+    :class:`~dali_multicrop.PatchMaskGenerator`); a ``ValueError`` names ``origin`` and the bad key or value."""
+    try:
+        return dict(_checked(data, _SCHEMA["patch_masking"], "patch_masking"))
+    except ValueError as exc:
+        raise ValueError(f"{origin}: {exc}") from None
+
+
 def _spec(data: dict[str, Any], origin: str) -> MultiCropSpec:
     from .presets import parse_crops
 
@@ -253,5 +263,10 @@ def load_config(config: ConfigLike) -> TrainingConfig:
             curriculum.check(spec)
         except ValueError as exc:
             raise ValueError(f"{origin}: curriculum: {exc}") from None
+    patch_masking = dict(data.get("patch_masking", {}))
+    from .presets import is_recipe, load_preset_patch_masking
+
+    if is_recipe(str(section.get("preset", ""))):  # the method's own settings, where its recipe has them
+        patch_masking = {**load_preset_patch_masking(section["preset"]), **patch_masking}
     return TrainingConfig(spec=spec, path=section.get("path"), loader=data.get("loader", {}), masking=masking,
-                          patch_masking=dict(data.get("patch_masking", {})), curriculum=curriculum, origin=origin)
+                          patch_masking=patch_masking, curriculum=curriculum, origin=origin)

@@ -4,7 +4,8 @@ A recipe file holds ``name``, ``description``, ``global_groups`` (how many of th
 default 1) and ``groups``: a list of :class:`CropGroup` fields (``count``, ``size``, ``scale``, ``ratio``,
 ``flip_prob``, ``color_jitter: {probability, brightness, contrast, saturation, hue}``, ``grayscale_prob``,
 ``blur_prob``, ``blur_sigma``, ``solarize_prob``), in the units :mod:`dali_multicrop.spec` states. A top-level
-``defaults`` mapping is free for YAML anchors. Unknown keys are errors; omitted fields take CropGroup's
+``defaults`` mapping is free for YAML anchors; ``patch_masking`` (optional) holds the method's own masked-patch
+settings, :class:`~dali_multicrop.PatchMaskGenerator`'s keyword arguments (see :func:`load_preset_patch_masking`). Unknown keys are errors; omitted fields take CropGroup's
 defaults (``ratio`` (3/4, 4/3) exactly, which YAML cannot write as a fraction).
 """
 
@@ -21,9 +22,10 @@ import yaml
 
 from .spec import ColorJitter, CropGroup, CropsLike, MultiCropSpec
 
-__all__ = ["list_presets", "load_preset", "load_preset_description", "parse_crops", "spec_from_mapping"]
+__all__ = ["list_presets", "load_preset", "load_preset_description", "load_preset_patch_masking", "is_recipe",
+           "parse_crops", "spec_from_mapping"]
 
-_TOP_KEYS = {"name", "description", "global_groups", "groups", "defaults"}
+_TOP_KEYS = {"name", "description", "global_groups", "groups", "defaults", "patch_masking"}
 _GROUP_KEYS = {f.name for f in dataclasses.fields(CropGroup)}
 _JITTER_KEYS = {f.name for f in dataclasses.fields(ColorJitter)}
 
@@ -91,8 +93,14 @@ def _is_recipe_path(text: str) -> bool:
     return text.endswith((".yaml", ".yml")) or os.sep in text or os.path.isfile(os.path.expanduser(text))
 
 
-def load_preset(name_or_path: Union[str, os.PathLike]) -> MultiCropSpec:
-    """A shipped recipe by name (see :func:`list_presets`), or a recipe YAML file by path."""
+def is_recipe(text: str) -> bool:
+    """Whether ``crops`` text names a recipe (a shipped preset or a recipe file) rather than a crop spec."""
+    text = text.strip()
+    return text in list_presets() or (bool(text) and _is_recipe_path(text))
+
+
+def _read_recipe(name_or_path: Union[str, os.PathLike]) -> tuple[Any, str]:
+    """A recipe's parsed YAML and its name for errors (``preset 'dino'``, ``recipe 'my.yaml'``)."""
     text_name = os.fspath(name_or_path)
     if text_name not in list_presets() and _is_recipe_path(text_name):
         path = Path(text_name).expanduser()
@@ -106,10 +114,25 @@ def load_preset(name_or_path: Union[str, os.PathLike]) -> MultiCropSpec:
                              f"spec (COUNTxSIZE groups, e.g. 2x224,6x96)")
         text, origin = entry.read_text(), f"preset '{text_name}'"
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text), origin
     except yaml.YAMLError as exc:
         raise ValueError(f"{origin} is not valid YAML: {exc}") from None
-    return spec_from_mapping(data, origin)
+
+
+def load_preset(name_or_path: Union[str, os.PathLike]) -> MultiCropSpec:
+    """A shipped recipe by name (see :func:`list_presets`), or a recipe YAML file by path."""
+    return spec_from_mapping(*_read_recipe(name_or_path))
+
+
+def load_preset_patch_masking(name_or_path: Union[str, os.PathLike]) -> dict[str, Any]:
+    """The recipe's ``patch_masking`` settings (keyword arguments of :class:`~dali_multicrop.PatchMaskGenerator`,
+    DINOv2's names, checked as a config's ``patch_masking:`` section is); empty where the recipe has none."""
+    from .config import patch_masking_settings
+
+    data, origin = _read_recipe(name_or_path)
+    if not isinstance(data, dict):
+        return {}
+    return patch_masking_settings(data.get("patch_masking", {}), origin)
 
 
 _NAME = re.compile(r"^[A-Za-z][\w.-]*$")
@@ -127,7 +150,7 @@ def parse_crops(crops: CropsLike) -> MultiCropSpec:
         return crops
     if isinstance(crops, str):
         text = crops.strip()
-        if text in list_presets() or (text and _is_recipe_path(text)):
+        if is_recipe(text):
             return load_preset(text)
         if not _NAME.match(text) or _SPEC_GROUP.match(text):
             return MultiCropSpec.parse(crops)

@@ -143,6 +143,28 @@ def test_from_config_reads_the_patch_masking_section(tmp_path):
         load_config({"patch_masking": {"mask_ratio": [0.1, 0.2]}})
 
 
+def test_the_recipes_carry_their_methods_settings(tmp_path):
+    """dinov2 and ibot keep their masks beside their crops: from_preset and a config naming the preset take them,
+    explicit settings win, recipes without any (dino) and crop specs add nothing."""
+    dinov2 = PatchMaskGenerator.from_preset("dinov2")
+    assert (dinov2.patch_size, dinov2.grid, dinov2.min_num_patches, dinov2.max_num_patches) == (14, 16, 4, 128)
+    assert dinov2.mask_ratio_min_max == (0.1, 0.5) and dinov2.mask_sample_probability == 0.5
+    ibot = PatchMaskGenerator.from_preset("ibot", mask_sample_probability=1.0)
+    assert (ibot.patch_size, ibot.grid, ibot.min_num_patches, ibot.max_num_patches) == (16, 14, 16, 196)
+    assert ibot.mask_sample_probability == 1.0  # the override
+    assert load_config({"data": {"preset": "dinov2"}}).patch_masking["patch_size"] == 14
+    assert load_config({"data": {"preset": "dinov2"}, "patch_masking": {"min_num_patches": 8}}).patch_masking == {
+        "patch_size": 14, "mask_ratio_min_max": (0.1, 0.5), "mask_sample_probability": 0.5, "min_num_patches": 8.0,
+        "min_aspect": 0.3}
+    assert load_config({"data": {"preset": "dino"}}).patch_masking == {}
+    assert load_config({"data": {"preset": "2x224,6x96"}}).patch_masking == {}
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("groups: [{count: 2, size: 224, scale: [0.3, 1.0]}]\npatch_masking: {patch: 16}\n")
+    with pytest.raises(ValueError, match=r"recipe '.*mine.yaml': patch_masking.patch: unknown key; did you mean "
+                                         r"'patch_size'"):
+        PatchMaskGenerator.from_preset(str(recipe))
+
+
 def test_reference_counts_its_blocks():
     """The reference's own check: a mask it grows to a target one block can meet takes one block."""
     gen = ReferenceMaskingGenerator(14, 98)
