@@ -93,11 +93,12 @@ def _data(data: Optional[Path], sample_images: int):
         _fail(str(exc))
 
 
-def _strategy(masks: Optional[str], option: str = "--masks") -> Optional[str]:
+def _strategy(masks: Optional[str], option: str = "--masks", also: tuple[str, ...] = ()) -> Optional[str]:
+    """``masks`` where it is a JEPA strategy; else the one-line error naming the choices (and ``also``)."""
     from .masking import STRATEGIES
 
     if masks is not None and masks not in STRATEGIES:
-        _fail(f"{option} must be one of {', '.join(STRATEGIES)}, got '{masks}'")
+        _fail(f"{option} must be one of {', '.join(STRATEGIES + also)}, got '{masks}'")
     return masks
 
 
@@ -308,7 +309,9 @@ def preview(
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder to read instead of the built-in sample."),
     images: int = typer.Option(3, "--images", help="How many source images to show.", show_default=True),
-    strategy: str = typer.Option("global_only", "--strategy", help="Masking strategy to overlay.", show_default=True),
+    strategy: str = typer.Option("global_only", "--strategy", help="Masking strategy to overlay: a JEPA strategy "
+                                 "(global_only, global_with_local_context, cross_crop_prediction) or ibot / "
+                                 "dinov2 (the block-wise patch masks of the global crops).", show_default=True),
     levels: int = typer.Option(3, "--levels", help="Mask hierarchy levels.", show_default=True),
     targets: int = typer.Option(4, "--targets", help="Target blocks per crop and level.", show_default=True),
     patch_size: int = typer.Option(16, "--patch-size", show_default=True),
@@ -320,7 +323,8 @@ def preview(
 ) -> None:
     """Draw a few images with their crop windows, the crops, and the masks of a strategy, level by level."""
     from .loader import DaliMultiCropLoader
-    from .masking import MultiCropMaskGenerator
+    from .masking import MultiCropMaskGenerator, PatchMaskGenerator
+    from .masking.patches import PATCH_STRATEGIES
     from .preview import preview_size, render_preview
 
     spec = _spec_or_config(crops, config)
@@ -328,13 +332,17 @@ def preview(
                              ("--patch-size", patch_size, 1), ("--tile", tile, 16),
                              ("--sample-images", sample_images, 1)):
         _positive(name, value, low)
-    _strategy(strategy, "--strategy")
+    patches = strategy in PATCH_STRATEGIES
+    if not patches:
+        _strategy(strategy, "--strategy", PATCH_STRATEGIES)
     _check_data_folder(data)
     try:
-        generator = MultiCropMaskGenerator(spec, patch_size=patch_size, strategy=strategy, num_levels=levels,
-                                           num_targets=targets, seed=seed)
+        generator: Any = (PatchMaskGenerator(spec, patch_size=patch_size, seed=seed) if patches else
+                          MultiCropMaskGenerator(spec, patch_size=patch_size, strategy=strategy, num_levels=levels,
+                                                 num_targets=targets, seed=seed))
     except ValueError as exc:
         _fail(str(exc))
+    levels = 1 if patches else levels
     files, _ = _data(data, sample_images)
     loader = DaliMultiCropLoader(files, crops=spec, batch_size=min(images, len(files)), device="auto", seed=seed,
                                  shard_id=0, num_shards=1)
@@ -342,8 +350,8 @@ def preview(
     path = render_preview(batch, generator(batch), files.files, out, tile=tile, mean=loader.mean, std=loader.std,
                           num_global=loader.spec.num_global)
     width, height = preview_size(batch.batch_size, spec.num_crops, levels, tile)
-    typer.echo(f"preview: {path} ({width}x{height} px, {batch.batch_size} images, {spec.num_crops} crops, "
-               f"{levels} levels of '{strategy}' masks)")
+    what = "patch masks on the global crops" if patches else f"{levels} levels of '{strategy}' masks"
+    typer.echo(f"preview: {path} ({width}x{height} px, {batch.batch_size} images, {spec.num_crops} crops, {what})")
 
 
 @app.command()

@@ -8,18 +8,23 @@ or white); crop cells are labelled with their number, G(lobal) or L(ocal) and si
 strategy adds is drawn too: ``global_with_local_context`` labels the crops whose tokens join global crop 0's
 context; ``cross_crop_prediction`` shows, on every other crop ``j``, ``cross_context[(0, j)]`` (its context
 without what shows crop 0's targets) and, on crop 0, the targets any other crop can see.
+
+iBOT / DINOv2 patch masks (:class:`~dali_multicrop.PatchMaskGenerator`, ``--strategy ibot``) take one row: on each
+global crop its masked patches (the ones the student sees as the mask token) dimmed and filled in one colour, with
+the masked count against its target; the local crops, which these masks leave whole, are shown as they are.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
 
 from .batch import MultiCropBatch
 from .masking import MultiCropMasks
+from .masking.patches import PatchMasks
 from .spec import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["render_preview", "preview_size"]
@@ -84,6 +89,24 @@ def _strategy_view(masks: MultiCropMasks, i: int, level: int, k: int) -> tuple[n
     return context, targets, ""
 
 
+def _patch_view(masks: PatchMasks, i: int, k: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Context [N] (what is not masked), targets [1, N] (the masked patches) and a label for global crop ``i`` of
+    image ``k``; a local crop (no mask) is all context."""
+    n_patches = masks.masks.shape[-1]
+    if i >= masks.masks.shape[0]:
+        return np.ones(n_patches, dtype=bool), np.zeros((1, n_patches), dtype=bool), "no mask"
+    masked = masks.masks[i, k].cpu().numpy()
+    target = int(masks.targets[i, k])
+    note = f"{int(masked.sum())}/{target} masked" if target else "not masked"
+    return ~masked, masked[None], note
+
+
+def _view(masks: Union[MultiCropMasks, PatchMasks], i: int, level: int, k: int) -> tuple[np.ndarray, np.ndarray, str]:
+    if isinstance(masks, PatchMasks):
+        return _patch_view(masks, i, k)
+    return _strategy_view(masks, i, level, k)
+
+
 def _label(draw: "Any", xy: tuple[float, float], text: str, colour: tuple[int, int, int]) -> None:
     """``text`` on a dark box, so it reads over any picture."""
     left, top, right, bottom = draw.textbbox(xy, text)
@@ -101,16 +124,20 @@ def _window_label_at(box: Sequence[float], i: int, ox: int, oy: int, w: int, h: 
     return x, y
 
 
-def render_preview(batch: MultiCropBatch, masks: MultiCropMasks, files: Sequence[str], out: Path, tile: int = 128,
-                   mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+def render_preview(batch: MultiCropBatch, masks: Union[MultiCropMasks, PatchMasks], files: Sequence[str], out: Path,
+                   tile: int = 128, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                    num_global: int = 1) -> Path:
-    """Draws ``batch`` (crops, boxes, flips) and ``masks`` as one PNG at ``out``; ``files[k]`` is the source
+    """Draws ``batch`` (crops, boxes, flips) and ``masks`` (JEPA masks, or iBOT / DINOv2 patch masks) as one PNG at
+    ``out``; ``files[k]`` is the source
     of ``batch.indices[k]``'s image; the first ``num_global`` crops are labelled global (G), the rest local
     (L), with their size. Returns ``out``."""
     from PIL import Image, ImageDraw
 
     n_img, n_crops = batch.batch_size, batch.num_crops
-    levels = masks.context[0].shape[0]
+    patches = isinstance(masks, PatchMasks)
+    levels = 1 if patches else masks.context[0].shape[0]
+    legend = ("filled: masked\n(mask token)\nibot / dinov2" if patches else
+              f"dim: hidden\nwhite edge: context\ncolours: targets\n{masks.strategy}")
     canvas = Image.new("RGB", preview_size(n_img, n_crops, levels, tile), (24, 24, 24))
     draw = ImageDraw.Draw(canvas)
     boxes = batch.boxes.cpu().numpy()
@@ -135,15 +162,15 @@ def render_preview(batch: MultiCropBatch, masks: MultiCropMasks, files: Sequence
             kind = "G" if i < num_global else "L"
             _label(draw, ((1 + i) * tile + 3, y0 + 3), f"{i} {kind} {pixels.shape[0]}px", colour)
             for level in range(levels):
-                context, targets, note = _strategy_view(masks, i, level, k)
+                context, targets, note = _view(masks, i, level, k)
                 overlay = _mask_overlay(pixels, context, targets)
                 x, y = (1 + i) * tile, y0 + (1 + level) * tile
                 canvas.paste(Image.fromarray(overlay).resize((tile, tile), Image.Resampling.NEAREST), (x, y))
                 if note:
                     draw.text((x + 3, y + tile - 14), note, fill=(120, 255, 120))
         for level in range(levels):
-            draw.text((6, y0 + (1 + level) * tile + 6), f"level {level}\ndim: hidden\nwhite edge: context\n"
-                                                         f"colours: targets\n{masks.strategy}", fill=(220, 220, 220))
+            text = legend if patches else f"level {level}\n{legend}"
+            draw.text((6, y0 + (1 + level) * tile + 6), text, fill=(220, 220, 220))
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out, format="PNG")
     return out

@@ -59,3 +59,39 @@ def test_each_strategy_draws_what_it_adds():
     assert [v[2] for v in views["global_only"]] == ["", "", "", ""]
     assert [v[2] for v in views["global_with_local_context"]] == ["", "", "joins 0's ctx", "joins 0's ctx"]
     assert [v[2] for v in views["cross_crop_prediction"]] == ["seen by others", "ctx for 0", "ctx for 0", "ctx for 0"]
+
+
+def test_preview_of_ibot_masks(tmp_path):
+    """--strategy ibot: one mask row; on the global crops the masked patches drawn over the crop (with their count
+    against the target), the local crops left as they are."""
+    data = write_folder(tmp_path / "data", {"a": [coordinate_image(150, 200)] * 4})
+    out = tmp_path / "p.png"
+    proc = subprocess.run([sys.executable, "-m", "dali_multicrop", "preview", "--data", str(data), "--crops",
+                           "2x128,3x64", "--images", "4", "--strategy", "ibot", "--tile", "64", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "patch masks on the global crops" in proc.stdout
+    with Image.open(out) as img:
+        assert img.size == preview_size(4, 5, 1, 64) == (384, 512)
+        pixels = np.asarray(img.convert("RGB")).astype(int)
+    # a local crop's mask cell is its crop cell (nothing masked), away from the frame and the labels
+    for k in range(4):
+        y = k * 128
+        plain, mask_row = pixels[y + 20:y + 44, 4 * 64 + 4:5 * 64 - 4], pixels[y + 84:y + 108, 4 * 64 + 4:5 * 64 - 4]
+        assert plain.std() > 10 and np.abs(mask_row - plain).max() == 0
+
+
+def test_patch_view_marks_the_masked_patches():
+    import torch
+
+    from dali_multicrop.masking.patches import PatchMasks
+    from dali_multicrop.preview import _patch_view
+
+    masks = torch.zeros(2, 3, 16, dtype=torch.bool)
+    masks[0, 1, :5] = True
+    view = PatchMasks(masks=masks, targets=torch.tensor([[0, 6, 0], [0, 0, 0]]), upperbound=6)
+    context, targets, note = _patch_view(view, 0, 1)
+    assert note == "5/6 masked" and (targets[0] == masks[0, 1].numpy()).all() and (context == ~masks[0, 1].numpy()).all()
+    assert _patch_view(view, 1, 0)[2] == "not masked"
+    context, targets, note = _patch_view(view, 2, 0)  # a local crop
+    assert note == "no mask" and context.all() and not targets.any()

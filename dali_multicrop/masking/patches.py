@@ -40,7 +40,11 @@ from .keys import KeyedSteps
 if TYPE_CHECKING:
     from ..config import ConfigLike
 
-__all__ = ["PatchMaskGenerator", "PatchMasks", "TRIES"]
+__all__ = ["PATCH_STRATEGIES", "PatchMaskGenerator", "PatchMasks", "TRIES"]
+
+PATCH_STRATEGIES = ("ibot", "dinov2")
+"""Names that ask for these masks where a masking strategy is chosen (``dali-multicrop preview --strategy ibot``):
+both are DINOv2's law (see the module)."""
 
 TRIES = 10
 """Tries per block, as DINOv2's ``MaskingGenerator._mask``."""
