@@ -20,6 +20,7 @@ def load(name: str):
     sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import would (dataclasses look their module up there)
     spec.loader.exec_module(module)
     return module
 
@@ -61,7 +62,48 @@ def test_dino_example_learns(photos, tmp_path):
     config = {"data": {"multicrop": {"num_global_crops": 2, "num_local_crops": 4, "global_crop_size": 64,
                                      "local_crop_size": 32}},
               "loader": {"batch_size": 8, "drop_last": True}}
-    losses, divergence = run(load("train_dino"), config, photos, tmp_path)
-    assert len(losses) == 20 and np.all(np.isfinite(losses))
+    history = run(load("train_dino"), config, photos, tmp_path)
+    assert len(history.losses) == 20 and np.all(np.isfinite(history.losses)) and not history.patch_divergence
     # the total moves with the centring; the part the student controls (KL to the teacher's targets) falls
-    assert falls(divergence), divergence
+    assert falls(history.divergence), history.divergence
+
+
+def test_ibot_example_learns_the_masked_patches(photos, tmp_path):
+    """--ibot: the student's global crops masked with the mask token at PatchMaskGenerator's patches; the patch
+    loss's KL part (the student's masked patches against the teacher's unmasked ones) falls."""
+    config = {"data": {"multicrop": {"num_global_crops": 2, "num_local_crops": 2, "global_crop_size": 64,
+                                     "local_crop_size": 32}},
+              "loader": {"batch_size": 8, "drop_last": True},
+              "patch_masking": {"patch_size": 16, "mask_sample_probability": 1.0}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    history = load("train_dino").main(["--config", str(path), "--data", str(photos), "--steps", "20", "--arch",
+                                       "tiny", "--device", "cpu", "--threads", "2", "--log-every", "0", "--lr",
+                                       "1e-3", "--ibot"])
+    assert len(history.patch_divergence) == 20 and np.all(np.isfinite(history.losses))
+    assert falls(history.patch_divergence), history.patch_divergence
+
+
+def test_ibot_network_puts_the_mask_token_where_the_mask_says():
+    import torch
+
+    module = load("train_dino")
+    from common import vit
+
+    torch.manual_seed(0)
+    backbone = vit("tiny", 64, 16)
+    net = module.MaskedNetwork(backbone, module.DINOHead(64, out_dim=32), module.DINOHead(64, out_dim=32))
+    images = torch.randn(2, 3, 64, 64)
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    cls, patches = net(images, mask)
+    assert cls.shape == (2, 32) and patches.shape == (2, 16, 32)
+    torch.testing.assert_close(net(images)[1], patches)  # an empty mask changes nothing
+    net.zero_grad()
+    net(images, mask)[1].sum().backward()
+    assert net.mask_token.grad is None or not net.mask_token.grad.any()
+    mask[0, 5] = True
+    net.zero_grad()
+    out = net(images, mask)[1]
+    out.sum().backward()
+    assert net.mask_token.grad.abs().sum() > 0  # the token is where the mask is, and it learns
+    torch.testing.assert_close(out[1], patches[1])  # the other sample is untouched
