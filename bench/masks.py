@@ -96,6 +96,37 @@ def patch_masks(batch: int, device: str, repeats: int) -> list[dict]:
     return rows
 
 
+def law_table(patch: int, device: str, batches: int = 16, batch: int = 256) -> list[dict]:
+    """The masked-count distribution per target ratio, PatchMaskGenerator (on ``device``) against DINOv2's loop:
+    ``batches`` batches of ``batch`` images (2 global crops of 224 px) each way, other seeds."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from dinov2_reference import reference_masks
+
+    grid = 224 // patch
+    n = grid * grid
+    gen = PatchMaskGenerator("2x224", patch_size=patch, seed=11)
+    ours = [gen(batch_size=batch, device=device) for _ in range(batches)]
+    ours_masks = torch.cat([m.masks.flatten(0, 1).cpu() for m in ours])
+    ours_targets = torch.cat([m.targets.flatten().cpu() for m in ours])
+    ref = [reference_masks(2 * batch, grid, seed=s) for s in range(batches)]
+    ref_masks, ref_targets = torch.cat([r[0] for r in ref]), torch.cat([r[1] for r in ref])
+    rows = []
+    for low, high in ((0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5 + 1e-9), (None, None)):
+        row = {"patch_size": patch, "ratio": "unmasked" if low is None else f"{low:.1f}-{min(high, 0.5):.1f}"}
+        for name, masks, targets in (("ours", ours_masks, ours_targets), ("dinov2", ref_masks, ref_targets)):
+            ratio = targets.float() / n
+            sel = targets == 0 if low is None else (targets > 0) & (ratio >= low) & (ratio < high)
+            counts = masks[sel].sum(-1).float()
+            short = counts < targets[sel].float()
+            row[f"{name}_masks"] = int(sel.sum())
+            row[f"{name}_mean"] = round(float(counts.mean()), 1)
+            row[f"{name}_std"] = round(float(counts.std()), 1) if low is not None else 0.0
+            row[f"{name}_short_share"] = round(float(short.float().mean()), 4)
+            row[f"{name}_mean_shortfall"] = round(float((targets[sel].float() - counts).mean()), 3)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -121,6 +152,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     result["patch_masks"] = patch_masks(args.batch, args.device, args.repeats)
+    result["patch_mask_law"] = [row for patch in (16, 14) for row in law_table(patch, args.device)]
     print(json.dumps(result, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"masks-{args.device}.json"

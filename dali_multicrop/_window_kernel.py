@@ -7,21 +7,11 @@ import math
 import threading
 from typing import Any
 
-import numba
 import numpy as np
 
+from ._numba import jit as _jit
 from .draws import ATTEMPTS
 from .windows import CENTER, FLIP, POSITION, RATIO_HIGH, RATIO_LOW, SIZE
-
-
-def _jit(function: Any) -> Any:
-    """``function`` compiled by Numba on first use, its machine code cached on disk (beside the module, else in the
-    user's cache folder) where a folder is writable; elsewhere (a read-only install and home) compiled anew in every
-    process."""
-    try:
-        return numba.njit(cache=True)(function)
-    except RuntimeError:  # Numba found no writable cache folder
-        return numba.njit(function)
 
 
 @_jit

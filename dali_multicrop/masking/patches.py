@@ -1,7 +1,7 @@
 """``PatchMaskGenerator``: block-wise masked-patch masks (BEiT, iBOT, DINOv2) for the global crops of a batch.
 
 The sampling law is DINOv2's (``dinov2/data/masking.py::MaskingGenerator`` called by
-``dinov2/data/collate.py::collate_data_and_cast``), vectorised over every mask of the batch on its device:
+``dinov2/data/collate.py::collate_data_and_cast``), on the batch's device:
 
 * The batch's ``M = n_global * B`` masks (crop-major, as DINOv2 stacks its global crops) get target counts:
   ``m = int(M * mask_sample_probability)`` of them a ratio from stratified slots (``linspace(lo, hi, m + 1)``,
@@ -16,11 +16,14 @@ The sampling law is DINOv2's (``dinov2/data/masking.py::MaskingGenerator`` calle
   its target: :attr:`PatchMasks.targets` says by how much). A block never counts patches already masked, and
   no mask exceeds its target.
 
-Vectorised: the 10 tries of every mask are drawn and judged at once (a failed try changes nothing, so judging
-them against the same mask is the law exactly), one round per block; overlap counts come from the masks'
-integral images. On the CPU rounds run until every mask has stopped; on CUDA a fixed number of rounds
-(:attr:`PatchMaskGenerator.rounds`, from a probe at construction) runs without reading anything back, and a
-mask still growing after the last round is counted in :attr:`PatchMaskGenerator.cut_masks` (expected 0).
+On CUDA, vectorised: the 10 tries of every mask are drawn and judged at once (a failed try changes nothing, so
+judging them against the same mask is the law exactly), one round per block; overlap counts come from the masks'
+integral images. A fixed number of rounds (:attr:`PatchMaskGenerator.rounds`, from a probe at construction) runs
+without reading anything back, and a mask still growing after the last round is counted in
+:attr:`PatchMaskGenerator.cut_masks` (expected 0). On the CPU, where those rounds' cost is one torch operator
+after another (about 1,300 per call), each mask grows block by block in a compiled kernel instead
+(:func:`~dali_multicrop.masking._block_kernel.grow_masks`, Numba). Both ways are tested against a loop written from
+DINOv2's code (``tests/dinov2_reference.py``); the targets come from the same torch code for both devices.
 """
 
 from __future__ import annotations
@@ -281,9 +284,15 @@ class PatchMaskGenerator(KeyedSteps):
         step = self.next_step(step)
         generator = self.generator(device, step, 0xB0)
         targets, upperbound = self._targets(n_global * batch_size, generator, device)
-        on_cpu = device.type == "cpu"
-        masks, growing, _ = self._grow(targets, generator, until_done=on_cpu)
-        if not on_cpu:
+        if device.type == "cpu":  # mask by mask, compiled: no torch operator per block
+            from ._block_kernel import grow_masks
+
+            seed = int(torch.randint(1 << 62, (1,), generator=generator))
+            grown = grow_masks(targets.numpy(), self.grid, self.min_num_patches, self.max_num_patches,
+                               *self._log_aspect, TRIES, seed)
+            masks = torch.from_numpy(grown).flatten(1)
+        else:
+            masks, growing, _ = self._grow(targets, generator, until_done=False)
             cut = growing.sum()
             self._cut[device] = self._cut[device] + cut if device in self._cut else cut
         shape = (n_global, batch_size)
