@@ -8,6 +8,7 @@ as per-sample CPU argument inputs.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from nvidia.dali import fn, types
@@ -15,8 +16,8 @@ from nvidia.dali.data_node import DataNode
 
 from .draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET
 
-__all__ = ["COLOUR_KERNELS", "resized_crop", "colour_transform", "blur", "blurred", "solarize", "normalize", "when",
-           "opencv_available"]
+__all__ = ["CPU_KERNELS", "cpu_kernel", "resized_crop", "colour_transform", "opencv_crops", "blur", "blurred",
+           "solarize", "normalize", "when", "opencv_available"]
 
 _SOLARIZE_THRESHOLD = 128
 """Pixels at or above this value (0-255) are inverted by solarisation, as torchvision's and DINO's."""
@@ -35,12 +36,21 @@ def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, r
                      antialias=True, interp_type=types.INTERP_LINEAR, device=image.device)
 
 
-COLOUR_KERNELS = ("auto", "dali", "opencv")
-"""How :func:`colour_transform` runs on the CPU: ``dali`` (``fn.coord_transform``, the GPU graph's operator, on the
-CPU), ``opencv`` (``cv2.transform`` per crop in a ``python_function``: the same map in a fraction of the CPU time,
-within one code value of ``dali``'s, as the two round differently; ``bench/README.md``), ``auto`` (``opencv`` where
-OpenCV imports).
-The GPU always runs ``fn.coord_transform``."""
+CPU_KERNELS = ("auto", "dali", "opencv")
+"""How the CPU graph resizes and colours its random-window crops: ``dali`` (the GPU graph's operators on the CPU:
+:func:`resized_crop` and :func:`colour_transform`), ``opencv`` (:func:`opencv_crops`: OpenCV's resize, mirror and
+colour map of every such crop in one step per batch, on the graph's threads: about 40% of ``dali``'s CPU time for
+these steps, within the tolerance ``bench/README.md`` states and ``tests/test_loader_colour.py`` holds), ``auto``
+(``opencv`` where OpenCV imports). The GPU graph, and crops with a fixed evaluation window, always take ``dali``."""
+
+
+def cpu_kernel(kernel: str) -> str:
+    """``kernel`` (one of :data:`CPU_KERNELS`) with ``auto`` resolved."""
+    if kernel not in CPU_KERNELS:
+        raise ValueError(f"cpu_kernel must be one of {', '.join(CPU_KERNELS)}, got {kernel!r}")
+    if kernel == "auto":
+        return "opencv" if opencv_available() else "dali"
+    return kernel
 
 
 def opencv_available() -> bool:
@@ -52,24 +62,53 @@ def opencv_available() -> bool:
     return True
 
 
-def _opencv_colour(crops: Sequence[Any], blocks: Sequence[Any]) -> list[Any]:
-    """The colour map of a batch of crops (uint8 HWC) with OpenCV: ``cv2.transform`` takes the ``[M | T]`` block
-    as it is and saturates to uint8, as ``fn.coord_transform`` does."""
-    import cv2
-
-    return [cv2.transform(crop, block) for crop, block in zip(crops, blocks)]
-
-
-def colour_transform(crop: DataNode, colour: DataNode, kernel: str = "dali") -> DataNode:
+def colour_transform(crop: DataNode, colour: DataNode) -> DataNode:
     """``out = M @ rgb + T`` per pixel, with ``colour`` the per-sample ``[M | T]`` block (float32 ``[3, 4]``,
-    0-255 units); rounded and clamped to uint8. Colour jitter and grayscale are both such maps. ``kernel`` (see
-    :data:`COLOUR_KERNELS`) chooses the CPU's implementation; on the GPU it is always ``fn.coord_transform``."""
-    if kernel == "auto":
-        kernel = "opencv" if opencv_available() else "dali"
-    if crop.device == "cpu" and kernel == "opencv":
-        return fn.python_function(crop, colour, function=_opencv_colour, batch_processing=True,
-                                  output_layouts="HWC")
+    0-255 units); rounded and clamped to uint8. Colour jitter and grayscale are both such maps."""
     return fn.coord_transform(crop, MT=colour, dtype=types.UINT8, device=crop.device)
+
+
+class _OpenCVCrops:
+    """The step :func:`opencv_crops` runs (``fn.python_function``, once per batch): per sample and crop, the window
+    cut out of the image (whole pixels), resized with OpenCV (``INTER_AREA`` where the window is at least the crop's
+    size both ways, an antialiasing box filter; ``INTER_LINEAR`` where it is enlarged), mirrored where its x ends are
+    swapped, then colour-mapped (``cv2.transform``: the ``[M | T]`` block as it is, saturated to uint8, as
+    ``fn.coord_transform``). OpenCV releases the GIL: the crops run on ``threads`` threads."""
+
+    def __init__(self, crops: Sequence[int], sizes: Sequence[int], threads: int) -> None:
+        self.crops, self.sizes, self.threads = list(crops), list(sizes), max(1, int(threads))
+
+    def _one(self, image: Any, rows: Any, block: Any, crop: int, size: int) -> Any:
+        import cv2
+
+        (y0, xa), (y1, xb) = rows[2 * crop].round().astype(int), rows[2 * crop + 1].round().astype(int)
+        x0, x1 = min(xa, xb), max(xa, xb)
+        shrink = y1 - y0 >= size and x1 - x0 >= size
+        out = cv2.resize(image[y0:y1, x0:x1], (size, size),
+                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        if xa > xb:
+            out = cv2.flip(out, 1)
+        return cv2.transform(out, block)
+
+    def __call__(self, images: Sequence[Any], rows: Sequence[Any], colours: Sequence[Any]) -> Any:
+        jobs = [(k, c, size) for c, size in zip(self.crops, self.sizes) for k in range(len(images))]
+        with ThreadPoolExecutor(self.threads) as pool:  # threads of this call only: none outlives the batch
+            done = list(pool.map(lambda job: self._one(images[job[0]], rows[job[0]], colours[job[0]][job[1]],
+                                                       job[1], job[2]), jobs))
+        b = len(images)
+        outs = [done[i * b:(i + 1) * b] for i in range(len(self.crops))]
+        return tuple(outs) if len(outs) > 1 else outs[0]
+
+
+def opencv_crops(image: DataNode, rows: DataNode, colour: DataNode, crops: Sequence[int], sizes: Sequence[int],
+                 threads: int) -> list[DataNode]:
+    """CPU only: crops ``crops`` (indices into the spec; random windows, whole pixels) of every sample, resized to
+    ``sizes`` pixels, mirrored and colour-mapped by OpenCV in one step (see :class:`_OpenCVCrops`); ``rows`` the
+    window step's per-sample ``[4n, 2]`` resize regions, ``colour`` the per-sample ``[n, 3, 4]`` blocks. uint8 HWC
+    out, one node per crop."""
+    out = fn.python_function(image, rows, colour, function=_OpenCVCrops(crops, sizes, threads),
+                             batch_processing=True, num_outputs=len(crops), output_layouts=["HWC"] * len(crops))
+    return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 def blur(crop: DataNode, sigma: DataNode) -> DataNode:

@@ -31,9 +31,11 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
   variant itself only by the gpu tests;
-* the colour map: the GPU runs ``fn.coord_transform``; the CPU runs OpenCV's ``cv2.transform`` where OpenCV imports
-  (``colour_kernel``: a fraction of the CPU time; within one code value of ``fn.coord_transform`` on the CPU, which
-  the CPU tests run too and compare);
+* the resize and the colour map of the random-window crops: the GPU runs ``fn.resize`` (antialiased linear) and
+  ``fn.coord_transform`` per crop; the CPU runs OpenCV where it imports (``cpu_kernel``, see
+  :data:`~dali_multicrop.augment.CPU_KERNELS`: ``INTER_AREA`` / ``INTER_LINEAR``, mirror and ``cv2.transform`` for
+  all crops in one step per batch, about 40% of the CPU time; within the tolerance the CPU tests hold against the
+  GPU graph's operators, which they run on the CPU too: ``tests/test_loader_colour.py``);
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
   decoder), and every random parameter comes from the same feed.
 """
@@ -139,8 +141,8 @@ class GraphSettings:
     std: tuple[float, float, float] = IMAGENET_STD
     prefetch: int = 2
     decoder: DecoderSettings = DecoderSettings()
-    colour_kernel: str = "auto"
-    """The CPU graph's colour-map implementation (:data:`~dali_multicrop.augment.COLOUR_KERNELS`)."""
+    cpu_kernel: str = "auto"
+    """How the CPU graph resizes and colours its random-window crops (:data:`~dali_multicrop.augment.CPU_KERNELS`)."""
 
     @property
     def decoder_memory(self) -> DecoderMemory:
@@ -271,17 +273,27 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
         # resize regions and boxes of every crop, one array per sample (see windows.window_step)
         windows_out = window_step(feed["window"], size)
         ends = _split(windows_out, 2 * n)
-        colour = _split(feed["colour"], n)
         sigma = _split(feed["blur"], n) if "blur" in feed else [None] * n
         solar = [None] * n
         if "solarize" in feed and not host_stage:  # the offsets cross to the GPU once and are split there
             solar = _split(feed["solarize"].gpu() if on_gpu else feed["solarize"], n)
         if host_stage:
+            colour = _split(feed["colour"], n)
             return tuple(node for node in (image, windows_out, *ends, *colour, *sigma) if node is not None)
+        # on the CPU, OpenCV resizes and colours the random-window crops in one step (augment.CPU_KERNELS)
+        opencv = not on_gpu and augment.cpu_kernel(settings.cpu_kernel) == "opencv"
+        fused = [i for i, g in enumerate(spec.crops()) if opencv and g.center is None]
+        made = dict(zip(fused, augment.opencv_crops(image, windows_out, feed["colour"], fused,
+                                                    [spec.sizes[i] for i in fused], settings.num_threads)
+                        if fused else []))
+        colour = _split(feed["colour"], n) if len(fused) < n else [None] * n
         crops = []
         for i, group in enumerate(spec.crops()):
-            crop = augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size)
-            crop = augment.colour_transform(crop, colour[i], settings.colour_kernel)
+            if i in made:
+                crop = made[i]
+            else:
+                crop = augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size)
+                crop = augment.colour_transform(crop, colour[i])
             if skip_blur[i]:
                 crop = augment.when(augment.blurred(sigma[i]), augment.blur, crop, sigma[i])
             elif group.blur_prob > 0:

@@ -52,10 +52,15 @@ def test_host_operators_of_the_gpu_graph_do_not_grow_with_crops():
     assert many["gpu"] - few["gpu"] == 8 * 3
 
 
-def test_cpu_graph_grows_by_its_pixel_operators_only():
-    few = operator_counts(MultiCropSpec.parse("2x224,2x96"), "cpu")["cpu"]
-    many = operator_counts(MultiCropSpec.parse("2x224,10x96"), "cpu")["cpu"]
-    assert many - few == 8 * 3
+@pytest.mark.parametrize("kernel,per_crop", [("dali", 3), ("opencv", 1)])
+def test_cpu_graph_grows_by_its_pixel_operators_only(kernel, per_crop):
+    """Per crop: resize, colour and normalise with DALI's operators; with OpenCV's step (all crops' resizes and
+    colours in one operator) the normalisation only."""
+    if kernel == "opencv":
+        pytest.importorskip("cv2")
+    few = operator_counts(MultiCropSpec.parse("2x224,2x96"), "cpu", cpu_kernel=kernel)["cpu"]
+    many = operator_counts(MultiCropSpec.parse("2x224,10x96"), "cpu", cpu_kernel=kernel)["cpu"]
+    assert many - few == 8 * per_crop
 
 
 def test_blur_and_solarise_add_operators_only_for_crops_that_use_them():

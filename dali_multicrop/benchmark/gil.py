@@ -139,8 +139,9 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
 
         loader = DaliMultiCropLoader(files, crops=tiny_spec(parse_crops(crops)), batch_size=batch_size,
                                      device="cpu", num_threads=threads, seed=0, drop_last=True)
-        # the GPU graph's Python is what is priced: its colour map is an operator, not the CPU graph's OpenCV step
-        loader.settings = dataclasses.replace(loader.settings, colour_kernel="dali")
+        # the GPU graph's Python is what is priced: its resizes and colour maps are operators, not the CPU graph's
+        # OpenCV step
+        loader.settings = dataclasses.replace(loader.settings, cpu_kernel="dali")
 
         def batches_of() -> Any:
             while True:
