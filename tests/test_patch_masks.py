@@ -198,3 +198,18 @@ def test_the_same_law_on_cuda():
     cpu = torch.cat([gen(batch_size=512).masks.flatten(0, 1) for _ in range(4)])
     assert gen.cut_masks == 0
     assert float(cuda.sum(-1).float().mean()) == pytest.approx(float(cpu.sum(-1).float().mean()), rel=0.05)
+
+
+def test_the_cuda_rounds_read_nothing_back():
+    """What a CUDA call grows its masks with, checked on the CPU: the fixed rounds read no value back to the host
+    (no wait for the GPU); the targets' upperbound is host arithmetic on a host tensor."""
+    from dali_multicrop.benchmark.dispatch import DispatchCounter
+
+    gen = PatchMaskGenerator("2x224", 16)
+    cpu = torch.device("cpu")
+    generator = gen.generator(cpu, 0, 0xB0)
+    targets, _ = gen._targets(512, generator, cpu)
+    with DispatchCounter() as probe:
+        masks, growing, rounds = gen._grow(targets, generator, until_done=False)
+    assert probe.read_backs == 0 and probe.ops > 0 and rounds == gen.rounds
+    assert masks.shape == (512, 196) and not bool(growing.any())
