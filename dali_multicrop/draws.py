@@ -89,10 +89,18 @@ def _uniform(rng: np.random.Generator, low: float, high: float, shape: tuple[int
 
 
 def _window_draws(rng: np.random.Generator, group: CropGroup, shape: tuple[int, ...]) -> np.ndarray:
-    """``[*shape, ATTEMPTS + 1, 2]``: candidate (area fraction, aspect ratio) rows, then (u_y, u_x)."""
+    """``[*shape, ATTEMPTS + 1, 2]``: candidate (area fraction, aspect ratio) rows, then (u_y, u_x). The same
+    numbers as ``low + (high - low) * rng.random(...)`` (and its ``exp`` for the ratio), computed in place: large
+    temporaries cost their page faults on every batch."""
     out = np.empty((*shape, ATTEMPTS + 1, 2))
-    out[..., :ATTEMPTS, 0] = _uniform(rng, *group.scale, (*shape, ATTEMPTS))
-    out[..., :ATTEMPTS, 1] = np.exp(_uniform(rng, *np.log(group.ratio), (*shape, ATTEMPTS)))
+    u = np.empty((*shape, ATTEMPTS))
+    for column, (low, high), exp in ((0, group.scale, False), (1, np.log(group.ratio), True)):
+        rng.random(out=u)
+        u *= high - low
+        u += low
+        if exp:
+            np.exp(u, out=u)
+        out[..., :ATTEMPTS, column] = u
     out[..., ATTEMPTS, :] = rng.random((*shape, 2))
     return out
 
@@ -148,27 +156,15 @@ def colour_blocks(f: ColourFactors) -> np.ndarray:
     offset): ``brightness_last``, a fair coin, as likely as in a random permutation. The map is that of the
     order brightness, contrast, saturation, hue (or contrast, saturation, hue, brightness), then grayscale.
     """
-    count = len(f.brightness)
-    angle = -2.0 * math.pi * np.asarray(f.hue, dtype=np.float64)
-    sat = np.asarray(f.saturation, dtype=np.float64)
-    # hue @ saturation = sum_k coefficient_k * basis_k: (C0 + cos C1 + sin C2) (s I + (1 - s) L), six fixed
-    # matrices, so the chroma maps of all crops are one [count, 6] x [6, 9] product (grayscale: L times them)
-    cos, sin = np.cos(angle), np.sin(angle)
-    coefficients = np.stack([sat, 1.0 - sat, cos * sat, cos * (1.0 - sat), sin * sat, sin * (1.0 - sat)], axis=1)
-    chroma = (coefficients @ _CHROMA_BASIS).reshape(count, 3, 3)
-    gray = np.asarray(f.gray, dtype=bool)
-    if gray.any():
-        chroma[gray] = (coefficients[gray] @ _GRAY_CHROMA_BASIS).reshape(-1, 3, 3)
-    contrast = np.asarray(f.contrast, dtype=np.float64)
-    linear = (f.brightness * contrast)[:, None, None] * chroma
-    # contrast's offset (a grey, 128 * (1 - c)) goes through saturation, hue and grayscale, and through
-    # brightness where brightness comes last: chroma @ (v, v, v) is v times chroma's row sums
-    grey = _MID_GREY * (1.0 - contrast) * np.where(f.brightness_last, f.brightness, 1.0)
-    offset = chroma.sum(axis=2) * grey[:, None]
-    neutral = (f.brightness == 1) & (contrast == 1) & (sat == 1) & (f.hue == 0) & ~gray
-    out = np.empty((count, 3, 4))
-    out[:, :, :3] = np.where(neutral[:, None, None], np.eye(3), linear)
-    out[:, :, 3] = np.where(neutral[:, None], 0.0, offset)
+    from ._draw_kernel import colour_blocks_into
+
+    def as_f64(values: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(values, dtype=np.float64)
+
+    out = np.empty((len(f.brightness), 3, 4))
+    colour_blocks_into(out, as_f64(f.brightness), as_f64(f.contrast), as_f64(f.saturation), as_f64(f.hue),
+                       np.ascontiguousarray(f.brightness_last, dtype=np.bool_),
+                       np.ascontiguousarray(f.gray, dtype=np.bool_), _CHROMA_BASIS, _GRAY_CHROMA_BASIS, _MID_GREY)
     return out
 
 
