@@ -12,6 +12,7 @@ defaults (``ratio`` (3/4, 4/3) exactly, which YAML cannot write as a fraction).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 from importlib import resources
@@ -154,8 +155,10 @@ def parse_crops(crops: CropsLike) -> MultiCropSpec:
             return load_preset(text)
         if not _NAME.match(text) or _SPEC_GROUP.match(text):
             return MultiCropSpec.parse(crops)
+        near = difflib.get_close_matches(text, list_presets(), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
         raise ValueError(f"'{text}' is neither a shipped preset ({', '.join(list_presets())}), a recipe file, nor "
-                         f"a crop spec (COUNTxSIZE groups, e.g. 2x224,6x96)")
+                         f"a crop spec (COUNTxSIZE groups, e.g. 2x224,6x96){hint}")
     if isinstance(crops, (list, tuple)):
         return MultiCropSpec(tuple(crops))
     raise ValueError(f"crops must be a spec string such as '2x224,6x96', a MultiCropSpec or a list of "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Optional, Sequence, Union
 
@@ -208,6 +209,12 @@ class MultiCropSpec:
     def parse(cls, spec: str) -> "MultiCropSpec":
         """Parses ``"COUNTxSIZE,COUNTxSIZE,..."`` with the default recipe for global and local crops."""
         parsed = _parse_groups(spec)
+        larger = [f"{c}x{s}" for c, s in parsed[1:] if s > parsed[0][1]]
+        if larger:
+            warnings.warn(f"crop spec '{spec}': its first group ({parsed[0][0]}x{parsed[0][1]}) is the global one, yet "
+                          f"smaller than the local {', '.join(larger)}; the global crops come first (e.g. "
+                          f"'{','.join(f'{c}x{s}' for c, s in sorted(parsed, key=lambda g: -g[1]))}')",
+                          UserWarning, stacklevel=2)
         groups = [CropGroup(count=c, size=s, scale=GLOBAL_SCALE if i == 0 else LOCAL_SCALE)
                   for i, (c, s) in enumerate(parsed)]
         return cls(tuple(groups))

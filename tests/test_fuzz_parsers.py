@@ -42,6 +42,7 @@ GROUP = st.builds(lambda c, s, sep: f"{c}{sep}{s}", st.one_of(st.integers(-3, 30
 
 
 @FAST
+@pytest.mark.filterwarnings("ignore:crop spec .* is the global one:UserWarning")  # a warning, not a failure
 @given(st.one_of(st.text(max_size=30), st.lists(GROUP, min_size=1, max_size=5).map(",".join)))
 def test_crop_specs(text):
     spec = _fails_cleanly(lambda: parse_crops(text))

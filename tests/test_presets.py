@@ -168,3 +168,23 @@ def test_hjepa_recipe_is_the_default_multicrop():
     assert spec == parse_crops("2x224,6x96")
     assert spec.groups[0].scale == (0.4, 1.0) and spec.groups[1].scale == (0.05, 0.4)
     assert _jitter(spec.groups[0]) == (0.8, 0.2, 0.2, 0.1, 0.05)
+
+
+def test_a_misspelt_preset_gets_the_nearest_name():
+    with pytest.raises(ValueError, match=r"'dinno' is neither .*; did you mean 'dino'\?"):
+        parse_crops("dinno")
+    with pytest.raises(ValueError) as caught:
+        parse_crops("zzzz")
+    assert "did you mean" not in str(caught.value)
+
+
+def test_global_crops_smaller_than_local_ones_are_warned_about():
+    with pytest.warns(UserWarning, match=r"'6x96,2x224': its first group \(6x96\) is the global one, yet smaller "
+                                         r"than the local 2x224; the global crops come first \(e.g. '2x224,6x96'\)"):
+        spec = parse_crops("6x96,2x224")
+    assert spec.sizes[0] == 96  # taken as written
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_crops("2x224,6x96")  # the usual order says nothing
