@@ -9,7 +9,9 @@ A config has up to five sections (see ``configs/`` and ``docs/``-style comments 
   ``global_crop_scale``, ``local_crop_scale``, ``masking_strategy``). ``use_multicrop: false`` keeps the
   global crops only.
 * ``loader``: keyword arguments of :class:`~dali_multicrop.DaliMultiCropLoader` (``batch_size``, ``device``,
-  ``dtype``, ``num_threads``, ``seed``, ``shuffle``, ``drop_last``, ``prefetch``, ``hw_decoder_load``).
+  ``dtype``, ``num_threads``, ``seed``, ``shuffle``, ``drop_last``, ``prefetch``, ``hw_decoder_load``, ``on_error``,
+  ``validate``, ``mean``, ``std``, ``device_id``, ``shard_id``, ``num_shards``: every argument but the source, the
+  crops and the curriculum, which have their own keys).
 * ``curriculum``: ``local_crops``, ``global_scale_min``, ``local_scale_max``, each ``{start, end, epochs}``
   (see :class:`~dali_multicrop.Curriculum`), given to both the loader and the mask generator.
 * ``masking``: keyword arguments of :class:`~dali_multicrop.MultiCropMaskGenerator` (``strategy``,
@@ -35,6 +37,7 @@ from typing import Any, Callable, Optional, Union
 import yaml
 
 from ._checks import check_int
+from .badsamples import ON_ERROR
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
 
@@ -76,6 +79,17 @@ def _pair(low_open: float, high: float, what: str) -> Callable[[Any], tuple[floa
         if not ok or not (low_open < value[0] <= value[1] <= high):
             raise _Bad(f"two numbers in ({low_open:g}, {high:g}]{what}, the first not above the second")
         return float(value[0]), float(value[1])
+    return check
+
+
+def _triple(positive: bool) -> Callable[[Any], tuple[float, float, float]]:
+    def check(value: Any) -> tuple[float, float, float]:
+        ok = (isinstance(value, (list, tuple)) and len(value) == 3
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and (v > 0 or not positive)
+                      for v in value))
+        if not ok:
+            raise _Bad(f"three {'positive ' if positive else ''}numbers (R, G, B in [0, 1] units)")
+        return float(value[0]), float(value[1]), float(value[2])
     return check
 
 
@@ -128,7 +142,9 @@ _SCHEMA: dict[str, Any] = {
     "loader": {
         "batch_size": _int(1), "device": _choice("gpu", "cpu", "auto"), "dtype": _choice("float32", "float16"),
         "num_threads": _int(1), "seed": _int(0), "shuffle": _bool, "drop_last": _bool, "prefetch": _int(1),
-        "hw_decoder_load": _number(0.0, 1.0),
+        "hw_decoder_load": _number(0.0, 1.0), "on_error": _choice(*ON_ERROR), "validate": _bool,
+        "device_id": _int(0), "shard_id": _int(0), "num_shards": _int(1), "mean": _triple(False),
+        "std": _triple(True),
     },
     "curriculum": dict,
     "masking": {

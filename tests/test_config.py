@@ -33,6 +33,33 @@ def test_multicrop_training_config_maps_onto_loader_and_masks(tmp_path):
     assert loader.curriculum.local_crops.end == 6 and gen.curriculum == loader.curriculum
 
 
+def test_every_loader_argument_reads_from_a_config(tmp_path):
+    """A config can train on dirty data: on_error and validate (and every other loader argument but the source,
+    crops and curriculum) are loader keys, checked like the rest, and reach the loader."""
+    import inspect
+
+    from dali_multicrop.config import _SCHEMA
+
+    own_keys = {"self", "source", "crops", "curriculum"}
+    arguments = set(inspect.signature(DaliMultiCropLoader.__init__).parameters) - own_keys
+    assert arguments == set(_SCHEMA["loader"]), arguments ^ set(_SCHEMA["loader"])
+    folder = write_folder(tmp_path / "data", {"a": [coordinate_image(64, 80)] * 4})
+    (folder / "a" / "broken.jpg").write_bytes(b"not a jpeg")
+    config = {"data": {"preset": "1x32,2x16", "path": str(folder)},
+              "loader": {"batch_size": 2, "device": "cpu", "on_error": "skip", "validate": True,
+                         "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
+    loader = DaliMultiCropLoader.from_config(config, num_threads=1)
+    assert loader.on_error == "skip" and loader.mean == (0.5, 0.5, 0.5) and loader.std == (0.25, 0.25, 0.25)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the skipped file is reported as a warning
+        indices = sorted(int(i) for batch in loader for i in batch.indices if int(i) >= 0)
+    assert len(indices) == 4  # the four good images, the broken one skipped
+    with pytest.raises(ValueError, match="loader.on_error: expected one of raise, skip, got 'ignore'"):
+        load_config({"loader": {"on_error": "ignore"}})
+
+
 def test_ijepa_and_dino_configs():
     ijepa = load_config(ROOT / "configs" / "ijepa_vith14.yaml")
     assert ijepa.spec == load_preset("ijepa") and ijepa.masking["levels"] == (IJEPA_LEVEL,)
