@@ -86,9 +86,14 @@ def autocast(device: torch.device):
 
 @dataclass
 class StepLog:
-    """Per-step loss, images/s and the time the step waited for its batch (the loader's share of a step)."""
+    """Per-step loss, images/s and the time the step waited for its batch (the loader's share of a step). Prints
+    every ``every`` steps (0: never), and whatever ``every`` is, the first step (on the CPU with how long ``steps``
+    steps will take at that pace) and, from :meth:`summary`, one closing line."""
 
     every: int
+    steps: int = 0
+    device: Optional[torch.device] = None
+    arch: str = ""
     losses: list[float] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)
     images: int = 0
@@ -100,10 +105,42 @@ class StepLog:
         self.losses.append(loss)
         self.waits.append(waited)
         self.images += images
-        if self.every and (step + 1) % self.every == 0:
-            elapsed = time.perf_counter() - self.started
+        elapsed = time.perf_counter() - self.started
+        if step == 0:
+            note = ""
+            if self.device is not None and self.device.type == "cpu" and self.steps > 1:
+                note = f"; on the CPU {self.steps} steps take about {_duration(elapsed * self.steps)} at this pace"
+                note += "" if self.arch == "tiny" else " (--arch tiny for a quick run)"
+            print(f"step 1: loss {loss:.4f}  first step {elapsed:.1f} s{note}", flush=True)
+        elif self.every and (step + 1) % self.every == 0:
             print(f"step {step + 1}: loss {loss:.4f}  {self.images / elapsed:,.1f} img/s  "
                   f"data wait {1e3 * sum(self.waits[-self.every:]) / self.every:.1f} ms/step", flush=True)
+
+    def summary(self) -> str:
+        """The closing line (printed too): steps, first and last loss, images/s, the data wait's share of the time."""
+        elapsed = time.perf_counter() - self.started
+        if not self.losses:
+            line = "done: no step ran"
+        else:
+            line = (f"done: {len(self.losses)} steps in {_duration(elapsed)}, loss {self.losses[0]:.4f} -> "
+                    f"{self.losses[-1]:.4f}, {self.images / elapsed:,.1f} img/s, waiting for data "
+                    f"{100 * sum(self.waits) / elapsed:.0f}% of the time")
+        print(line, flush=True)
+        return line
+
+
+def announce(device: torch.device, arch: str, steps: int) -> None:
+    """Says where the run trains before its first (on a CPU, long) step."""
+    where = "the CPU (no CUDA GPU is used)" if device.type == "cpu" else str(device)
+    print(f"training {arch} on {where} for {steps} steps; the first step's time follows", flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def batches(loader: Any, steps: int):

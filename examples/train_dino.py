@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import autocast, batches, data_folder, ema_update, loader_overrides, parser, vit, StepLog  # noqa: E402
+from common import (announce, autocast, batches, data_folder, ema_update, loader_overrides, parser, vit,  # noqa: E402
+                    StepLog)
 
 from dali_multicrop import DaliMultiCropLoader, PatchMaskGenerator  # noqa: E402
 
@@ -148,7 +149,8 @@ def main(argv: Optional[Sequence[str]] = None) -> History:
     center = torch.zeros(1, student.head.last.out_features, device=device)
     patch_center = torch.zeros_like(center)
     optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.04)
-    log = StepLog(args.log_every)
+    log = StepLog(args.log_every, args.steps, device, args.arch)
+    announce(device, args.arch, args.steps)
     history = History(log.losses, [])
     for step, epoch, batch, waited in batches(loader, args.steps):
         globals_ = batch.crops[:spec.num_global]
@@ -186,6 +188,7 @@ def main(argv: Optional[Sequence[str]] = None) -> History:
                 patch_center.mul_(0.9).add_(patch_mean, alpha=0.1)
         log.step(step, loss.item(), batch.batch_size, waited)
         history.divergence.append(kl.item())
+    log.summary()
     return history
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (autocast, batches, data_folder, ema_update, encode, loader_overrides, parser,  # noqa: E402
+from common import (announce, autocast, batches, data_folder, ema_update, encode, loader_overrides, parser,  # noqa: E402
                     patch_tokens, vit, StepLog)
 
 from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator  # noqa: E402
@@ -70,7 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[float]:
     predictor = Predictor(encoder.embed_dim, (max(spec.sizes) // patch) ** 2).to(device)
     params = list(encoder.parameters()) + list(predictor.parameters())
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.04)
-    log = StepLog(args.log_every)
+    log = StepLog(args.log_every, args.steps, device, args.arch)
+    announce(device, args.arch, args.steps)
     for step, epoch, batch, waited in batches(loader, args.steps):
         if gen.epoch != epoch:
             gen.set_epoch(epoch)
@@ -98,6 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[float]:
         optimizer.step()
         ema_update(target, encoder, 0.996)
         log.step(step, loss.item(), batch.batch_size, waited)
+    log.summary()
     return log.losses
 
 

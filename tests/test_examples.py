@@ -47,7 +47,7 @@ def falls(values: list[float]) -> bool:
 
 
 @pytest.mark.parametrize("strategy", ["global_only", "global_with_local_context"])
-def test_ijepa_example_learns(photos, tmp_path, strategy):
+def test_ijepa_example_learns(photos, tmp_path, strategy, capsys):
     config = {"data": {"multicrop": {"num_global_crops": 2, "num_local_crops": 2, "global_crop_size": 64,
                                      "local_crop_size": 32, "masking_strategy": strategy}},
               "loader": {"batch_size": 8, "drop_last": True},
@@ -56,6 +56,10 @@ def test_ijepa_example_learns(photos, tmp_path, strategy):
     losses = run(load("train_ijepa"), config, photos, tmp_path)
     assert len(losses) == 20 and np.all(np.isfinite(losses))
     assert falls(losses), losses
+    # --log-every 0 still says where it trains, the first step (with the CPU's estimate) and a closing line
+    out = capsys.readouterr().out
+    assert "training tiny on the CPU" in out and "step 1: loss" in out and "on the CPU 20 steps take about" in out
+    assert "done: 20 steps in" in out and f"loss {losses[0]:.4f} -> {losses[-1]:.4f}" in out and "img/s" in out
 
 
 def test_dino_example_learns(photos, tmp_path):
