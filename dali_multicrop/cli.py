@@ -149,6 +149,7 @@ def bench(
     from .benchmark.environment import describe_machine
     from ._system import visible_cores
     from .benchmark.harness import BenchConfig, run_benchmark
+    from .benchmark.load import LoadWatch
     from .benchmark.report import notes, render_table, write_results
     from .loader import DTYPES
 
@@ -187,6 +188,7 @@ def bench(
     cfg = BenchConfig(spec=spec, data=files, data_path=data_path, batch_size=batch_size, threads=threads,
                       warmup=warmup, batches=batches, dtype=dtype, masks=strategy, patch_size=patch_size, seed=seed,
                       hw_decoder_load=hw_decoder_load)
+    watch = LoadWatch(threads)
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         tasks: dict[str, Any] = {}
@@ -196,8 +198,12 @@ def bench(
                 tasks[name] = progress.add_task(name, total=warmup + batches)
             progress.advance(tasks[name])
 
+        watch.start()
         results = run_benchmark(cfg, chosen, tick=tick)
+        load = watch.stop()
     machine = describe_machine()
+    if load is not None:
+        machine["load"] = load.as_dict()
     recipe = str(spec) if crops.strip() == str(spec) else f"{crops.strip()} ({spec})"
     title = f"{recipe} — batch {batch_size}, {threads} threads — {machine['cpu']}, {machine.get('gpu') or 'no GPU'}"
     out_console = Console()
@@ -206,6 +212,8 @@ def bench(
     out_console.print(render_table(results, title))
     for line in notes(results):
         out_console.print(line, highlight=False)
+    for line in load.warnings() if load is not None else []:
+        out_console.print(f"warning: {line}", highlight=False, style="yellow")
     folder = out / time.strftime("bench-%Y%m%d-%H%M%S")
     paths = write_results(results, {**cfg.describe(), "crops": crops}, machine, folder, title=title)
     written = ", ".join(str(paths[k]) for k in ("json", "csv", "png") if k in paths)

@@ -45,6 +45,9 @@ def test_bench_json_names_the_machine_and_has_every_figure(smoke):
     for key in ("cpu", "cores", "gpu", "python", "libraries"):
         assert key in machine
     assert machine["cores"] >= 1 and "torch" in machine["libraries"]
+    load = machine["load"]  # how busy the machine was (Linux: /proc)
+    assert set(load) == {"load_average", "busy_before", "steal_during", "cores"} and load["cores"] == 2
+    assert load["load_average"] >= 0 and 0 <= load["busy_before"] <= 1 and 0 <= load["steal_during"] <= 1
     assert payload["config"]["spec"] == "2x128,2x64" and payload["config"]["batch_size"] == 4
     results = {r["backend"]: r for r in payload["results"]}
     assert set(results) == set(BACKENDS)
@@ -184,3 +187,29 @@ def test_albumentations_is_skipped_with_the_reason_where_it_is_missing(monkeypat
     monkeypatch.setitem(_sys.modules, "albumentations", None)  # import albumentations now raises ImportError
     reason = skip_reason("albumentations", None)
     assert reason is not None and "pip install 'dali-multicrop[albumentations]'" in reason
+
+
+def test_machine_load_is_read_from_proc_and_warned_about():
+    from dali_multicrop.benchmark.load import MachineLoad, _busy, _stat
+
+    stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n"
+    later = "cpu  250 0 100 850 50 0 0 50 0 0\n"
+    assert _stat(stat) == (1000, 850, 0) and _stat(later) == (1300, 900, 50)
+    busy, steal = _busy(_stat(stat), _stat(later))
+    assert busy == pytest.approx(250 / 300) and steal == pytest.approx(50 / 300)
+    assert _stat("intr 1 2 3") is None
+    assert MachineLoad(0.1, 0.05, 0.0, 2).warnings() == []
+    warned = MachineLoad(1.9, 0.6, 0.12, 2).warnings()
+    assert len(warned) == 2 and "60% of 2 cores in use, load average 1.90" in warned[0] and "12%" in warned[1]
+
+
+def test_an_epoch_of_one_batch_fails_the_backend_instead_of_waiting_forever(tmp_path):
+    """Every batch of a one-batch epoch starts an epoch, which the figures leave out: the backend fails at once
+    with what to change (it used to wait for a countable batch forever)."""
+    env = {**__import__("os").environ, "DALI_MULTICROP_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "dali_multicrop", "bench", "--crops", "1x32", "--sample-images", "8",
+                           "--batch-size", "8", "--warmup", "0", "--batches", "2", "--backend", "dali-cpu",
+                           "--threads", "2", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "dali-cpu: failed: ValueError: an epoch of this data is 1 batch of 8" in " ".join(proc.stdout.split())

@@ -127,7 +127,11 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
         times, mask_times, images, boundaries = [], [], 0, 0
         previous = time.perf_counter()
         while len(times) < cfg.batches:
-            n, batch, position, _ = next(stream)
+            n, batch, position, per_epoch = next(stream)
+            if per_epoch is not None and per_epoch < 2:  # every batch would start an epoch: none could be timed
+                raise ValueError(f"an epoch of this data is {per_epoch} batch of {cfg.batch_size}: every batch "
+                                 f"starts an epoch, which the figures leave out; use more images or a smaller "
+                                 f"--batch-size")
             if masks is not None:
                 _sync()
                 t = time.perf_counter()
