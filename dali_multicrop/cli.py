@@ -6,6 +6,7 @@ Every bad option ends in one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any, List, NoReturn, Optional
@@ -385,22 +386,63 @@ def crops(spec: str = typer.Argument(..., help=CROPS_HELP)) -> None:
     _print_groups(_spec(spec))
 
 
-@app.command("config")
-def config_command(path: Path = typer.Argument(..., help="The training config (YAML) to check.")) -> None:
-    """Validate a training config and print what it resolves to: crops, loader and masking settings."""
-    cfg = _config(path)
-    if cfg.masking:
-        from .masking import MultiCropMaskGenerator
+def _resolved(function: Any, given: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    """``function``'s keyword arguments as a config resolves them: every one, the file's marked ``(file)``."""
+    import inspect
 
-        try:
-            MultiCropMaskGenerator(cfg.spec, **cfg.masking)
-        except ValueError as exc:
-            _fail(f"{cfg.origin}: masking: {exc}")
+    parts = []
+    for name, parameter in inspect.signature(function).parameters.items():
+        if name in ("self",) + skip or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if name in given:
+            parts.append(f"{name}={given[name]!r} (file)")
+        elif parameter.default is not inspect.Parameter.empty:
+            parts.append(f"{name}={parameter.default!r}")
+    return ", ".join(parts)
+
+
+@app.command("config")
+def config_command(
+    path: Optional[str] = typer.Argument(None, help="The training config to check: a YAML file or a shipped config's "
+                                         "name (see --list)."),
+    list_: bool = typer.Option(False, "--list", help="List the shipped configs."),
+) -> None:
+    """Validate a training config and print the whole configuration it resolves to (crops, loader, masks,
+    curriculum; defaults included, the file's own values marked)."""
+    from .config import _shipped, list_configs
+
+    if list_:
+        for name in list_configs():
+            head = (_shipped() / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ").strip()
+            typer.echo(f"{name}: {head}")
+        return
+    if path is None:
+        _fail("give a config (a YAML file or a shipped config's name), or --list")
+    cfg = _config(Path(path) if os.path.isfile(path) else path)
+    from .loader import DaliMultiCropLoader
+    from .masking import MultiCropMaskGenerator, PatchMaskGenerator
+
+    for section, cls, given in (("masking", MultiCropMaskGenerator, cfg.masking),
+                                ("patch_masking", PatchMaskGenerator, cfg.patch_masking)):
+        if given:
+            try:
+                cls(cfg.spec, **given)
+            except ValueError as exc:
+                _fail(f"{cfg.origin}: {section}: {exc}")
     typer.echo(f"crops: {cfg.spec} ({cfg.spec.num_global} global)")
     _print_groups(cfg.spec)
     typer.echo(f"data path: {cfg.path or '(not set: pass source=... to DaliMultiCropLoader.from_config)'}")
-    typer.echo("loader: " + (", ".join(f"{k}={v!r}" for k, v in cfg.loader.items()) or "(defaults)"))
-    typer.echo("masking: " + (", ".join(f"{k}={v!r}" for k, v in cfg.masking.items()) or "(none)"))
+    typer.echo("loader: " + _resolved(DaliMultiCropLoader.__init__, cfg.loader, ("source", "crops", "curriculum")))
+    typer.echo("masking: " + (_resolved(MultiCropMaskGenerator.__init__, cfg.masking, ("crops", "curriculum"))
+                              if cfg.masking else "(none)"))
+    typer.echo("patch_masking: " + (_resolved(PatchMaskGenerator.__init__, cfg.patch_masking, ("crops",))
+                                    if cfg.patch_masking else "(none)"))
+    if cfg.curriculum is None:
+        typer.echo("curriculum: (none)")
+    else:
+        ramps = [f"{f.name}: {getattr(cfg.curriculum, f.name)}" for f in dataclasses.fields(cfg.curriculum)
+                 if getattr(cfg.curriculum, f.name) is not None]
+        typer.echo("curriculum: " + "; ".join(ramps))
 
 
 @app.command("check-data")

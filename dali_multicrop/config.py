@@ -32,6 +32,7 @@ import difflib
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import yaml
@@ -41,7 +42,7 @@ from .badsamples import ON_ERROR
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
 
-__all__ = ["TrainingConfig", "load_config", "ConfigLike"]
+__all__ = ["TrainingConfig", "load_config", "list_configs", "patch_masking_settings", "ConfigLike"]
 
 ConfigLike = Union[str, "os.PathLike[str]", dict]
 """A config file's path, or the parsed mapping."""
@@ -234,16 +235,40 @@ def _spec(data: dict[str, Any], origin: str) -> MultiCropSpec:
     return MultiCropSpec(tuple(groups))
 
 
+def _shipped() -> Any:
+    """The shipped configs' folder: the installed package data, else ``configs/`` of a source checkout (code run from
+    the repository with PYTHONPATH, where setuptools' mapping of that folder does not apply)."""
+    from importlib import resources
+
+    try:
+        return resources.files("dali_multicrop.configs")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "configs"
+
+
+def list_configs() -> list[str]:
+    """Names of the shipped training configs (``configs/``, installed with the package)."""
+    return sorted(p.name[:-5] for p in _shipped().iterdir() if p.name.endswith(".yaml"))
+
+
 def load_config(config: ConfigLike) -> TrainingConfig:
-    """Reads and validates a config (a YAML path or a parsed mapping); see the module's notes."""
+    """Reads and validates a config (a YAML path, a shipped config's name such as ``"multicrop_training"`` (see
+    :func:`list_configs`), or a parsed mapping); see the module's notes."""
     if isinstance(config, (str, os.PathLike)):
         path = os.fspath(config)
-        if not os.path.isfile(path):
-            raise ValueError(f"config file '{path}' does not exist")
-        origin = f"config '{path}'"
-        try:
+        if not os.path.isfile(path) and path in list_configs():
+            text, origin = (_shipped() / f"{path}.yaml").read_text(), f"config '{path}'"
+        elif not os.path.isfile(path):
+            near = difflib.get_close_matches(path, list_configs(), n=1)
+            hint = f"; did you mean the shipped '{near[0]}'?" if near else \
+                f" (nor a shipped config: {', '.join(list_configs())})"
+            raise ValueError(f"config file '{path}' does not exist{hint}")
+        else:
+            origin = f"config '{path}'"
             with open(path) as f:
-                raw = yaml.safe_load(f)
+                text = f.read()
+        try:
+            raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ValueError(f"{origin} is not valid YAML: {exc}") from None
     else:

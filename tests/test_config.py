@@ -106,3 +106,25 @@ def test_config_command(tmp_path):
     assert out.returncode == 2 and "bad.yaml" in out.stderr and "Traceback" not in out.stderr
     both = run("bench", "--crops", "dino", "--config", str(ROOT / "configs" / "dino_vits16.yaml"))
     assert both.returncode == 2 and "give --crops or --config, not both" in both.stderr
+    # the whole resolved configuration: defaults included, the file's values marked, the curriculum too
+    assert "num_threads=None" in ok.stdout and "batch_size=64 (file)" in ok.stdout and "on_error='raise'" in ok.stdout
+    assert "curriculum: local_crops: Ramp(start=2, end=6" in ok.stdout and "patch_masking: (none)" in ok.stdout
+    listed = run("config", "--list")
+    assert listed.returncode == 0 and [line.split(":")[0] for line in listed.stdout.splitlines()] == [
+        "dino_vits16", "ijepa_vith14", "multicrop_training"]
+    by_name = run("config", "dino_vits16")
+    assert by_name.returncode == 0 and "crops: 1x224,1x224,8x96" in by_name.stdout
+
+
+def test_shipped_configs_load_by_name_from_another_folder(tmp_path, monkeypatch):
+    from dali_multicrop.config import list_configs
+
+    monkeypatch.chdir(tmp_path)  # not the repository: the names resolve to the package's own files
+    assert list_configs() == ["dino_vits16", "ijepa_vith14", "multicrop_training"]
+    assert load_config("multicrop_training").spec == MultiCropSpec.parse("2x224,6x96")
+    folder = write_folder(tmp_path / "data", {"a": [coordinate_image(64, 80)] * 4})
+    loader = DaliMultiCropLoader.from_config("dino_vits16", source=folder, device="cpu", batch_size=2)
+    assert loader.spec == load_preset("dino")
+    with pytest.raises(ValueError, match="config file 'dino_vit16' does not exist; did you mean the shipped "
+                                         "'dino_vits16'"):
+        load_config("dino_vit16")
