@@ -79,14 +79,18 @@ def test_unknown_preset_lists_the_shipped_ones():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("setuptools") is None, reason="needs setuptools to build a wheel")
-def test_recipes_are_in_a_plain_wheel(tmp_path):
+def test_the_wheel_carries_recipes_and_configs_and_works_alone(tmp_path):
+    """What publishing needs: the built wheel holds the recipes and the configs; installed without its dependencies
+    into a scratch folder, and run from another working folder with only that folder on the path for this package,
+    it lists the presets, loads a shipped config by name and builds a loader that makes a batch."""
+    import os
     import shutil
 
     source = tmp_path / "src"  # a copy, so the build leaves nothing in the working tree
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
-    for name in ("dali_multicrop", "pipelines"):
+    for name in ("dali_multicrop", "pipelines", "configs"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                            "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
@@ -95,7 +99,28 @@ def test_recipes_are_in_a_plain_wheel(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for preset in list_presets():
         assert f"dali_multicrop/pipelines/{preset}.yaml" in names
+    for config in ("multicrop_training", "dino_vits16", "ijepa_vith14"):
+        assert f"dali_multicrop/configs/{config}.yaml" in names
     assert "dali_multicrop/masking/generator.py" in names and "dali_multicrop/benchmark/harness.py" in names
+    site = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q", "--target",
+                           str(site), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    work = tmp_path / "work"  # not the repository, not the scratch folder
+    images = write_folder(work / "images", {"a": [coordinate_image(64, 80)] * 4})
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    # with only the scratch folder on the path for this package (not the editable install nor the checkout)
+    check = ("import sys, dali_multicrop; assert dali_multicrop.__file__.startswith(sys.argv[1]), "
+             "dali_multicrop.__file__; from dali_multicrop import DaliMultiCropLoader; "
+             "loader = DaliMultiCropLoader.from_config('multicrop_training', source=sys.argv[2], device='cpu', "
+             "batch_size=2, num_threads=1); batch = next(iter(loader)); print(loader.spec, batch.batch_size)")
+    run = subprocess.run([sys.executable, "-c", check, str(site), str(images)], capture_output=True, text=True,
+                         timeout=300, cwd=work, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["2x224,6x96", "2"]
+    presets = subprocess.run([sys.executable, "-m", "dali_multicrop", "presets"], capture_output=True, text=True,
+                             timeout=300, cwd=work, env=env)
+    assert presets.returncode == 0 and all(f"{name}:" in presets.stdout for name in list_presets())
 
 
 def test_source_checkout_without_install_finds_the_recipes(monkeypatch):
