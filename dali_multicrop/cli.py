@@ -364,12 +364,34 @@ def preview(
 
 
 @app.command()
-def presets() -> None:
-    """List the shipped recipes (pipelines/) with what they are."""
-    from .presets import list_presets, load_preset_description
+def presets(describe: bool = typer.Option(False, "--describe", help="Also print each recipe's full description "
+                                          "(its sources and how it differs from the original).")) -> None:
+    """List the shipped recipes (pipelines/): per recipe what it is, and a table of its crop groups."""
+    from rich.console import Console
+    from rich.table import Table
 
+    from .presets import list_presets, load_preset, load_preset_description
+
+    console = Console() if Console().is_terminal else Console(width=140)
     for name in list_presets():
-        typer.echo(f"{name}: {load_preset_description(name)}")
+        text = load_preset_description(name)
+        spec = load_preset(name)
+        what = text.split(" (")[0].split(":")[0]  # "DINO's multi-crop (Caron et al. 2021; ...): ..." -> its name
+        table = Table(title=f"{name}: {what}", title_justify="left", expand=False)
+        for column in ("group", "crops", "area (scale)", "aspect", "flip", "jitter p: b c s h", "gray", "blur",
+                       "solarize"):
+            table.add_column(column)
+        for i, g in enumerate(spec.groups):
+            j = g.color_jitter
+            area = f"{g.center:g} of the side (eval)" if g.center is not None else f"{g.scale[0]:g}-{g.scale[1]:g}"
+            table.add_row("global" if i < spec.num_global_groups else "local", f"{g.count}x{g.size}", area,
+                          f"{g.ratio[0]:.3g}-{g.ratio[1]:.3g}", f"{g.flip_prob:g}",
+                          f"{j.probability:g}: {j.brightness:g} {j.contrast:g} {j.saturation:g} {j.hue:g}",
+                          f"{g.grayscale_prob:g}", f"{g.blur_prob:g}", f"{g.solarize_prob:g}")
+        console.print(table)
+        if describe:
+            console.print(text, highlight=False)
+        console.print()
 
 
 def _print_groups(parsed: MultiCropSpec) -> None:

@@ -213,3 +213,24 @@ def test_global_crops_smaller_than_local_ones_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         parse_crops("2x224,6x96")  # the usual order says nothing
+
+
+def test_presets_command_prints_a_table_per_recipe():
+    proc = subprocess.run([sys.executable, "-m", "dali_multicrop", "presets"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for name in list_presets():
+        assert f"{name}: " in out
+    for column in ("group", "crops", "area (scale)", "aspect", "flip", "jitter p: b c s h", "gray", "blur",
+                   "solarize"):
+        assert column in out
+    # dino's rows: the first global crop always blurred, the second solarised with p 0.2, eight local crops
+    dino = out[out.index("dino: "):out.index("dinov2: ")]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in dino.splitlines() if line.startswith("│")]
+    assert rows == [["global", "1x224", "0.4-1", "0.75-1.33", "0.5", "0.8: 0.4 0.4 0.2 0.1", "0.2", "1", "0"],
+                    ["global", "1x224", "0.4-1", "0.75-1.33", "0.5", "0.8: 0.4 0.4 0.2 0.1", "0.2", "0.1", "0.2"],
+                    ["local", "8x96", "0.05-0.4", "0.75-1.33", "0.5", "0.8: 0.4 0.4 0.2 0.1", "0.2", "0.5", "0"]]
+    described = subprocess.run([sys.executable, "-m", "dali_multicrop", "presets", "--describe"],
+                               capture_output=True, text=True, timeout=120).stdout
+    assert "DataAugmentationDINO" in described and "DataAugmentationDINO" not in out
