@@ -21,6 +21,9 @@ step() { echo "== $(( $(date +%s) - t0 ))s: $*" | tee -a "$out/steps.log"; }
 has_smi() { command -v nvidia-smi >/dev/null 2>&1; }
 bench=(python3 -m dali_multicrop bench --sample-images "$samples" --batch-size "$batch" --batches "$batches")
 
+step "doctor: the driver / torch / DALI pairing, the GPUs and their hardware JPEG decoder"
+timeout 60 python3 -m dali_multicrop doctor 2>&1 | tee "$out/doctor.txt"
+
 step "machine"
 { has_smi && nvidia-smi; python3 -c "import sys, nvidia.dali as d, torch; print('python', sys.version.split()[0],
 'DALI', d.__version__, 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"; nproc; } \

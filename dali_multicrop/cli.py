@@ -364,6 +364,24 @@ def preview(
 
 
 @app.command()
+def doctor() -> None:
+    """Print what this machine gives the GPU path (driver, torch's and DALI's CUDA, GPUs and their hardware JPEG
+    decoder, versions) and what does not fit, with the fix; exit code 1 when something does not."""
+    from .doctor import diagnose, problems, report
+
+    env = diagnose()
+    for line in report(env):
+        typer.echo(line)
+    found = problems(env)
+    for line in found:
+        typer.echo(f"problem: {line}")
+    if not found:
+        typer.echo("ok: " + ("the GPU path can run" if env.torch_sees_cuda else "no NVIDIA driver: the CPU path "
+                             "(device='cpu') runs the same graph"))
+    raise typer.Exit(1 if found else 0)
+
+
+@app.command()
 def presets(describe: bool = typer.Option(False, "--describe", help="Also print each recipe's full description "
                                           "(its sources and how it differs from the original).")) -> None:
     """List the shipped recipes (pipelines/): per recipe what it is, and a table of its crop groups."""

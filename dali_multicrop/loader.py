@@ -71,8 +71,13 @@ def _resolve_device(device: Any) -> tuple[str, Optional[int]]:
     if device == "auto":
         return ("gpu" if has_cuda else "cpu"), None
     if device == "gpu" and not has_cuda:
+        from .doctor import diagnose, problems
+
+        env = diagnose()
+        why = problems(env) or ([] if env.driver_cuda else ["there is no NVIDIA driver on this machine"])
         raise ValueError("device='gpu' but torch sees no CUDA GPU here; use device='cpu' (same augmentations) "
-                         "or device='auto'")
+                         "or device='auto'" + "".join(f"\n  {line}" for line in why)
+                         + "\n  (dali-multicrop doctor prints the whole pairing)")
     return device, index
 
 
