@@ -1,7 +1,8 @@
 # dali-multicrop: install into the active Python environment, test, and (later) bench and profile.
 PYTHON ?= python3
-# DALI flavour: cuda12 (CUDA 12 drivers, and machines without a GPU) or cuda13 (CUDA 13 drivers).
-DALI ?= cuda12
+# DALI flavour: auto (from the NVIDIA driver: cuda13 where it supports CUDA 13 or newer, else cuda12, which also
+# runs on machines without a GPU), cuda12 or cuda13.
+DALI ?= auto
 PYTEST_ARGS ?=
 CROPS ?= 2x224,6x96
 BENCH_ARGS ?=
@@ -10,11 +11,15 @@ PROFILES ?= profiles
 .PHONY: install test test-gpu soak bench profile profile-cpu profile-gpu clean
 
 install:
-	@case "$(DALI)" in cuda12) other=nvidia-dali-cuda130;; cuda13) other=nvidia-dali-cuda120;; \
-	  *) echo "DALI must be cuda12 or cuda13, got '$(DALI)'" >&2; exit 2;; esac; \
+	@dali="$(DALI)"; \
+	if [ "$$dali" = auto ]; then major=$$($(PYTHON) -m dali_multicrop.doctor --driver-cuda-major); \
+	  if [ "$${major:-0}" -ge 13 ]; then dali=cuda13; else dali=cuda12; fi; \
+	  echo "DALI=auto: $$dali (the NVIDIA driver supports CUDA $${major:-none: no driver})"; fi; \
+	case "$$dali" in cuda12) other=nvidia-dali-cuda130;; cuda13) other=nvidia-dali-cuda120;; \
+	  *) echo "DALI must be auto, cuda12 or cuda13, got '$$dali'" >&2; exit 2;; esac; \
 	if $(PYTHON) -m pip show -q $$other >/dev/null 2>&1; then \
-	  echo "removing $$other: only one DALI flavour may be installed"; $(PYTHON) -m pip uninstall -y -q $$other; fi
-	$(PYTHON) -m pip install -e ".[$(DALI),bench,albumentations,test,examples,s3]"
+	  echo "removing $$other: only one DALI flavour may be installed"; $(PYTHON) -m pip uninstall -y -q $$other; fi; \
+	$(PYTHON) -m pip install -e ".[$$dali,bench,albumentations,test,examples,s3]"
 
 test:
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)

@@ -146,3 +146,11 @@ def report(env: Environment) -> list[str]:
             "NVIDIA driver: " + (f"supports CUDA {env.driver_cuda}" if env.driver_cuda else "none (CPU only)"),
             f"GPUs: {gpus}",
             f"numba: {env.numba or 'not installed'}; OpenCV: {env.opencv or 'not installed'}"]
+
+
+if __name__ == "__main__":  # for the Makefile (DALI=auto), before anything else is installed: the driver's CUDA major
+    import sys
+
+    if sys.argv[1:] != ["--driver-cuda-major"]:
+        raise SystemExit("usage: python -m dali_multicrop.doctor --driver-cuda-major (see dali-multicrop doctor)")
+    print(_major(_driver_cuda()) or "")
