@@ -32,16 +32,29 @@ __all__ = ["render_preview", "preview_size"]
 _PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
             (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)]
 """Crop colours (windows and cell frames)."""
-_TARGETS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (245, 130, 48), (240, 50, 230), (210, 245, 60),
+_TARGETS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (240, 50, 230), (245, 130, 48), (210, 245, 60),
             (250, 190, 212), (170, 110, 40)]
 """Target-block fills: no blue or white, which would read as the context's edge."""
 _EDGE = (255, 255, 255)
 """The context's edge: white."""
 
 
+_SOURCE_TILES = 2
+"""Width of the source column, in tiles: the source image with its numbered windows, as tall as its block."""
+
+
+def _font_size(tile: int) -> int:
+    return max(11, tile // 9)
+
+
+def _legend_height(tile: int) -> int:
+    return 3 * (_font_size(tile) + 5) + 10
+
+
 def preview_size(num_images: int, num_crops: int, num_levels: int, tile: int) -> tuple[int, int]:
-    """(width, height) in pixels of the picture :func:`render_preview` draws."""
-    return (1 + num_crops) * tile, num_images * (1 + num_levels) * tile
+    """(width, height) in pixels of the picture :func:`render_preview` draws: a source column ``2 * tile`` wide and a
+    column per crop; per image one row of crops and one per level; a legend strip at the bottom."""
+    return (_SOURCE_TILES + num_crops) * tile, num_images * (1 + num_levels) * tile + _legend_height(tile)
 
 
 def _crop_pixels(crop: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -60,15 +73,21 @@ def _mask_overlay(pixels: np.ndarray, context: np.ndarray, targets: np.ndarray) 
     out = pixels.astype(np.float32)
     visible = context[cell]
     out[~visible] *= 0.3
-    for t in range(targets.shape[0]):
+    for t in range(targets.shape[0]):  # each block filled in its own colour, outlined in black
         sel = targets[t][cell]
         colour = np.array(_TARGETS[t % len(_TARGETS)], dtype=np.float32)
-        out[sel] = 0.45 * out[sel] + 0.55 * colour
-    edge = np.zeros_like(visible)
-    edge[:-1] |= visible[:-1] != visible[1:]
-    edge[:, :-1] |= visible[:, :-1] != visible[:, 1:]
-    out[edge] = _EDGE
+        out[sel] = 0.2 * out[sel] + 0.8 * colour
+        out[_edge_of(sel)] = 0.0
+    out[_edge_of(visible)] = _EDGE
     return out.clip(0, 255).astype(np.uint8)
+
+
+def _edge_of(region: np.ndarray) -> np.ndarray:
+    """The pixels on the border between ``region`` (bool HxW) and the rest."""
+    edge = np.zeros_like(region)
+    edge[:-1] |= region[:-1] != region[1:]
+    edge[:, :-1] |= region[:, :-1] != region[:, 1:]
+    return edge
 
 
 def _strategy_view(masks: MultiCropMasks, i: int, level: int, k: int) -> tuple[np.ndarray, np.ndarray, str]:
@@ -107,70 +126,93 @@ def _view(masks: Union[MultiCropMasks, PatchMasks], i: int, level: int, k: int) 
     return _strategy_view(masks, i, level, k)
 
 
-def _label(draw: "Any", xy: tuple[float, float], text: str, colour: tuple[int, int, int]) -> None:
+def _label(draw: "Any", xy: tuple[float, float], text: str, colour: tuple[int, int, int], font: "Any" = None) -> None:
     """``text`` on a dark box, so it reads over any picture."""
-    left, top, right, bottom = draw.textbbox(xy, text)
+    left, top, right, bottom = draw.textbbox(xy, text, font=font)
     draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=(0, 0, 0))
-    draw.text(xy, text, fill=colour)
+    draw.text(xy, text, fill=colour, font=font)
 
 
-def _window_label_at(box: Sequence[float], i: int, ox: int, oy: int, w: int, h: int) -> tuple[float, float]:
+def _window_label_at(box: Sequence[float], i: int, ox: int, oy: int, w: int, h: int,
+                     size: int) -> tuple[float, float]:
     """Where crop ``i``'s number goes on its window: the corners in turn (then stepped inwards), so that
-    windows sharing a corner on a small thumbnail do not print over each other."""
+    windows sharing a corner do not print over each other; ``size`` the font's."""
     x_a, y_a, x_b, y_b = box
-    corner, step = i % 4, 11 * (i // 4)
-    x = ox + (x_a * w + 2 + step if corner in (0, 2) else x_b * w - 12 - step)
-    y = oy + (y_a * h + 1 if corner in (0, 1) else y_b * h - 12)
+    corner, step = i % 4, (size + 4) * (i // 4)
+    x = ox + (x_a * w + 2 + step if corner in (0, 2) else x_b * w - size - 4 - step)
+    y = oy + (y_a * h + 1 if corner in (0, 1) else y_b * h - size - 3)
     return x, y
+
+
+_LEGEND = ("source: each crop's window in the crop's colour, its number on it (* = mirrored); crops: number, "
+           "G(lobal) / L(ocal), size",
+           "masks: dimmed = hidden patches; clear, white edge = context; filled, black edge = a target block (one "
+           "colour each)",
+           "a crop with nothing masked at a level shows only in the crop row")
+_PATCH_LEGEND = ("source: each crop's window in the crop's colour, its number on it (* = mirrored); crops: number, "
+                 "G(lobal) / L(ocal), size",
+                 "patch masks (iBOT / DINOv2): dimmed and filled = masked patches (the student's mask token), with "
+                 "the count against the target",
+                 "the local crops are never masked: they show only in the crop row")
 
 
 def render_preview(batch: MultiCropBatch, masks: Union[MultiCropMasks, PatchMasks], files: Sequence[str], out: Path,
                    tile: int = 128, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                    num_global: int = 1) -> Path:
     """Draws ``batch`` (crops, boxes, flips) and ``masks`` (JEPA masks, or iBOT / DINOv2 patch masks) as one PNG at
-    ``out``; ``files[k]`` is the source
-    of ``batch.indices[k]``'s image; the first ``num_global`` crops are labelled global (G), the rest local
-    (L), with their size. Returns ``out``."""
-    from PIL import Image, ImageDraw
+    ``out`` (layout: :func:`preview_size`); ``files[k]`` is the source of ``batch.indices[k]``'s image; the first
+    ``num_global`` crops are labelled global (G), the rest local (L), with their size. Returns ``out``."""
+    from PIL import Image, ImageDraw, ImageFont
 
     n_img, n_crops = batch.batch_size, batch.num_crops
     patches = isinstance(masks, PatchMasks)
     levels = 1 if patches else masks.context[0].shape[0]
-    legend = ("filled: masked\n(mask token)\nibot / dinov2" if patches else
-              f"dim: hidden\nwhite edge: context\ncolours: targets\n{masks.strategy}")
+    font = ImageFont.load_default(size=_font_size(tile))
     canvas = Image.new("RGB", preview_size(n_img, n_crops, levels, tile), (24, 24, 24))
     draw = ImageDraw.Draw(canvas)
     boxes = batch.boxes.cpu().numpy()
     flipped = batch.flipped.cpu().numpy()
+    left = _SOURCE_TILES * tile
     for k in range(n_img):
         y0 = k * (1 + levels) * tile
         with Image.open(files[int(batch.indices[k])]) as opened:
             source = opened.convert("RGB")
-        scale = tile / max(source.size)
+        room_w, room_h = left - 8, (1 + levels) * tile - 8
+        scale = min(room_w / source.width, room_h / source.height)
         w, h = max(1, round(source.width * scale)), max(1, round(source.height * scale))
-        ox, oy = (tile - w) // 2, (tile - h) // 2
-        canvas.paste(source.resize((w, h)), (ox, y0 + oy))
+        ox, oy = (left - w) // 2, y0 + 4
+        canvas.paste(source.resize((w, h)), (ox, oy))
         for i in range(n_crops):
-            x_a, y_a, x_b, y_b = boxes[k, i]
             colour = _PALETTE[i % len(_PALETTE)]
-            draw.rectangle([ox + x_a * w, y0 + oy + y_a * h, ox + x_b * w - 1, y0 + oy + y_b * h - 1], outline=colour)
-            _label(draw, _window_label_at(boxes[k, i], i, ox, y0 + oy, w, h), f"{i}{'*' if flipped[k, i] else ''}",
-                   colour)
-            pixels = _crop_pixels(batch.crops[i][k], mean, std)
-            canvas.paste(Image.fromarray(pixels).resize((tile, tile), Image.Resampling.NEAREST), ((1 + i) * tile, y0))
-            draw.rectangle([(1 + i) * tile, y0, (2 + i) * tile - 1, y0 + tile - 1], outline=colour)
+            x_a, y_a, x_b, y_b = boxes[k, i]
+            draw.rectangle([ox + x_a * w, oy + y_a * h, ox + x_b * w - 1, oy + y_b * h - 1], outline=colour, width=2)
+            _label(draw, _window_label_at(boxes[k, i], i, ox, oy, w, h, font.size),
+                   f"{i}{'*' if flipped[k, i] else ''}", colour, font)
+            pixels = np.asarray(Image.fromarray(_crop_pixels(batch.crops[i][k], mean, std)).resize(
+                (tile, tile), Image.Resampling.NEAREST))
+            x = left + i * tile
+            canvas.paste(Image.fromarray(pixels), (x, y0))
+            draw.rectangle([x, y0, x + tile - 1, y0 + tile - 1], outline=colour)
             kind = "G" if i < num_global else "L"
-            _label(draw, ((1 + i) * tile + 3, y0 + 3), f"{i} {kind} {pixels.shape[0]}px", colour)
+            _label(draw, (x + 3, y0 + 3), f"{i} {kind} {batch.crops[i].shape[-1]}px", colour, font)
             for level in range(levels):
                 context, targets, note = _view(masks, i, level, k)
-                overlay = _mask_overlay(pixels, context, targets)
-                x, y = (1 + i) * tile, y0 + (1 + level) * tile
-                canvas.paste(Image.fromarray(overlay).resize((tile, tile), Image.Resampling.NEAREST), (x, y))
+                y = y0 + (1 + level) * tile
+                if note == "no mask" or (not note and context.all() and not targets.any()):
+                    if level == 0:
+                        draw.text((x + 4, y + 4), "no mask", fill=(150, 150, 150), font=font)
+                    continue
+                canvas.paste(Image.fromarray(_mask_overlay(pixels, context, targets)), (x, y))
                 if note:
-                    draw.text((x + 3, y + tile - 14), note, fill=(120, 255, 120))
-        for level in range(levels):
-            text = legend if patches else f"level {level}\n{legend}"
-            draw.text((6, y0 + (1 + level) * tile + 6), text, fill=(220, 220, 220))
+                    _label(draw, (x + 3, y + tile - font.size - 5), note, (120, 255, 120), font)
+        for level in range(levels):  # on the first crop's cell of the row, where nothing else is written
+            if not patches:
+                _label(draw, (left + 3, y0 + (1 + level) * tile + 3), f"level {level}", (220, 220, 220), font)
+    y = n_img * (1 + levels) * tile + 6
+    title = "" if patches else f"strategy {masks.strategy}. "
+    for line_no, line in enumerate(_PATCH_LEGEND if patches else _LEGEND):
+        draw.text((6, y + line_no * (font.size + 5)), (title if line_no == 0 else "") + line, fill=(220, 220, 220),
+                  font=font)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out, format="PNG")
     return out

@@ -19,16 +19,21 @@ def test_preview_writes_png_of_the_right_size(tmp_path):
                            "2x128,3x64", "--images", "2", "--levels", "2", "--targets", "3", "--tile", "64",
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert preview_size(2, 5, 2, 64) == (6 * 64, 2 * 3 * 64)
+    width, height = preview_size(2, 5, 2, 64)
+    assert width == (2 + 5) * 64 and height > 2 * 3 * 64  # a source column of two tiles; a legend strip below
     with Image.open(out) as img:
-        assert img.format == "PNG" and img.size == (384, 384)
+        assert img.format == "PNG" and img.size == (width, height)
         pixels = np.asarray(img.convert("RGB")).astype(int)
     # crop cells hold the coordinate ramps (red grows left to right unless flipped): not blank
-    crop_cell = pixels[0:64, 64:128]
+    crop_cell = pixels[20:60, 128 + 4:192 - 4]
     assert crop_cell.std() > 10
     # the mask rows of a global crop differ from the plain crop (dimmed and coloured patches)
-    assert np.abs(pixels[64:128, 64:128] - crop_cell).mean() > 5
-    assert "384x384 px" in proc.stdout
+    assert np.abs(pixels[64 + 20:64 + 60, 128 + 4:192 - 4] - crop_cell).mean() > 5
+    # the local crops, unmasked with global_only, are left out of the level rows ("no mask")
+    assert pixels[64 + 24:128 - 4, 4 * 64 + 4:5 * 64 - 4].std() < 1
+    # the legend strip says what the colours and outlines are
+    assert pixels[2 * 3 * 64 + 4:, :].std() > 5
+    assert f"{width}x{height} px" in proc.stdout
 
 
 def test_preview_bad_strategy_is_one_line(tmp_path):
@@ -72,13 +77,13 @@ def test_preview_of_ibot_masks(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "patch masks on the global crops" in proc.stdout
     with Image.open(out) as img:
-        assert img.size == preview_size(4, 5, 1, 64) == (384, 512)
+        assert img.size == preview_size(4, 5, 1, 64)
         pixels = np.asarray(img.convert("RGB")).astype(int)
-    # a local crop's mask cell is its crop cell (nothing masked), away from the frame and the labels
+    # a local crop (never masked) shows in its crop row only; its mask cell is left blank ("no mask")
     for k in range(4):
         y = k * 128
-        plain, mask_row = pixels[y + 20:y + 44, 4 * 64 + 4:5 * 64 - 4], pixels[y + 84:y + 108, 4 * 64 + 4:5 * 64 - 4]
-        assert plain.std() > 10 and np.abs(mask_row - plain).max() == 0
+        plain, mask_row = pixels[y + 20:y + 44, 5 * 64 + 4:6 * 64 - 4], pixels[y + 88:y + 124, 5 * 64 + 4:6 * 64 - 4]
+        assert plain.std() > 10 and mask_row.std() < 1
 
 
 def test_patch_view_marks_the_masked_patches():
