@@ -32,12 +32,12 @@ import difflib
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import yaml
 
 from ._checks import check_int
+from ._shipped import shipped_folder, yaml_names
 from .badsamples import ON_ERROR
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
@@ -236,19 +236,13 @@ def _spec(data: dict[str, Any], origin: str) -> MultiCropSpec:
 
 
 def _shipped() -> Any:
-    """The shipped configs' folder: the installed package data, else ``configs/`` of a source checkout (code run from
-    the repository with PYTHONPATH, where setuptools' mapping of that folder does not apply)."""
-    from importlib import resources
-
-    try:
-        return resources.files("dali_multicrop.configs")
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[1] / "configs"
+    """The shipped configs' folder (see :func:`~dali_multicrop._shipped.shipped_folder`)."""
+    return shipped_folder("dali_multicrop.configs", "configs")
 
 
 def list_configs() -> list[str]:
     """Names of the shipped training configs (``configs/``, installed with the package)."""
-    return sorted(p.name[:-5] for p in _shipped().iterdir() if p.name.endswith(".yaml"))
+    return yaml_names(_shipped())
 
 
 def load_config(config: ConfigLike) -> TrainingConfig:

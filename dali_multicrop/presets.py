@@ -15,12 +15,12 @@ import dataclasses
 import difflib
 import os
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any, Union
 
 import yaml
 
+from ._shipped import shipped_folder, yaml_names
 from .spec import ColorJitter, CropGroup, CropsLike, MultiCropSpec
 
 __all__ = ["list_presets", "load_preset", "load_preset_description", "load_preset_patch_masking", "is_recipe",
@@ -32,17 +32,13 @@ _JITTER_KEYS = {f.name for f in dataclasses.fields(ColorJitter)}
 
 
 def _recipes() -> Any:
-    """The recipes folder: the installed package data, else ``pipelines/`` of a source checkout (code run
-    from the repository with PYTHONPATH, where setuptools' mapping of that folder does not apply)."""
-    try:
-        return resources.files("dali_multicrop.pipelines")
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[1] / "pipelines"
+    """The recipes folder (see :func:`~dali_multicrop._shipped.shipped_folder`)."""
+    return shipped_folder("dali_multicrop.pipelines", "pipelines")
 
 
 def list_presets() -> list[str]:
     """Names of the shipped recipes."""
-    return sorted(p.name[:-5] for p in _recipes().iterdir() if p.name.endswith(".yaml"))
+    return yaml_names(_recipes())
 
 
 def load_preset_description(name: str) -> str:

@@ -124,12 +124,12 @@ def test_the_wheel_carries_recipes_and_configs_and_works_alone(tmp_path):
 
 
 def test_source_checkout_without_install_finds_the_recipes(monkeypatch):
-    from dali_multicrop import presets
+    from dali_multicrop import _shipped, presets
 
     def not_installed(name):
         raise ModuleNotFoundError(name)
 
-    monkeypatch.setattr(presets.resources, "files", not_installed)
+    monkeypatch.setattr(_shipped.resources, "files", not_installed)
     assert presets.list_presets() == sorted(p.stem for p in (ROOT / "pipelines").glob("*.yaml"))
     assert str(presets.load_preset("dino")) == "1x224,1x224,8x96"
 
