@@ -74,9 +74,13 @@ def _resolve_device(device: Any) -> tuple[str, Optional[int]]:
         from .doctor import diagnose, problems
 
         env = diagnose()
-        why = problems(env) or ([] if env.driver_cuda else ["there is no NVIDIA driver on this machine"])
+        if env.driver_cuda:  # a driver: say the whole pairing, then what does not fit
+            facts = [f"torch is built for CUDA {env.torch_cuda or '(none: a CPU-only build)'}, the driver supports "
+                     f"CUDA {env.driver_cuda}, DALI installed: {', '.join(env.dali) or 'none'}"]
+        else:
+            facts = ["there is no NVIDIA driver on this machine"]
         raise ValueError("device='gpu' but torch sees no CUDA GPU here; use device='cpu' (same augmentations) "
-                         "or device='auto'" + "".join(f"\n  {line}" for line in why)
+                         "or device='auto'" + "".join(f"\n  {line}" for line in facts + problems(env))
                          + "\n  (dali-multicrop doctor prints the whole pairing)")
     return device, index
 

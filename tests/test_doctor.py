@@ -69,6 +69,7 @@ def test_the_loaders_no_gpu_error_carries_the_diagnosis(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(doctor, "diagnose", lambda: env(driver_cuda="12.4", torch_sees_cuda=False, gpus=[],
                                                         dali={"nvidia-dali-cuda120": "2.4.0"}))
-    with pytest.raises(ValueError, match=r"(?s)torch sees no CUDA GPU here.*torch was built for CUDA 13.0, newer "
-                                         r"than the 12.4.*dali-multicrop doctor"):
+    with pytest.raises(ValueError, match=r"(?s)torch sees no CUDA GPU here.*torch is built for CUDA 13.0, the driver "
+                                         r"supports CUDA 12.4, DALI installed: nvidia-dali-cuda120.*torch was built "
+                                         r"for CUDA 13.0, newer than the 12.4.*cu12x wheels.*dali-multicrop doctor"):
         DaliMultiCropLoader(str(tmp_path), device="gpu")
