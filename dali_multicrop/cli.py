@@ -152,7 +152,7 @@ def bench(
     from .benchmark.harness import BenchConfig, run_benchmark
     from .benchmark.load import LoadWatch
     from .benchmark.report import notes, render_table, write_results
-    from .loader import DTYPES
+    from .choices import DTYPES
 
     spec = _spec_or_config(crops, config)
     chosen = list(backend) if backend else list(BACKENDS)
@@ -168,7 +168,7 @@ def bench(
     chosen = [n if kind == "folder" else f"{n}@{kind}" for n in chosen
               for kind in (kinds if n.startswith("dali") else ["folder"])]
     if dtype not in DTYPES:
-        _fail(f"--dtype must be float32 or float16, got '{dtype}'")
+        _fail(f"--dtype must be {' or '.join(DTYPES)}, got '{dtype}'")
     _check_data_folder(data)
     for name, value, low in (("--batch-size", batch_size, 1), ("--warmup", warmup, 0), ("--batches", batches, 1),
                              ("--patch-size", patch_size, 1), ("--sample-images", sample_images, 1)):

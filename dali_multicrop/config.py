@@ -38,6 +38,7 @@ import yaml
 
 from ._checks import check_int
 from ._shipped import shipped_folder, yaml_names
+from .choices import DEVICES, DTYPES
 from .badsamples import ON_ERROR
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
@@ -141,7 +142,7 @@ _SCHEMA: dict[str, Any] = {
         },
     },
     "loader": {
-        "batch_size": _int(1), "device": _choice("gpu", "cpu", "auto"), "dtype": _choice("float32", "float16"),
+        "batch_size": _int(1), "device": _choice(*DEVICES), "dtype": _choice(*DTYPES),
         "num_threads": _int(1), "seed": _int(0), "shuffle": _bool, "drop_last": _bool, "prefetch": _int(1),
         "hw_decoder_load": _number(0.0, 1.0), "on_error": _choice(*ON_ERROR), "validate": _bool,
         "device_id": _int(0), "shard_id": _int(0), "num_shards": _int(1), "mean": _triple(False),

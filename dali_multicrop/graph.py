@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._dali import dali_modules
+from .choices import dali_dtype
 from .feed import EpochFeed
 from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
@@ -256,7 +257,7 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     from .windows import window_step
 
     n = spec.num_crops
-    dtype = _dali_dtype(settings)
+    dtype = dali_dtype(settings.dtype)
     on_gpu = settings.device == "gpu"
     # On the CPU a blur costs real time even as an identity (about as much as the colour transform), so crops
     # blurred only sometimes run it only where they are; on the GPU the identity costs less than a split/merge.
@@ -311,12 +312,6 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
     return multicrop(**_pipeline_args(settings))
 
 
-def _dali_dtype(settings: GraphSettings) -> Any:
-    """The crops' DALI dtype for ``settings.dtype``."""
-    _, _, types = dali_modules()
-    return {"float32": types.FLOAT, "float16": types.FLOAT16}[settings.dtype]
-
-
 def _split(node: Any, count: int) -> list[Any]:
     """The first ``count`` rows of a per-sample ``F...`` array as separate nodes (one operator for all)."""
     _, fn, _ = dali_modules()
@@ -345,7 +340,7 @@ def build_floor_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, se
     dali, _, _ = dali_modules()
     from . import augment
 
-    dtype = _dali_dtype(settings)
+    dtype = dali_dtype(settings.dtype)
 
     @dali.pipeline_def
     def floor():

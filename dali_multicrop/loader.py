@@ -16,6 +16,7 @@ from .batch import MultiCropBatch
 from .config import ConfigLike
 from .curriculum import Curriculum
 from .feed import AnySource
+from .choices import DEVICES, DTYPES
 from .badsamples import BadSamples, check_on_error
 from .runner import GraphRunner
 from .sharding import ShardPlan, derive_seed, distributed_defaults
@@ -27,8 +28,6 @@ from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 
 __all__ = ["DaliMultiCropLoader", "IMAGENET_MEAN", "IMAGENET_STD"]
 
-DEVICES = ("gpu", "cpu", "auto")
-DTYPES = ("float32", "float16")
 
 
 def _check_triple(name: str, value: Any, positive: bool) -> tuple[float, float, float]:

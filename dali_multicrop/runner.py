@@ -14,6 +14,7 @@ import torch
 from ._system import release_freed_memory
 from .badsamples import BadImageWarning, BadSamples
 from .batch import MultiCropBatch
+from .choices import torch_dtype
 from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
 from .shards import TarShards
@@ -205,7 +206,7 @@ class GraphRunner:
 
     def empty_batch(self) -> MultiCropBatch:
         """A batch of zero images with the right shapes and dtypes (a rank's share of a short last step)."""
-        dtype = torch.float16 if self._settings.dtype == "float16" else torch.float32
+        dtype = torch_dtype(self._settings.dtype)
         dev, n = self._device, self.spec.num_crops
         return MultiCropBatch(
             crops=[torch.empty((0, 3, s, s), dtype=dtype, device=dev) for s in self.spec.sizes],

@@ -39,8 +39,12 @@ def test_gil_per_batch_is_measured_for_the_loader_and_the_bare_reader():
     loader = gil.measure_gil("loader", "2x224,6x96", data, batch_size=32, threads=2, batches=40)
     bare = gil.measure_gil("bare", "2x224,6x96", data, batch_size=32, threads=2, batches=40)
     assert loader.samples > 0 and loader.gil_ms_per_batch > 0
-    assert loader.gil_ms_per_batch == pytest.approx(loader.samples / loader.rate_hz / 40 * 1e3, abs=0.01)
-    assert bare.gil_ms_per_batch < loader.gil_ms_per_batch  # the loader hands over a dozen outputs, the bare two
+    for result, kind in ((loader, "loader"), (bare, "bare")):
+        assert (result.kind, result.batch_size, result.batches) == (kind, 32, 40)
+        assert result.gil_ms_per_batch == pytest.approx(result.samples / result.rate_hz / 40 * 1e3, abs=0.01)
+    # which of the two holds the GIL longer is a measurement (bench/README), not asserted here: since the window
+    # step and the draws were compiled the loader's figure at batch 32 (about 1 ms) is within the bare loader's
+    # noise (0.2-1.3 ms seen), and a timed comparison would fail by chance
 
 
 def test_overhead_says_why_there_is_no_gil_column_without_py_spy(monkeypatch):

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional
 
 import torch
 
+from ..choices import torch_dtype
+
 if TYPE_CHECKING:
     from .harness import BenchConfig
 
@@ -117,7 +119,7 @@ def _dataloader_backend(cfg: "BenchConfig", make_loader: Any) -> Iterator[Item]:
     from ..spec import IMAGENET_MEAN, IMAGENET_STD
 
     cuda = torch.cuda.is_available()
-    dtype = torch.float16 if cfg.dtype == "float16" else torch.float32
+    dtype = torch_dtype(cfg.dtype)
     # enough batches for warm-up and measurement; the sampler chains epochs
     loader = make_loader(cfg.data, cfg.spec, cfg.batch_size, cfg.threads, cfg.warmup + cfg.batches + 1,
                          IMAGENET_MEAN, IMAGENET_STD, dtype, seed=cfg.seed, pin_memory=cuda)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from ..choices import DEVICES
 from ..loader import DaliMultiCropLoader
 from ..masking import MultiCropMaskGenerator
 from ..sample_data import ensure_sample_data
@@ -23,7 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="torch.profiler trace of loader + masks")
     parser.add_argument("--crops", default="2x224,6x96")
     parser.add_argument("--data", type=Path, default=None, help="image folder (default: the built-in sample)")
-    parser.add_argument("--device", default="auto", choices=["auto", "gpu", "cpu"])
+    parser.add_argument("--device", default="auto", choices=list(DEVICES))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--strategy", default="global_only")
