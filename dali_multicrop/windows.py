@@ -54,12 +54,19 @@ class WindowInput:
         """float64 ``[B, n, FIELDS]``: per crop its draws (``[B, n, ATTEMPTS + 1, 2]`` as
         :attr:`BatchDraws.window`), its flip (``[B, n]`` bool) and its constants. One array: DALI hands a
         batch array over at once."""
-        b, n = flips.shape
-        out = np.empty((b, n, FIELDS), dtype=np.float64)
-        out[:, :, :FLIP] = window_draws.reshape(b, n, FLIP)
-        out[:, :, FLIP] = flips
-        out[:, :, RATIO_LOW:] = self.constants
-        return out
+        return _pack(window_draws, flips, self.constants)
+
+
+def _pack(window_draws: np.ndarray, flips: Any, constants: np.ndarray) -> np.ndarray:
+    """The packed input (see :meth:`WindowInput.pack`): ``flips`` ``[B, n]`` (or a scalar for all), ``constants``
+    ``[n, 4]`` as :attr:`WindowInput.constants`."""
+    draws = np.asarray(window_draws)
+    b, n = draws.shape[:2]
+    out = np.empty((b, n, FIELDS), dtype=np.float64)
+    out[:, :, :FLIP] = draws.reshape(b, n, FLIP)
+    out[:, :, FLIP] = flips
+    out[:, :, RATIO_LOW:] = constants
+    return out
 
 
 def window_rows(packed: np.ndarray, shapes: np.ndarray) -> np.ndarray:
@@ -88,13 +95,10 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     """
     from ._window_kernel import batch_windows
 
-    draws = np.asarray(window_draws)
-    b, n = draws.shape[:2]
-    packed = np.zeros((b, n, FIELDS), dtype=np.float64)
-    packed[:, :, :FLIP] = draws.reshape(b, n, FLIP)
-    packed[:, :, RATIO_LOW:RATIO_HIGH + 1] = ratio_bounds
-    packed[:, :, CENTER] = math.nan if center is None else center
-    packed[:, :, SIZE] = 0.0 if sizes is None else sizes
+    bounds = np.asarray(ratio_bounds, dtype=np.float64)
+    constants = np.column_stack([bounds[:, 0], bounds[:, 1], np.full(len(bounds), math.nan) if center is None
+                                 else center, np.zeros(len(bounds)) if sizes is None else sizes])
+    packed = _pack(window_draws, 0.0, constants)
     return batch_windows(packed, np.ascontiguousarray(hw, dtype=np.float64))
 
 
