@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import metadata
 from typing import Any
 
-DALI_DISTRIBUTIONS = ("nvidia-dali-cuda120", "nvidia-dali-cuda130")
+from ._system import installed_version
+
+DALI_CUDA = {"nvidia-dali-cuda120": 12, "nvidia-dali-cuda130": 13}
+"""DALI's wheels, by the CUDA major version each is built for."""
+DALI_DISTRIBUTIONS = tuple(DALI_CUDA)
 INSTALL_HINT = ("install DALI with the project: pip install 'dali-multicrop[cuda12]' (CUDA 12 drivers and CPU-only "
                 "machines) or 'dali-multicrop[cuda13]' (CUDA 13 drivers)")
 
 
 def installed_dali_distributions() -> list[str]:
     """Which of the DALI wheels this environment holds."""
-    found = []
-    for name in DALI_DISTRIBUTIONS:
-        try:
-            metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-        found.append(name)
-    return found
+    return [name for name in DALI_DISTRIBUTIONS if installed_version(name) is not None]
 
 
 @lru_cache(maxsize=None)

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import os
+from importlib import metadata
+from typing import Optional
 
-__all__ = ["visible_cores", "release_freed_memory"]
+__all__ = ["installed_version", "visible_cores", "release_freed_memory"]
+
+
+def installed_version(distribution: str) -> Optional[str]:
+    """The installed version of ``distribution`` (a pip name such as ``nvidia-dali-cuda120``), or None."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def visible_cores() -> int:

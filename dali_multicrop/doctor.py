@@ -12,22 +12,15 @@ from __future__ import annotations
 import ctypes
 import platform
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from typing import Any, Optional
+
+from ._dali import DALI_CUDA
+from ._system import installed_version
 
 __all__ = ["Environment", "diagnose", "problems", "report"]
 
-DALI_FLAVOURS = {"nvidia-dali-cuda120": 12, "nvidia-dali-cuda130": 13}
-"""DALI's wheels by the CUDA major version they are built for."""
 HW_JPEG_GPUS = ("A100", "A30", "A800", "H100", "H200", "H800", "H20", "GH200", "B200", "B100", "GB200")
 """GPUs with a hardware JPEG decoder (NVJPG) that DALI's mixed decoder uses (``hw_decoder_load``)."""
-
-
-def _version(name: str) -> Optional[str]:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _driver_cuda() -> Optional[str]:
@@ -95,10 +88,11 @@ def diagnose() -> Environment:
         nvimgcodec = int(backend.GetNvimgcodecVersion())
     except Exception:
         pass
-    dali = {name: v for name in DALI_FLAVOURS if (v := _version(name)) is not None}
+    dali = {name: v for name in DALI_CUDA if (v := installed_version(name)) is not None}
+    opencv = installed_version("opencv-python-headless") or installed_version("opencv-python")
     return Environment(python=platform.python_version(), torch=torch_version, torch_cuda=torch_cuda, dali=dali,
                        driver_cuda=_driver_cuda(), torch_sees_cuda=sees, gpus=gpus, nvimgcodec=nvimgcodec,
-                       numba=_version("numba"), opencv=_version("opencv-python-headless") or _version("opencv-python"))
+                       numba=installed_version("numba"), opencv=opencv)
 
 
 def problems(env: Environment) -> list[str]:
@@ -124,9 +118,9 @@ def problems(env: Environment) -> list[str]:
                    f"supports, so torch sees no GPU: install a torch built for CUDA {driver} (PyTorch's cu{driver}x "
                    f"wheels), or update the driver")
     for name in env.dali:
-        if DALI_FLAVOURS[name] > driver:
-            fix = f"make install DALI=cuda{driver}" if driver in DALI_FLAVOURS.values() else "update the driver"
-            out.append(f"{name} is built for CUDA {DALI_FLAVOURS[name]}, newer than the {env.driver_cuda} the "
+        if DALI_CUDA[name] > driver:
+            fix = f"make install DALI=cuda{driver}" if driver in DALI_CUDA.values() else "update the driver"
+            out.append(f"{name} is built for CUDA {DALI_CUDA[name]}, newer than the {env.driver_cuda} the "
                        f"driver supports: {fix}")
     if not out and not env.torch_sees_cuda:
         out.append(f"the driver supports CUDA {env.driver_cuda} and the builds fit it, yet torch sees no GPU "

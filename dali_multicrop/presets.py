@@ -5,8 +5,9 @@ default 1) and ``groups``: a list of :class:`CropGroup` fields (``count``, ``siz
 ``flip_prob``, ``color_jitter: {probability, brightness, contrast, saturation, hue}``, ``grayscale_prob``,
 ``blur_prob``, ``blur_sigma``, ``solarize_prob``), in the units :mod:`dali_multicrop.spec` states. A top-level
 ``defaults`` mapping is free for YAML anchors; ``patch_masking`` (optional) holds the method's own masked-patch
-settings, :class:`~dali_multicrop.PatchMaskGenerator`'s keyword arguments (see :func:`load_preset_patch_masking`). Unknown keys are errors; omitted fields take CropGroup's
-defaults (``ratio`` (3/4, 4/3) exactly, which YAML cannot write as a fraction).
+settings, :class:`~dali_multicrop.PatchMaskGenerator`'s keyword arguments (see :func:`load_preset_patch_masking`).
+Unknown keys are errors; omitted fields take CropGroup's defaults (``ratio`` (3/4, 4/3) exactly, which YAML cannot
+write as a fraction).
 """
 
 from __future__ import annotations

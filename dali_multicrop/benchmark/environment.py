@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from importlib import metadata
 from typing import Any
 
-from .._system import visible_cores
+from .._system import installed_version, visible_cores
 
 __all__ = ["describe_machine"]
 
@@ -48,11 +47,6 @@ def _gpu() -> dict[str, Any]:
 def describe_machine() -> dict[str, Any]:
     """CPU model and cores, GPU, driver, OS, Python and library versions."""
     cores = visible_cores()
-    libraries = {}
-    for name in _LIBRARIES:
-        try:
-            libraries[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    libraries = {name: version for name in _LIBRARIES if (version := installed_version(name)) is not None}
     return {"host": platform.node(), "cpu": _cpu_model(), "cores": cores, **_gpu(),
             "os": platform.platform(), "python": platform.python_version(), "libraries": libraries}
