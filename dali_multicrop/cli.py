@@ -6,10 +6,9 @@ Every bad option ends in one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
-from typing import Any, List, NoReturn, Optional
+from typing import Any, List, NoReturn, Optional, Union
 
 import typer
 
@@ -51,7 +50,16 @@ def _spec_or_config(crops: str, config: Optional[Path]) -> MultiCropSpec:
     return _config(config).spec
 
 
-def _config(config: Path):
+def _wide_console(width: int) -> Any:
+    """A rich console for tables: the terminal's own, or ``width`` columns when the output is a file or a pipe (where
+    rich would otherwise wrap at 80)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=width)
+
+
+def _config(config: Union[str, Path]):
     from .config import load_config
 
     try:
@@ -207,9 +215,7 @@ def bench(
         machine["load"] = load.as_dict()
     recipe = str(spec) if crops.strip() == str(spec) else f"{crops.strip()} ({spec})"
     title = f"{recipe} — batch {batch_size}, {threads} threads — {machine['cpu']}, {machine.get('gpu') or 'no GPU'}"
-    out_console = Console()
-    if not out_console.is_terminal:
-        out_console = Console(width=160)
+    out_console = _wide_console(160)
     out_console.print(render_table(results, title))
     for line in notes(results):
         out_console.print(line, highlight=False)
@@ -240,7 +246,6 @@ def overhead(
     DALI reader + decoder loader)."""
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
     from ._system import visible_cores
@@ -275,10 +280,7 @@ def overhead(
                       f"{r.floor_ratio:.2f}", f"{gil[r.recipe].gil_ms_per_batch:.2f}" if r.recipe in gil else "-")
     if "bare" in gil:
         table.add_row("bare DALI loader", "read + decode", *["-"] * 10, f"{gil['bare'].gil_ms_per_batch:.2f}")
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=240)
-    console.print(table)
+    _wide_console(240).print(table)
     if gil_note:
         typer.echo(gil_note)
     folder = out / time.strftime("overhead-%Y%m%d-%H%M%S")
@@ -385,12 +387,11 @@ def doctor() -> None:
 def presets(describe: bool = typer.Option(False, "--describe", help="Also print each recipe's full description "
                                           "(its sources and how it differs from the original).")) -> None:
     """List the shipped recipes (pipelines/): per recipe what it is, and a table of its crop groups."""
-    from rich.console import Console
     from rich.table import Table
 
     from .presets import list_presets, load_preset, load_preset_description
 
-    console = Console() if Console().is_terminal else Console(width=140)
+    console = _wide_console(140)
     for name in list_presets():
         text = load_preset_description(name)
         spec = load_preset(name)
@@ -458,7 +459,7 @@ def config_command(
         return
     if path is None:
         _fail("give a config (a YAML file or a shipped config's name), or --list")
-    cfg = _config(Path(path) if os.path.isfile(path) else path)
+    cfg = _config(path)  # a file, else a shipped config's name
     from .loader import DaliMultiCropLoader
     from .masking import MultiCropMaskGenerator, PatchMaskGenerator
 

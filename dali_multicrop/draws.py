@@ -19,7 +19,6 @@ GPU graphs apply identical parameters, and a run resumed at a batch repeats its 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
