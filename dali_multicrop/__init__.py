@@ -11,25 +11,23 @@ from typing import TYPE_CHECKING, Any
 # of the package (dali_multicrop.workers) does not import torch.
 _EXPORTS = {
     "MultiCropBatch": "batch", "Curriculum": "curriculum", "Ramp": "curriculum",
-    "ImageDecodeError": "imagecheck", "ImageReadError": "imagecheck", "DaliMultiCropLoader": "loader",
+    "ImageDecodeError": "badsamples.diagnose", "ImageReadError": "badsamples.diagnose", "DaliMultiCropLoader": "loader",
     "IJEPA_LEVEL": "masking", "MaskLevel": "masking", "MultiCropMaskGenerator": "masking",
     "MultiCropMasks": "masking", "PatchMaskGenerator": "masking", "PatchMasks": "masking",
     "masks_to_indices": "masking", "list_presets": "presets", "load_preset": "presets",
-    "parse_crops": "presets", "DatasetSource": "dataset_source", "TarShards": "shards", "ArraySource": "sources",
+    "parse_crops": "presets", "DatasetSource": "sources", "TarShards": "sources", "ArraySource": "sources",
     "FileList": "sources", "ColorJitter": "spec", "CropGroup": "spec", "MultiCropSpec": "spec",
 }
 
 if TYPE_CHECKING:
     from .batch import MultiCropBatch
     from .curriculum import Curriculum, Ramp
-    from .imagecheck import ImageDecodeError, ImageReadError
+    from .badsamples.diagnose import ImageDecodeError, ImageReadError
     from .loader import DaliMultiCropLoader
     from .masking import (IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, PatchMaskGenerator,
                           PatchMasks, masks_to_indices)
     from .presets import list_presets, load_preset, parse_crops
-    from .dataset_source import DatasetSource
-    from .shards import TarShards
-    from .sources import ArraySource, FileList
+    from .sources import ArraySource, DatasetSource, FileList, TarShards
     from .spec import ColorJitter, CropGroup, MultiCropSpec
 
 

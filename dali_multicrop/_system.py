@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from importlib import metadata
+from pathlib import Path
 from typing import Optional
 
-__all__ = ["installed_version", "visible_cores", "release_freed_memory"]
+__all__ = ["cache_dir", "installed_version", "visible_cores", "release_freed_memory"]
 
 
 def installed_version(distribution: str) -> Optional[str]:
@@ -15,6 +16,15 @@ def installed_version(distribution: str) -> Optional[str]:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
+
+
+def cache_dir() -> Path:
+    """The package's cache folder (sample data, tar index files, benchmark shards): ``$DALI_MULTICROP_CACHE``, else
+    ``$XDG_CACHE_HOME/dali-multicrop``, else ``~/.cache/dali-multicrop``. Not created here."""
+    if os.environ.get("DALI_MULTICROP_CACHE"):
+        return Path(os.environ["DALI_MULTICROP_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "dali-multicrop"
 
 
 def visible_cores() -> int:

@@ -81,14 +81,15 @@ def _check_data_folder(data: Optional[Path]) -> None:
 
 def _data(data: Optional[Path], sample_images: int):
     """The image list to use: ``--data`` or the built-in sample set (generated on first use)."""
-    from .sample_data import default_cache_dir, ensure_sample_data
+    from ._system import cache_dir
+    from .sample_data import ensure_sample_data
     from .sources import FileList
 
     if data is None:
         from rich.console import Console
         from rich.progress import Progress
 
-        typer.echo(f"sample data: {sample_images} JPEGs under {default_cache_dir()} (generated on first use)",
+        typer.echo(f"sample data: {sample_images} JPEGs under {cache_dir()} (generated on first use)",
                    err=True)
         with Progress(console=Console(stderr=True), transient=True) as progress:
             task = progress.add_task("generating sample JPEGs", total=sample_images)
@@ -500,8 +501,8 @@ def check_data(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ._system import visible_cores
-    from .datacheck import FAILING, NOTED, check_files
-    from .validation import ValidatorUnavailable
+    from .badsamples.scan import FAILING, NOTED, check_files
+    from .badsamples.validation import ValidatorUnavailable
     from .sources import FileList
 
     _positive("--min-size", min_size, 1)
@@ -544,19 +545,19 @@ def index_shards(
 ) -> None:
     """Write DALI's index file for each WebDataset tar shard (train-000.tar -> train-000.idx), so loaders start
     without scanning the shards."""
-    from . import storage
-    from .shards import expand_shards, index_path_for, write_index
+    from .sources import s3
+    from .sources.tar import expand_shards
+    from .sources.tar_index import index_path_for, write_index
 
     try:
         paths = expand_shards(shards)
         made = 0
         for shard in paths:
-            name = index_path_for(shard).rsplit("/", 1)[-1]
-            target = f"{out_dir.rstrip('/')}/{name}" if out_dir else index_path_for(shard)
-            if not force and storage.read_text_if_exists(target) is not None:
+            target = index_path_for(shard, out_dir)
+            if not force and s3.read_text_if_exists(target) is not None:
                 typer.echo(f"kept    {target}")
                 continue
-            if out_dir and not storage.is_s3(out_dir):
+            if out_dir and not s3.is_s3(out_dir):
                 Path(out_dir).mkdir(parents=True, exist_ok=True)
             write_index(shard, target)
             made += 1

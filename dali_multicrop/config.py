@@ -39,7 +39,7 @@ import yaml
 from ._checks import check_int
 from ._shipped import shipped_folder, yaml_names
 from .choices import DEVICES, DTYPES
-from .badsamples import ON_ERROR
+from .badsamples.policy import ON_ERROR
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
 

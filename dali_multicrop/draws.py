@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from .sharding import derive_seed
+from ._seeds import derive_seed
 from .spec import ColorJitter, CropGroup, MultiCropSpec
 
 __all__ = ["ATTEMPTS", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_generator",

@@ -14,9 +14,9 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .draws import BatchDraws, batch_generator, blurs, draw_batch, solarizes
-from .badsamples import BadSamples
-from .dataset_source import DatasetSource
-from .shards import TarShards
+from .badsamples.policy import BadSamples
+from .sources import DatasetSource
+from .sources.tar import TarShards
 from .sources import ArraySource, FileList
 from .spec import MultiCropSpec
 from .windows import WindowInput

@@ -51,7 +51,7 @@ from .feed import EpochFeed
 from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
 if TYPE_CHECKING:
-    from .shards import TarEpoch
+    from .sources.tar import TarEpoch
 
 __all__ = ["GraphSettings", "DecoderMemory", "DecoderSettings", "HW_DECODER_LOAD", "DEVICE_PADDING_BUDGET",
            "HOST_PADDING_BUDGET", "build_pipeline", "build_decode_pipeline",

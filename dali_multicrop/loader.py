@@ -17,11 +17,12 @@ from .config import ConfigLike
 from .curriculum import Curriculum
 from .feed import AnySource
 from .choices import DEVICES, DTYPES
-from .badsamples import BadSamples, check_on_error
+from .badsamples.policy import BadSamples, check_on_error
 from .runner import GraphRunner
-from .sharding import ShardPlan, derive_seed, distributed_defaults
-from .dataset_source import DatasetSource
-from .shards import TarMembers, TarShards
+from ._seeds import derive_seed
+from .epochs import ShardPlan, distributed_defaults
+from .sources import DatasetSource
+from .sources.tar import TarMembers, TarShards
 from .sources import ArraySource, FileList, SourceLike, resolve_source
 from .presets import parse_crops
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
@@ -106,7 +107,7 @@ class DaliMultiCropLoader:
         num_threads: DALI CPU threads; default the visible cores divided by ``LOCAL_WORLD_SIZE``.
         shuffle: draw a new order of the whole dataset each epoch (keyed on seed and epoch). Default True.
         drop_last: skip the tail of each epoch that does not fill a batch on every rank. Default False
-            (every sample exactly once per epoch; see :mod:`dali_multicrop.sharding` for the table).
+            (every sample exactly once per epoch; see :mod:`dali_multicrop.epochs` for the table).
         dtype: "float32" or "float16" crops. mean, std: RGB normalisation in [0, 1] units (ImageNet's).
         prefetch: batches DALI computes ahead of the training step. Default 2.
         curriculum: a :class:`~dali_multicrop.Curriculum` changing the number of local crops and the crop scales
@@ -124,7 +125,7 @@ class DaliMultiCropLoader:
             sample out; the folder's epoch rules apply, ``docs/sources.md``); arrays are pixels and cannot be bad.
         validate: decode each image file once, alone, in worker processes (one per DALI thread) before the graph
             first reads it; bad files then take the ``on_error`` path without reaching DALI's batch decoder, which
-            can crash the whole process on some corrupt JPEGs (DALI 2.4, see :mod:`dali_multicrop.validation`).
+            can crash the whole process on some corrupt JPEGs (DALI 2.4, see :mod:`dali_multicrop.badsamples.validation`).
             The workers are programs of their own: any kind of user program works (no main guard needed). Costs one
             more decode per file in the first epoch only (measured on 2 CPU cores: 217-222 vs 240 img/s in that
             epoch). Image folders and file lists; default: True with ``on_error="skip"`` (a run that must not stop),

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from ._system import release_freed_memory
-from .badsamples import BadImageWarning, BadSamples
+from .badsamples.policy import BadImageWarning, BadSamples
 from .batch import MultiCropBatch
 from .choices import torch_dtype
 from .feed import AnySource, EpochFeed
 from .graph import GraphSettings, build_pipeline, output_names
-from .shards import TarShards
+from .sources.tar import TarShards
 from .spec import MultiCropSpec
 from .transfer import to_device
 

@@ -17,23 +17,16 @@ from typing import Optional, Union
 
 import numpy as np
 
+from . import _system
 from ._system import visible_cores
 from .workers import WorkerPool
 
-__all__ = ["sample_image", "tiny_image", "ensure_sample_data", "ensure_tiny_data", "default_cache_dir",
-           "SAMPLE_CLASSES", "TINY_HW"]
+__all__ = ["sample_image", "tiny_image", "ensure_sample_data", "ensure_tiny_data", "SAMPLE_CLASSES",
+           "TINY_HW"]
 
 SAMPLE_CLASSES = 8
 _VERSION = 1
 _SHAPES = [((375, 500), 0.55), ((500, 375), 0.15), ((333, 500), 0.15), ((500, 500), 0.1), ((400, 500), 0.05)]
-
-
-def default_cache_dir() -> Path:
-    """``$DALI_MULTICROP_CACHE``, else ``$XDG_CACHE_HOME/dali-multicrop``, else ``~/.cache/dali-multicrop``."""
-    if os.environ.get("DALI_MULTICROP_CACHE"):
-        return Path(os.environ["DALI_MULTICROP_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "dali-multicrop"
 
 
 def _pink_field(rng: np.random.Generator, height: int, width: int, exponent: float) -> np.ndarray:
@@ -110,7 +103,7 @@ def _ensure(name: str, count: int, tiny: bool, cache_dir: Optional[Union[str, os
             workers: Optional[int], progress) -> Path:
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else _system.cache_dir()
     target = root / name
     if (target / ".complete").exists():
         return target

@@ -5,7 +5,7 @@ Python 3.14) import the user's ``__main__`` in every worker, so a training scrip
 ``if __name__ == "__main__":`` guard runs again in each worker (and dies there); ``fork`` copies a process that may
 hold DALI's and torch's threads. Here every worker is a fresh interpreter started as its own program::
 
-    python -W ignore -c "<bootstrap>" PACKAGE_ROOT dali_multicrop.validation:check_file [module:prepare]
+    python -W ignore -c "<bootstrap>" PACKAGE_ROOT dali_multicrop.badsamples.validation:check_file [module:prepare]
 
 which imports only this package (from the folder the parent imported it from) and the task's module, then talks
 JSON lines over its stdin (tasks) and a private copy of its stdout (answers; the real stdout is pointed at stderr,

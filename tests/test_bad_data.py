@@ -15,8 +15,8 @@ from PIL import Image
 from bad_images import BAD, GOOD, reference_rgb, remove_late, write_corpus
 from conftest import coordinate_image, write_folder
 from dali_multicrop import DaliMultiCropLoader, FileList, ImageDecodeError, ImageReadError
-from dali_multicrop.imagecheck import decoder_pipeline, diagnose
-from dali_multicrop.badsamples import BadImageWarning
+from dali_multicrop.badsamples.diagnose import decoder_pipeline, diagnose
+from dali_multicrop.badsamples.policy import BadImageWarning
 
 CROPS = "1x32,2x16"
 
@@ -169,7 +169,7 @@ def test_check_data_reports_every_bad_and_awkward_file(corpus, tmp_path):
 
 
 def test_check_files_names_a_file_removed_after_listing_and_a_bad_one_mid_batch(corpus, tmp_path):
-    from dali_multicrop.datacheck import check_files
+    from dali_multicrop.badsamples.scan import check_files
 
     paths = []
     for k in range(150):  # the bad file among many good ones, two worker processes

@@ -146,7 +146,7 @@ def test_torchrun(dataset, tmp_path):
 
 
 CHECK_SCRIPT = """
-from dali_multicrop.datacheck import check_files
+from dali_multicrop.badsamples.scan import check_files
 from dali_multicrop import FileList
 report = check_files(FileList.from_folder({folder!r}).files, min_size=8, threads=2)
 print("undecodable", sorted(report.found["undecodable"]))

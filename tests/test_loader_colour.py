@@ -193,7 +193,7 @@ def opencv_against_dali(recipe: str, batch: int = 16) -> list[tuple[np.ndarray, 
     from dali_multicrop.graph import GraphSettings, build_pipeline
     from dali_multicrop.presets import parse_crops
     from dali_multicrop.sample_data import ensure_sample_data
-    from dali_multicrop.sharding import ShardPlan
+    from dali_multicrop.epochs import ShardPlan
 
     files = FileList.from_folder(ensure_sample_data(64))
     spec = parse_crops(recipe)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dali_multicrop.sharding import ShardPlan, derive_seed
+from dali_multicrop._seeds import derive_seed
+from dali_multicrop.epochs import ShardPlan
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 11, 64, 101])

@@ -134,7 +134,7 @@ class Flaky(torch.utils.data.Dataset):
 def _skip_two_epochs(dataset: Flaky) -> tuple[DaliMultiCropLoader, list[list], list[str]]:
     import warnings
 
-    from dali_multicrop.badsamples import BadImageWarning
+    from dali_multicrop.badsamples.policy import BadImageWarning
 
     loader = DaliMultiCropLoader(dataset, crops=CROPS, batch_size=4, device="cpu", seed=2, on_error="skip")
     epochs = []

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from conftest import write_shards
 from dali_multicrop import DaliMultiCropLoader, FileList, TarShards
 from dali_multicrop.cli import app
-from dali_multicrop.shards import expand_shards, index_path_for
+from dali_multicrop.sources.tar import expand_shards
+from dali_multicrop.sources.tar_index import index_path_for
 
 CROPS = "1x32,2x16"
 
@@ -234,7 +235,7 @@ def test_skip_reads_the_members_itself_and_replaces_bad_samples(coord_folder, tm
     import warnings
 
     from bad_images import BAD
-    from dali_multicrop.badsamples import BadImageWarning
+    from dali_multicrop.badsamples.policy import BadImageWarning
 
     files = FileList.from_folder(coord_folder)
     good = [Path(f).read_bytes() for f in files.files]

@@ -16,8 +16,8 @@ from PIL import Image
 
 from bad_images import BAD, GOOD
 from dali_multicrop import Curriculum, DaliMultiCropLoader, Ramp
-from dali_multicrop.badsamples import BadImageWarning
-from dali_multicrop.validation import FileValidator, ValidatorUnavailable
+from dali_multicrop.badsamples.policy import BadImageWarning
+from dali_multicrop.badsamples.validation import FileValidator, ValidatorUnavailable
 
 CROPS = "1x32,2x16"
 
@@ -112,7 +112,7 @@ def test_what_validation_found_survives_a_curriculum_changing_the_crops(folder_w
 
 def test_validate_and_skip_say_what_each_source_can_do(coord_folder, tmp_path):
     from dali_multicrop import ArraySource
-    from dali_multicrop.shards import TarMembers
+    from dali_multicrop.sources.tar import TarMembers
 
     arrays = ArraySource(np.zeros((4, 8, 8, 3), np.uint8), [0] * 4)
     with pytest.raises(ValueError, match="arrays are decoded pixels already and cannot be bad"):

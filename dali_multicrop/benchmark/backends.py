@@ -76,9 +76,10 @@ def _decoder(cfg: "BenchConfig") -> Any:
 
 def _dali_multicrop(cfg: "BenchConfig", device: str, source: str = "folder") -> Iterator[Item]:
     from ..loader import DaliMultiCropLoader
-    from .sources import bench_source, cache_folder
+    from .._system import cache_dir
+    from .sources import bench_source
 
-    data = bench_source(source, cfg.data, cache_folder(), cfg.threads)
+    data = bench_source(source, cfg.data, cache_dir(), cfg.threads)
     loader = DaliMultiCropLoader(data, crops=cfg.spec, batch_size=cfg.batch_size, device=device,
                                  num_threads=cfg.threads, dtype=cfg.dtype, seed=cfg.seed, drop_last=True,
                                  shard_id=0, num_shards=1, device_id=0, hw_decoder_load=cfg.hw_decoder_load)
@@ -90,7 +91,7 @@ def _dali_multicrop(cfg: "BenchConfig", device: str, source: str = "folder") -> 
 def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[Item]:
     from ..feed import EpochFeed
     from ..graph import GraphSettings, build_decode_pipeline
-    from ..sharding import ShardPlan
+    from ..epochs import ShardPlan
 
     feed = EpochFeed(cfg.data)
     plan = ShardPlan(len(cfg.data), cfg.batch_size, drop_last=True, seed=cfg.seed)

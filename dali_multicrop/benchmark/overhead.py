@@ -30,7 +30,7 @@ import numpy as np
 
 from ..feed import AnySource, EpochFeed
 from ..graph import GraphSettings, build_decode_pipeline, build_floor_pipeline, build_pipeline
-from ..sharding import ShardPlan
+from ..epochs import ShardPlan
 from ..sources import FileList
 from ..spec import MultiCropSpec
 

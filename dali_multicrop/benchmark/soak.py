@@ -48,14 +48,15 @@ def _loader(folder: str, batch_size: int, device: str = "cpu"):
 def tiny_source(kind: str = "folder", images: int = 256) -> str:
     """The tiny images as a ``folder`` or as ``tar`` shards (64 per shard: the tar loader builds a pipeline
     per epoch, so a tar soak also soaks that)."""
-    from ..sample_data import default_cache_dir, ensure_tiny_data
+    from .._system import cache_dir
+    from ..sample_data import ensure_tiny_data
     from ..sources import FileList
     from .sources import write_tar_shards
 
     folder = ensure_tiny_data(images)
     if kind == "folder":
         return str(folder)
-    return write_tar_shards(FileList.from_folder(folder), default_cache_dir() / f"soak-shards-{images}", 64)
+    return write_tar_shards(FileList.from_folder(folder), cache_dir() / f"soak-shards-{images}", 64)
 
 
 def soak_batches(batches: int = 2000, every: int = 100, batch_size: int = 32, source: Optional[str] = None,

@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..sources import ArraySource, FileList
+from ..sources import ArraySource, DatasetSource, FileList, TarShards
 
 __all__ = ["SOURCES", "SAMPLES_PER_SHARD", "bench_source", "pack_shards", "write_tar_shards"]
 
@@ -51,7 +51,7 @@ def pack_shards(files: Sequence[str], labels: Optional[Sequence[int]], folder: P
 def write_tar_shards(files: FileList, folder: Path, per_shard: int = SAMPLES_PER_SHARD) -> str:
     """Packs ``files`` in order into ``folder/train-NNNNNN.tar`` (members ``<index>.<ext>`` and ``<index>.cls``)
     with their index files; returns the brace pattern of the shards. Kept when already complete."""
-    from ..shards import write_index
+    from ..sources.tar_index import write_index
 
     count = -(-len(files) // per_shard)
     pattern = str(folder / f"train-{{000000..{count - 1:06d}}}.tar")
@@ -100,20 +100,10 @@ def bench_source(kind: str, files: FileList, cache: Path, threads: int) -> Any:
     if kind == "arrays":
         return _decoded(files, threads)
     if kind == "tar":
-        from ..shards import TarShards
-
         key = hashlib.sha1("\n".join(files.files).encode()).hexdigest()[:12]
         return TarShards(write_tar_shards(files, cache / f"bench-shards-{key}"))
     if kind == "dataset":
-        from ..dataset_source import DatasetSource
-
         return DatasetSource(_PilDataset(files), workers=threads)
     raise ValueError(f"unknown source '{kind}' (choose from {', '.join(SOURCES)})")
 
-
-def cache_folder() -> Path:
-    """Where the benchmark keeps what it writes (tar shards): the sample data's cache folder."""
-    from ..sample_data import default_cache_dir
-
-    return default_cache_dir()
 

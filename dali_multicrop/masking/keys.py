@@ -8,7 +8,8 @@ from typing import Optional
 import torch
 
 from .._checks import check_int
-from ..sharding import derive_seed, distributed_defaults
+from .._seeds import derive_seed
+from ..epochs import distributed_defaults
 
 __all__ = ["KeyedSteps"]
 

@@ -1,4 +1,4 @@
-"""Epoch order and sharding across ranks.
+"""Epoch order: which samples each rank reads in each epoch, in which batches (torchrun ranks; not tar shards).
 
 Every epoch, all ranks compute the same order of the whole dataset (a permutation keyed on
 ``(seed, epoch)``), then rank ``k`` of ``S`` takes positions ``k, k + S, k + 2S, ...`` of it. Batch ``j`` of
@@ -27,14 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._checks import check_int
+from ._seeds import derive_seed
 
-__all__ = ["ShardPlan", "distributed_defaults", "derive_seed"]
-
-
-def derive_seed(*keys: int) -> int:
-    """A 31-bit seed derived from integer ``keys`` >= 0 of any size (a stable hash of all their bits, so
-    ``seed=2**32`` and ``seed=0`` differ; independent streams for distinct keys)."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0] & 0x7FFFFFFF)
+__all__ = ["ShardPlan", "distributed_defaults"]
 
 
 def _env_int(name: str, default: int) -> int:

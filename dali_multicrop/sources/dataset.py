@@ -19,8 +19,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._checks import check_int
-from .imagecheck import diagnose_data
+from .._checks import check_int
+from ..badsamples.diagnose import diagnose_data
 
 __all__ = ["DatasetSource"]
 

@@ -1,11 +1,11 @@
-"""WebDataset tar shards as a source: shard lists and brace patterns, DALI index files, and the reader's epochs.
+"""WebDataset tar shards as a source: shard lists and brace patterns, the samples' members, and the reader's epochs.
 
 A shard is a ``.tar`` whose members group into samples by name (``a/b/x123.jpg`` + ``a/b/x123.cls``: sample
 ``a/b/x123``), as WebDataset writes them. Each sample holds one image (``jpg``, ``jpeg``, ``png``, ... any
 case) and, for labels, a ``cls`` member with the class as decimal text. DALI's own reader
 (``fn.readers.webdataset``) reads them; it needs an index file per shard (DALI's ``v1.2`` format): one found
 beside the shard (``train-000.tar`` -> ``train-000.idx``) is used, otherwise one is made on the fly into a
-cache folder, or ahead of time by ``dali-multicrop index-shards``.
+cache folder, or ahead of time by ``dali-multicrop index-shards`` (:mod:`~dali_multicrop.sources.tar_index`).
 
 Sample ``i`` (``batch.indices``) is the i-th sample of the shards in the order given (brace patterns expand
 in order). Epochs: see :class:`TarShards` and ``docs/sources.md``.
@@ -13,29 +13,24 @@ in order). Epochs: see :class:`TarShards` and ``docs/sources.md``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import tarfile
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from . import storage
-from .sample_data import default_cache_dir
-from .sharding import derive_seed
+from .._checks import check_int
+from .._seeds import derive_seed
+from . import s3
+from .files import IMAGE_EXTENSIONS
+from .tar_index import load_index, split_member
 
-__all__ = ["TarMembers", "TarShards", "TarEpoch", "expand_shards", "index_path_for", "write_index", "INDEX_VERSION",
-           "TAR_IMAGE_EXTENSIONS"]
+__all__ = ["TarMembers", "TarShards", "TarEpoch", "expand_shards", "TAR_IMAGE_EXTENSIONS"]
 
-INDEX_VERSION = "v1.2"
-"""The index format DALI's webdataset reader reads (``<ext> <data offset> <size> <member name>`` per member)."""
-
-TAR_IMAGE_EXTENSIONS: tuple[str, ...] = ("jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "ppm", "pgm")
-"""Member extensions taken as a sample's image (case-insensitive)."""
+TAR_IMAGE_EXTENSIONS: tuple[str, ...] = tuple(ext[1:] for ext in IMAGE_EXTENSIONS)
+"""Member extensions taken as a sample's image (case-insensitive): the image files' extensions, without the dot."""
 
 _LABEL_EXT = "cls"
 
@@ -55,140 +50,8 @@ def expand_shards(shards: Union[str, os.PathLike, Sequence[Union[str, os.PathLik
         text = os.fspath(item)
         if text.count("{") != text.count("}"):
             raise ValueError(f"shard pattern '{text}' has unbalanced braces (expected e.g. train-{{000..127}}.tar)")
-        paths.extend(p if storage.is_s3(p) else os.path.expanduser(p) for p in braceexpand(text))
+        paths.extend(p if s3.is_s3(p) else os.path.expanduser(p) for p in braceexpand(text))
     return paths
-
-
-def index_path_for(shard: str) -> str:
-    """Where the index of ``shard`` is looked for: beside it, the name up to its first dot + ``.idx``
-    (DALI's ``wds2idx`` convention: ``train-000.tar`` -> ``train-000.idx``)."""
-    head, name = shard.rsplit("/", 1) if "/" in shard else ("", shard)
-    stem = name.split(".", 1)[0] if not name.startswith(".") else name
-    return f"{head}/{stem}.idx" if head else f"{stem}.idx"
-
-
-def _split_member(name: str) -> tuple[str, str]:
-    """``(sample key, extension)``: the extension is everything after the first dot of the base name."""
-    slash = name.rfind("/") + 1
-    dot = name.find(".", slash)
-    return (name, "") if dot < 0 else (name[:dot], name[dot + 1:])
-
-
-def _scan_tar(fileobj: Any, shard: str, size: Optional[int]) -> list[list[tuple[str, int, int, str]]]:
-    """Samples of a tar stream: per sample its members ``(ext, data offset, size, name)``, in stored order."""
-    samples: list[list[tuple[str, int, int, str]]] = []
-    last = None
-    end = 0  # where the last member's data blocks end
-    try:
-        with tarfile.open(fileobj=fileobj, mode="r|") as tar:
-            for member in tar:
-                end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-                if not member.isreg():
-                    continue
-                key, ext = _split_member(member.name)
-                base = key.rsplit("/", 1)[-1]
-                if not base or base.startswith("."):
-                    continue
-                if size is not None and member.offset_data + member.size > size:
-                    raise ValueError(f"tar shard '{shard}' is truncated: member '{member.name}' ends at byte "
-                                     f"{member.offset_data + member.size}, past the end of the file ({size} bytes)")
-                entry = (ext, member.offset_data, member.size, member.name)
-                if key != last:
-                    samples.append([entry])
-                    last = key
-                else:
-                    samples[-1].append(entry)
-    except tarfile.TarError as exc:
-        raise ValueError(f"tar shard '{shard}' cannot be read as a tar archive ({exc}): truncated or not a tar "
-                         f"file") from None
-    if size is not None and end + 2 * tarfile.BLOCKSIZE > size:
-        raise ValueError(f"tar shard '{shard}' is truncated: it stops after {end} of its bytes without the "
-                         f"end-of-archive blocks every tar writer adds (copy it again)")
-    if not samples:
-        raise ValueError(f"tar shard '{shard}' holds no samples")
-    return samples
-
-
-def _format_index(samples: list[list[tuple[str, int, int, str]]]) -> str:
-    lines = [f"{INDEX_VERSION} {len(samples)}"]
-    lines += [" ".join(f"{ext} {offset} {size} {name}" for ext, offset, size, name in members)
-              for members in samples]
-    return "\n".join(lines) + "\n"
-
-
-def _parse_index(text: str, where: str) -> list[list[tuple[str, int, int, str]]]:
-    lines = text.splitlines()
-    head = lines[0].split() if lines else []
-    if len(head) != 2 or head[0] != INDEX_VERSION or not head[1].isdigit():
-        raise ValueError(f"index file '{where}' is not a {INDEX_VERSION} webdataset index (first line "
-                         f"{lines[0][:40] if lines else ''!r}); re-create it with `dali-multicrop index-shards`")
-    samples = []
-    for n, line in enumerate(lines[1:], 2):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) % 4:
-            raise ValueError(f"index file '{where}' line {n} is not '<ext> <offset> <size> <name> ...': {line[:80]!r}")
-        try:
-            samples.append([(parts[i], int(parts[i + 1]), int(parts[i + 2]), parts[i + 3])
-                            for i in range(0, len(parts), 4)])
-        except ValueError:
-            raise ValueError(f"index file '{where}' line {n} has a non-numeric offset or size: {line[:80]!r}") from None
-    if len(samples) != int(head[1]):
-        raise ValueError(f"index file '{where}' announces {head[1]} samples but lists {len(samples)}: it is "
-                         f"truncated; re-create it with `dali-multicrop index-shards`")
-    return samples
-
-
-def write_index(shard: str, index: Optional[str] = None) -> str:
-    """Scans ``shard`` (local or ``s3://``) and writes its DALI index to ``index`` (default
-    :func:`index_path_for`); returns the index path."""
-    index = index or index_path_for(shard)
-    text = _format_index(_scan(shard))
-    if storage.is_s3(index):
-        storage.write_bytes(index, text.encode())
-    else:
-        Path(index).write_text(text)
-    return index
-
-
-def _scan(shard: str) -> list[list[tuple[str, int, int, str]]]:
-    if storage.is_s3(shard):
-        body, size = storage.open_stream(shard)
-        with body:
-            return _scan_tar(body, shard, size)
-    if not os.path.isfile(shard):
-        raise ValueError(f"tar shard '{shard}' does not exist")
-    with open(shard, "rb") as f:
-        return _scan_tar(f, shard, os.path.getsize(shard))
-
-
-def _load_index(shard: str, index_dir: Optional[str]) -> tuple[str, list[list[tuple[str, int, int, str]]]]:
-    """``(index path, samples)`` of ``shard``: its index beside it or in ``index_dir`` if there, else one made
-    now into ``index_dir`` (default the user cache, keyed on the shard's path, size and time)."""
-    name = index_path_for(shard).rsplit("/", 1)[-1]
-    candidates = ([f"{index_dir.rstrip('/')}/{name}"] if index_dir else []) + [index_path_for(shard)]
-    for path in candidates:
-        text = storage.read_text_if_exists(path)
-        if text is not None:
-            return path, _parse_index(text, path)
-    if storage.is_s3(shard):
-        size, stamp = storage.object_size(shard), ""
-    else:  # TarShards checked that every shard exists
-        stat = os.stat(shard)
-        size, stamp = stat.st_size, str(stat.st_mtime_ns)
-    key = hashlib.sha1(f"{os.path.abspath(shard) if not storage.is_s3(shard) else shard}|{size}|{stamp}"
-                       .encode()).hexdigest()[:16]
-    folder = Path(index_dir) if index_dir and not storage.is_s3(index_dir) else default_cache_dir() / "wds-index"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = str(folder / f"{key}-{name}")
-    if os.path.isfile(path):
-        return path, _parse_index(Path(path).read_text(), path)
-    samples = _scan(shard)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    Path(tmp).write_text(_format_index(samples))
-    os.replace(tmp, path)  # atomic: ranks indexing the same shard at once never read half a file
-    return path, samples
 
 
 @dataclass(frozen=True)
@@ -208,7 +71,7 @@ class TarEpoch:
 
     def nodes(self) -> tuple[Any, Any]:
         """The reader in a pipeline: ``(encoded image, label text)`` (label text ``None`` without labels)."""
-        from ._dali import dali_modules
+        from .._dali import dali_modules
 
         _, fn, _ = dali_modules()
         ext = [";".join(TAR_IMAGE_EXTENSIONS)] + ([_LABEL_EXT] if self.labelled else [])
@@ -241,18 +104,16 @@ class TarShards:
 
     def __init__(self, shards: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], *,
                  index_dir: Optional[str] = None, initial_fill: int = 1024) -> None:
-        from ._checks import check_int
-
         self.initial_fill = check_int("initial_fill", initial_fill, 1)
         self.paths = tuple(expand_shards(shards))
-        missing = [p for p in self.paths if not storage.is_s3(p) and not os.path.isfile(p)]
+        missing = [p for p in self.paths if not s3.is_s3(p) and not os.path.isfile(p)]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise ValueError(f"tar shard '{missing[0]}' does not exist{more}")
-        storage.check_objects([p for p in self.paths if storage.is_s3(p)])
+        s3.check_objects([p for p in self.paths if s3.is_s3(p)])
         index_paths, counts, offsets, labelled, sizes, labels_at = [], [], [], [], [], []
         for shard in self.paths:
-            path, samples = _load_index(shard, index_dir)
+            path, samples = load_index(shard, index_dir)
             index_paths.append(path)
             counts.append(len(samples))
             image, has_label, size, label_at = [], [], [], []
@@ -260,11 +121,11 @@ class TarShards:
                 exts = {ext.lower(): (offset, length) for ext, offset, length, _ in members}
                 found = [exts[e] for e in TAR_IMAGE_EXTENSIONS if e in exts]
                 if not found:
-                    raise ValueError(f"tar shard '{shard}': sample '{_split_member(members[0][3])[0]}' has no image "
+                    raise ValueError(f"tar shard '{shard}': sample '{split_member(members[0][3])[0]}' has no image "
                                      f"member (found {', '.join(sorted(exts))}; expected one of "
                                      f"{', '.join(TAR_IMAGE_EXTENSIONS)})")
                 if len(found) > 1:
-                    raise ValueError(f"tar shard '{shard}': sample '{_split_member(members[0][3])[0]}' has "
+                    raise ValueError(f"tar shard '{shard}': sample '{split_member(members[0][3])[0]}' has "
                                      f"{len(found)} image members; keep one per sample")
                 image.append(found[0][0])
                 size.append(found[0][1])
@@ -349,7 +210,7 @@ class TarShards:
     def member_name(self, index: int) -> str:
         """``shard.tar:member`` of sample ``index``'s image (read again from the index: for error messages)."""
         shard, row = self.locate(index)
-        _, samples = _load_index(self.paths[shard], self._index_dir)
+        _, samples = load_index(self.paths[shard], self._index_dir)
         offset = int(self._offsets[shard][row])
         name = next((n for _, o, _, n in samples[row] if o == offset), samples[row][0][3])
         return f"{self.paths[shard]}:{name}"
@@ -362,7 +223,7 @@ class TarMembers:
     shards (the same numbering as ``batch.indices`` from the reader)."""
 
     def __init__(self, shards: TarShards) -> None:
-        remote = [p for p in shards.paths if storage.is_s3(p)]
+        remote = [p for p in shards.paths if s3.is_s3(p)]
         if remote:
             raise ValueError(f"on_error='skip' reads tar shards itself, from local files only; '{remote[0]}' is in "
                              f"object storage (use on_error='raise', or copy the shards to local disk)")

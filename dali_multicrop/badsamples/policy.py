@@ -18,10 +18,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .dataset_source import DatasetSource
-from .imagecheck import ImageChecker
-from .sources import FileList
-from .storage import is_s3
+from ..sources.dataset import DatasetSource
+from .diagnose import ImageChecker
+from ..sources.files import FileList
+from ..sources.s3 import is_s3
 
 __all__ = ["BadImageWarning", "BadSamples", "ON_ERROR", "check_on_error"]
 
@@ -44,7 +44,7 @@ class BadSamples:
     """Known-bad samples of ``source`` and the policy for a new one (``on_error``, see :data:`ON_ERROR`).
 
     ``validate``: decode each local file once, alone, in ``workers`` worker processes before DALI reads it (see
-    :mod:`dali_multicrop.validation`); files only (``s3://`` objects are left to DALI)."""
+    :mod:`dali_multicrop.badsamples.validation`); files only (``s3://`` objects are left to DALI)."""
 
     def __init__(self, source: object, on_error: str = "raise", validate: bool = False, workers: int = 1) -> None:
         self.on_error = check_on_error(on_error)

@@ -17,8 +17,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .imagecheck import ImageChecker, ImageDecodeError, ImageReadError
-from .workers import WorkerCrash, WorkerPool, WorkerStartError
+from .diagnose import ImageChecker, ImageDecodeError, ImageReadError
+from ..workers import WorkerCrash, WorkerPool, WorkerStartError
 
 __all__ = ["CRASHED", "FileValidator", "Problem", "ValidatorUnavailable", "decode_in_workers"]
 
@@ -65,7 +65,7 @@ def _from_json(value: list) -> Problem:
 # ---- in the user's process ----------------------------------------------------------------------------------
 
 def _pool(workers: int) -> WorkerPool:
-    return WorkerPool("dali_multicrop.validation:check_file", workers, prepare="dali_multicrop.validation:prepare",
+    return WorkerPool("dali_multicrop.badsamples.validation:check_file", workers, prepare="dali_multicrop.badsamples.validation:prepare",
                       what="image validation")
 
 

@@ -2,8 +2,8 @@
 
 Two passes. The first reads each file's head and tail on a thread pool (format by magic bytes, JPEG/PNG cut
 short, PIL's header for size and colour mode). The second decodes every file with DALI's CPU decoder, one
-file at a time, in a worker process per core (see :mod:`dali_multicrop.validation` for why), naming each file that fails
-(:func:`~dali_multicrop.imagecheck.diagnose`).
+file at a time, in a worker process per core (see :mod:`dali_multicrop.badsamples.validation` for why), naming each file that fails
+(:func:`~dali_multicrop.badsamples.diagnose.diagnose`).
 
 Categories: ``unreadable`` (missing, unreadable, empty) and ``undecodable`` (not an image, unsupported format,
 truncated, corrupt) would fail training; ``tiny`` (shorter side below ``min_size``), ``grayscale`` and
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from .imagecheck import ImageReadError, diagnose
+from .diagnose import ImageReadError, diagnose
 from .validation import decode_in_workers
 
 __all__ = ["DataReport", "check_files", "FAILING", "NOTED"]

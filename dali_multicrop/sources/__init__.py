@@ -1,0 +1,64 @@
+"""Where samples come from, one module per kind of source:
+
+==================  ===================================================  ====================================
+module              source                                               what the graph starts from
+==================  ===================================================  ====================================
+``files.py``        :class:`FileList`: an image-folder tree or a list    file paths (DALI reads the files)
+                    of ``(path, label)`` pairs, local or ``s3://``
+``arrays.py``       :class:`ArraySource`: decoded images in memory,      the pixels
+                    CIFAR's pickles
+``dataset.py``      :class:`DatasetSource`: a map-style torch Dataset    the pixels or the encoded bytes
+``tar.py``          :class:`TarShards`: WebDataset tar shards            DALI's webdataset reader
+``tar_index.py``    the shards' index files (DALI's ``v1.2`` format)
+``s3.py``           object storage: listing, small reads, checks
+==================  ===================================================  ====================================
+
+Sample ``i`` (``batch.indices``) is the i-th sample of the source. :func:`resolve_source` turns what a user passes
+(a path, a pattern, a Dataset, pairs) into one of these.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence, Union
+
+from .arrays import ArraySource
+from .dataset import DatasetSource
+from .files import IMAGE_EXTENSIONS, FileList
+from .tar import TarShards
+
+__all__ = ["AnySource", "ArraySource", "DatasetSource", "FileList", "IMAGE_EXTENSIONS", "SourceLike", "TarShards",
+           "resolve_source"]
+
+AnySource = Union[FileList, ArraySource, TarShards, DatasetSource]
+"""A resolved source."""
+
+# Any: a map-style torch Dataset (not imported here)
+SourceLike = Union[str, os.PathLike, AnySource, Any, Sequence[tuple[Union[str, os.PathLike], int]], Sequence[str]]
+"""What the loader's ``source`` argument takes (see :func:`resolve_source`)."""
+
+
+def _is_tar(item: Any) -> bool:
+    return isinstance(item, (str, os.PathLike)) and os.fspath(item).lower().endswith(".tar")
+
+
+def resolve_source(source: SourceLike) -> AnySource:
+    """A folder path (local or ``s3://``), ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the training split), tar
+    shards (a ``.tar`` path or brace pattern, or a list of them), a map-style torch ``Dataset`` of ``(image,
+    label)``, a :class:`FileList`, an :class:`ArraySource`, a :class:`TarShards`, a :class:`DatasetSource` or
+    ``(path, label)`` pairs, as the source object."""
+    if isinstance(source, (FileList, ArraySource, TarShards, DatasetSource)):
+        return source
+    if isinstance(source, str) and source.split(":", 1)[0] in ("cifar10", "cifar100") and ":" in source:
+        return ArraySource.cifar(source.split(":", 1)[1])
+    if _is_tar(source) or (isinstance(source, (list, tuple)) and source and all(_is_tar(s) for s in source)):
+        return TarShards(source)  # type: ignore[arg-type]
+    if isinstance(source, (str, os.PathLike)):
+        return FileList.from_folder(source)
+    if isinstance(source, (list, tuple)):
+        return FileList.from_pairs(source)
+    if hasattr(source, "__getitem__") and hasattr(source, "__len__"):
+        return DatasetSource(source)
+    raise ValueError(f"source must be an image folder path, tar shards ('train-{{000..127}}.tar'), 'cifar10:PATH', "
+                     f"a torch Dataset, a FileList, an ArraySource, a TarShards or a list of (path, label) pairs, got "
+                     f"{type(source).__name__}")
