@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ._checks import check_int
 from ._seeds import derive_seed
 
-__all__ = ["ShardPlan", "distributed_defaults"]
+__all__ = ["EpochPlan", "ShardPlan", "distributed_defaults"]
 
 
 def _env_int(name: str, default: int) -> int:
@@ -46,6 +47,41 @@ def distributed_defaults() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` as torchrun sets them (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``);
     ``(0, 1, 0)`` outside torchrun."""
     return _env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0)
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """One rank's batches of one epoch, as its source reads them: what the feed, the graph and the runner are given.
+
+    ``sizes[j]``: samples in batch ``j`` (the same count of batches on every rank; short or empty ones only at the
+    end). ``indices[j]``: the sample indices of batch ``j`` where the loader picks the samples (files, arrays,
+    datasets), ``None`` where a DALI reader picks them; ``reader`` is then that reader's settings for the epoch (a
+    :class:`~dali_multicrop.sources.tar.TarEpoch`), which reads whole batches of ``batch_size`` (padded at the end
+    of the rank's range) and, with ``drop_last``, stops before the first batch it cannot fill.
+    """
+
+    epoch: int
+    sizes: tuple[int, ...]
+    indices: Optional[tuple[np.ndarray, ...]] = None
+    reader: Any = None
+    batch_size: int = 0
+    drop_last: bool = False
+
+    @classmethod
+    def of(cls, batches: Sequence[np.ndarray], epoch: int = 0, batch_size: Optional[int] = None) -> "EpochPlan":
+        """The plan that reads ``batches`` (arrays of sample indices) in order; ``batch_size`` default the
+        longest."""
+        batches = tuple(np.asarray(b, dtype=np.int64) for b in batches)
+        longest = max((len(b) for b in batches), default=0)
+        return cls(epoch=epoch, sizes=tuple(len(b) for b in batches), indices=batches,
+                   batch_size=longest if batch_size is None else batch_size)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def filled(self, start: int = 0, stop: Optional[int] = None) -> int:
+        """How many of batches ``start .. stop - 1`` hold samples."""
+        return sum(1 for size in self.sizes[start:stop] if size)
 
 
 @dataclass(frozen=True)
@@ -92,3 +128,7 @@ class ShardPlan:
         mine = self.order(epoch)[self.shard_id::self.num_shards]
         b = self.batch_size
         return [mine[j * b:(j + 1) * b] for j in range(len(self))]
+
+    def epoch_plan(self, epoch: int) -> EpochPlan:
+        """:meth:`batches` of ``epoch`` as the plan the loader runs (a source whose samples the loader picks)."""
+        return EpochPlan.of(self.batches(epoch), epoch, self.batch_size)

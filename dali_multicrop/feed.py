@@ -9,19 +9,18 @@ vectorised numpy calls per batch, whatever the number of crops).
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from .draws import BatchDraws, batch_generator, blurs, draw_batch, solarizes
 from .badsamples.policy import BadSamples
-from .sources import DatasetSource
-from .sources.tar import TarShards
-from .sources import ArraySource, FileList
+from .epochs import EpochPlan
+from .sources import AnySource, ArraySource, DatasetSource, FileList, TarShards
 from .spec import MultiCropSpec
 from .windows import WindowInput
 
-__all__ = ["EpochFeed", "HEADS", "encode_paths", "feed_outputs", "head_of"]
+__all__ = ["EpochFeed", "encode_paths", "feed_outputs", "head_of"]
 
 
 _FS_ENCODING = sys.getfilesystemencoding()  # os.fsencode's rule (with surrogateescape), without its per-call checks
@@ -34,15 +33,10 @@ def encode_paths(paths: Sequence[str]) -> np.ndarray:
     return np.array([p.encode(_FS_ENCODING, "surrogateescape") for p in paths]).view(np.uint8).reshape(len(paths), -1)
 
 
-HEADS = ("paths", "images", "encoded", "reader")
-"""What a feed starts the graph from: file paths, decoded pixels, encoded bytes, or nothing (a DALI reader reads
-the samples, and the feed only carries the draws)."""
-
-AnySource = Union[FileList, ArraySource, TarShards, DatasetSource]
-
-
 def head_of(source: AnySource) -> str:
-    """The feed head a source needs (see :data:`HEADS`)."""
+    """What a feed starts the graph from for ``source``: ``paths`` (files DALI reads), ``images`` (decoded pixels),
+    ``encoded`` (bytes DALI decodes) or ``reader`` (nothing: a DALI reader reads the samples, and the feed only
+    carries the draws)."""
     if isinstance(source, DatasetSource):
         return source.kind
     return "images" if isinstance(source, ArraySource) else "reader" if isinstance(source, TarShards) else "paths"
@@ -50,8 +44,8 @@ def head_of(source: AnySource) -> str:
 
 def feed_outputs(spec: Optional[MultiCropSpec], head: str = "paths") -> list[str]:
     """Names of the feed's outputs, in order: what the graph's external source yields per batch. ``head`` (see
-    :data:`HEADS`): ``paths`` or ``images`` come with the samples' indices and labels; a reader head has none
-    (the reader's samples carry them)."""
+    :func:`head_of`): ``paths``, ``images`` or ``encoded`` come with the samples' indices and labels; a reader head
+    has none (the reader's samples carry them)."""
     names = [] if head == "reader" else [head, "indices", "labels"]
     if spec is None:
         return names[:2]
@@ -61,9 +55,9 @@ def feed_outputs(spec: Optional[MultiCropSpec], head: str = "paths") -> list[str
 class EpochFeed:
     """DALI external-source callback serving one epoch's batches, in order (see :func:`feed_outputs`).
 
-    ``start(batches, epoch, first)`` begins an epoch (or its rest, from batch ``first``); DALI then calls the feed
-    with ``BatchInfo.iteration`` = 0, 1, ...
-    and gets ``StopIteration`` after the last batch (or at once after :meth:`stop`). With a ``spec``, each
+    ``start(plan, first)`` begins an epoch (or its rest, from batch ``first``); DALI then calls the feed with
+    ``BatchInfo.iteration`` = 0, 1, ... and gets ``StopIteration`` after the last batch that holds samples (or at
+    once after :meth:`stop`). With a ``spec``, each
     batch also carries its crops' draws, keyed on ``(seed, shard, epoch, batch)``; without a spec (the
     decode-only graph), paths and indices only. ``bad`` (a :class:`~dali_multicrop.badsamples.BadSamples`) is
     asked before each batch goes to DALI: its checks of the batch, and what to read in place of a bad sample.
@@ -72,7 +66,8 @@ class EpochFeed:
     def __init__(self, source: AnySource, spec: Optional[MultiCropSpec] = None, seed: int = 0, shard: int = 0,
                  ahead: int = 3, bad: Optional[BadSamples] = None) -> None:
         """``ahead``: the batches DALI may have in flight past the one it asks for (``prefetch + 1``): a dataset
-        source's items are fetched, and files checked (``bad.look_ahead``), that far ahead."""
+        source's items are fetched, and files checked (``bad.look_ahead``), that far ahead. ``seed`` and ``shard``
+        key the draws, with the epoch and the batch number."""
         self.head = head_of(source)
         self._dataset = source if isinstance(source, DatasetSource) else None
         self._ahead = ahead
@@ -88,22 +83,24 @@ class EpochFeed:
         self._shard = shard
         self._epoch = 0
         self._first = 0
-        self._batches: Sequence[np.ndarray] = ()
+        self._sizes: list[int] = []
+        self._indices: list[np.ndarray] = []
         self._pad_to = 0
         self._stopped = False
         self.bad = bad if bad is not None else BadSamples(source)
         self.failure: Optional[Exception] = None
 
-    def start(self, batches: Sequence[np.ndarray], epoch: int = 0, first: int = 0, pad_to: int = 0) -> None:
-        """Serves ``batches`` (non-empty int64 arrays of sample indices) of ``epoch`` from the next call on;
-        ``batches[0]`` is batch ``first`` of the epoch (a resumed epoch): draws are keyed on that number. With a
-        reader head the arrays only give each batch's size (the reader picks the samples), and ``pad_to`` is the
-        reader's batch size: the draws of a short batch are made for its size (as from a file source), then
-        padded by repeating the last sample's."""
-        self._pad_to = pad_to
+    def start(self, plan: EpochPlan, first: int = 0) -> None:
+        """Serves the batches of ``plan`` that hold samples, from batch ``first`` of its epoch on (a resumed epoch,
+        or the rest of one after a restart), from the next call on: DALI's iteration ``k`` is batch ``first + k``,
+        and its draws are keyed on that number. A reader's plan gives only each batch's size (the reader picks the
+        samples): the draws of a short batch are made for its size (as from a file source), then padded to the
+        reader's ``batch_size`` by repeating the last sample's, as the reader pads its samples."""
+        self._pad_to = plan.batch_size if plan.reader is not None else 0
         self._pending = {}
-        self._batches = list(batches)
-        self._epoch = epoch
+        self._sizes = [size for size in plan.sizes[first:] if size]  # empty batches only ever end an epoch
+        self._indices = [b for b in plan.indices[first:] if len(b)] if plan.indices is not None else []
+        self._epoch = plan.epoch
         self._first = first
         self._stopped = False
 
@@ -113,14 +110,14 @@ class EpochFeed:
 
     def in_flight(self, iteration: int) -> list[np.ndarray]:
         """The batches DALI may hold once it has asked for batch ``iteration``: that one and ``ahead`` more."""
-        return list(self._batches[iteration:iteration + 1 + self._ahead])
+        return list(self._indices[iteration:iteration + 1 + self._ahead])
 
     def draws(self, iteration: int) -> BatchDraws:
         """The draws of batch ``iteration`` of the current epoch (the same on every call)."""
         if self._spec is None:
             raise ValueError("this feed serves no crops (decode-only)")
         rng = batch_generator(self._seed, self._shard, self._epoch, self._first + iteration)
-        return draw_batch(self._spec, len(self._batches[iteration]), rng)
+        return draw_batch(self._spec, self._sizes[iteration], rng)
 
     def _draw_outputs(self, iteration: int) -> list[np.ndarray]:
         """The feed's draw outputs of batch ``iteration``: the window step's packed input, flips, colour blocks,
@@ -131,10 +128,10 @@ class EpochFeed:
         return [a for a in (window, draws.flips, draws.colour, draws.blur_sigma, draws.solarize) if a is not None]
 
     def __len__(self) -> int:
-        return len(self._batches)
+        return len(self._sizes)
 
     def __call__(self, info: Any) -> tuple[Any, ...]:
-        if self._stopped or info.iteration >= len(self._batches):
+        if self._stopped or info.iteration >= len(self._sizes):
             raise StopIteration
         try:
             return self._serve(info.iteration)
@@ -149,11 +146,11 @@ class EpochFeed:
         return failure
 
     def _serve(self, iteration: int) -> tuple[Any, ...]:
-        indices = self._batches[iteration]
         if self.head == "reader":
             draws = self._draw_outputs(iteration)
-            short = self._pad_to - len(indices)
+            short = self._pad_to - self._sizes[iteration]
             return tuple(np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) if short > 0 else a for a in draws)
+        indices = self._indices[iteration]
         if self._dataset is not None:
             head, labels, shown = self._fetched(iteration)
         else:
@@ -178,7 +175,7 @@ class EpochFeed:
         fetched = dict(self._dataset.collect(self._pending.pop(iteration)))
         while True:
             self.bad.record((i, item) for i, item in fetched.items() if isinstance(item, Exception))
-            read, shown = self.bad.substitute(self._batches[iteration])
+            read, shown = self.bad.substitute(self._indices[iteration])
             missing = [int(i) for i in np.unique(read) if int(i) not in fetched]
             if not missing:  # else a stand-in from outside the batch (its every item was bad)
                 break

@@ -43,19 +43,17 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Optional
 
 from ._dali import dali_modules
 from .choices import dali_dtype
 from .feed import EpochFeed
+from .sources.tar import READER_NAME, TarEpoch
 from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
-if TYPE_CHECKING:
-    from .sources.tar import TarEpoch
 
-__all__ = ["GraphSettings", "DecoderMemory", "DecoderSettings", "HW_DECODER_LOAD", "DEVICE_PADDING_BUDGET",
-           "HOST_PADDING_BUDGET", "build_pipeline", "build_decode_pipeline",
-           "build_floor_pipeline", "output_names"]
+__all__ = ["Graph", "GraphSettings", "DecoderMemory", "DecoderSettings", "HW_DECODER_LOAD", "DEVICE_PADDING_BUDGET",
+           "HOST_PADDING_BUDGET", "build_pipeline", "build_decode_pipeline", "build_floor_pipeline"]
 
 
 HW_DECODER_LOAD = 0.65
@@ -160,12 +158,22 @@ class GraphSettings:
         return torch.device(f"cuda:{self.device_id}" if self.device == "gpu" else "cpu")
 
 
-def output_names(spec: MultiCropSpec, reader: Optional["TarEpoch"] = None) -> list[str]:
-    """Names of the graph's outputs, in order. A graph headed by a ``reader`` outputs, instead of indices and
-    labels, each sample's DALI source info (``info``: ``path:offset:member``, zero-padded bytes) and its label
+@dataclass(frozen=True)
+class Graph:
+    """A built (not yet run) pipeline with the names of its outputs, in order, and the name of the DALI reader
+    that picks its samples (None where the feed does): what ``DALIGenericIterator`` is given."""
+
+    pipeline: Any
+    names: tuple[str, ...]
+    reader_name: Optional[str] = None
+
+
+def _output_names(spec: MultiCropSpec, reader: Optional[TarEpoch]) -> tuple[str, ...]:
+    """Names of the multi-crop graph's outputs, in order. A graph headed by a ``reader`` outputs, instead of indices
+    and labels, each sample's DALI source info (``info``: ``path:offset:member``, zero-padded bytes) and its label
     member's text (``label_text``, zero-padded bytes; absent when the shards have no labels)."""
     side = ["indices", "labels"] if reader is None else ["info"] + (["label_text"] if reader.labelled else [])
-    return [f"crop_{i}" for i in range(spec.num_crops)] + ["windows", "flipped", *side]
+    return tuple([f"crop_{i}" for i in range(spec.num_crops)] + ["windows", "flipped", *side])
 
 LABEL_TEXT_BYTES = 32
 """Bytes of a label member (``cls``) the graph hands over: a decimal class id with spaces to spare."""
@@ -239,14 +247,14 @@ def _pipeline_args(settings: GraphSettings) -> dict[str, Any]:
                 prefetch_queue_depth=settings.prefetch, exec_dynamic=True)
 
 
-def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings: GraphSettings,
-                   host_stage: bool = False, reader: Optional["TarEpoch"] = None) -> Any:
+def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettings, host_stage: bool = False,
+                   reader: Optional[TarEpoch] = None) -> Graph:
     """Builds (not yet runs) the multi-crop pipeline.
 
-    ``source(batch_info)`` is an :class:`~dali_multicrop.feed.EpochFeed` for ``spec``: per batch, the outputs
-    named by :func:`~dali_multicrop.feed.feed_outputs`; ``StopIteration`` at the end of an epoch. With a
-    ``reader`` (tar shards, one epoch's settings), DALI's webdataset reader reads the samples and the feed
-    carries only the draws (see :func:`output_names` for the side outputs).
+    ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` for ``spec``: per batch, the outputs named by
+    :func:`~dali_multicrop.feed.feed_outputs`; ``StopIteration`` at the end of an epoch. With a ``reader`` (tar
+    shards: an :class:`~dali_multicrop.epochs.EpochPlan`'s reader), DALI's webdataset reader reads the samples and
+    the feed carries only the draws (see :class:`Graph` and :func:`_output_names` for the outputs).
 
     ``host_stage=True`` (a measurement, with ``settings.device == "cpu"``): only what the GPU variant of this
     graph runs on the host, the CPU decoder standing in for the GPU's; its outputs are the per-crop
@@ -309,7 +317,10 @@ def build_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings
             side += _reader_side(encoded, label_text, reader.info_bytes)
         return (*crops, *side)
 
-    return multicrop(**_pipeline_args(settings))
+    pipeline = multicrop(**_pipeline_args(settings))
+    if host_stage:  # a measurement, run with pipeline.run(): its outputs are not named
+        return Graph(pipeline, ())
+    return Graph(pipeline, _output_names(spec, reader), READER_NAME if reader is not None else None)
 
 
 def _split(node: Any, count: int) -> list[Any]:
@@ -319,7 +330,7 @@ def _split(node: Any, count: int) -> list[Any]:
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
-def build_decode_pipeline(source: Callable[[Any], tuple], settings: GraphSettings) -> Any:
+def build_decode_pipeline(source: EpochFeed, settings: GraphSettings) -> Graph:
     """The multi-crop graph's head alone (read and decode, no crops): the ceiling the full graph is measured
     against. ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` without a spec. Outputs the decoded
     images and the sample indices."""
@@ -330,10 +341,10 @@ def build_decode_pipeline(source: Callable[[Any], tuple], settings: GraphSetting
         feed = _feed(source)
         return _image(feed, settings.device == "gpu", settings.decoder)[0], feed["indices"]
 
-    return decode_only(**_pipeline_args(settings))
+    return Graph(decode_only(**_pipeline_args(settings)), ("images", "indices"))
 
 
-def build_floor_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, settings: GraphSettings) -> Any:
+def build_floor_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettings) -> Graph:
     """The least any multi-crop graph of ``spec`` does: the decode-only head, then per crop one resize of a
     fixed window and the normalisation, nothing drawn, no colour. A measurement: the floor under the full
     graph's cost. ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` without a spec."""
@@ -351,4 +362,4 @@ def build_floor_pipeline(source: Callable[[Any], tuple], spec: MultiCropSpec, se
                                    settings.mean, settings.std, dtype) for i, size in enumerate(spec.sizes)]
         return (*crops, feed["indices"])
 
-    return floor(**_pipeline_args(settings))
+    return Graph(floor(**_pipeline_args(settings)), tuple(f"crop_{i}" for i in range(spec.num_crops)) + ("indices",))

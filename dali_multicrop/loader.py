@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator, Optional, Sequence
 
-import numpy as np
 import torch
 
 from .graph import HW_DECODER_LOAD, DecoderSettings, GraphSettings
@@ -20,7 +19,7 @@ from .choices import DEVICES, DTYPES
 from .badsamples.policy import BadSamples, check_on_error
 from .runner import GraphRunner
 from ._seeds import derive_seed
-from .epochs import ShardPlan, distributed_defaults
+from .epochs import EpochPlan, ShardPlan, distributed_defaults
 from .sources import DatasetSource
 from .sources.tar import TarMembers, TarShards
 from .sources import ArraySource, FileList, SourceLike, resolve_source
@@ -302,31 +301,29 @@ class DaliMultiCropLoader:
     def __iter__(self) -> Iterator[MultiCropBatch]:
         epoch, first = self._next_epoch, self._next_batch
         self._next_epoch, self._next_batch = epoch + 1, 0
-        return self._run_epoch(self._batches(epoch), epoch, first)
+        return self._run_epoch(epoch, first)
 
-    def _batches(self, epoch: int) -> list[np.ndarray]:
-        """This rank's batches of ``epoch``: sample indices; for tar shards (the reader picks the samples) only
-        their sizes count: the rank's range in full batches, the last short or empty (see ``TarShards``)."""
-        if not isinstance(self.source, TarShards):
-            return self.plan.batches(epoch)
-        left, size = self.source.range_size(self.shard_id, self.num_shards), self.batch_size
-        return [np.arange(min(size, max(0, left - j * size))) for j in range(len(self))]
+    def epoch_plan(self, epoch: int) -> EpochPlan:
+        """This rank's batches of ``epoch``, as the source reads them: sample indices, or for tar shards (DALI's
+        reader picks the samples) their sizes and the reader's settings (see ``TarShards``)."""
+        if isinstance(self.source, TarShards):
+            return self.source.epoch_plan(self.plan, epoch)
+        return self.plan.epoch_plan(epoch)
 
     def spec_at(self, epoch: int) -> MultiCropSpec:
         """The crops of ``epoch``: ``self.spec``, or what the curriculum makes of it."""
         return self.curriculum.spec_at(self.spec, epoch) if self.curriculum is not None else self.spec
 
-    def _run_epoch(self, batches: list[np.ndarray], epoch: int, first: int) -> Iterator[MultiCropBatch]:
+    def _run_epoch(self, epoch: int, first: int) -> Iterator[MultiCropBatch]:
         spec = self.spec_at(epoch)
         if self._runner is None or self._runner.spec != spec:  # a new crop count: a graph without the others
             if self._runner is not None:
                 self._runner.close()
-            self._runner = GraphRunner(self.source, spec, self.settings, seed=self.seed, shard=self.shard_id,
-                                       num_shards=self.num_shards, shuffle=self.plan.shuffle, bad=self._bad)
+            self._runner = GraphRunner(self.source, spec, self.settings, self.plan, bad=self._bad)
         runner = self._runner
         progress = self._running = [epoch, first]
         try:
-            for result in runner.run_epoch(batches, epoch, first):
+            for result in runner.run_epoch(self.epoch_plan(epoch), first):
                 progress[1] += 1
                 yield result
         finally:

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
-import numpy as np
 import torch
 
 from ._system import release_freed_memory
 from .badsamples.policy import BadImageWarning, BadSamples
 from .batch import MultiCropBatch
 from .choices import torch_dtype
-from .feed import AnySource, EpochFeed
-from .graph import GraphSettings, build_pipeline, output_names
-from .sources.tar import TarShards
+from .epochs import EpochPlan, ShardPlan
+from .feed import EpochFeed
+from .graph import GraphSettings, build_pipeline
+from .sources import AnySource, TarShards
 from .spec import MultiCropSpec
 from .transfer import to_device
 
 __all__ = ["BadImageWarning", "GraphRunner"]
+
 
 def _exhaust(iterator: Any) -> None:
     """Takes what is left of DALI's epoch. Not ``for _ in iterator``: ``iter()`` on a DALI iterator that has
@@ -39,36 +40,35 @@ class GraphRunner:
     The pipeline is built on first use and reused across epochs. A loop the user left early is
     finished here before the next epoch starts: the feed stops, and only the batches DALI had already
     prefetched are computed and discarded. A pipeline that failed is dropped and rebuilt next epoch.
-    Tar shards (DALI's reader picks the samples) get a pipeline per epoch, built with that epoch's shard
-    order and shuffle seed; a resumed epoch replays its first batches (computed, not yielded).
+    A plan with a reader (tar shards: DALI's reader picks the samples) gets a pipeline per epoch, built with that
+    epoch's reader settings; DALI's iterator, told the reader's name, cuts the reader's padding off each batch, and a
+    resumed epoch replays its first batches (computed, not yielded).
     """
 
-    def __init__(self, source: AnySource, spec: MultiCropSpec,
-                 settings: GraphSettings, seed: int, shard: int, num_shards: int = 1, shuffle: bool = True,
+    def __init__(self, source: AnySource, spec: MultiCropSpec, settings: GraphSettings, plan: ShardPlan,
                  bad: Optional[BadSamples] = None) -> None:
-        """``seed`` and ``shard`` key the draws (with epoch and batch); ``settings`` build the graph;
-        ``num_shards`` and ``shuffle`` set a tar reader's epochs (see :class:`~dali_multicrop.TarShards`);
-        ``bad``: the loader's bad samples (what is known, and what a new one does); default: none known, raise."""
+        """``plan``'s seed and shard key the draws (with epoch and batch); ``settings`` build the graph; ``bad``: the
+        loader's bad samples (what is known, and what a new one does); default: none known, raise."""
         self.bad = bad if bad is not None else BadSamples(source)
         self._pulled = 0  # the feed's batch last asked of DALI
-        self._offset = 0
-        self._source = source
+        self._offset = 0  # batch j of the loop is the feed's batch j - offset
         self._tar = source if isinstance(source, TarShards) else None
-        self._seed, self._shard, self._num_shards, self._shuffle = seed, shard, num_shards, shuffle
         self.spec = spec
         """The crops this runner's graph makes."""
         self._settings = settings
-        self._feed = EpochFeed(source, spec, seed=seed, shard=shard, ahead=settings.prefetch + 1, bad=self.bad)
-        self._names = output_names(spec)  # a tar reader's graph: set per epoch
+        self._feed = EpochFeed(source, spec, seed=plan.seed, shard=plan.shard_id, ahead=settings.prefetch + 1,
+                               bad=self.bad)
         self._device = settings.torch_device
         self._iterator: Optional[Any] = None
         self._open = False  # True while an epoch has batches DALI has not delivered
         self._epochs_started = 0  # tells a loop that a newer loop over the same runner took the pipeline
 
-    def _start(self, batches: list[np.ndarray], epoch: int, first: int) -> None:
+    def _start(self, plan: EpochPlan, first: int) -> None:
+        """Feeds ``plan`` from batch ``first`` on, into the pipeline (built here if there is none)."""
+        from nvidia.dali.plugin.base_iterator import LastBatchPolicy
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-        if self._tar is not None:  # the reader's epoch is fixed when the pipeline is built: a new one per epoch
+        if plan.reader is not None:  # the reader's epoch is fixed when the pipeline is built: a new one per epoch
             self._drop()
         if self._iterator is not None and self._open:  # a loop left early: finish what DALI had in flight
             self._feed.stop()
@@ -79,53 +79,48 @@ class GraphRunner:
                 self._raise_feed_failure()
                 if not self.bad.skipping:  # a bad file there is still a bad file: named, then it is over
                     raise self._explain(self._pulled + 1, exc) from exc
-        self._feed.start(batches, epoch, first, pad_to=self._settings.batch_size if self._tar is not None else 0)
+        self._feed.start(plan, first)
         if self._iterator is None:
-            reader = None
-            if self._tar is not None:
-                reader = self._tar.epoch(epoch, self._shard, self._num_shards, self._shuffle, self._seed)
-                self._names = output_names(self.spec, reader)
-            pipe = build_pipeline(self._feed, self.spec, self._settings, reader=reader)
-            self._iterator = DALIGenericIterator(pipe, self._names, auto_reset=False, prepare_first_batch=False)
+            graph = build_pipeline(self._feed, self.spec, self._settings, reader=plan.reader)
+            # with a reader, DALI's iterator counts the epoch and cuts the padding of the rank's last batches
+            # (partial ones; with drop_last it stops before the first it cannot fill)
+            policy = LastBatchPolicy.DROP if plan.drop_last else LastBatchPolicy.PARTIAL
+            self._iterator = DALIGenericIterator(graph.pipeline, list(graph.names), reader_name=graph.reader_name,
+                                                 last_batch_policy=policy, auto_reset=False,
+                                                 prepare_first_batch=False)
         else:
             self._iterator.reset()
         self._open = True
 
-    def run_epoch(self, batches: list[np.ndarray], epoch: int, first: int = 0) -> Iterator[MultiCropBatch]:
-        """Yields one batch per entry of ``batches[first:]`` of ``epoch`` (a resumed epoch starts at ``first``);
-        empty entries (only ever at the end) become empty batches."""
-        replay = 0
-        if self._tar is not None:  # the reader reads whole batches from the epoch's start; short ones are cut
-            replay = sum(1 for b in batches[:first] if len(b))
-            full = [b for b in batches if len(b)]
-            first_key = 0
-        else:
-            full = [b for b in batches[first:] if len(b)]
-            first_key = first
-        batches = batches[first:]
-        self._offset = -replay  # batch j of this loop is the feed's batch j - offset
+    def run_epoch(self, plan: EpochPlan, first: int = 0) -> Iterator[MultiCropBatch]:
+        """Yields one batch per batch of ``plan`` from ``first`` on (a resumed epoch starts there); empty ones
+        (only ever at the end) become empty batches."""
+        # a reader reads from the epoch's start: its batches before ``first`` are computed again and discarded
+        replay = plan.filled(0, first) if plan.reader is not None else 0
+        full = plan.filled(first) > 0
+        self._offset = -replay
         if full:  # the loop below reads self._iterator, never a local: close() frees the pipeline at once
-            self._start(full, epoch, first_key)
+            self._start(plan, 0 if plan.reader is not None else first)
             for _ in range(replay):
                 next(self._iterator)
         self._epochs_started += 1
         mine = self._epochs_started
-        for j, indices in enumerate(batches):
+        for j, size in enumerate(plan.sizes[first:]):
             if mine != self._epochs_started:
                 raise RuntimeError("a newer loop over this loader started (or the loader was closed) while this "
                                    "one was still running; one loader serves one loop at a time")
-            if not full or not len(indices):
+            if not size:
                 yield self.empty_batch()
                 continue
-            outputs = self._pull(j, batches, epoch, first)
-            batch = self._to_batch(outputs, len(indices))
+            outputs = self._pull(j, plan, first)
+            batch = self._to_batch(outputs)
             del outputs
             yield batch
         if full and mine == self._epochs_started:
             _exhaust(self._iterator)  # observes the end of the epoch, so the next one can reset
             self._open = False
 
-    def _pull(self, j: int, batches: list[np.ndarray], epoch: int, first: int) -> dict[str, torch.Tensor]:
+    def _pull(self, j: int, plan: EpochPlan, first: int) -> dict[str, torch.Tensor]:
         """The outputs of batch ``j`` of the loop. A failed batch raises the error naming the file; with
         ``on_error="skip"`` the bad files found in the batches in flight are recorded and replaced, and the
         graph restarts at batch ``j`` (the same draws: they are keyed on the batch number)."""
@@ -144,7 +139,7 @@ class GraphRunner:
                     raise (found[0][1] if found else exc) from exc
                 self.bad.record(found)
                 self._offset = j
-                self._start([b for b in batches[j:] if len(b)], epoch, first + j)
+                self._start(plan, first + j)
 
     def close(self) -> None:
         """Ends any epoch in progress and frees the pipeline (its threads and memory) now; a later epoch builds a
@@ -173,36 +168,21 @@ class GraphRunner:
         found = self.bad.scan(self._feed.in_flight(iteration))
         return found[0][1] if found else exc
 
-    def _to_batch(self, outputs: dict[str, torch.Tensor], count: int) -> MultiCropBatch:
+    def _to_batch(self, outputs: dict[str, torch.Tensor]) -> MultiCropBatch:
         """The crops are on the loader's device already; the side outputs (on the host) are moved there in one
         copy (:func:`~dali_multicrop.transfer.to_device`); the boxes are the second half of the window step's
-        rows. A tar reader's batch keeps its first ``count`` samples (the rest is the reader's padding)
-        and gets indices and labels from the samples' bytes."""
+        rows. A tar reader's batch gets its indices and labels from the samples' bytes."""
         n = self.spec.num_crops
         if self._tar is not None:
-            outputs = {k: v[:count] for k, v in outputs.items()}
-            outputs["indices"], outputs["labels"] = self._tar_ids(outputs)
+            ids = self._tar.sample_ids(outputs["info"].numpy(),
+                                       outputs["label_text"].numpy() if "label_text" in outputs else None)
+            outputs["indices"], outputs["labels"] = (torch.from_numpy(a) for a in ids)
         windows = outputs["windows"]
         boxes = windows[:, 2 * n:].reshape(windows.shape[0], n, 4)
         boxes, flipped, labels, indices = to_device(
             [boxes, outputs["flipped"], outputs["labels"], outputs["indices"]], self._device)
         return MultiCropBatch(crops=[outputs[f"crop_{i}"] for i in range(n)], boxes=boxes, flipped=flipped,
                               labels=labels, indices=indices)
-
-    def _tar_ids(self, outputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample indices (from each sample's source info) and labels (its ``cls`` text) of a tar batch, on the
-        host."""
-        assert self._tar is not None
-        infos = [row.tobytes().rstrip(b"\0") for row in outputs["info"].numpy()]
-        indices = np.array([self._tar.index_of(info) for info in infos], dtype=np.int64)
-        labels = np.zeros(len(infos), dtype=np.int64)
-        for k, row in enumerate(outputs["label_text"].numpy() if "label_text" in outputs else ()):
-            text = row.tobytes().rstrip(b"\0").strip()
-            if not text.isdigit():
-                raise ValueError(f"the label ('cls' member) of tar sample {infos[k].decode(errors='replace')} is "
-                                 f"{text[:40]!r}, not a class number >= 0")
-            labels[k] = int(text)
-        return torch.from_numpy(indices), torch.from_numpy(labels)
 
     def empty_batch(self) -> MultiCropBatch:
         """A batch of zero images with the right shapes and dtypes (a rank's share of a short last step)."""

@@ -37,7 +37,7 @@ def test_the_gpu_graph_copies_nothing_small_to_the_gpu_but_the_solarisation_offs
     solarised = sum(g.count for g in spec.groups if g.solarize_prob > 0)
     for source, head in ((FileList(("unused.jpg",), (0,)), 0), (ArraySource(np.zeros((1, 8, 8, 3), np.uint8), [0]), 1)):
         pipe = build_pipeline(EpochFeed(source, spec), spec,
-                              GraphSettings(device="gpu", batch_size=2, num_threads=2, seed=0))
+                              GraphSettings(device="gpu", batch_size=2, num_threads=2, seed=0)).pipeline
         pipe._build_graph()
         assert len(host_to_gpu_copies(pipe)) == head + (solarised > 0), f"{crops}, {type(source).__name__}"
         devices = [node.device for node in pipe._graph_out]
@@ -118,7 +118,7 @@ def test_the_gpu_graph_and_the_loader_use_the_budgeted_decoder():
     spec = MultiCropSpec.parse("2x224,6x96")
     decoder = DecoderSettings.for_threads(16)
     settings = GraphSettings(device="gpu", batch_size=4, num_threads=16, seed=0, decoder=decoder)
-    pipe = build_pipeline(EpochFeed(FileList(("unused.jpg",), (0,)), spec), spec, settings)
+    pipe = build_pipeline(EpochFeed(FileList(("unused.jpg",), (0,)), spec), spec, settings).pipeline
     pipe._build_graph()  # defined, not built: no GPU needed
     (mixed,) = [op._op for op in pipe._ops if op._op.device == "mixed"]
     assert mixed._init_args["device_memory_padding"] == 64 << 20
@@ -196,7 +196,7 @@ def test_no_host_step_of_the_gpu_graph_waits_for_the_gpu():
         for crops in ("2x224,6x96", "dino"):
             spec = load_preset(crops) if crops == "dino" else MultiCropSpec.parse(crops)
             pipe = build_pipeline(EpochFeed(source, spec), spec,
-                                  GraphSettings(device="gpu", batch_size=2, num_threads=2, seed=0))
+                                  GraphSettings(device="gpu", batch_size=2, num_threads=2, seed=0)).pipeline
             pipe._build_graph()
             waits = [(op._op.schema_name, node.name) for op in pipe._ops if op._op.device == "cpu"
                      for node in op.inputs if node.device == "gpu"]

@@ -193,16 +193,16 @@ def opencv_against_dali(recipe: str, batch: int = 16) -> list[tuple[np.ndarray, 
     from dali_multicrop.graph import GraphSettings, build_pipeline
     from dali_multicrop.presets import parse_crops
     from dali_multicrop.sample_data import ensure_sample_data
-    from dali_multicrop.epochs import ShardPlan
+    from dali_multicrop.epochs import EpochPlan, ShardPlan
 
     files = FileList.from_folder(ensure_sample_data(64))
     spec = parse_crops(recipe)
     outputs = []
     for kernel in ("dali", "opencv"):
         feed = EpochFeed(files, spec, seed=3)
-        feed.start(ShardPlan(len(files), batch, seed=3).batches(0)[:1])
+        feed.start(EpochPlan.of(ShardPlan(len(files), batch, seed=3).batches(0)[:1]))
         pipe = build_pipeline(feed, spec, GraphSettings(device="cpu", batch_size=batch, num_threads=2, seed=0,
-                                                        cpu_kernel=kernel))
+                                                        cpu_kernel=kernel)).pipeline
         pipe.build()
         kinds = [getattr(op._op, "schema_name", type(op._op).__name__) for op in pipe._ops]
         n = spec.num_crops if kernel == "dali" else 0

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from conftest import write_shards
 from dali_multicrop import DaliMultiCropLoader, FileList, TarShards
 from dali_multicrop.cli import app
+from dali_multicrop.epochs import ShardPlan
 from dali_multicrop.sources.tar import expand_shards
 from dali_multicrop.sources.tar_index import index_path_for
 
@@ -55,11 +56,13 @@ def test_same_crops_labels_and_indices_as_the_folder(coord_folder, shards):
         assert torch.equal(a.boxes, b.boxes) and torch.equal(a.flipped, b.flipped)
 
 
-@pytest.mark.parametrize("world,batch,drop_last", [(3, 2, False), (2, 4, False), (3, 3, False), (2, 2, True)])
+@pytest.mark.parametrize("world,batch,drop_last", [(3, 2, False), (2, 4, False), (3, 3, False), (2, 2, True),
+                                                   (5, 2, False), (5, 2, True), (7, 2, False)])
 def test_every_sample_once_per_epoch_over_ranks(shards, world, batch, drop_last):
-    """DALI splits the epoch's samples into contiguous ranges per rank and pads them; the loader cuts the
-    padding: each sample once per epoch over all ranks, the same number of batches everywhere, short or empty
-    last batches only at the end; drop_last keeps full batches only."""
+    """DALI splits the epoch's samples into contiguous ranges per rank (12 samples over 5 ranks: 2, 2, 3, 2, 3;
+    over 7: 1 or 2) and pads them; DALI's iterator, told the reader's name, cuts the padding: each sample once per
+    epoch over all ranks, the same number of batches everywhere, short or empty last batches only at the end, each
+    of the size the epoch's plan says; drop_last keeps full batches only."""
     loaders = [DaliMultiCropLoader(_pattern(shards), crops=CROPS, batch_size=batch, device="cpu", seed=7,
                                    shard_id=k, num_shards=world, drop_last=drop_last) for k in range(world)]
     orders = []
@@ -72,6 +75,7 @@ def test_every_sample_once_per_epoch_over_ranks(shards, world, batch, drop_last)
                 seen += b.indices.tolist()
                 assert b.labels.tolist() == [_coord_label(i) for i in b.indices.tolist()]
             steps.append(len(sizes))
+            assert sizes == list(loader.epoch_plan(epoch).sizes)
             assert sizes == sorted(sizes, reverse=True) and (not drop_last or set(sizes) == {batch})
         assert len(set(steps)) == 1 and steps[0] == len(loaders[0])
         if drop_last:
@@ -209,8 +213,9 @@ def test_gpu_graph_over_tar_shards_is_defined_here(shards):
     from dali_multicrop.presets import parse_crops
 
     source, spec = TarShards(_pattern(shards)), parse_crops(CROPS)
+    reader = source.epoch_plan(ShardPlan(len(source), 2), 0).reader
     pipe = build_pipeline(EpochFeed(source, spec), spec, GraphSettings(device="gpu", batch_size=2, num_threads=1,
-                                                                        seed=0), reader=source.epoch(0, 0, 1, True, 0))
+                                                                        seed=0), reader=reader).pipeline
     pipe._build_graph()
     counts = Counter(op._op.device for op in pipe._ops)
     assert counts["mixed"] == 1 and counts["gpu"] > 0

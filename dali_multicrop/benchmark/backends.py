@@ -97,10 +97,10 @@ def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[Item]:
     plan = ShardPlan(len(cfg.data), cfg.batch_size, drop_last=True, seed=cfg.seed)
     settings = GraphSettings(device=device, batch_size=cfg.batch_size, num_threads=cfg.threads, seed=cfg.seed,
                              decoder=_decoder(cfg))
-    pipe = build_decode_pipeline(feed, settings)
+    pipe = build_decode_pipeline(feed, settings).pipeline
     epoch = 0
     while True:
-        feed.start(plan.batches(epoch))
+        feed.start(plan.epoch_plan(epoch))
         if epoch:
             pipe.reset()
         else:

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..feed import AnySource, EpochFeed
 from ..graph import GraphSettings, build_decode_pipeline, build_floor_pipeline, build_pipeline
-from ..epochs import ShardPlan
+from ..epochs import EpochPlan, ShardPlan
 from ..sources import FileList
 from ..spec import MultiCropSpec
 
@@ -60,7 +60,7 @@ def operator_counts(spec: MultiCropSpec, device: str, source: Optional[AnySource
     source = source if source is not None else FileList(("unused.jpg",), (0,))
     feed = EpochFeed(source, spec)
     pipe = build_pipeline(feed, spec, GraphSettings(device=device, batch_size=1, num_threads=1, seed=0,
-                                                    cpu_kernel=cpu_kernel))
+                                                    cpu_kernel=cpu_kernel)).pipeline
     pipe._build_graph()  # DALI's graph definition step; build() would also need the device
     counts = Counter(op._op.device for op in pipe._ops)
     counts["mixed"] += len(host_to_gpu_copies(pipe))
@@ -106,8 +106,8 @@ def _batch_times(build: Callable[[EpochFeed, GraphSettings], Any], feed: EpochFe
     plan = ShardPlan(len(files), settings.batch_size, drop_last=True)
     needed = warmup + batches + settings.prefetch + 1
     order = [b for epoch in range(-(-needed // len(plan))) for b in plan.batches(epoch)]
-    feed.start(order)
-    pipe = build(feed, settings)
+    feed.start(EpochPlan.of(order))
+    pipe = build(feed, settings).pipeline
     pipe.build()
     for _ in range(warmup):
         pipe.run()

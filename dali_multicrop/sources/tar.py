@@ -23,16 +23,20 @@ import numpy as np
 
 from .._checks import check_int
 from .._seeds import derive_seed
+from ..epochs import EpochPlan, ShardPlan
 from . import s3
 from .files import IMAGE_EXTENSIONS
 from .tar_index import load_index, split_member
 
-__all__ = ["TarMembers", "TarShards", "TarEpoch", "expand_shards", "TAR_IMAGE_EXTENSIONS"]
+__all__ = ["READER_NAME", "TarMembers", "TarShards", "TarEpoch", "expand_shards", "TAR_IMAGE_EXTENSIONS"]
 
 TAR_IMAGE_EXTENSIONS: tuple[str, ...] = tuple(ext[1:] for ext in IMAGE_EXTENSIONS)
 """Member extensions taken as a sample's image (case-insensitive): the image files' extensions, without the dot."""
 
 _LABEL_EXT = "cls"
+
+READER_NAME = "tar_reader"
+"""The webdataset reader's name in the graph: DALI's iterator reads the epoch's size and padding from it."""
 
 
 def expand_shards(shards: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> list[str]:
@@ -79,7 +83,7 @@ class TarEpoch:
                                     shard_id=self.shard_id, num_shards=self.num_shards, pad_last_batch=True,
                                     random_shuffle=self.shuffle, initial_fill=self.initial_fill, seed=self.seed,
                                     case_sensitive_extensions=False, missing_component_behavior="error",
-                                    name="tar_reader")
+                                    name=READER_NAME)
         out = list(out) if isinstance(out, (list, tuple)) else [out]
         return out[0], (out[1] if self.labelled else None)
 
@@ -97,8 +101,9 @@ class TarShards:
     ``(seed, epoch)``; rank ``k`` of ``S`` reads samples ``[floor(N*k/S), floor(N*(k+1)/S))`` of their
     concatenation (DALI shards by samples, so ranks get ``floor(N/S)`` or ``ceil(N/S)``), through a shuffle
     buffer seeded by ``(seed, epoch, k)``. Every rank runs the same number of batches (the loader's ``len``);
-    DALI pads a rank's range with its last sample (``pad_last_batch``) and the loader drops that padding, so each
-    sample comes exactly once per epoch over all ranks, and a rank's last batches may be short or empty.
+    DALI pads a rank's range with its last sample (``pad_last_batch``) and DALI's iterator (given the reader's
+    name) cuts it off, so each sample comes exactly once per epoch over all ranks, and a rank's last batches may be
+    short or empty.
     ``drop_last=True`` keeps only full batches: each rank skips the tail of its own range.
     """
 
@@ -163,21 +168,40 @@ class TarShards:
     def __repr__(self) -> str:
         return f"TarShards({len(self.paths)} shards, {len(self)} samples)"
 
-    def epoch(self, epoch: int, shard_id: int, num_shards: int, shuffle: bool, seed: int) -> TarEpoch:
-        """The reader's settings for ``epoch`` on rank ``shard_id`` (see the class's epoch rules)."""
+    def epoch_plan(self, plan: ShardPlan, epoch: int) -> EpochPlan:
+        """Rank ``plan.shard_id``'s batches of ``epoch`` and the reader's settings for it (see the class's epoch
+        rules): the rank's range in full batches, the last short, then empty ones up to ``len(plan)`` (the same
+        on every rank); with ``drop_last``, full batches only."""
         order = np.arange(len(self.paths))
-        if shuffle:
-            order = np.random.default_rng(derive_seed(seed, epoch, 0x7A5)).permutation(len(self.paths))
-        return TarEpoch(paths=tuple(self.paths[i] for i in order),
-                        index_paths=tuple(self.index_paths[i] for i in order), shard_id=shard_id,
-                        num_shards=num_shards, shuffle=shuffle, seed=derive_seed(seed, epoch, shard_id, 0xB0F),
-                        initial_fill=self.initial_fill, labelled=self.labelled,
-                        info_bytes=self.info_bytes)
+        if plan.shuffle:
+            order = np.random.default_rng(derive_seed(plan.seed, epoch, 0x7A5)).permutation(len(self.paths))
+        reader = TarEpoch(paths=tuple(self.paths[i] for i in order),
+                          index_paths=tuple(self.index_paths[i] for i in order), shard_id=plan.shard_id,
+                          num_shards=plan.num_shards, shuffle=plan.shuffle,
+                          seed=derive_seed(plan.seed, epoch, plan.shard_id, 0xB0F), initial_fill=self.initial_fill,
+                          labelled=self.labelled, info_bytes=self.info_bytes)
+        left, size = self.range_size(plan.shard_id, plan.num_shards), plan.batch_size
+        sizes = tuple(min(size, max(0, left - j * size)) for j in range(len(plan)))
+        return EpochPlan(epoch=epoch, sizes=sizes, reader=reader, batch_size=size, drop_last=plan.drop_last)
 
     def range_size(self, shard_id: int, num_shards: int) -> int:
         """Samples rank ``shard_id`` of ``num_shards`` reads per epoch (DALI's split by samples)."""
         n = len(self)
         return n * (shard_id + 1) // num_shards - n * shard_id // num_shards
+
+    def sample_ids(self, info: Any, label_text: Optional[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices, labels)`` int64 of a batch from the reader's side outputs: each sample's source info and its
+        label member's text (zero-padded byte rows, ``[B, bytes]`` arrays; ``label_text`` None without labels)."""
+        infos = [row.tobytes().rstrip(b"\0") for row in np.asarray(info)]
+        indices = np.array([self.index_of(i) for i in infos], dtype=np.int64)
+        labels = np.zeros(len(infos), dtype=np.int64)
+        for k, row in enumerate(np.asarray(label_text) if label_text is not None else ()):
+            text = row.tobytes().rstrip(b"\0").strip()
+            if not text.isdigit():
+                raise ValueError(f"the label ('cls' member) of tar sample {infos[k].decode(errors='replace')} is "
+                                 f"{text[:40]!r}, not a class number >= 0")
+            labels[k] = int(text)
+        return indices, labels
 
     _INFO = re.compile(rb":(\d+):")
 
