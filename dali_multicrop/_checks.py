@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["check_int", "check_probability", "check_range"]
+__all__ = ["check_int", "check_probability", "check_range", "check_rgb", "rgb_expectation"]
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
@@ -22,6 +22,32 @@ def check_probability(name: str, value: Any) -> float:
     if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
     return float(value)
+
+
+def rgb_expectation(value: Any, positive: bool) -> Optional[str]:
+    """What an RGB triple in [0, 1] units (a normalisation mean, ``positive=False``, or std, ``positive=True``)
+    must be, when ``value`` is not one (with the division by 255 that a 0-255 triple needs); None when it is."""
+    try:
+        triple = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        triple = ()
+    if len(triple) != 3 or (positive and min(triple) <= 0) or any(v != v for v in triple) or \
+            any(isinstance(v, bool) for v in value):
+        return f"three {'positive ' if positive else ''}numbers (R, G, B in [0, 1] units)"
+    if max(abs(v) for v in triple) > 1:
+        scaled = ", ".join(f"{v / 255:.3f}" for v in triple)
+        return f"in [0, 1] units (R, G, B): values in 0-255 units? divide by 255: ({scaled})"
+    return None
+
+
+def check_rgb(name: str, value: Any, positive: bool) -> tuple[float, float, float]:
+    """``value`` as three floats, or ValueError unless it is an RGB triple in [0, 1] units (see
+    :func:`rgb_expectation`)."""
+    expected = rgb_expectation(value, positive)
+    if expected is not None:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    r, g, b = (float(v) for v in value)
+    return r, g, b
 
 
 def check_range(name: str, value: Any, *, low: float, high: float, low_open: bool = False,

@@ -13,6 +13,7 @@ from typing import Any, List, NoReturn, Optional, Union
 import typer
 
 from . import __version__
+from ._checks import check_probability
 from .graph import HW_DECODER_LOAD
 from .presets import parse_crops
 from .spec import MultiCropSpec
@@ -183,8 +184,10 @@ def bench(
                              ("--patch-size", patch_size, 1), ("--sample-images", sample_images, 1)):
         _positive(name, value, low)
     threads = _positive("--threads", threads) if threads is not None else visible_cores()
-    if not 0.0 <= hw_decoder_load <= 1.0:
-        _fail(f"--hw-decoder-load must be in [0, 1], got {hw_decoder_load}")
+    try:
+        check_probability("--hw-decoder-load", hw_decoder_load)
+    except ValueError as exc:
+        _fail(str(exc))
     strategy = _strategy(masks)
     if strategy is not None:
         from .masking import MultiCropMaskGenerator

@@ -36,7 +36,7 @@ from typing import Any, Callable, Optional, Union
 
 import yaml
 
-from ._checks import check_int
+from ._checks import check_int, check_probability, check_rgb, rgb_expectation
 from ._shipped import shipped_folder, yaml_names
 from .choices import DEVICES, DTYPES
 from .badsamples.policy import ON_ERROR
@@ -66,6 +66,13 @@ def _int(minimum: int) -> Callable[[Any], int]:
     return check
 
 
+def _probability(value: Any) -> float:
+    try:
+        return check_probability("value", value)  # the one probability rule of every argument
+    except ValueError:
+        raise _Bad("a probability in [0, 1]") from None
+
+
 def _number(low: float, high: float) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
@@ -86,12 +93,10 @@ def _pair(low_open: float, high: float, what: str) -> Callable[[Any], tuple[floa
 
 def _triple(positive: bool) -> Callable[[Any], tuple[float, float, float]]:
     def check(value: Any) -> tuple[float, float, float]:
-        ok = (isinstance(value, (list, tuple)) and len(value) == 3
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and (v > 0 or not positive)
-                      for v in value))
-        if not ok:
-            raise _Bad(f"three {'positive ' if positive else ''}numbers (R, G, B in [0, 1] units)")
-        return float(value[0]), float(value[1]), float(value[2])
+        expected = rgb_expectation(value if isinstance(value, (list, tuple)) else (), positive)
+        if expected is not None:  # the loader's own rule
+            raise _Bad(expected)
+        return check_rgb("value", value, positive)
     return check
 
 
@@ -144,7 +149,7 @@ _SCHEMA: dict[str, Any] = {
     "loader": {
         "batch_size": _int(1), "device": _choice(*DEVICES), "dtype": _choice(*DTYPES),
         "num_threads": _int(1), "seed": _int(0), "shuffle": _bool, "drop_last": _bool, "prefetch": _int(1),
-        "hw_decoder_load": _number(0.0, 1.0), "on_error": _choice(*ON_ERROR), "validate": _bool,
+        "hw_decoder_load": _probability, "on_error": _choice(*ON_ERROR), "validate": _bool,
         "device_id": _int(0), "shard_id": _int(0), "num_shards": _int(1), "mean": _triple(False),
         "std": _triple(True),
     },
@@ -155,7 +160,7 @@ _SCHEMA: dict[str, Any] = {
     },
     "patch_masking": {
         "patch_size": _int(1), "mask_ratio_min_max": _pair(-1e-12, 1.0, " (fractions of the patches)"),
-        "mask_sample_probability": _number(0.0, 1.0), "min_num_patches": _number(1e-12, math.inf),
+        "mask_sample_probability": _probability, "min_num_patches": _number(1e-12, math.inf),
         "max_num_patches": _number(1e-12, math.inf), "min_aspect": _number(1e-12, math.inf),
         "max_aspect": _number(1e-12, math.inf), "seed": _int(0),
     },

@@ -8,7 +8,7 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 
 from .graph import HW_DECODER_LOAD, DecoderSettings, GraphSettings
-from ._checks import check_int, check_probability
+from ._checks import check_int, check_probability, check_rgb
 from ._dali import dali_modules
 from ._system import visible_cores
 from .batch import MultiCropBatch
@@ -27,22 +27,6 @@ from .presets import parse_crops
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 
 __all__ = ["DaliMultiCropLoader", "IMAGENET_MEAN", "IMAGENET_STD"]
-
-
-
-def _check_triple(name: str, value: Any, positive: bool) -> tuple[float, float, float]:
-    try:
-        triple = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        triple = ()
-    if len(triple) != 3 or (positive and min(triple) <= 0) or any(v != v for v in triple):
-        need = "three positive numbers" if positive else "three numbers"
-        raise ValueError(f"{name} must be {need} (R, G, B in [0, 1] units), got {value!r}")
-    if max(abs(v) for v in triple) > 1:
-        scaled = ", ".join(f"{v / 255:.3f}" for v in triple)
-        raise ValueError(f"{name} must be in [0, 1] units (R, G, B), got {value!r}: values in 0-255 units? divide by "
-                         f"255: ({scaled})")
-    return triple  # type: ignore[return-value]
 
 
 def _default_threads() -> int:
@@ -151,8 +135,8 @@ class DaliMultiCropLoader:
         seed = check_int("seed", seed, 0)
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        self.mean = _check_triple("mean", mean, positive=False)
-        self.std = _check_triple("std", std, positive=True)
+        self.mean = check_rgb("mean", mean, positive=False)
+        self.std = check_rgb("std", std, positive=True)
         self.prefetch = check_int("prefetch", prefetch, 1)
         self.hw_decoder_load = check_probability("hw_decoder_load", hw_decoder_load)
         self.num_threads = check_int("num_threads", num_threads, 1) if num_threads is not None else _default_threads()

@@ -89,6 +89,11 @@ def test_use_multicrop_false_keeps_the_global_crops():
     ({"data": {"multicrop": {"masking_strategy": "global_only"}}, "masking": {"strategy": "cross_crop_prediction"}},
      "disagree"),
     ({"trainer": {}}, "trainer: unknown key"),
+    # the loader's own rules, named by the key path
+    ({"loader": {"mean": [123.7, 116.3, 103.5]}}, r"loader.mean: expected in \[0, 1\] units .*divide by 255: \(0.485"),
+    ({"loader": {"std": [0.2, 0, 0.2]}}, r"loader.std: expected three positive numbers"),
+    ({"loader": {"std": "0.2"}}, r"loader.std: expected three positive numbers"),
+    ({"loader": {"hw_decoder_load": 1.5}}, r"loader.hw_decoder_load: expected a probability in \[0, 1\], got 1.5"),
 ])
 def test_bad_configs_name_the_key_path(config, words):
     with pytest.raises(ValueError, match=words):
