@@ -1,4 +1,7 @@
-"""The ``dali-multicrop`` command line (typer): ``bench``, ``preview`` and ``crops``.
+"""The ``dali-multicrop`` command line (typer): ``bench`` (throughput of each backend), ``overhead`` (the graph's
+fixed cost per batch and its GIL time), ``preview`` (a picture of the crops and masks), ``doctor`` (the install),
+``presets``, ``crops`` (a spec's groups), ``config`` (a resolved training config), ``check-data`` (a dataset scanned
+for bad files) and ``index-shards`` (tar shards' index files).
 
 Every bad option ends in one line on stderr and exit code 2, never a traceback.
 """
@@ -13,7 +16,6 @@ from typing import Any, List, NoReturn, Optional, Union
 import typer
 
 from . import __version__
-from ._checks import check_probability
 from .graph import HW_DECODER_LOAD
 from .presets import parse_crops
 from .spec import MultiCropSpec
@@ -156,51 +158,29 @@ def bench(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .benchmark.backends import BACKENDS
-    from .benchmark.environment import describe_machine
     from ._system import visible_cores
-    from .benchmark.harness import BenchConfig, run_benchmark
+    from .benchmark.backends import bench_rows
+    from .benchmark.environment import describe_machine
+    from .benchmark.harness import BenchConfig, check_settings, run_benchmark
     from .benchmark.load import LoadWatch
     from .benchmark.report import notes, render_table, write_results
-    from .choices import DTYPES
 
     spec = _spec_or_config(crops, config)
-    chosen = list(backend) if backend else list(BACKENDS)
-    for name in chosen:
-        if name not in BACKENDS:
-            _fail(f"unknown backend '{name}' (choose from {', '.join(BACKENDS)})")
-    from .benchmark.sources import SOURCES
-
-    kinds = list(dict.fromkeys(source or ["folder"]))
-    for kind in kinds:
-        if kind not in SOURCES:
-            _fail(f"unknown --source '{kind}' (choose from {', '.join(SOURCES)})")
-    chosen = [n if kind == "folder" else f"{n}@{kind}" for n in chosen
-              for kind in (kinds if n.startswith("dali") else ["folder"])]
-    if dtype not in DTYPES:
-        _fail(f"--dtype must be {' or '.join(DTYPES)}, got '{dtype}'")
     _check_data_folder(data)
-    for name, value, low in (("--batch-size", batch_size, 1), ("--warmup", warmup, 0), ("--batches", batches, 1),
-                             ("--patch-size", patch_size, 1), ("--sample-images", sample_images, 1)):
-        _positive(name, value, low)
-    threads = _positive("--threads", threads) if threads is not None else visible_cores()
+    _positive("--sample-images", sample_images)
+    strategy = _strategy(masks)
+    settings = dict(batch_size=batch_size, threads=visible_cores() if threads is None else threads, warmup=warmup,
+                    batches=batches, dtype=dtype, masks=strategy, patch_size=patch_size, seed=seed,
+                    hw_decoder_load=hw_decoder_load)
     try:
-        check_probability("--hw-decoder-load", hw_decoder_load)
+        chosen = bench_rows(backend, source)
+        check_settings(spec, **settings)  # every option, before the data is made
     except ValueError as exc:
         _fail(str(exc))
-    strategy = _strategy(masks)
-    if strategy is not None:
-        from .masking import MultiCropMaskGenerator
-
-        try:
-            MultiCropMaskGenerator(spec, patch_size=patch_size, strategy=strategy)
-        except ValueError as exc:
-            _fail(str(exc))
     console = Console(stderr=True)
     files, data_path = _data(data, sample_images)
-    cfg = BenchConfig(spec=spec, data=files, data_path=data_path, batch_size=batch_size, threads=threads,
-                      warmup=warmup, batches=batches, dtype=dtype, masks=strategy, patch_size=patch_size, seed=seed,
-                      hw_decoder_load=hw_decoder_load)
+    cfg = BenchConfig(spec=spec, data=files, data_path=data_path, **settings)
+    threads = cfg.threads
     watch = LoadWatch(threads)
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -250,11 +230,10 @@ def overhead(
     DALI reader + decoder loader)."""
     import json
 
-    from rich.table import Table
-
     from ._system import visible_cores
     from .benchmark.environment import describe_machine
     from .benchmark.overhead import measure_overhead
+    from .benchmark.report import overhead_table
     from .sample_data import ensure_tiny_data
     from .sources import FileList
 
@@ -271,20 +250,8 @@ def overhead(
                                         batches=batches, rounds=rounds))
     gil, gil_note = _measure_gil(recipes, gil_batch_size, threads)
     machine = describe_machine()
-    table = Table(title=f"graph fixed cost, tiny images — batch {batch_size}, {threads} threads — {machine['cpu']}")
-    for label in ("recipe", "as measured", "crops", "CPU graph ops", "GPU graph ops cpu/mixed/gpu", "decode ms",
-                  "full CPU graph ms", "full / decode", "GPU graph host ms", "host / decode", "pixel floor ms",
-                  "floor / decode", f"GIL ms (batch {gil_batch_size})"):
-        table.add_column(label, justify="left" if label in ("recipe", "as measured") else "right")
-    for r in results:
-        g = r.operators_gpu_graph
-        table.add_row(r.recipe, r.tiny_spec, str(r.num_crops), str(r.operators_cpu_graph["cpu"]),
-                      f"{g['cpu']}/{g['mixed']}/{g['gpu']}", f"{r.ms_decode:.1f}", f"{r.ms_full:.1f}",
-                      f"{r.ratio:.2f}", f"{r.ms_host:.1f}", f"{r.host_ratio:.2f}", f"{r.ms_floor:.1f}",
-                      f"{r.floor_ratio:.2f}", f"{gil[r.recipe].gil_ms_per_batch:.2f}" if r.recipe in gil else "-")
-    if "bare" in gil:
-        table.add_row("bare DALI loader", "read + decode", *["-"] * 10, f"{gil['bare'].gil_ms_per_batch:.2f}")
-    _wide_console(240).print(table)
+    title = f"graph fixed cost, tiny images — batch {batch_size}, {threads} threads — {machine['cpu']}"
+    _wide_console(240).print(overhead_table(results, gil, gil_batch_size, title))
     if gil_note:
         typer.echo(gil_note)
     folder = out / time.strftime("overhead-%Y%m%d-%H%M%S")

@@ -28,7 +28,7 @@ from ._seeds import derive_seed
 from .spec import ColorJitter, CropGroup, MultiCropSpec
 
 __all__ = ["ATTEMPTS", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_generator",
-           "colour_blocks", "colour_matrices", "draw_batch", "draw_colour", "blurs", "solarizes", "LUMA"]
+           "colour_blocks", "draw_batch", "draw_colour", "blurs", "solarizes", "LUMA"]
 
 ATTEMPTS = 10
 """Windows tried per crop before the fallback, as torchvision's ``RandomResizedCrop``."""
@@ -167,12 +167,6 @@ def colour_blocks(f: ColourFactors) -> np.ndarray:
     return out
 
 
-def colour_matrices(rng: np.random.Generator, jitter: ColorJitter, grayscale_prob: float,
-                    count: int) -> np.ndarray:
-    """``count`` colour transforms drawn and built: ``colour_blocks(draw_colour(...))``."""
-    return colour_blocks(draw_colour(rng, jitter, grayscale_prob, count))
-
-
 def blurs(spec: MultiCropSpec) -> bool:
     """Whether any crop of ``spec`` may be blurred (else the graph has no blur operator)."""
     return any(g.blur_prob > 0 for g in spec.groups)
@@ -198,8 +192,8 @@ def draw_batch(spec: MultiCropSpec, batch: int, rng: np.random.Generator) -> Bat
         shape = (batch, group.count)
         window[:, crops] = _window_draws(rng, group, shape)
         flips[:, crops] = rng.random(shape) < group.flip_prob
-        colour[:, crops] = colour_matrices(rng, group.color_jitter, group.grayscale_prob,
-                                           batch * group.count).reshape(batch, group.count, 3, 4)
+        factors = draw_colour(rng, group.color_jitter, group.grayscale_prob, batch * group.count)
+        colour[:, crops] = colour_blocks(factors).reshape(batch, group.count, 3, 4)
         if sigma is not None and group.blur_prob > 0:
             blurred = rng.random(shape) < group.blur_prob
             sigma[:, crops, 0] = np.where(blurred, _uniform(rng, *group.blur_sigma, shape), NO_BLUR_SIGMA)

@@ -12,7 +12,7 @@ from ._checks import check_int, check_probability, check_rgb
 from ._dali import dali_modules
 from ._system import visible_cores
 from .batch import MultiCropBatch
-from .config import ConfigLike
+from .config import ConfigLike, load_config
 from .curriculum import Curriculum
 from .feed import AnySource
 from .choices import DEVICES, DTYPES
@@ -193,8 +193,6 @@ class DaliMultiCropLoader:
         """A loader as a training config says (a YAML path or mapping, see :mod:`dali_multicrop.config`): its
         crops and ``loader:`` settings, reading ``source`` (default: the config's ``data.path``); keyword
         ``overrides`` win over the file (e.g. ``device="cpu"``)."""
-        from .config import load_config
-
         cfg = load_config(config)
         source = source if source is not None else cfg.path
         if source is None:

@@ -14,7 +14,8 @@ Units and frames, stated once for every field below:
 * every ``*_prob`` is a probability per crop in ``[0, 1]``.
 * colour-jitter strengths follow torchvision's ``ColorJitter``: a factor is drawn uniformly from
   ``[max(0, 1 - s), 1 + s]`` for brightness, contrast and saturation; hue is a shift drawn from
-  ``[-h, h]`` in *fractions of a turn* (``0 <= h <= 0.5``; DALI wants degrees, the graph converts).
+  ``[-h, h]`` in *fractions of a turn* (``0 <= h <= 0.5``, torchvision's unit), applied as a turn of the chroma plane
+  in each crop's colour map (:func:`~dali_multicrop.draws.colour_blocks`).
 * ``blur_sigma`` is the Gaussian blur's standard deviation range in output pixels.
 """
 

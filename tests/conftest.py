@@ -59,7 +59,7 @@ def pixels(crop: torch.Tensor, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.
 def write_shards(files: list[str], labels: list[int], out: Path, per_shard: int, labelled: bool = True) -> list[Path]:
     """Writes the files as WebDataset shards ``out/train-NNN.tar`` of ``per_shard`` samples each (image and, when
     ``labelled``, ``cls`` members), in the given order, without index files; returns the shard paths."""
-    from dali_multicrop.benchmark.sources import pack_shards
+    from dali_multicrop.sources.tar import pack_shards
 
     return pack_shards(files, labels if labelled else None, out, per_shard, digits=3)
 

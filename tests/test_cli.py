@@ -26,4 +26,7 @@ def test_bad_spec_is_one_line_without_traceback():
 
 def test_version():
     result = runner.invoke(app, ["--version"])
-    assert result.exit_code == 0 and result.output.strip() == "0.1.0"
+    # the version the package was built and installed with (pyproject.toml takes it from dali_multicrop.__version__)
+    from importlib.metadata import version
+
+    assert result.exit_code == 0 and result.output.strip() == version("dali-multicrop")

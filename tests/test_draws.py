@@ -10,7 +10,7 @@ import torch
 
 from dali_multicrop import ColorJitter, MultiCropSpec
 from dali_multicrop.draws import (LUMA, NO_BLUR_SIGMA, SOLARIZE_OFFSET, ColourFactors, batch_generator, colour_blocks,
-                                  colour_matrices, draw_batch, draw_colour)
+                                  draw_batch, draw_colour)
 from dali_multicrop.presets import load_preset
 
 OFF = ColorJitter(probability=0.0)
@@ -62,7 +62,7 @@ def factors(count: int, **values) -> ColourFactors:
 
 def test_neutral_factors_are_exactly_the_identity():
     assert np.array_equal(colour_blocks(factors(5)), np.broadcast_to(np.eye(3, 4), (5, 3, 4)))
-    block = colour_matrices(np.random.default_rng(0), OFF, 0.0, 50)
+    block = colour_blocks(draw_colour(np.random.default_rng(0), OFF, 0.0, 50))
     assert np.array_equal(block, np.broadcast_to(np.eye(3, 4), (50, 3, 4)))
 
 
@@ -126,7 +126,7 @@ def test_order_coin_is_fair_and_only_drawn_for_jittered_crops():
 
 @pytest.mark.parametrize("probability", [0.3, 0.8])
 def test_jitter_probability(probability):
-    block = colour_matrices(np.random.default_rng(8), ColorJitter(probability, 0.4, 0, 0, 0), 0.0, 20000)
+    block = colour_blocks(draw_colour(np.random.default_rng(8), ColorJitter(probability, 0.4, 0, 0, 0), 0.0, 20000))
     jittered = ~np.all(block == np.eye(3, 4), axis=(1, 2))
     assert abs(jittered.mean() - probability) < 4 * math.sqrt(probability * (1 - probability) / 20000)
 

@@ -2,8 +2,8 @@
 
 Two passes. The first reads each file's head and tail on a thread pool (format by magic bytes, JPEG/PNG cut
 short, PIL's header for size and colour mode). The second decodes every file with DALI's CPU decoder, one
-file at a time, in a worker process per core (see :mod:`dali_multicrop.badsamples.validation` for why), naming each file that fails
-(:func:`~dali_multicrop.badsamples.diagnose.diagnose`).
+file at a time, in a worker process per core (see :mod:`dali_multicrop.badsamples.validation` for why), naming
+each file that fails (:func:`~dali_multicrop.badsamples.diagnose.diagnose`).
 
 Categories: ``unreadable`` (missing, unreadable, empty) and ``undecodable`` (not an image, unsupported format,
 truncated, corrupt) would fail training; ``tiny`` (shorter side below ``min_size``), ``grayscale`` and

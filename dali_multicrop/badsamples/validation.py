@@ -65,8 +65,8 @@ def _from_json(value: list) -> Problem:
 # ---- in the user's process ----------------------------------------------------------------------------------
 
 def _pool(workers: int) -> WorkerPool:
-    return WorkerPool("dali_multicrop.badsamples.validation:check_file", workers, prepare="dali_multicrop.badsamples.validation:prepare",
-                      what="image validation")
+    here = "dali_multicrop.badsamples.validation"
+    return WorkerPool(f"{here}:check_file", workers, prepare=f"{here}:prepare", what="image validation")
 
 
 def _outcome(path: str, future: "Future[Any]", what: str) -> Optional[Problem]:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Sequence
 
 import torch
 
@@ -16,7 +16,8 @@ from ..choices import torch_dtype
 if TYPE_CHECKING:
     from .harness import BenchConfig
 
-__all__ = ["BACKENDS", "GPU_BACKENDS", "PEER_BACKENDS", "Item", "skip_reason", "open_backend"]
+__all__ = ["BACKENDS", "DALI_BACKENDS", "GPU_BACKENDS", "PEER_BACKENDS", "Item", "bench_rows", "row_name", "skip_reason",
+           "split_name", "open_backend"]
 
 
 class Item(NamedTuple):
@@ -34,6 +35,8 @@ DataLoader with one worker per thread. albumentations: OpenCV decode + albumenta
 way; the CPU peer to beat. decode: the graph's read + GPU decode alone (the ceiling dali-gpu is
 measured against). decode-cpu: the same on the CPU (the ceiling of dali-cpu)."""
 GPU_BACKENDS = ("dali-gpu", "decode")
+DALI_BACKENDS = ("dali-gpu", "dali-cpu")
+"""The multi-crop loader's backends: they read any source kind (``dali-cpu@tar``)."""
 PEER_BACKENDS = ("torchvision", "albumentations")
 """The peers' DataLoaders: their batches are lists of crops (no boxes); their crops go to the GPU where there is one."""
 
@@ -132,9 +135,32 @@ def _dataloader_backend(cfg: "BenchConfig", make_loader: Any) -> Iterator[Item]:
 
 def split_name(name: str) -> tuple[str, str]:
     """``(backend, source)`` of a row name: ``dali-cpu@tar`` is dali-cpu reading the tar-shard source; a name
-    without ``@`` reads the folder."""
+    without ``@`` reads the folder. The inverse of :func:`row_name`."""
     backend, _, source = name.partition("@")
     return backend, source or "folder"
+
+
+def row_name(backend: str, source: str = "folder") -> str:
+    """The row name of ``backend`` reading ``source``: ``dali-cpu@tar``; the folder needs no suffix. The inverse
+    of :func:`split_name`."""
+    return backend if source == "folder" else f"{backend}@{source}"
+
+
+def bench_rows(backends: Optional[Sequence[str]] = None, sources: Optional[Sequence[str]] = None) -> list[str]:
+    """The rows a benchmark runs, in order: each of ``backends`` (default all of :data:`BACKENDS`), the DALI ones
+    once per source kind of ``sources`` (default the folder; see :data:`~dali_multicrop.benchmark.sources.SOURCES`),
+    the others on the folder. ``ValueError`` naming an unknown backend or source."""
+    from .sources import SOURCES
+
+    chosen = list(backends) if backends else list(BACKENDS)
+    for name in chosen:
+        if name not in BACKENDS:
+            raise ValueError(f"unknown backend '{name}' (choose from {', '.join(BACKENDS)})")
+    kinds = list(dict.fromkeys(sources or ["folder"]))
+    for kind in kinds:
+        if kind not in SOURCES:
+            raise ValueError(f"unknown --source '{kind}' (choose from {', '.join(SOURCES)})")
+    return [row_name(name, kind) for name in chosen for kind in (kinds if name in DALI_BACKENDS else ["folder"])]
 
 
 def open_backend(name: str, cfg: "BenchConfig") -> Iterator[Item]:

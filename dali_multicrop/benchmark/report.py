@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 
 from .harness import BackendResult
 
-__all__ = ["COLUMNS", "render_table", "notes", "write_results"]
+__all__ = ["COLUMNS", "OVERHEAD_COLUMNS", "render_table", "notes", "overhead_table", "write_results"]
 
 COLUMNS = [("backend", "backend"), ("status", "status"), ("images_per_s", "images/s"), ("crops_per_s", "crops/s"),
            ("batch_ms_p50", "batch p50 ms"), ("batch_ms_p99", "batch p99 ms"), ("peak_host_mib", "host MiB"),
@@ -22,6 +22,34 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
     return str(value)
+
+
+OVERHEAD_COLUMNS = ("recipe", "as measured", "crops", "CPU graph ops", "GPU graph ops cpu/mixed/gpu", "decode ms",
+                    "full CPU graph ms", "full / decode", "GPU graph host ms", "host / decode", "pixel floor ms",
+                    "floor / decode", "GIL ms")
+"""The columns of ``dali-multicrop overhead``'s table (the GIL's is headed with the batch size it was measured at)."""
+
+
+def overhead_table(results: Sequence[Any], gil: dict[str, Any], gil_batch_size: int, title: str = "") -> Any:
+    """A rich Table of ``overhead``: a row per :class:`~dali_multicrop.benchmark.overhead.OverheadResult`, its GIL
+    figure from ``gil[recipe]`` (a :class:`~dali_multicrop.benchmark.gil.GilResult`; "-" where none), and a row for
+    the bare DALI loader where ``gil`` has ``"bare"``."""
+    from rich.table import Table
+
+    table = Table(title=title or None)
+    for label in OVERHEAD_COLUMNS:
+        shown = f"{label} (batch {gil_batch_size})" if label == "GIL ms" else label
+        table.add_column(shown, justify="left" if label in ("recipe", "as measured") else "right")
+    for r in results:
+        g = r.operators_gpu_graph
+        table.add_row(r.recipe, r.tiny_spec, str(r.num_crops), str(r.operators_cpu_graph["cpu"]),
+                      f"{g['cpu']}/{g['mixed']}/{g['gpu']}", f"{r.ms_decode:.1f}", f"{r.ms_full:.1f}",
+                      f"{r.ratio:.2f}", f"{r.ms_host:.1f}", f"{r.host_ratio:.2f}", f"{r.ms_floor:.1f}",
+                      f"{r.floor_ratio:.2f}", f"{gil[r.recipe].gil_ms_per_batch:.2f}" if r.recipe in gil else "-")
+    if "bare" in gil:
+        table.add_row("bare DALI loader", "read + decode", *["-"] * (len(OVERHEAD_COLUMNS) - 3),
+                      f"{gil['bare'].gil_ms_per_batch:.2f}")
+    return table
 
 
 def render_table(results: Sequence[BackendResult], title: str = "") -> Any:

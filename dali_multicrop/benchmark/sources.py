@@ -10,49 +10,26 @@ worker threads.
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..sources import ArraySource, DatasetSource, FileList, TarShards
+from ..sources.tar import pack_shards
+from ..sources.tar_index import write_index
 
-__all__ = ["SOURCES", "SAMPLES_PER_SHARD", "bench_source", "pack_shards", "write_tar_shards"]
+__all__ = ["SOURCES", "SAMPLES_PER_SHARD", "bench_source", "write_tar_shards"]
 
 SOURCES = ("folder", "arrays", "tar", "dataset")
 SAMPLES_PER_SHARD = 256
 """Samples per tar shard the benchmark writes (small shards: many shard switches per epoch, the hard case)."""
 
 
-def pack_shards(files: Sequence[str], labels: Optional[Sequence[int]], folder: Path, per_shard: int,
-                digits: int = 6) -> list[Path]:
-    """Packs ``files`` in order into ``folder/train-<s>.tar`` (``s`` with ``digits`` digits), ``per_shard``
-    samples each: members ``<index>.<ext>`` and, with ``labels``, ``<index>.cls``. No index files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for s, start in enumerate(range(0, len(files), per_shard)):
-        path = folder / f"train-{s:0{digits}d}.tar"
-        with tarfile.open(path, "w") as tar:
-            for i in range(start, min(start + per_shard, len(files))):
-                members = [(Path(files[i]).suffix[1:].lower(), Path(files[i]).read_bytes())]
-                if labels is not None:
-                    members.append(("cls", str(labels[i]).encode()))
-                for ext, payload in members:
-                    info = tarfile.TarInfo(f"{i:08d}.{ext}")
-                    info.size = len(payload)
-                    tar.addfile(info, io.BytesIO(payload))
-        paths.append(path)
-    return paths
-
-
 def write_tar_shards(files: FileList, folder: Path, per_shard: int = SAMPLES_PER_SHARD) -> str:
     """Packs ``files`` in order into ``folder/train-NNNNNN.tar`` (members ``<index>.<ext>`` and ``<index>.cls``)
     with their index files; returns the brace pattern of the shards. Kept when already complete."""
-    from ..sources.tar_index import write_index
-
     count = -(-len(files) // per_shard)
     pattern = str(folder / f"train-{{000000..{count - 1:06d}}}.tar")
     done = folder / "complete"

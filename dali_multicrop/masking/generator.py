@@ -28,7 +28,8 @@ STRATEGIES = ("global_only", "global_with_local_context", "cross_crop_prediction
 """Available strategies; see :class:`MultiCropMasks` for what each one fills in."""
 
 _MAX_ROUNDS = 32
-"""The most draws per mask. The constructor checks that a draw meets ``min_keep`` at least half of the time."""
+"""The most draws per mask: the generator makes as many as keep the chance that all of them miss ``min_keep`` below
+``_MISS_TARGET``, this many at most."""
 _MISS_TARGET = 1e-9
 """Chance, per mask, that every one of the fixed number of draws keeps fewer than ``min_keep`` patches."""
 

@@ -24,8 +24,6 @@ from ..badsamples.diagnose import diagnose_data
 
 __all__ = ["DatasetSource"]
 
-KINDS = ("images", "encoded")
-
 Fetched = tuple[int, Union[tuple[np.ndarray, int], Exception]]
 """One fetched item: ``(index, (image, label))``, or ``(index, the error its fetch raised)``."""
 

@@ -13,10 +13,13 @@ in order). Epochs: see :class:`TarShards` and ``docs/sources.md``.
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import tarfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -28,7 +31,7 @@ from . import s3
 from .files import IMAGE_EXTENSIONS
 from .tar_index import load_index, split_member
 
-__all__ = ["READER_NAME", "TarMembers", "TarShards", "TarEpoch", "expand_shards", "TAR_IMAGE_EXTENSIONS"]
+__all__ = ["READER_NAME", "TarMembers", "TarShards", "TarEpoch", "expand_shards", "pack_shards", "TAR_IMAGE_EXTENSIONS"]
 
 TAR_IMAGE_EXTENSIONS: tuple[str, ...] = tuple(ext[1:] for ext in IMAGE_EXTENSIONS)
 """Member extensions taken as a sample's image (case-insensitive): the image files' extensions, without the dot."""
@@ -55,6 +58,29 @@ def expand_shards(shards: Union[str, os.PathLike, Sequence[Union[str, os.PathLik
         if text.count("{") != text.count("}"):
             raise ValueError(f"shard pattern '{text}' has unbalanced braces (expected e.g. train-{{000..127}}.tar)")
         paths.extend(p if s3.is_s3(p) else os.path.expanduser(p) for p in braceexpand(text))
+    return paths
+
+
+def pack_shards(files: Sequence[str], labels: Optional[Sequence[int]], folder: Path, per_shard: int,
+                digits: int = 6) -> list[Path]:
+    """Packs image ``files`` in order into WebDataset shards ``folder/train-<s>.tar`` (``s`` with ``digits``
+    digits), ``per_shard`` samples each: members ``<index>.<ext>`` (the file's bytes, ``index`` of 8 digits) and,
+    with ``labels``, ``<index>.cls``; returns the shard paths. No index files (see
+    :func:`~dali_multicrop.sources.tar_index.write_index`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s, start in enumerate(range(0, len(files), per_shard)):
+        path = folder / f"train-{s:0{digits}d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i in range(start, min(start + per_shard, len(files))):
+                members = [(Path(files[i]).suffix[1:].lower(), Path(files[i]).read_bytes())]
+                if labels is not None:
+                    members.append(("cls", str(labels[i]).encode()))
+                for ext, payload in members:
+                    info = tarfile.TarInfo(f"{i:08d}.{ext}")
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+        paths.append(path)
     return paths
 
 
