@@ -257,8 +257,8 @@ def overhead(
     folder = out / time.strftime("overhead-%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "overhead.json"
-    path.write_text(json.dumps({"machine": machine, "results": [r.as_dict() for r in results],
-                                "gil": {k: v.as_dict() for k, v in gil.items()}, "gil_note": gil_note},
+    path.write_text(json.dumps({"machine": machine, "results": [dataclasses.asdict(r) for r in results],
+                                "gil": {k: dataclasses.asdict(v) for k, v in gil.items()}, "gil_note": gil_note},
                                indent=2) + "\n")
     typer.echo(f"results: {path}")
 

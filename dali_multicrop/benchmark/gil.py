@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -53,9 +53,6 @@ class GilResult:
     batches: int
     samples: int
     gil_ms_per_batch: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _count_samples(raw: Path) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -95,9 +95,6 @@ class OverheadResult:
     ratio: float
     host_ratio: float
     floor_ratio: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _batch_times(build: Callable[[EpochFeed, GraphSettings], Any], feed: EpochFeed, files: FileList,
