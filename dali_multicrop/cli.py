@@ -9,6 +9,8 @@ Every bad option ends in one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import json
 import time
 from pathlib import Path
 from typing import Any, List, NoReturn, Optional, Union
@@ -16,8 +18,12 @@ from typing import Any, List, NoReturn, Optional, Union
 import typer
 
 from . import __version__
+from ._system import cache_dir, visible_cores
 from .graph import HW_DECODER_LOAD
-from .presets import parse_crops
+from .presets import list_presets, load_preset, load_preset_description, parse_crops
+from .sources import FileList, s3
+from .sources.tar import expand_shards
+from .sources.tar_index import index_path_for, write_index
 from .spec import MultiCropSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -84,9 +90,7 @@ def _check_data_folder(data: Optional[Path]) -> None:
 
 def _data(data: Optional[Path], sample_images: int):
     """The image list to use: ``--data`` or the built-in sample set (generated on first use)."""
-    from ._system import cache_dir
     from .sample_data import ensure_sample_data
-    from .sources import FileList
 
     if data is None:
         from rich.console import Console
@@ -158,7 +162,6 @@ def bench(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ._system import visible_cores
     from .benchmark.backends import bench_rows
     from .benchmark.environment import describe_machine
     from .benchmark.harness import BenchConfig, check_settings, run_benchmark
@@ -228,14 +231,10 @@ def overhead(
     by device, the full CPU graph, the GPU graph's host stage and the pixel floor (a resize and a normalisation per
     crop) against the decode-only head, and the milliseconds per batch the loader holds the GIL (against a bare
     DALI reader + decoder loader)."""
-    import json
-
-    from ._system import visible_cores
     from .benchmark.environment import describe_machine
     from .benchmark.overhead import measure_overhead
     from .benchmark.report import overhead_table
     from .sample_data import ensure_tiny_data
-    from .sources import FileList
 
     recipes = list(crops) if crops else ["2x224,6x96", "dino"]
     specs = [(name, _spec(name)) for name in recipes]
@@ -360,8 +359,6 @@ def presets(describe: bool = typer.Option(False, "--describe", help="Also print 
     """List the shipped recipes (pipelines/): per recipe what it is, and a table of its crop groups."""
     from rich.table import Table
 
-    from .presets import list_presets, load_preset, load_preset_description
-
     console = _wide_console(140)
     for name in list_presets():
         text = load_preset_description(name)
@@ -400,8 +397,6 @@ def crops(spec: str = typer.Argument(..., help=CROPS_HELP)) -> None:
 
 def _resolved(function: Any, given: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
     """``function``'s keyword arguments as a config resolves them: every one, the file's marked ``(file)``."""
-    import inspect
-
     parts = []
     for name, parameter in inspect.signature(function).parameters.items():
         if name in ("self",) + skip or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
@@ -470,10 +465,8 @@ def check_data(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ._system import visible_cores
     from .badsamples.scan import FAILING, NOTED, check_files
     from .badsamples.validation import ValidatorUnavailable
-    from .sources import FileList
 
     _positive("--min-size", min_size, 1)
     threads = _positive("--threads", threads) if threads is not None else visible_cores()
@@ -515,9 +508,6 @@ def index_shards(
 ) -> None:
     """Write DALI's index file for each WebDataset tar shard (train-000.tar -> train-000.idx), so loaders start
     without scanning the shards."""
-    from .sources import s3
-    from .sources.tar import expand_shards
-    from .sources.tar_index import index_path_for, write_index
 
     try:
         paths = expand_shards(shards)
