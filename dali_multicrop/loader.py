@@ -73,10 +73,12 @@ class DaliMultiCropLoader:
 
     Args:
         source: an image-folder path (``root/<class>/<images>``, classes sorted as torchvision's
-            ``ImageFolder``), a :class:`~dali_multicrop.FileList`, a list of ``(path, label)`` pairs, decoded
-            images in memory (:class:`~dali_multicrop.ArraySource`, uint8 ``[N, H, W, 3]`` with labels), or
-            ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the python-pickle layout; ``ArraySource.cifar`` for the
-            test split).
+            ``ImageFolder``; local or ``s3://``), a :class:`~dali_multicrop.FileList`, a list of ``(path, label)``
+            pairs, decoded images in memory (:class:`~dali_multicrop.ArraySource`, uint8 ``[N, H, W, 3]`` with
+            labels), ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the python-pickle layout; ``ArraySource.cifar`` for
+            the test split), WebDataset tar shards (a ``.tar`` path or brace pattern, or a
+            :class:`~dali_multicrop.TarShards`) or a map-style torch ``Dataset`` of ``(image, label)`` (or a
+            :class:`~dali_multicrop.DatasetSource`): see :mod:`dali_multicrop.sources` and ``docs/sources.md``.
         crops: a crop spec such as ``"2x224,6x96"`` (first group global), a preset name (``"dino"``, see
             ``pipelines/``) or recipe YAML path, or a :class:`~dali_multicrop.MultiCropSpec` for full control
             of each group's recipe.
