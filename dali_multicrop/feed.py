@@ -2,14 +2,14 @@
 parameter of the batch's crops.
 
 The graph reads the files itself (``fn.io.file.read``, in DALI's threads), so the training loop's thread only
-hands over a few bytes of path per sample, plus the batch's draws (:mod:`dali_multicrop.draws`: a few
-vectorised numpy calls per batch, whatever the number of crops).
+hands over a few bytes of path per sample (one gather from :attr:`FileList.path_bytes <dali_multicrop.FileList>`),
+plus the batch's draws (:mod:`dali_multicrop.draws`: a few vectorised numpy calls per batch, whatever the number of
+crops).
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -20,17 +20,7 @@ from .sources import AnySource, ArraySource, DatasetSource, FileList, TarShards
 from .spec import MultiCropSpec
 from .windows import WindowInput
 
-__all__ = ["EpochFeed", "encode_paths", "feed_outputs", "head_of"]
-
-
-_FS_ENCODING = sys.getfilesystemencoding()  # os.fsencode's rule (with surrogateescape), without its per-call checks
-
-
-def encode_paths(paths: Sequence[str]) -> np.ndarray:
-    """File paths as one uint8 array ``[B, L]`` for ``fn.io.file.read``: each row a path's bytes as the OS spells
-    it (``os.fsencode``'s rule), NUL-padded to the longest. One array per batch: DALI converts a list of per-sample
-    arrays one sample at a time, under the GIL (about 2 ms per batch of 256 paths, measured), an array at once."""
-    return np.array([p.encode(_FS_ENCODING, "surrogateescape") for p in paths]).view(np.uint8).reshape(len(paths), -1)
+__all__ = ["EpochFeed", "feed_outputs", "head_of"]
 
 
 def head_of(source: AnySource) -> str:
@@ -73,7 +63,7 @@ class EpochFeed:
         self._ahead = ahead
         self._pending: dict[int, Any] = {}
         self._images = source if isinstance(source, ArraySource) else None
-        self._files = source.files if isinstance(source, FileList) else ()
+        self._paths = source.path_bytes if isinstance(source, FileList) else None
         self._labels = np.asarray(getattr(source, "labels", ()), dtype=np.int64)
         self.names = feed_outputs(spec, self.head)
         """The outputs of every call, in order (see :func:`feed_outputs`)."""
@@ -158,8 +148,7 @@ class EpochFeed:
             self.bad.check(indices)  # raise mode: a bad file's error, and nothing of this batch is read
             read, shown = self.bad.substitute(indices)
             labels = self._labels[read]
-            head = self._images.take(read) if self._images is not None else \
-                encode_paths([self._files[i] for i in read.tolist()])
+            head = self._images.take(read) if self._images is not None else self._paths[read]
         if self._spec is None:
             return head, shown.astype(np.int64)
         return (head, shown.astype(np.int64), labels, *self._draw_outputs(iteration))

@@ -1,5 +1,5 @@
 """The loader's Python under the GIL (py-spy's GIL samples of its steady loop), and the batch-level path array the
-feed hands DALI (one array per batch, not one per sample)."""
+feed hands DALI (one gather per batch from the list's path table, not a step per sample)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from conftest import coordinate_image, write_folder
 from dali_multicrop import DaliMultiCropLoader, FileList
 from dali_multicrop.benchmark import gil
-from dali_multicrop.feed import encode_paths
+from dali_multicrop.sources.files import encode_paths
 
 
 def test_paths_go_to_dali_as_one_nul_padded_array_and_read_back_exactly(tmp_path):
@@ -19,6 +19,9 @@ def test_paths_go_to_dali_as_one_nul_padded_array_and_read_back_exactly(tmp_path
     assert array.dtype == np.uint8 and array.shape == (3, max(len(p.encode()) for p in paths))
     for row, path in zip(array, paths):
         assert row.tobytes().rstrip(b"\0") == path.encode()
+    # a batch's paths are one gather from the list's table (made once): the same rows, padded to the list's longest
+    files = FileList(tuple(paths), (0, 0, 0))
+    assert files.path_bytes is files.path_bytes and np.array_equal(files.path_bytes[[2, 0]], array[[2, 0]])
     # through the real graph: odd names (spaces, accents) and very different lengths in one batch
     image = coordinate_image(40, 48)
     root = write_folder(tmp_path / "data", {"été": [image], "b": [image]})
