@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from dali_multicrop import DaliMultiCropLoader, FileList, TarShards
-from dali_multicrop.benchmark.sources import cache_folder, write_tar_shards
+from dali_multicrop._system import cache_dir
+from dali_multicrop.benchmark.sources import write_tar_shards
 from dali_multicrop.sample_data import ensure_sample_data
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     files = FileList.from_folder(ensure_sample_data(args.images))
-    pattern = write_tar_shards(files, cache_folder() / f"tar-skip-{args.images}")
+    pattern = write_tar_shards(files, cache_dir() / f"tar-skip-{args.images}")
     shards = TarShards(pattern)
     common = dict(crops=args.crops, batch_size=args.batch_size, device="cpu", seed=0)
     rates: dict[str, list[float]] = {"raise: DALI's reader": [], "skip: the loader's own reads": []}
