@@ -4,6 +4,7 @@ curriculum changes the crops."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -155,3 +156,35 @@ def test_a_curriculum_rebuilds_the_runner_and_closes_the_old_one(tmp_path):
     assert runners[0] is not runners[-1] and runners[0]._iterator is None  # the old graph closed
     assert runners[0].spec != runners[-1].spec
     loader.close()
+
+
+def test_runner_restarts_at_the_failed_batch_with_the_same_draws(tmp_path):
+    """on_error="skip" without validation: DALI fails on a batch holding a file that is not an image; the runner
+    finds it, replaces it in its batch and restarts the graph at the batch that failed (the feed's offset): every
+    batch's boxes and flips are those of a run over good files (the draws keyed on the batch number, the images of
+    one size), and only the bad file's slot differs (index -1)."""
+    from dali_multicrop.badsamples.policy import BadImageWarning, BadSamples
+
+    image = coordinate_image(40, 48)
+    good = FileList.from_folder(write_folder(tmp_path / "good", {"a": [image] * 8}))
+    broken = write_folder(tmp_path / "broken", {"a": [image] * 8})
+    (broken / "a" / "005.png").write_bytes(b"not an image at all")
+    bad = FileList.from_folder(broken)
+    spec, shard_plan = parse_crops(CROPS), ShardPlan(8, 2, shuffle=False, seed=4)
+    plan = shard_plan.epoch_plan(0)
+
+    def run(source):
+        runner = GraphRunner(source, spec, _settings(2), shard_plan, bad=BadSamples(source, on_error="skip"))
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", BadImageWarning)
+            batches = [(b.indices.tolist(), b.boxes.clone(), b.flipped.clone()) for b in runner.run_epoch(plan)]
+        runner.close()
+        return batches, runner.bad.skipped, len(said)
+
+    clean, none, quiet = run(good)
+    fixed, skipped, warned = run(bad)
+    assert not none and not quiet and list(skipped) == [str(broken / "a" / "005.png")] and warned == 1
+    assert [i for i, _, _ in fixed] == [[0, 1], [2, 3], [4, -1], [6, 7]] == \
+        [[-1 if i == 5 else i for i in c] for c, _, _ in clean]
+    assert all(torch.equal(a[1], b[1]) and torch.equal(a[2], b[2]) for a, b in zip(fixed, clean))
+
