@@ -1,4 +1,7 @@
-"""Epoch order: which samples each rank reads in each epoch, in which batches (torchrun ranks; not tar shards).
+"""Epoch order: which samples each rank (a torchrun rank; a "shard" in DALI's words, not a tar file) reads in each
+epoch, in which batches. :class:`EpochPlan` is one rank's epoch as the loader runs it (a tar source makes its own,
+``TarShards.epoch_plan``, since DALI's reader picks the samples); below, the rule for the sources whose samples the
+loader picks.
 
 Every epoch, all ranks compute the same order of the whole dataset (a permutation keyed on
 ``(seed, epoch)``), then rank ``k`` of ``S`` takes positions ``k, k + S, k + 2S, ...`` of it. Batch ``j`` of
