@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["shipped_folder", "yaml_names"]
+__all__ = ["read_yaml", "shipped_folder", "yaml_names"]
 
 
 def shipped_folder(package: str, checkout_folder: str) -> Any:
@@ -17,6 +17,18 @@ def shipped_folder(package: str, checkout_folder: str) -> Any:
         return resources.files(package)
     except ModuleNotFoundError:
         return Path(__file__).resolve().parents[1] / checkout_folder
+
+
+def read_yaml(file: Any, origin: str) -> Any:
+    """The parsed YAML of ``file`` (a path, or a shipped file of :func:`shipped_folder`); ``ValueError`` naming
+    ``origin`` (``"preset 'dino'"``, ``"config 'my.yaml'"``) where it is not valid YAML."""
+    import yaml
+
+    text = file.read_text() if hasattr(file, "read_text") else Path(file).read_text()
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{origin} is not valid YAML: {exc}") from None
 
 
 def yaml_names(folder: Any) -> list[str]:

@@ -34,10 +34,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-import yaml
-
 from ._checks import check_int, check_probability, check_rgb, rgb_expectation
-from ._shipped import shipped_folder, yaml_names
+from ._shipped import read_yaml, shipped_folder, yaml_names
 from .choices import DEVICES, DTYPES
 from .badsamples.policy import ON_ERROR
 from .curriculum import Curriculum
@@ -256,21 +254,13 @@ def load_config(config: ConfigLike) -> TrainingConfig:
     :func:`list_configs`), or a parsed mapping); see the module's notes."""
     if isinstance(config, (str, os.PathLike)):
         path = os.fspath(config)
-        if not os.path.isfile(path) and path in list_configs():
-            text, origin = (_shipped() / f"{path}.yaml").read_text(), f"config '{path}'"
-        elif not os.path.isfile(path):
+        if not os.path.isfile(path) and path not in list_configs():
             near = difflib.get_close_matches(path, list_configs(), n=1)
             hint = f"; did you mean the shipped '{near[0]}'?" if near else \
                 f" (nor a shipped config: {', '.join(list_configs())})"
             raise ValueError(f"config file '{path}' does not exist{hint}")
-        else:
-            origin = f"config '{path}'"
-            with open(path) as f:
-                text = f.read()
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{origin} is not valid YAML: {exc}") from None
+        origin = f"config '{path}'"
+        raw = read_yaml(path if os.path.isfile(path) else _shipped() / f"{path}.yaml", origin)
     else:
         raw, origin = config, "config"
     try:

@@ -19,9 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Union
 
-import yaml
-
-from ._shipped import shipped_folder, yaml_names
+from ._shipped import read_yaml, shipped_folder, yaml_names
 from .spec import ColorJitter, CropGroup, CropsLike, MultiCropSpec
 
 __all__ = ["list_presets", "load_preset", "load_preset_description", "load_preset_patch_masking", "is_recipe",
@@ -44,7 +42,7 @@ def list_presets() -> list[str]:
 
 def load_preset_description(name: str) -> str:
     """The ``description`` of shipped recipe ``name``, on one line."""
-    data = yaml.safe_load((_recipes() / f"{name}.yaml").read_text())
+    data = read_yaml(_recipes() / f"{name}.yaml", f"preset '{name}'")
     return " ".join(str(data.get("description", "")).split())
 
 
@@ -104,17 +102,14 @@ def _read_recipe(name_or_path: Union[str, os.PathLike]) -> tuple[Any, str]:
         path = Path(text_name).expanduser()
         if not path.is_file():
             raise ValueError(f"recipe file '{text_name}' does not exist")
-        text, origin = path.read_text(), f"recipe '{text_name}'"
+        file, origin = path, f"recipe '{text_name}'"
     else:
-        entry = _recipes() / f"{text_name}.yaml"
-        if not entry.is_file():
+        file = _recipes() / f"{text_name}.yaml"
+        if not file.is_file():
             raise ValueError(f"'{text_name}' is neither a shipped preset ({', '.join(list_presets())}) nor a crop "
                              f"spec (COUNTxSIZE groups, e.g. 2x224,6x96)")
-        text, origin = entry.read_text(), f"preset '{text_name}'"
-    try:
-        return yaml.safe_load(text), origin
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{origin} is not valid YAML: {exc}") from None
+        origin = f"preset '{text_name}'"
+    return read_yaml(file, origin), origin
 
 
 def load_preset(name_or_path: Union[str, os.PathLike]) -> MultiCropSpec:

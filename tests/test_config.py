@@ -133,3 +133,10 @@ def test_shipped_configs_load_by_name_from_another_folder(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match="config file 'dino_vit16' does not exist; did you mean the shipped "
                                          "'dino_vits16'"):
         load_config("dino_vit16")
+
+
+def test_a_config_file_that_is_not_yaml_is_named(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("loader: {batch_size: 3\n")
+    with pytest.raises(ValueError, match=r"config '.*broken.yaml' is not valid YAML"):
+        load_config(str(path))
