@@ -508,7 +508,6 @@ def index_shards(
 ) -> None:
     """Write DALI's index file for each WebDataset tar shard (train-000.tar -> train-000.idx), so loaders start
     without scanning the shards."""
-
     try:
         paths = expand_shards(shards)
         made = 0

@@ -253,14 +253,18 @@ def load_config(config: ConfigLike) -> TrainingConfig:
     """Reads and validates a config (a YAML path, a shipped config's name such as ``"multicrop_training"`` (see
     :func:`list_configs`), or a parsed mapping); see the module's notes."""
     if isinstance(config, (str, os.PathLike)):
-        path = os.fspath(config)
-        if not os.path.isfile(path) and path not in list_configs():
-            near = difflib.get_close_matches(path, list_configs(), n=1)
+        path, shipped = os.fspath(config), list_configs()
+        if os.path.isfile(path):
+            file: Any = path
+        elif path in shipped:
+            file = _shipped() / f"{path}.yaml"
+        else:
+            near = difflib.get_close_matches(path, shipped, n=1)
             hint = f"; did you mean the shipped '{near[0]}'?" if near else \
-                f" (nor a shipped config: {', '.join(list_configs())})"
+                f" (nor a shipped config: {', '.join(shipped)})"
             raise ValueError(f"config file '{path}' does not exist{hint}")
         origin = f"config '{path}'"
-        raw = read_yaml(path if os.path.isfile(path) else _shipped() / f"{path}.yaml", origin)
+        raw = read_yaml(file, origin)
     else:
         raw, origin = config, "config"
     try:

@@ -49,7 +49,7 @@ class EpochFeed:
     ``BatchInfo.iteration`` = 0, 1, ... and gets ``StopIteration`` after the last batch that holds samples (or at
     once after :meth:`stop`). With a ``spec``, each
     batch also carries its crops' draws, keyed on ``(seed, shard, epoch, batch)``; without a spec (the
-    decode-only graph), paths and indices only. ``bad`` (a :class:`~dali_multicrop.badsamples.BadSamples`) is
+    decode-only graph), paths and indices only. ``bad`` (a :class:`~dali_multicrop.badsamples.policy.BadSamples`) is
     asked before each batch goes to DALI: its checks of the batch, and what to read in place of a bad sample.
     """
 

@@ -7,23 +7,21 @@ from typing import Any, Iterator, Optional, Sequence
 
 import torch
 
-from .graph import HW_DECODER_LOAD, DecoderSettings, GraphSettings
 from ._checks import check_int, check_probability, check_rgb
 from ._dali import dali_modules
+from ._seeds import derive_seed
 from ._system import visible_cores
+from .badsamples.policy import BadSamples, check_on_error
 from .batch import MultiCropBatch
+from .choices import DEVICES, DTYPES
 from .config import ConfigLike, load_config
 from .curriculum import Curriculum
-from .feed import AnySource
-from .choices import DEVICES, DTYPES
-from .badsamples.policy import BadSamples, check_on_error
-from .runner import GraphRunner
-from ._seeds import derive_seed
 from .epochs import EpochPlan, ShardPlan, distributed_defaults
-from .sources import DatasetSource
-from .sources.tar import TarMembers, TarShards
-from .sources import ArraySource, FileList, SourceLike, resolve_source
+from .graph import HW_DECODER_LOAD, DecoderSettings, GraphSettings
 from .presets import parse_crops
+from .runner import GraphRunner
+from .sources import AnySource, ArraySource, DatasetSource, FileList, SourceLike, TarShards, resolve_source
+from .sources.tar import TarMembers
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 
 __all__ = ["DaliMultiCropLoader", "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -110,11 +108,11 @@ class DaliMultiCropLoader:
             sample out; the folder's epoch rules apply, ``docs/sources.md``); arrays are pixels and cannot be bad.
         validate: decode each image file once, alone, in worker processes (one per DALI thread) before the graph
             first reads it; bad files then take the ``on_error`` path without reaching DALI's batch decoder, which
-            can crash the whole process on some corrupt JPEGs (DALI 2.4, see :mod:`dali_multicrop.badsamples.validation`).
-            The workers are programs of their own: any kind of user program works (no main guard needed). Costs one
-            more decode per file in the first epoch only (measured on 2 CPU cores: 217-222 vs 240 img/s in that
-            epoch). Image folders and file lists; default: True with ``on_error="skip"`` (a run that must not stop),
-            else False.
+            can crash the whole process on some corrupt JPEGs (DALI 2.4, see
+            :mod:`dali_multicrop.badsamples.validation`). The workers are programs of their own: any kind of user
+            program works (no main guard needed). Costs one more decode per file in the first epoch only (measured
+            on 2 CPU cores: 217-222 vs 240 img/s in that epoch). Image folders and file lists; default: True with
+            ``on_error="skip"`` (a run that must not stop), else False.
 
     One ``for`` loop is one epoch; each new loop starts the next epoch unless :meth:`set_epoch` says which.
     """

@@ -19,9 +19,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..sources.dataset import DatasetSource
-from .diagnose import ImageChecker
 from ..sources.files import FileList
 from ..sources.s3 import is_s3
+from .diagnose import ImageChecker
 
 __all__ = ["BadImageWarning", "BadSamples", "ON_ERROR", "check_on_error"]
 
@@ -55,7 +55,8 @@ class BadSamples:
         self.skipped: dict[str, str] = {}
         """Samples skipped so far: name (a file's path, ``Dataset[i]`` for a dataset item) -> what is wrong."""
         self.validator = None
-        """The :class:`~dali_multicrop.validation.FileValidator` checking files ahead (None without ``validate``)."""
+        """The :class:`~dali_multicrop.badsamples.validation.FileValidator` checking files ahead (None without
+        ``validate``)."""
         if validate and self._files:
             from .validation import FileValidator
 

@@ -85,7 +85,7 @@ def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1,
                 tick: Callable[[int], None] = lambda n: None) -> DataReport:
     """Scans ``paths`` (see the module) with ``threads`` threads and worker processes; ``tick(n)`` after every
     ``n`` files of each pass (a progress bar counts ``2 * len(paths)``). Works from any kind of program (the
-    workers never import its main module); :class:`~dali_multicrop.validation.ValidatorUnavailable` if they
+    workers never import its main module); :class:`~dali_multicrop.badsamples.validation.ValidatorUnavailable` if they
     cannot start."""
     start = time.perf_counter()
     report = DataReport(files=len(paths), seconds=0.0)
