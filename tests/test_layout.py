@@ -35,3 +35,27 @@ def test_every_package_name_a_script_imports_exists(script):
                 except ImportError:
                     missing.append(f"{module}.{name}")
     assert not missing, f"{script.relative_to(ROOT)} imports what the package does not have: {missing}"
+
+
+def test_every_module_path_the_docs_name_exists():
+    """Docstrings, the README and docs/ name modules and objects by path (``dali_multicrop.badsamples.validation``);
+    each must resolve, so that a module moved leaves no reference to where it was."""
+    import re
+
+    texts = [p for p in (ROOT / "dali_multicrop").rglob("*.py")] + sorted((ROOT / "docs").glob("*.md")) + \
+        [ROOT / "README.md"]
+    stale = set()
+    for path in texts:
+        for ref in re.findall(r"(dali_multicrop(?:\.[A-Za-z_]\w*)+)", path.read_text()):
+            parts = ref.split(".")
+            for k in range(len(parts), 0, -1):  # the longest importable module, then attributes
+                try:
+                    found = importlib.import_module(".".join(parts[:k]))
+                except ImportError:
+                    continue
+                for name in parts[k:]:
+                    found = getattr(found, name, None)
+                if found is None:
+                    stale.add(f"{path.relative_to(ROOT)}: {ref}")
+                break
+    assert not stale, sorted(stale)
