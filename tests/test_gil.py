@@ -3,6 +3,11 @@ feed hands DALI (one gather per batch from the list's path table, not a step per
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -41,8 +46,10 @@ def test_gil_per_batch_is_measured_for_the_loader_and_the_bare_reader():
     data = str(ensure_tiny_data(2048))
     loader = gil.measure_gil("loader", "2x224,6x96", data, batch_size=32, threads=2, batches=40)
     bare = gil.measure_gil("bare", "2x224,6x96", data, batch_size=32, threads=2, batches=40)
+    crops = gil.measure_gil("bare-crops", "2x224,6x96", data, batch_size=32, threads=2, batches=40, isolate=False)
     assert loader.samples > 0 and loader.gil_ms_per_batch > 0
-    for result, kind in ((loader, "loader"), (bare, "bare")):
+    assert loader.isolated == bare.isolated == (gil.core_split() is not None) and not crops.isolated
+    for result, kind in ((loader, "loader"), (bare, "bare"), (crops, "bare-crops")):
         assert (result.kind, result.batch_size, result.batches) == (kind, 32, 40)
         assert result.gil_ms_per_batch == pytest.approx(result.samples / result.rate_hz / 40 * 1e3, abs=0.01)
     # which of the two holds the GIL longer is a measurement (bench/README), not asserted here: since the window
@@ -57,5 +64,51 @@ def test_overhead_says_why_there_is_no_gil_column_without_py_spy(monkeypatch):
     found, note = cli._measure_gil(["2x224,6x96"], 256, 2)
     assert found == {} and note == "no GIL column: py-spy is not installed (pip install 'dali-multicrop[bench]')"
     assert cli._measure_gil(["2x224,6x96"], 0, 2) == ({}, None)
-    with pytest.raises(ValueError, match="kind must be one of loader, bare"):
+    with pytest.raises(ValueError, match="kind must be one of loader, bare, bare-crops"):
         gil.measure_gil("other", "2x224,6x96", "unused")
+
+
+def test_core_split_gives_the_training_thread_the_highest_core_and_nothing_on_one_core(monkeypatch):
+    monkeypatch.setattr(gil.os, "sched_getaffinity", lambda pid: {0, 2, 5, 7})
+    assert gil.core_split() == (7, {0, 2, 5})
+    monkeypatch.setattr(gil.os, "sched_getaffinity", lambda pid: {3})
+    assert gil.core_split() is None
+
+
+def _allowed(status: str) -> set[int]:
+    """The cores of a ``/proc/.../status`` text's ``Cpus_allowed_list`` line (``0-2,5``)."""
+    line = next(l for l in status.splitlines() if l.startswith("Cpus_allowed_list:"))
+    cores: set[int] = set()
+    for part in line.split(":", 1)[1].strip().split(","):
+        low, _, high = part.partition("-")
+        cores.update(range(int(low), int(high or low) + 1))
+    return cores
+
+
+@pytest.mark.skipif(gil.core_split() is None or not os.path.isdir("/proc/self/task"),
+                    reason="needs two cores and Linux's /proc")
+@pytest.mark.parametrize("kind", ["loader", "bare-crops"])
+def test_the_measured_training_thread_has_a_core_of_its_own_and_dali_threads_the_others(kind):
+    """The measured program, warm and waiting for py-spy: its main thread may run on the training core only, and
+    every other thread (DALI's, started during the warm-up) anywhere but there."""
+    from dali_multicrop.sample_data import ensure_tiny_data
+
+    core, others = gil.core_split()
+    data = str(ensure_tiny_data(2048))
+    args = ["--run", kind, "--crops", "2x224,2x96", "--data", data, "--batch-size", "16", "--threads", "2",
+            "--batches", "2", "--training-core", str(core)]
+    with subprocess.Popen([sys.executable, "-m", "dali_multicrop.benchmark.gil", *args], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as program:
+        try:
+            assert program.stdout.readline().strip() == "warm"
+            tasks = {int(t): Path(f"/proc/{program.pid}/task/{t}/status").read_text()
+                     for t in os.listdir(f"/proc/{program.pid}/task")}
+            program.stdin.write("go\n")
+            program.stdin.flush()
+            assert program.wait(timeout=120) == 0
+        finally:
+            if program.poll() is None:
+                program.kill()
+    assert len(tasks) > 2  # DALI's threads are running
+    assert _allowed(tasks.pop(program.pid)) == {core}
+    assert all(_allowed(status) <= others for status in tasks.values())

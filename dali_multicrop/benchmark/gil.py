@@ -10,6 +10,12 @@ it, takes ``batches`` batches and exits at once: the samples over the batches ar
 (start-up and warm-up are never sampled; a full garbage collection ends the warm-up, so that one start-up made due
 does not land in the sampled batches). ``bare`` is the least a DALI loader of these files does:
 ``fn.readers.file`` -> ``fn.decoders.image`` -> ``DALIGenericIterator`` (two outputs).
+
+Isolated (the default where the process may run on two cores or more): the training thread gets a core of its own,
+as on a many-core GPU host, and DALI's threads and py-spy share the others (:func:`core_split`). Without that, on a
+machine whose cores DALI's threads fill, the OS preempts the training thread while it holds the GIL and py-spy
+counts the preempted time as GIL time: on a 2-core machine that doubled the figure and made it grow with the
+batch's wall time (``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -22,18 +28,33 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["GilResult", "measure_gil", "py_spy"]
+__all__ = ["GilResult", "core_split", "measure_gil", "py_spy"]
 
 WARMUP = 8
 """Batches the measured program takes before its steady loop."""
 
-KINDS = ("loader", "bare")
-"""What is measured: the project's loader, or the bare DALI loader of the same files."""
+KINDS = ("loader", "bare", "bare-crops")
+"""What is measured: the project's loader; the bare DALI loader of the same files (two outputs); or the bare loader
+with one plain resize of the decoded image per crop of ``crops`` as outputs (``n + 1`` of them: DALI's own cost of
+handing over as many outputs as the loader, the reference for how the GIL time grows with the crops)."""
+
+
+def core_split() -> Optional[tuple[int, set[int]]]:
+    """``(training core, the other cores)`` of this process's affinity mask (the training thread takes the highest
+    core), or None where it has fewer than two cores or the OS has no per-thread affinity masks (Linux has them;
+then nothing is isolated)."""
+    if not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    return cores[-1], set(cores[:-1])
 
 
 def py_spy() -> Optional[str]:
@@ -53,6 +74,8 @@ class GilResult:
     batches: int
     samples: int
     gil_ms_per_batch: float
+    isolated: bool = False
+    """Whether the training thread had a core of its own (see the module)."""
 
 
 def _count_samples(raw: Path) -> int:
@@ -65,9 +88,10 @@ def _count_samples(raw: Path) -> int:
     return total
 
 
-def _record(args: list[str], rate: int, out: Path) -> int:
+def _record(args: list[str], rate: int, out: Path, others: Optional[set[int]]) -> int:
     """Samples py-spy takes of the measured program's steady loop: the program warms up, says so, and waits; py-spy
-    attaches; the program then runs its loop and exits at once (py-spy stops with it)."""
+    attaches (on the ``others`` cores, where given); the program then runs its loop and exits at once (py-spy stops
+    with it)."""
     exe = py_spy()
     if exe is None:
         raise RuntimeError("py-spy is not installed (pip install 'dali-multicrop[bench]')")
@@ -80,6 +104,8 @@ def _record(args: list[str], rate: int, out: Path) -> int:
             with subprocess.Popen([exe, "record", "--pid", str(program.pid), "--gil", "--nonblocking", "--rate",
                                    str(rate), "--format", "raw", "-o", str(out)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as spy:
+                if others is not None:  # off the training thread's core (py-spy samples from its own process)
+                    os.sched_setaffinity(spy.pid, others)
                 time.sleep(3.0)  # py-spy attaching; the program waits on its stdin meanwhile, holding no GIL
                 program.stdin.write("go\n")
                 program.stdin.flush()
@@ -94,35 +120,64 @@ def _record(args: list[str], rate: int, out: Path) -> int:
 
 
 def measure_gil(kind: str, crops: str, data: str, batch_size: int = 256, threads: int = 2, batches: int = 40,
-                rate: int = 1000) -> GilResult:
-    """GIL ms per steady batch (see the module) of ``kind`` over the tiny images in ``data``."""
+                rate: int = 1000, isolate: bool = True) -> GilResult:
+    """GIL ms per steady batch (see the module) of ``kind`` over the tiny images in ``data``; ``rate`` in samples per
+    second; ``isolate``: the training thread on a core of its own where there are two or more (see the module)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    split = core_split() if isolate else None
     with tempfile.TemporaryDirectory() as tmp:
         args = ["--run", kind, "--crops", crops, "--data", data, "--batch-size", str(batch_size),
                 "--threads", str(threads), "--batches", str(batches)]
-        samples = _record(args, rate, Path(tmp) / "raw.txt")
+        if split is not None:
+            args += ["--training-core", str(split[0])]
+        samples = _record(args, rate, Path(tmp) / "raw.txt", split[1] if split is not None else None)
     return GilResult(kind=kind, crops=crops, batch_size=batch_size, threads=threads, rate_hz=rate, batches=batches,
-                     samples=samples, gil_ms_per_batch=round(samples / rate / batches * 1e3, 2))
+                     samples=samples, gil_ms_per_batch=round(samples / rate / batches * 1e3, 2),
+                     isolated=split is not None)
 
 
-def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batches: int) -> None:
+def _isolate(training_core: int) -> None:
+    """Moves this process's main thread to ``training_core`` and every other thread of it (DALI's, and any a
+    library started at import, such as a BLAS pool) to its other cores. Linux: a thread id is a valid ``pid`` for
+    ``sched_setaffinity``, and ``/proc/self/task`` lists them."""
+    main = threading.get_native_id()
+    others = os.sched_getaffinity(0) - {training_core}
+    for tid in (int(t) for t in os.listdir("/proc/self/task")):
+        try:
+            os.sched_setaffinity(tid, {training_core} if tid == main else others)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
+
+
+def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batches: int,
+         training_core: Optional[int] = None) -> None:
     """The measured program: ``WARMUP`` batches, then (once told to go on stdin) ``batches`` more; ``data`` should
-    hold enough images that the loop never reaches the end of an epoch."""
+    hold enough images that the loop never reaches the end of an epoch. ``training_core``: after the warm-up, the
+    main thread runs there alone (:func:`_isolate`)."""
     from ..sources import FileList
 
     files = FileList.from_folder(data)
-    if kind == "bare":
+    if kind in ("bare", "bare-crops"):
         from nvidia.dali import fn, pipeline_def, types
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
+
+        from ..presets import parse_crops
+        from .overhead import tiny_spec
+
+        sizes = tiny_spec(parse_crops(crops)).sizes if kind == "bare-crops" else ()
 
         @pipeline_def(batch_size=batch_size, num_threads=threads, device_id=None, prefetch_queue_depth=2)
         def bare():
             encoded, labels = fn.readers.file(files=list(files.files), labels=list(range(len(files))),
                                               random_shuffle=True, name="reader")
-            return fn.decoders.image(encoded, device="cpu", output_type=types.RGB), labels
+            images = fn.decoders.image(encoded, device="cpu", output_type=types.RGB)
+            if not sizes:
+                return images, labels
+            return (*(fn.resize(images, size=[size, size]) for size in sizes), labels)
 
-        iterator = DALIGenericIterator(bare(), ["images", "labels"], reader_name="reader")
+        names = [f"crop_{i}" for i in range(len(sizes))] if sizes else ["images"]
+        iterator = DALIGenericIterator(bare(), [*names, "labels"], reader_name="reader")
 
         def batches_of() -> Any:
             while True:
@@ -146,6 +201,8 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
         it = batches_of()
     for _ in range(WARMUP):
         next(it)
+    if training_core is not None:
+        _isolate(training_core)
     # start the steady loop with the collector's counters at zero: a full collection that start-up's allocations
     # made due (about 0.1 s with torch imported) would otherwise fall into the few sampled batches by chance,
     # while the loop's own garbage (a few tracked objects per batch) still triggers what it triggers
@@ -165,8 +222,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--training-core", type=int, default=None)
     args = parser.parse_args(argv)
-    _run(args.run, args.crops, args.data, args.batch_size, args.threads, args.batches)
+    _run(args.run, args.crops, args.data, args.batch_size, args.threads, args.batches, args.training_core)
 
 
 if __name__ == "__main__":
