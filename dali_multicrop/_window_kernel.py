@@ -11,13 +11,48 @@ import numpy as np
 
 from ._numba import jit as _jit
 from .draws import ATTEMPTS
-from .windows import CENTER, FLIP, POSITION, RATIO_HIGH, RATIO_LOW, SIZE
+from .windows import (CENTER, FLIP, LOG_RATIO_HIGH, LOG_RATIO_LOW, RATIO_HIGH, RATIO_LOW, SCALE_HIGH, SCALE_LOW,
+                      SIZE, STREAM)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @_jit
-def _window(height: float, width: float, d: np.ndarray) -> tuple[float, float, float, float]:
+def _mix(x: np.uint64) -> np.uint64:
+    """SplitMix64's output function: a bijection of 64-bit words that scrambles every input bit into every output
+    bit (Steele, Lea and Flood, 2014)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@_jit
+def _unit(key: np.uint64, counter: int) -> float:
+    """Draw number ``counter`` of the stream ``key``: uniform in [0, 1) on 2**-53 steps (SplitMix64 at the
+    counter's position: counter-based, so any draw is computed on its own, in any order, in any thread)."""
+    return np.float64(_mix(key + np.uint64(counter + 1) * _GOLDEN) >> np.uint64(11)) * _TO_UNIT
+
+
+@_jit
+def _candidates(out: np.ndarray, key: np.uint64, crop: int, d: np.ndarray) -> None:
+    """Writes crop ``crop``'s draws (float64 ``[ATTEMPTS + 1, 2]``, as :attr:`BatchDraws.window` was: the
+    attempts' (area fraction uniform in the crop's scale, aspect ratio log-uniform in its ratio), then the
+    position (u_y, u_x)) from its sample's ``key`` and its packed row ``d``: draws ``STREAM * crop`` onwards of
+    the key's stream."""
+    first = STREAM * crop
+    for k in range(ATTEMPTS):
+        out[k, 0] = d[SCALE_LOW] + (d[SCALE_HIGH] - d[SCALE_LOW]) * _unit(key, first + 2 * k)
+        out[k, 1] = math.exp(d[LOG_RATIO_LOW] + (d[LOG_RATIO_HIGH] - d[LOG_RATIO_LOW]) * _unit(key, first + 2 * k + 1))
+    out[ATTEMPTS, 0] = _unit(key, first + 2 * ATTEMPTS)
+    out[ATTEMPTS, 1] = _unit(key, first + 2 * ATTEMPTS + 1)
+
+
+@_jit
+def _window(height: float, width: float, draws: np.ndarray, d: np.ndarray) -> tuple[float, float, float, float]:
     """One crop's window ``(y0, x0, h, w)`` in pixels (float64) in an image of ``height`` x ``width`` pixels, from
-    its packed row ``d`` (``FIELDS`` values)."""
+    its draws ``draws`` (``[ATTEMPTS + 1, 2]``, see :func:`_candidates`) and its packed row ``d`` (``FIELDS``
+    values: the constants)."""
     center = d[CENTER]
     if center == center:  # an evaluation crop: torchvision's Resize(R) + CenterCrop(S), R = round(S / c)
         size = d[SIZE]
@@ -31,13 +66,13 @@ def _window(height: float, width: float, d: np.ndarray) -> tuple[float, float, f
         return top * sy, left * sx, size * sy, size * sx
     area = height * width
     for k in range(ATTEMPTS):
-        target = area * d[2 * k]
-        ratio = d[2 * k + 1]
+        target = area * draws[k, 0]
+        ratio = draws[k, 1]
         w = np.rint(math.sqrt(target * ratio))  # round half to even, as Python's round() in torchvision
         h = np.rint(math.sqrt(target / ratio))
         if 0.0 < w <= width and 0.0 < h <= height:
-            y0 = min(np.floor(d[POSITION] * (height - h + 1.0)), height - h)
-            x0 = min(np.floor(d[POSITION + 1] * (width - w + 1.0)), width - w)
+            y0 = min(np.floor(draws[ATTEMPTS, 0] * (height - h + 1.0)), height - h)
+            x0 = min(np.floor(draws[ATTEMPTS, 1] * (width - w + 1.0)), width - w)
             return y0, x0, h, w
     in_ratio = width / height
     w = np.rint(height * d[RATIO_HIGH]) if in_ratio > d[RATIO_HIGH] else width
@@ -47,15 +82,18 @@ def _window(height: float, width: float, d: np.ndarray) -> tuple[float, float, f
 
 
 @_jit
-def _sample_rows(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None:
-    """One sample's output rows (float32 ``[4n, 2]``) from its packed input (``[n, FIELDS]``) and its image's
-    shape (HWC): rows ``2c, 2c+1`` crop ``c``'s resize region, start ``(y, x)`` then end, in pixels (a mirrored
-    crop has its x start and end swapped, which makes the resize mirror it); rows ``2n + 2c, 2n + 2c + 1`` its box
-    ``(x0, y0), (x1, y1)`` as fractions of the image's width and height."""
+def _sample_rows(out: np.ndarray, packed: np.ndarray, key: np.uint64, shape: np.ndarray) -> None:
+    """One sample's output rows (float32 ``[4n, 2]``) from its packed input (``[n, FIELDS]``), its stream ``key``
+    and its image's shape (HWC): rows ``2c, 2c+1`` crop ``c``'s resize region, start ``(y, x)`` then end, in
+    pixels (a mirrored crop has its x start and end swapped, which makes the resize mirror it); rows
+    ``2n + 2c, 2n + 2c + 1`` its box ``(x0, y0), (x1, y1)`` as fractions of the image's width and height."""
     height, width = np.float64(shape[0]), np.float64(shape[1])
     n = packed.shape[0]
+    draws = np.empty((ATTEMPTS + 1, 2))
     for c in range(n):
-        y0, x0, h, w = _window(height, width, packed[c])
+        if packed[c, CENTER] != packed[c, CENTER]:  # NaN: a random window (an evaluation crop draws nothing)
+            _candidates(draws, key, c, packed[c])
+        y0, x0, h, w = _window(height, width, draws, packed[c])
         y1, x1 = y0 + h, x0 + w
         mirrored = packed[c, FLIP] > 0.5
         out[2 * c, 0], out[2 * c, 1] = y0, (x1 if mirrored else x0)
@@ -65,27 +103,41 @@ def _sample_rows(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None
 
 
 @_jit
-def batch_rows(packed: np.ndarray, shapes: np.ndarray) -> np.ndarray:
-    """:func:`_sample_rows` of every sample: float32 ``[B, 4n, 2]`` from ``[B, n, FIELDS]`` and ``[B, 2]`` int64."""
+def batch_rows(packed: np.ndarray, keys: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """:func:`_sample_rows` of every sample: float32 ``[B, 4n, 2]`` from ``[B, n, FIELDS]``, ``[B]`` uint64 keys
+    and ``[B, 2]`` int64 shapes."""
     out = np.empty((packed.shape[0], 4 * packed.shape[1], 2), dtype=np.float32)
     for b in range(packed.shape[0]):
-        _sample_rows(out[b], packed[b], shapes[b])
+        _sample_rows(out[b], packed[b], keys[b], shapes[b])
     return out
 
 
 @_jit
-def batch_windows(packed: np.ndarray, hw: np.ndarray) -> np.ndarray:
-    """:func:`_window` of every crop: float64 ``[B, n, 4]`` from ``[B, n, FIELDS]`` and ``[B, 2]`` float64."""
-    out = np.empty((packed.shape[0], packed.shape[1], 4), dtype=np.float64)
+def batch_candidates(packed: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """:func:`_candidates` of every crop: float64 ``[B, n, ATTEMPTS + 1, 2]`` from ``[B, n, FIELDS]`` and ``[B]``
+    uint64 keys."""
+    out = np.empty((packed.shape[0], packed.shape[1], ATTEMPTS + 1, 2))
     for b in range(packed.shape[0]):
         for c in range(packed.shape[1]):
-            out[b, c, 0], out[b, c, 1], out[b, c, 2], out[b, c, 3] = _window(hw[b, 0], hw[b, 1], packed[b, c])
+            _candidates(out[b, c], keys[b], c, packed[b, c])
     return out
 
 
-def _run(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None:
-    """The step's per-sample function (compiled by DALI's plugin)."""
-    _sample_rows(out, packed, shape)
+@_jit
+def batch_windows(draws: np.ndarray, packed: np.ndarray, hw: np.ndarray) -> np.ndarray:
+    """:func:`_window` of every crop: float64 ``[B, n, 4]`` from draws ``[B, n, ATTEMPTS + 1, 2]``, ``[B, n,
+    FIELDS]`` and ``[B, 2]`` float64."""
+    out = np.empty((packed.shape[0], packed.shape[1], 4), dtype=np.float64)
+    for b in range(packed.shape[0]):
+        for c in range(packed.shape[1]):
+            out[b, c, 0], out[b, c, 1], out[b, c, 2], out[b, c, 3] = _window(hw[b, 0], hw[b, 1], draws[b, c],
+                                                                             packed[b, c])
+    return out
+
+
+def _run(out: np.ndarray, packed: np.ndarray, key: np.ndarray, shape: np.ndarray) -> None:
+    """The step's per-sample function (compiled by DALI's plugin): ``key`` is the sample's ``[1]`` uint64."""
+    _sample_rows(out, packed, key[0], shape)
 
 
 def _setup(outs: Any, ins: Any) -> None:
@@ -109,5 +161,6 @@ def step_operator() -> Any:
             from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
             _STEP.append(NumbaFunction(run_fn=_run, setup_fn=_setup, out_types=[types.FLOAT],
-                                       in_types=[types.FLOAT64, types.INT64], outs_ndim=[2], ins_ndim=[2, 1]))
+                                       in_types=[types.FLOAT64, types.UINT64, types.INT64], outs_ndim=[2],
+                                       ins_ndim=[2, 1, 1]))
         return _STEP[0]

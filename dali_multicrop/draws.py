@@ -1,12 +1,14 @@
-"""Every random parameter of every crop of a batch, drawn at once with numpy before the graph runs.
+"""Every random parameter of every crop of a batch, drawn at once with numpy before the graph runs (the crop
+windows' candidates excepted: the graph's window step draws those, from a key per sample drawn here).
 
-The graph itself draws nothing: it applies what it is given. One :class:`numpy.random.Generator` per batch,
-keyed on ``(seed, shard, epoch, batch)`` (:func:`batch_generator`), draws for all samples and crops at once:
+One :class:`numpy.random.Generator` per batch, keyed on ``(seed, shard, epoch, batch)`` (:func:`batch_generator`),
+draws for all samples and crops at once:
 
-* the crop windows' candidates, as torchvision's ``RandomResizedCrop`` draws them: ``ATTEMPTS`` pairs of
-  (area fraction uniform in ``scale``, aspect ratio w/h log-uniform in ``ratio``) and one position pair
-  (uniform in [0, 1)) per crop. The window itself depends on the image's size, known only after decoding; the
-  graph turns these draws into windows with :func:`dali_multicrop.windows.crop_windows`;
+* the crop windows' key: one 64-bit word per sample, the key of a counter-based stream from which the graph's
+  window step draws, per crop, torchvision's ``RandomResizedCrop`` candidates (``ATTEMPTS`` pairs of area
+  fraction and aspect ratio, one position pair) in DALI's threads, where the image's size is known
+  (:mod:`dali_multicrop.windows`; :meth:`WindowInput.candidates <dali_multicrop.windows.WindowInput>` gives the
+  same numbers in Python);
 * the horizontal flips;
 * the colour transform of each crop (jitter, then grayscale) as one affine map of RGB in 0-255 units,
   ``out = M @ rgb + T``, passed as the 3x4 block ``[M | T]`` (see :func:`colour_blocks`);
@@ -14,7 +16,8 @@ keyed on ``(seed, shard, epoch, batch)`` (:func:`batch_generator`), draws for al
 * solarisation (an index offset of 256 into the graph's solarising lookup table, 0 for no).
 
 A batch's draws thus depend only on the key, not on the device, the thread count or the images: the CPU and
-GPU graphs apply identical parameters, and a run resumed at a batch repeats its crops.
+GPU graphs apply identical parameters (the window step runs on the host in both), and a run resumed at a batch
+repeats its crops.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def batch_generator(seed: int, shard: int, epoch: int, batch: int) -> np.random.
 class BatchDraws:
     """One batch's parameters (``B`` samples, ``n`` crops in the spec's order).
 
-    - ``window``: float32 ``[B, n, ATTEMPTS + 1, 2]``; rows ``0..ATTEMPTS-1`` are candidate (area fraction,
-      aspect ratio w/h), the last row the position draws (u_y, u_x) in [0, 1).
+    - ``window_keys``: uint64 ``[B]``, each sample's stream key for its crops' window draws (see
+      :mod:`dali_multicrop.windows`).
     - ``flips``: bool ``[B, n]``, True: the crop is mirrored left-right.
     - ``colour``: float32 ``[B, n, 3, 4]``, ``[M | T]`` per crop (RGB, 0-255 units).
     - ``blur_sigma``: float32 ``[B, n, 1]`` in output pixels (``NO_BLUR_SIGMA``: not blurred), or None where no
@@ -76,7 +79,7 @@ class BatchDraws:
     - ``solarize``: uint16 ``[B, n, 1]`` (0 or ``SOLARIZE_OFFSET``), or None where no crop is ever solarised.
     """
 
-    window: np.ndarray
+    window_keys: np.ndarray
     flips: np.ndarray
     colour: np.ndarray
     blur_sigma: Optional[np.ndarray]
@@ -85,23 +88,6 @@ class BatchDraws:
 
 def _uniform(rng: np.random.Generator, low: float, high: float, shape: tuple[int, ...]) -> np.ndarray:
     return low + (high - low) * rng.random(shape)
-
-
-def _window_draws(rng: np.random.Generator, group: CropGroup, shape: tuple[int, ...]) -> np.ndarray:
-    """``[*shape, ATTEMPTS + 1, 2]``: candidate (area fraction, aspect ratio) rows, then (u_y, u_x). The same
-    numbers as ``low + (high - low) * rng.random(...)`` (and its ``exp`` for the ratio), computed in place: large
-    temporaries cost their page faults on every batch."""
-    out = np.empty((*shape, ATTEMPTS + 1, 2))
-    u = np.empty((*shape, ATTEMPTS))
-    for column, (low, high), exp in ((0, group.scale, False), (1, np.log(group.ratio), True)):
-        rng.random(out=u)
-        u *= high - low
-        u += low
-        if exp:
-            np.exp(u, out=u)
-        out[..., :ATTEMPTS, column] = u
-    out[..., ATTEMPTS, :] = rng.random((*shape, 2))
-    return out
 
 
 def _factor(rng: np.random.Generator, strength: float, count: int) -> np.ndarray:
@@ -181,7 +167,7 @@ def draw_batch(spec: MultiCropSpec, batch: int, rng: np.random.Generator) -> Bat
     """All parameters of a batch of ``batch`` samples (see :class:`BatchDraws`), drawn group by group, each
     group's crops of all samples at once."""
     n = spec.num_crops
-    window = np.empty((batch, n, ATTEMPTS + 1, 2), dtype=np.float32)
+    keys = rng.integers(0, 2**64, size=batch, dtype=np.uint64)
     flips = np.empty((batch, n), dtype=bool)
     colour = np.empty((batch, n, 3, 4), dtype=np.float32)
     sigma = np.full((batch, n, 1), NO_BLUR_SIGMA, dtype=np.float32) if blurs(spec) else None
@@ -190,7 +176,6 @@ def draw_batch(spec: MultiCropSpec, batch: int, rng: np.random.Generator) -> Bat
     for group in spec.groups:
         crops = slice(first, first + group.count)
         shape = (batch, group.count)
-        window[:, crops] = _window_draws(rng, group, shape)
         flips[:, crops] = rng.random(shape) < group.flip_prob
         factors = draw_colour(rng, group.color_jitter, group.grayscale_prob, batch * group.count)
         colour[:, crops] = colour_blocks(factors).reshape(batch, group.count, 3, 4)
@@ -200,4 +185,4 @@ def draw_batch(spec: MultiCropSpec, batch: int, rng: np.random.Generator) -> Bat
         if solar is not None and group.solarize_prob > 0:
             solar[:, crops, 0] = np.where(rng.random(shape) < group.solarize_prob, SOLARIZE_OFFSET, 0)
         first = crops.stop
-    return BatchDraws(window=window, flips=flips, colour=colour, blur_sigma=sigma, solarize=solar)
+    return BatchDraws(window_keys=keys, flips=flips, colour=colour, blur_sigma=sigma, solarize=solar)

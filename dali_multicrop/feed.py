@@ -39,7 +39,7 @@ def feed_outputs(spec: Optional[MultiCropSpec], head: str = "paths") -> list[str
     names = [] if head == "reader" else [head, "indices", "labels"]
     if spec is None:
         return names[:2]
-    return names + ["window", "flips", "colour"] + ["blur"] * blurs(spec) + ["solarize"] * solarizes(spec)
+    return names + ["window", "window_key", "flips", "colour"] + ["blur"] * blurs(spec) + ["solarize"] * solarizes(spec)
 
 
 class EpochFeed:
@@ -110,12 +110,14 @@ class EpochFeed:
         return draw_batch(self._spec, self._sizes[iteration], rng)
 
     def _draw_outputs(self, iteration: int) -> list[np.ndarray]:
-        """The feed's draw outputs of batch ``iteration``: the window step's packed input, flips, colour blocks,
-        blur sigmas and solarisation offsets (the last two where the spec has them)."""
+        """The feed's draw outputs of batch ``iteration``: the window step's packed input and stream keys
+        (``[B, 1]``), flips, colour blocks, blur sigmas and solarisation offsets (the last two where the spec has
+        them)."""
         draws = self.draws(iteration)
         assert self._windows is not None  # draws() raised for a feed without a spec
-        window = self._windows.pack(draws.window, draws.flips)
-        return [a for a in (window, draws.flips, draws.colour, draws.blur_sigma, draws.solarize) if a is not None]
+        window = self._windows.pack(draws.flips)
+        return [a for a in (window, draws.window_keys[:, None], draws.flips, draws.colour, draws.blur_sigma,
+                            draws.solarize) if a is not None]
 
     def __len__(self) -> int:
         return len(self._sizes)

@@ -181,7 +181,8 @@ LABEL_TEXT_BYTES = 32
 
 # dtype and layout of each feed output; "F..." marks a per-crop array that element_extract splits by crop
 _FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "encoded": ("UINT8", ""), "indices": ("INT64", ""),
-               "labels": ("INT64", ""), "window": ("FLOAT64", ""), "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"),
+               "labels": ("INT64", ""), "window": ("FLOAT64", ""), "window_key": ("UINT64", ""),
+               "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"),
                "blur": ("FLOAT", "FA"), "solarize": ("UINT16", "FC")}
 
 
@@ -280,7 +281,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
         else:
             image, size = _image(feed, on_gpu, settings.decoder)
         # resize regions and boxes of every crop, one array per sample (see windows.window_step)
-        windows_out = window_step(feed["window"], size)
+        windows_out = window_step(feed["window"], feed["window_key"], size)
         ends = _split(windows_out, 2 * n)
         sigma = _split(feed["blur"], n) if "blur" in feed else [None] * n
         solar = [None] * n

@@ -337,7 +337,8 @@ class DaliMultiCropLoader:
 
     def graph_seed(self) -> int:
         """The DALI pipeline's own seed, keyed on the user's seed and this shard. No operator of the graph draws
-        with it: every random parameter of the crops comes from the feed (:mod:`dali_multicrop.draws`)."""
+        with it: every random parameter of the crops comes from the feed (:mod:`dali_multicrop.draws`; the windows'
+        tries from the keys it hands the window step)."""
         return derive_seed(self.seed, self.plan.shard_id, 0xC0)
 
     def __repr__(self) -> str:

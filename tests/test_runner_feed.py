@@ -47,6 +47,8 @@ def test_feed_iteration_k_serves_batch_first_plus_k_with_its_own_draws():
         assert out["labels"].tolist() == [source.labels[i] for i in plan.indices[1 + k]]
         expected = draw_batch(spec, len(plan.indices[1 + k]), batch_generator(11, 2, 4, 1 + k))
         assert np.array_equal(out["flips"], expected.flips) and np.array_equal(out["colour"], expected.colour)
+        assert out["window_key"].shape == (len(plan.indices[1 + k]), 1)
+        assert np.array_equal(out["window_key"][:, 0], expected.window_keys)
     with pytest.raises(StopIteration):
         feed(SimpleNamespace(iteration=3))
 
@@ -83,6 +85,7 @@ def test_feed_of_a_reader_plan_pads_a_short_batch_with_its_last_samples_draws(co
     assert out["flips"].shape[0] == out["colour"].shape[0] == 4
     assert np.array_equal(out["flips"][:2], expected.flips) and np.array_equal(out["colour"][:2], expected.colour)
     assert all(np.array_equal(out["colour"][k], expected.colour[1]) for k in (2, 3))
+    assert out["window_key"][:, 0].tolist() == [*expected.window_keys.tolist(), *[expected.window_keys[1]] * 2]
 
 
 def test_feed_in_flight_is_the_batch_asked_for_and_ahead_more():
