@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 
 from ._seeds import derive_seed
-from .spec import ColorJitter, CropGroup, MultiCropSpec
+from .spec import ColorJitter, MultiCropSpec
 
 __all__ = ["ATTEMPTS", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_generator",
            "colour_blocks", "draw_batch", "draw_colour", "blurs", "solarizes", "LUMA"]

@@ -27,7 +27,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .draws import ATTEMPTS
 from .spec import MultiCropSpec
 
 __all__ = ["FIELDS", "STREAM", "WindowInput", "crop_windows", "window_rows", "window_step"]

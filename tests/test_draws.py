@@ -12,7 +12,6 @@ from dali_multicrop import ColorJitter, MultiCropSpec
 from dali_multicrop.draws import (LUMA, NO_BLUR_SIGMA, SOLARIZE_OFFSET, ColourFactors, batch_generator, colour_blocks,
                                   draw_batch, draw_colour)
 from dali_multicrop.presets import load_preset
-from dali_multicrop.windows import WindowInput
 
 OFF = ColorJitter(probability=0.0)
 
