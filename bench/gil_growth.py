@@ -1,9 +1,10 @@
 """How the loader's GIL time per batch grows with the batch size and the number of crops, against the bare loader's.
 
-    python bench/gil_growth.py [--rounds 5] [--batches 100] [--out results/gil-growth.jsonl] [--no-isolate]
+    python bench/gil_growth.py [--rounds 5] [--batches 100] [--measure gil,ready] [--out results/gil-growth.jsonl]
 
 Each round measures, with :func:`dali_multicrop.benchmark.gil.measure_gil` (py-spy's GIL samples of the steady
-loop, tiny images, the training thread on a core of its own unless ``--no-isolate``), the loader and the bare DALI
+loop) and :func:`~dali_multicrop.benchmark.gil.measure_ready` (the host ms of each call for a batch DALI already
+holds, timed inside), tiny images, the training thread on a core of its own unless ``--no-isolate``, the loader and the bare DALI
 loader at batch ``--small`` and ``--large`` (crops ``2x224,6x96``), and the loader and the bare loader with a plain
 resize per crop (``bare-crops``: as many outputs) at batch ``--small`` with few and many local crops (``2x224,2x96``
 and ``2x224,10x96``); the order of the cells turns by one each round, so that a drift
@@ -21,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from dali_multicrop.benchmark.gil import WARMUP, measure_gil, py_spy
+from dali_multicrop.benchmark.gil import WARMUP, measure_gil, measure_ready, py_spy
 from dali_multicrop.sample_data import ensure_tiny_data
 
 FEW, MANY = "2x224,2x96", "2x224,10x96"
@@ -36,54 +37,75 @@ def cells(small: int, large: int) -> list[tuple[str, str, str, int]]:
             (f"bare-crops {small} {MANY}", "bare-crops", MANY, small)]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--batches", type=int, default=100, help="sampled batches per measurement")
-    parser.add_argument("--small", type=int, default=128)
-    parser.add_argument("--large", type=int, default=512)
-    parser.add_argument("--threads", type=int, default=2, help="DALI threads")
-    parser.add_argument("--out", type=Path, default=Path("results/gil-growth.jsonl"))
-    parser.add_argument("--no-isolate", action="store_true", help="leave the training thread's core shared")
-    args = parser.parse_args(argv)
-    if py_spy() is None:
-        sys.exit("py-spy is not installed (pip install 'dali-multicrop[bench]')")
-    data = str(ensure_tiny_data(max(65536, (WARMUP + args.batches + 2) * args.large)))
-    grid = cells(args.small, args.large)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    found: dict[str, list[float]] = {name: [] for name, *_ in grid}
-    with args.out.open("a") as log:
-        for r in range(args.rounds):
-            for name, kind, crops, batch in grid[r % len(grid):] + grid[:r % len(grid)]:
-                result = measure_gil(kind, crops, data, batch_size=batch, threads=args.threads,
-                                     batches=args.batches, isolate=not args.no_isolate)
-                found[name].append(result.gil_ms_per_batch)
-                log.write(json.dumps({"round": r, "cell": name, **dataclasses.asdict(result)}) + "\n")
-                log.flush()
-                print(f"round {r + 1}/{args.rounds} {name}: {result.gil_ms_per_batch:.2f} ms", file=sys.stderr)
-    print("| cell | GIL ms per batch, each round | median |\n| --- | --- | --- |")
+def measure(metric: str, kind: str, crops: str, data: str, batch: int, args: argparse.Namespace) -> dict:
+    """One cell's measurement as a JSON-ready dict, its figure (ms per batch) under ``"ms"``."""
+    common = dict(batch_size=batch, threads=args.threads, batches=args.batches, isolate=not args.no_isolate)
+    if metric == "gil":
+        result = dataclasses.asdict(measure_gil(kind, crops, data, **common))
+        return {**result, "ms": result["gil_ms_per_batch"]}
+    result = dataclasses.asdict(measure_ready(kind, crops, data, **common))
+    return {**result, "ms": result["median_ms"]}
+
+
+def report(found: dict[str, list[float]], small: int, large: int, title: str) -> None:
+    """Prints the cells' figures and the paired growths (markdown tables)."""
+    print(f"\n{title}\n\n| cell | ms per batch, each round | median |\n| --- | --- | --- |")
     for name, values in found.items():
-        print(f"| {name} | {', '.join(f'{v:.2f}' for v in values)} | {statistics.median(values):.2f} |")
-    s, la = args.small, args.large
+        print(f"| {name} | {', '.join(f'{v:.3f}' for v in values)} | {statistics.median(values):.3f} |")
 
     def growth(low: str, high: str) -> list[float]:
         return [b - a for a, b in zip(found[low], found[high])]
 
-    loader, bare = growth(f"loader {s}", f"loader {la}"), growth(f"bare {s}", f"bare {la}")
-    rows = [(f"loader, batch {s} -> {la}", loader, la - s, "µs per sample"),
-            (f"bare loader, batch {s} -> {la}", bare, la - s, "µs per sample"),
-            ("loader's growth minus the bare loader's", [a - b for a, b in zip(loader, bare)], la - s,
+    loader, bare = growth(f"loader {small}", f"loader {large}"), growth(f"bare {small}", f"bare {large}")
+    crops, bare_crops = (growth(f"{k} {small} {FEW}", f"{k} {small} {MANY}") for k in ("loader", "bare-crops"))
+    rows = [(f"loader, batch {small} -> {large}", loader, large - small, "µs per sample"),
+            (f"bare loader, batch {small} -> {large}", bare, large - small, "µs per sample"),
+            ("loader's growth minus the bare loader's", [a - b for a, b in zip(loader, bare)], large - small,
              "µs per sample"),
-            (f"loader, {FEW} -> {MANY} (batch {s})", growth(f"loader {s} {FEW}", f"loader {s} {MANY}"), 8 * s,
-             "µs per crop"),
-            (f"bare loader with a resize per crop, {FEW} -> {MANY}", growth(f"bare-crops {s} {FEW}",
-                                                                            f"bare-crops {s} {MANY}"), 8 * s,
+            (f"loader, {FEW} -> {MANY} (batch {small})", crops, 8 * small, "µs per crop"),
+            (f"bare loader with a resize per crop, {FEW} -> {MANY}", bare_crops, 8 * small, "µs per crop"),
+            ("loader's growth minus the bare-crops loader's", [a - b for a, b in zip(crops, bare_crops)], 8 * small,
              "µs per crop")]
     print("\n| growth, same round | each round (ms) | median | per unit |\n| --- | --- | --- | --- |")
     for name, values, unit, label in rows:
         median = statistics.median(values)
-        print(f"| {name} | {', '.join(f'{v:+.2f}' for v in values)} | {median:+.2f} | "
+        print(f"| {name} | {', '.join(f'{v:+.3f}' for v in values)} | {median:+.3f} | "
               f"{median / unit * 1e3:+.3f} {label} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=100, help="measured batches per cell")
+    parser.add_argument("--small", type=int, default=128)
+    parser.add_argument("--large", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=2, help="DALI threads")
+    parser.add_argument("--measure", default="gil,ready", help="gil (py-spy's samples), ready (host ms per "
+                        "ready batch, timed inside), or both")
+    parser.add_argument("--out", type=Path, default=Path("results/gil-growth.jsonl"))
+    parser.add_argument("--no-isolate", action="store_true", help="leave the training thread's core shared")
+    args = parser.parse_args(argv)
+    metrics = [m for m in args.measure.split(",") if m]
+    if not metrics or set(metrics) - {"gil", "ready"}:
+        sys.exit(f"--measure takes gil, ready or both, got {args.measure!r}")
+    if "gil" in metrics and py_spy() is None:
+        sys.exit("py-spy is not installed (pip install 'dali-multicrop[bench]'); --measure ready needs none")
+    data = str(ensure_tiny_data(max(65536, (WARMUP + args.batches + 8) * args.large)))
+    grid = cells(args.small, args.large)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    found = {m: {name: [] for name, *_ in grid} for m in metrics}
+    with args.out.open("a") as log:
+        for r in range(args.rounds):
+            for name, kind, crops, batch in grid[r % len(grid):] + grid[:r % len(grid)]:
+                for metric in metrics:
+                    result = measure(metric, kind, crops, data, batch, args)
+                    found[metric][name].append(result["ms"])
+                    log.write(json.dumps({"round": r, "cell": name, "metric": metric, **result}) + "\n")
+                    log.flush()
+                    print(f"round {r + 1}/{args.rounds} {name} {metric}: {result['ms']:.3f} ms", file=sys.stderr)
+    titles = {"gil": "GIL ms per batch (py-spy)", "ready": "host ms per ready batch (timed inside)"}
+    for metric in metrics:
+        report(found[metric], args.small, args.large, titles[metric])
 
 if __name__ == "__main__":
     main()

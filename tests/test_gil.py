@@ -112,3 +112,18 @@ def test_the_measured_training_thread_has_a_core_of_its_own_and_dali_threads_the
     assert len(tasks) > 2  # DALI's threads are running
     assert _allowed(tasks.pop(program.pid)) == {core}
     assert all(_allowed(status) <= others for status in tasks.values())
+
+
+def test_ready_batches_are_timed_inside_without_py_spy():
+    """``measure_ready``: the host ms of each call for a batch DALI already holds, for the loader and the bare
+    loaders (no py-spy involved: it runs where py-spy cannot attach)."""
+    from dali_multicrop.sample_data import ensure_tiny_data
+
+    data = str(ensure_tiny_data(2048))
+    for kind in gil.KINDS:
+        result = gil.measure_ready(kind, "2x224,2x96", data, batch_size=16, threads=2, batches=12)
+        assert (result.kind, result.batch_size, result.batches) == (kind, 16, 12)
+        assert 0 < result.p10_ms <= result.median_ms <= result.p90_ms
+        assert result.isolated == (gil.core_split() is not None)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        gil.measure_ready("other", "2x224,6x96", "unused")

@@ -11,6 +11,11 @@ it, takes ``batches`` batches and exits at once: the samples over the batches ar
 does not land in the sampled batches). ``bare`` is the least a DALI loader of these files does:
 ``fn.readers.file`` -> ``fn.decoders.image`` -> ``DALIGenericIterator`` (two outputs).
 
+:func:`measure_ready` times the same programs from inside, without py-spy: the wall time of each call for the next
+batch when DALI already holds it (the loop sleeps between calls, long enough that DALI's queue is full), i.e. what
+a training step pays the loader per batch on the host, GIL held or not; on an isolated core that is an upper bound
+of the GIL time, and stable to a few microseconds where py-spy's count moves by tenths of a millisecond.
+
 Isolated (the default where the process may run on two cores or more): the training thread gets a core of its own,
 as on a many-core GPU host, and DALI's threads and py-spy share the others (:func:`core_split`). Without that, on a
 machine whose cores DALI's threads fill, the OS preempts the training thread while it holds the GIL and py-spy
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import json
 import os
 import shutil
 import subprocess
@@ -34,7 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["GilResult", "core_split", "measure_gil", "py_spy"]
+import numpy as np
+
+__all__ = ["GilResult", "ReadyResult", "core_split", "measure_gil", "measure_ready", "py_spy"]
 
 WARMUP = 8
 """Batches the measured program takes before its steady loop."""
@@ -76,6 +84,22 @@ class GilResult:
     gil_ms_per_batch: float
     isolated: bool = False
     """Whether the training thread had a core of its own (see the module)."""
+
+
+@dataclass
+class ReadyResult:
+    """Host milliseconds per call for a batch DALI already holds (:func:`measure_ready`): the median and the 10th
+    and 90th percentiles over ``batches`` calls."""
+
+    kind: str
+    crops: str
+    batch_size: int
+    threads: int
+    batches: int
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    isolated: bool
 
 
 def _count_samples(raw: Path) -> int:
@@ -137,6 +161,43 @@ def measure_gil(kind: str, crops: str, data: str, batch_size: int = 256, threads
                      isolated=split is not None)
 
 
+def measure_ready(kind: str, crops: str, data: str, batch_size: int = 256, threads: int = 2, batches: int = 60,
+                  isolate: bool = True) -> ReadyResult:
+    """Host ms per call for a batch that is ready (see the module) of ``kind`` over the tiny images in ``data``;
+    ``isolate`` as for :func:`measure_gil`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    split = core_split() if isolate else None
+    args = ["--run", kind, "--crops", crops, "--data", data, "--batch-size", str(batch_size), "--threads",
+            str(threads), "--batches", str(batches), "--ready"]
+    if split is not None:
+        args += ["--training-core", str(split[0])]
+    done = subprocess.run([sys.executable, "-m", __name__, *args], capture_output=True, text=True, timeout=900)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the measured program failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    times = np.array(json.loads(lines[-1])) * 1e3
+    p10, median, p90 = (round(float(np.percentile(times, q)), 3) for q in (10, 50, 90))
+    return ReadyResult(kind=kind, crops=crops, batch_size=batch_size, threads=threads, batches=batches,
+                       median_ms=median, p10_ms=p10, p90_ms=p90, isolated=split is not None)
+
+
+def _ready_times(it: Any, batches: int) -> list[float]:
+    """Seconds of each of ``batches`` calls ``next(it)``, each after a sleep of 1.5 times DALI's own time per batch
+    (measured first on four calls back to back), so that the batch asked for is ready."""
+    start = time.perf_counter()
+    for _ in range(4):
+        next(it)
+    pace = (time.perf_counter() - start) / 4
+    times = []
+    for _ in range(batches):
+        time.sleep(1.5 * pace)
+        t = time.perf_counter()
+        next(it)
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def _isolate(training_core: int) -> None:
     """Moves this process's main thread to ``training_core`` and every other thread of it (DALI's, and any a
     library started at import, such as a BLAS pool) to its other cores. Linux: a thread id is a valid ``pid`` for
@@ -151,10 +212,11 @@ def _isolate(training_core: int) -> None:
 
 
 def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batches: int,
-         training_core: Optional[int] = None) -> None:
+         training_core: Optional[int] = None, ready: bool = False) -> None:
     """The measured program: ``WARMUP`` batches, then (once told to go on stdin) ``batches`` more; ``data`` should
     hold enough images that the loop never reaches the end of an epoch. ``training_core``: after the warm-up, the
-    main thread runs there alone (:func:`_isolate`)."""
+    main thread runs there alone (:func:`_isolate`). ``ready``: instead of waiting for py-spy, times ``batches``
+    ready batches (:func:`_ready_times`) and prints the seconds as one JSON line."""
     from ..sources import FileList
 
     files = FileList.from_folder(data)
@@ -207,6 +269,9 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
     # made due (about 0.1 s with torch imported) would otherwise fall into the few sampled batches by chance,
     # while the loop's own garbage (a few tracked objects per batch) still triggers what it triggers
     gc.collect()
+    if ready:
+        print(json.dumps(_ready_times(it, batches)), flush=True)
+        os._exit(0)
     print("warm", flush=True)
     sys.stdin.readline()  # py-spy attaches meanwhile
     for _ in range(batches):
@@ -223,8 +288,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--training-core", type=int, default=None)
+    parser.add_argument("--ready", action="store_true", help="time ready batches instead of waiting for py-spy")
     args = parser.parse_args(argv)
-    _run(args.run, args.crops, args.data, args.batch_size, args.threads, args.batches, args.training_core)
+    _run(args.run, args.crops, args.data, args.batch_size, args.threads, args.batches, args.training_core,
+         args.ready)
 
 
 if __name__ == "__main__":
