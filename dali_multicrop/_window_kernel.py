@@ -11,8 +11,8 @@ import numpy as np
 
 from ._numba import jit as _jit
 from .draws import ATTEMPTS
-from .windows import (CENTER, FLIP, LOG_RATIO_HIGH, LOG_RATIO_LOW, RATIO_HIGH, RATIO_LOW, SCALE_HIGH, SCALE_LOW,
-                      SIZE, STREAM)
+from .windows import (CENTER, FLIP, KEY_HIGH, KEY_LOW, LOG_RATIO_HIGH, LOG_RATIO_LOW, RATIO_HIGH, RATIO_LOW,
+                      SCALE_HIGH, SCALE_LOW, SIZE, STREAM)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
@@ -32,6 +32,12 @@ def _unit(key: np.uint64, counter: int) -> float:
     """Draw number ``counter`` of the stream ``key``: uniform in [0, 1) on 2**-53 steps (SplitMix64 at the
     counter's position: counter-based, so any draw is computed on its own, in any order, in any thread)."""
     return np.float64(_mix(key + np.uint64(counter + 1) * _GOLDEN) >> np.uint64(11)) * _TO_UNIT
+
+
+@_jit
+def _key(d: np.ndarray) -> np.uint64:
+    """The sample's stream key from a packed row ``d`` (its two 32-bit halves)."""
+    return (np.uint64(d[KEY_HIGH]) << np.uint64(32)) | np.uint64(d[KEY_LOW])
 
 
 @_jit
@@ -82,9 +88,9 @@ def _window(height: float, width: float, draws: np.ndarray, d: np.ndarray) -> tu
 
 
 @_jit
-def _sample_rows(out: np.ndarray, packed: np.ndarray, key: np.uint64, shape: np.ndarray) -> None:
-    """One sample's output rows (float32 ``[4n, 2]``) from its packed input (``[n, FIELDS]``), its stream ``key``
-    and its image's shape (HWC): rows ``2c, 2c+1`` crop ``c``'s resize region, start ``(y, x)`` then end, in
+def _sample_rows(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None:
+    """One sample's output rows (float32 ``[4n, 2]``) from its packed input (``[n, FIELDS]``, its stream key
+    included) and its image's shape (HWC): rows ``2c, 2c+1`` crop ``c``'s resize region, start ``(y, x)`` then end, in
     pixels (a mirrored crop has its x start and end swapped, which makes the resize mirror it); rows
     ``2n + 2c, 2n + 2c + 1`` its box ``(x0, y0), (x1, y1)`` as fractions of the image's width and height."""
     height, width = np.float64(shape[0]), np.float64(shape[1])
@@ -92,7 +98,7 @@ def _sample_rows(out: np.ndarray, packed: np.ndarray, key: np.uint64, shape: np.
     draws = np.empty((ATTEMPTS + 1, 2))
     for c in range(n):
         if packed[c, CENTER] != packed[c, CENTER]:  # NaN: a random window (an evaluation crop draws nothing)
-            _candidates(draws, key, c, packed[c])
+            _candidates(draws, _key(packed[c]), c, packed[c])
         y0, x0, h, w = _window(height, width, draws, packed[c])
         y1, x1 = y0 + h, x0 + w
         mirrored = packed[c, FLIP] > 0.5
@@ -103,23 +109,22 @@ def _sample_rows(out: np.ndarray, packed: np.ndarray, key: np.uint64, shape: np.
 
 
 @_jit
-def batch_rows(packed: np.ndarray, keys: np.ndarray, shapes: np.ndarray) -> np.ndarray:
-    """:func:`_sample_rows` of every sample: float32 ``[B, 4n, 2]`` from ``[B, n, FIELDS]``, ``[B]`` uint64 keys
-    and ``[B, 2]`` int64 shapes."""
+def batch_rows(packed: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+    """:func:`_sample_rows` of every sample: float32 ``[B, 4n, 2]`` from ``[B, n, FIELDS]`` and ``[B, 2]`` int64
+    shapes."""
     out = np.empty((packed.shape[0], 4 * packed.shape[1], 2), dtype=np.float32)
     for b in range(packed.shape[0]):
-        _sample_rows(out[b], packed[b], keys[b], shapes[b])
+        _sample_rows(out[b], packed[b], shapes[b])
     return out
 
 
 @_jit
-def batch_candidates(packed: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """:func:`_candidates` of every crop: float64 ``[B, n, ATTEMPTS + 1, 2]`` from ``[B, n, FIELDS]`` and ``[B]``
-    uint64 keys."""
+def batch_candidates(packed: np.ndarray) -> np.ndarray:
+    """:func:`_candidates` of every crop: float64 ``[B, n, ATTEMPTS + 1, 2]`` from ``[B, n, FIELDS]``."""
     out = np.empty((packed.shape[0], packed.shape[1], ATTEMPTS + 1, 2))
     for b in range(packed.shape[0]):
         for c in range(packed.shape[1]):
-            _candidates(out[b, c], keys[b], c, packed[b, c])
+            _candidates(out[b, c], _key(packed[b, c]), c, packed[b, c])
     return out
 
 
@@ -135,9 +140,9 @@ def batch_windows(draws: np.ndarray, packed: np.ndarray, hw: np.ndarray) -> np.n
     return out
 
 
-def _run(out: np.ndarray, packed: np.ndarray, key: np.ndarray, shape: np.ndarray) -> None:
-    """The step's per-sample function (compiled by DALI's plugin): ``key`` is the sample's ``[1]`` uint64."""
-    _sample_rows(out, packed, key[0], shape)
+def _run(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None:
+    """The step's per-sample function (compiled by DALI's plugin)."""
+    _sample_rows(out, packed, shape)
 
 
 def _setup(outs: Any, ins: Any) -> None:
@@ -161,6 +166,5 @@ def step_operator() -> Any:
             from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
             _STEP.append(NumbaFunction(run_fn=_run, setup_fn=_setup, out_types=[types.FLOAT],
-                                       in_types=[types.FLOAT64, types.UINT64, types.INT64], outs_ndim=[2],
-                                       ins_ndim=[2, 1, 1]))
+                                       in_types=[types.FLOAT64, types.INT64], outs_ndim=[2], ins_ndim=[2, 1]))
         return _STEP[0]

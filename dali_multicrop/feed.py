@@ -9,6 +9,7 @@ crops).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -20,7 +21,19 @@ from .sources import AnySource, ArraySource, DatasetSource, FileList, TarShards
 from .spec import MultiCropSpec
 from .windows import WindowInput
 
-__all__ = ["EpochFeed", "feed_outputs", "head_of"]
+__all__ = ["EpochFeed", "SideOutputs", "feed_outputs", "head_of"]
+
+
+@dataclass(frozen=True)
+class SideOutputs:
+    """What a batch hands the training loop beside its crops and that the graph never uses, kept on the host
+    instead of going through DALI (each input and output DALI converts costs about 50 µs and 0.25 µs a sample,
+    measured): ``indices`` and ``labels`` (int64 ``[B]``; None for a reader head, whose samples carry them) and
+    ``flips`` (bool ``[B, n]``; the graph's window step gets each crop's flip in its packed input)."""
+
+    indices: Optional[np.ndarray]
+    labels: Optional[np.ndarray]
+    flips: np.ndarray
 
 
 def head_of(source: AnySource) -> str:
@@ -34,12 +47,14 @@ def head_of(source: AnySource) -> str:
 
 def feed_outputs(spec: Optional[MultiCropSpec], head: str = "paths") -> list[str]:
     """Names of the feed's outputs, in order: what the graph's external source yields per batch. ``head`` (see
-    :func:`head_of`): ``paths``, ``images`` or ``encoded`` come with the samples' indices and labels; a reader head
-    has none (the reader's samples carry them)."""
-    names = [] if head == "reader" else [head, "indices", "labels"]
+    :func:`head_of`): ``paths``, ``images`` or ``encoded``; a reader head has none. Without a spec (the decode-only
+    graphs, measurements), the head and the samples' indices; with one, the head and the draws the graph uses (the
+    window step's packed input, the colour blocks, blur sigmas and solarisation offsets where the spec has them):
+    indices, labels and flips stay on the host (:meth:`EpochFeed.side`)."""
+    names = [] if head == "reader" else [head]
     if spec is None:
-        return names[:2]
-    return names + ["window", "window_key", "flips", "colour"] + ["blur"] * blurs(spec) + ["solarize"] * solarizes(spec)
+        return names + ["indices"]
+    return names + ["window", "colour"] + ["blur"] * blurs(spec) + ["solarize"] * solarizes(spec)
 
 
 class EpochFeed:
@@ -48,8 +63,9 @@ class EpochFeed:
     ``start(plan, first)`` begins an epoch (or its rest, from batch ``first``); DALI then calls the feed with
     ``BatchInfo.iteration`` = 0, 1, ... and gets ``StopIteration`` after the last batch that holds samples (or at
     once after :meth:`stop`). With a ``spec``, each
-    batch also carries its crops' draws, keyed on ``(seed, shard, epoch, batch)``; without a spec (the
-    decode-only graph), paths and indices only. ``bad`` (a :class:`~dali_multicrop.badsamples.policy.BadSamples`) is
+    batch also carries its crops' draws, keyed on ``(seed, shard, epoch, batch)``, and keeps its indices, labels
+    and flips on the host for the runner (:meth:`side`); without a spec (the decode-only graph), paths and indices
+    only. ``bad`` (a :class:`~dali_multicrop.badsamples.policy.BadSamples`) is
     asked before each batch goes to DALI: its checks of the batch, and what to read in place of a bad sample.
     """
 
@@ -62,6 +78,7 @@ class EpochFeed:
         self._dataset = source if isinstance(source, DatasetSource) else None
         self._ahead = ahead
         self._pending: dict[int, Any] = {}
+        self._side: dict[int, SideOutputs] = {}
         self._images = source if isinstance(source, ArraySource) else None
         self._paths = source.path_bytes if isinstance(source, FileList) else None
         self._labels = np.asarray(getattr(source, "labels", ()), dtype=np.int64)
@@ -88,6 +105,7 @@ class EpochFeed:
         reader's ``batch_size`` by repeating the last sample's, as the reader pads its samples."""
         self._pad_to = plan.batch_size if plan.reader is not None else 0
         self._pending = {}
+        self._side = {}
         self._sizes = [size for size in plan.sizes[first:] if size]  # empty batches only ever end an epoch
         self._indices = [b for b in plan.indices[first:] if len(b)] if plan.indices is not None else []
         self._epoch = plan.epoch
@@ -109,15 +127,21 @@ class EpochFeed:
         rng = batch_generator(self._seed, self._shard, self._epoch, self._first + iteration)
         return draw_batch(self._spec, self._sizes[iteration], rng)
 
-    def _draw_outputs(self, iteration: int) -> list[np.ndarray]:
-        """The feed's draw outputs of batch ``iteration``: the window step's packed input and stream keys
-        (``[B, 1]``), flips, colour blocks, blur sigmas and solarisation offsets (the last two where the spec has
-        them)."""
+    def side(self, iteration: int) -> SideOutputs:
+        """The side outputs of batch ``iteration`` of the current start, once DALI has asked for it (taken: a
+        second call raises ``KeyError``)."""
+        return self._side.pop(iteration)
+
+    def _draw_outputs(self, iteration: int, indices: Optional[np.ndarray] = None,
+                      labels: Optional[np.ndarray] = None) -> list[np.ndarray]:
+        """The feed's draw outputs of batch ``iteration``: the window step's packed input (flips and stream keys
+        in it), colour blocks, blur sigmas and solarisation offsets (the last two where the spec has them); its
+        side outputs (with ``indices`` and ``labels``) are kept for :meth:`side`."""
         draws = self.draws(iteration)
         assert self._windows is not None  # draws() raised for a feed without a spec
-        window = self._windows.pack(draws.flips)
-        return [a for a in (window, draws.window_keys[:, None], draws.flips, draws.colour, draws.blur_sigma,
-                            draws.solarize) if a is not None]
+        self._side[iteration] = SideOutputs(indices, labels, draws.flips)
+        window = self._windows.pack(draws.flips, draws.window_keys)
+        return [a for a in (window, draws.colour, draws.blur_sigma, draws.solarize) if a is not None]
 
     def __len__(self) -> int:
         return len(self._sizes)
@@ -153,7 +177,7 @@ class EpochFeed:
             head = self._images.take(read) if self._images is not None else self._paths[read]
         if self._spec is None:
             return head, shown.astype(np.int64)
-        return (head, shown.astype(np.int64), labels, *self._draw_outputs(iteration))
+        return (head, *self._draw_outputs(iteration, shown.astype(np.int64), labels))
 
     def _fetched(self, iteration: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """A dataset source's ``(images, labels, indices)`` of batch ``iteration``; the next ``ahead`` batches start

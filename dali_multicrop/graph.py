@@ -2,7 +2,7 @@
 
 One builder serves both devices. The graph reads top to bottom like the data flow:
 
-    paths, indices, labels, draws        (external source fed by the loader, CPU; draws: see draws.py)
+    paths, draws                         (external source fed by the loader, CPU; draws: see draws.py)
       -> read the file (DALI threads)    (or: decoded pixels from memory; or DALI's tar-shard reader)
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
       -> crop windows for all crops      (one compiled step per batch, from the images' sizes + draws, no Python:
@@ -12,8 +12,8 @@ One builder serves both devices. The graph reads top to bottom like the data flo
       -> per crop: resize its window (antialias; a mirrored crop has its window's x ends swapped)
          -> colour transform -> blur -> solarise -> normalise to CHW
       -> outputs: crop_0 .. crop_{n-1} (on the graph's device), windows [4n, 2] (resize regions, then boxes
-         (x0, y0), (x1, y1)), flipped [n], indices, labels (on the host for both devices: the runner copies them
-         to the GPU in one transfer, see transfer.py)
+         (x0, y0), (x1, y1); on the host for both devices: the runner copies them to the GPU in one transfer with
+         the flips, indices and labels the feed kept on the host, see transfer.py)
 
 DALI runs CPU operators one at a time, and on the GPU path they run on the host ahead of every kernel, so
 the graph keeps the CPU operators per batch few and independent of the number of crops: nothing is drawn
@@ -26,7 +26,7 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
 * device placement only: the decoder is "mixed" instead of "cpu"; pixels from memory are copied to the GPU
   (``.gpu()``) after their sizes are read; the pixel operators run on the image's device; the solarisation
   offsets of all crops cross to the GPU in one copy and are split there. Nothing else crosses inside the graph:
-  the side outputs (windows, flips, indices, labels) leave it on the host for both devices;
+  the windows leave it on the host for both devices (flips, indices and labels never enter it);
 * the blur: on the CPU a crop blurred only sometimes runs it only where its coin says so (a DALI conditional); on
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
@@ -172,8 +172,8 @@ def _output_names(spec: MultiCropSpec, reader: Optional[TarEpoch]) -> tuple[str,
     """Names of the multi-crop graph's outputs, in order. A graph headed by a ``reader`` outputs, instead of indices
     and labels, each sample's DALI source info (``info``: ``path:offset:member``, zero-padded bytes) and its label
     member's text (``label_text``, zero-padded bytes; absent when the shards have no labels)."""
-    side = ["indices", "labels"] if reader is None else ["info"] + (["label_text"] if reader.labelled else [])
-    return tuple([f"crop_{i}" for i in range(spec.num_crops)] + ["windows", "flipped", *side])
+    side = [] if reader is None else ["info"] + (["label_text"] if reader.labelled else [])
+    return tuple([f"crop_{i}" for i in range(spec.num_crops)] + ["windows", *side])
 
 LABEL_TEXT_BYTES = 32
 """Bytes of a label member (``cls``) the graph hands over: a decimal class id with spaces to spare."""
@@ -181,9 +181,8 @@ LABEL_TEXT_BYTES = 32
 
 # dtype and layout of each feed output; "F..." marks a per-crop array that element_extract splits by crop
 _FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "encoded": ("UINT8", ""), "indices": ("INT64", ""),
-               "labels": ("INT64", ""), "window": ("FLOAT64", ""), "window_key": ("UINT64", ""),
-               "flips": ("BOOL", ""), "colour": ("FLOAT", "FAB"),
-               "blur": ("FLOAT", "FA"), "solarize": ("UINT16", "FC")}
+               "window": ("FLOAT64", ""), "colour": ("FLOAT", "FAB"), "blur": ("FLOAT", "FA"),
+               "solarize": ("UINT16", "FC")}
 
 
 def _feed(source: "EpochFeed") -> dict[str, Any]:
@@ -281,7 +280,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
         else:
             image, size = _image(feed, on_gpu, settings.decoder)
         # resize regions and boxes of every crop, one array per sample (see windows.window_step)
-        windows_out = window_step(feed["window"], feed["window_key"], size)
+        windows_out = window_step(feed["window"], size)
         ends = _split(windows_out, 2 * n)
         sigma = _split(feed["blur"], n) if "blur" in feed else [None] * n
         solar = [None] * n
@@ -311,9 +310,9 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
             if group.solarize_prob > 0:
                 crop = augment.solarize(crop, solar[i])
             crops.append(augment.normalize(crop, settings.mean, settings.std, dtype))
-        # small per-sample outputs known on the host stay there: the runner hands them to torch's device in one
-        # copy (no mixed copy operator per output)
-        side = [windows_out, feed["flips"]] + ([] if reader is not None else [feed["indices"], feed["labels"]])
+        # the windows leave on the host: the runner hands them to torch's device in one copy with the side
+        # outputs the feed kept (flips, indices, labels: no DALI input or output at all)
+        side = [windows_out]
         if reader is not None:  # bytes the runner turns into indices and labels on the host
             side += _reader_side(encoded, label_text, reader.info_bytes)
         return (*crops, *side)

@@ -101,8 +101,9 @@ class GraphRunner:
         self._offset = -replay
         if full:  # the loop below reads self._iterator, never a local: close() frees the pipeline at once
             self._start(plan, 0 if plan.reader is not None else first)
-            for _ in range(replay):
+            for k in range(replay):
                 next(self._iterator)
+                self._feed.side(k)
         self._epochs_started += 1
         mine = self._epochs_started
         for j, size in enumerate(plan.sizes[first:]):
@@ -169,18 +170,23 @@ class GraphRunner:
         return found[0][1] if found else exc
 
     def _to_batch(self, outputs: dict[str, torch.Tensor]) -> MultiCropBatch:
-        """The crops are on the loader's device already; the side outputs (on the host) are moved there in one
-        copy (:func:`~dali_multicrop.transfer.to_device`); the boxes are the second half of the window step's
-        rows. A tar reader's batch gets its indices and labels from the samples' bytes."""
+        """The crops are on the loader's device already; the boxes (the second half of the window step's rows)
+        and the side outputs the feed kept on the host for this batch are moved there in one copy
+        (:func:`~dali_multicrop.transfer.to_device`). A tar reader's batch gets its indices and labels from the
+        samples' bytes (and its flips cut to the batch: the reader's padding is gone from DALI's outputs)."""
         n = self.spec.num_crops
-        if self._tar is not None:
-            ids = self._tar.sample_ids(outputs["info"].numpy(),
-                                       outputs["label_text"].numpy() if "label_text" in outputs else None)
-            outputs["indices"], outputs["labels"] = (torch.from_numpy(a) for a in ids)
+        side = self._feed.side(self._pulled)
         windows = outputs["windows"]
-        boxes = windows[:, 2 * n:].reshape(windows.shape[0], n, 4)
+        size = windows.shape[0]
+        if self._tar is not None:
+            indices, labels = self._tar.sample_ids(outputs["info"].numpy(),
+                                                   outputs["label_text"].numpy() if "label_text" in outputs else None)
+        else:
+            indices, labels = side.indices, side.labels
+        boxes = windows[:, 2 * n:].reshape(size, n, 4)
         boxes, flipped, labels, indices = to_device(
-            [boxes, outputs["flipped"], outputs["labels"], outputs["indices"]], self._device)
+            [boxes, torch.from_numpy(side.flips[:size]), torch.from_numpy(labels), torch.from_numpy(indices)],
+            self._device)
         return MultiCropBatch(crops=[outputs[f"crop_{i}"] for i in range(n)], boxes=boxes, flipped=flipped,
                               labels=labels, indices=indices)
 

@@ -3,9 +3,9 @@
 The graph computes every crop's window in one step per batch (:func:`window_step`: DALI's ``numba_function``,
 a per-sample kernel compiled once per process with Numba, run in DALI's threads with neither Python nor the GIL;
 the Python step it replaced cost 2-4 µs of GIL time per sample in DALI's conversions alone). Its inputs are the
-images' sizes (read from the encoded headers, see :mod:`dali_multicrop.graph`), per sample one 64-bit key
-(:attr:`BatchDraws.window_keys <dali_multicrop.draws.BatchDraws>`, drawn with the batch's other parameters), and
-per crop its flip and constants (:class:`WindowInput`).
+images' sizes (read from the encoded headers, see :mod:`dali_multicrop.graph`) and one packed array per sample
+(:class:`WindowInput`): per crop its flip, its constants and the sample's 64-bit stream key
+(:attr:`BatchDraws.window_keys <dali_multicrop.draws.BatchDraws>`, drawn with the batch's other parameters).
 
 Per crop, as ``RandomResizedCrop.get_params``: ``ATTEMPTS`` candidates (area fraction uniform in ``scale``,
 aspect ratio w/h log-uniform in ``ratio``) and one position pair (uniform in [0, 1)) are drawn from the sample's
@@ -39,7 +39,10 @@ SCALE_LOW, SCALE_HIGH, LOG_RATIO_LOW, LOG_RATIO_HIGH = 1, 2, 3, 4
 RATIO_LOW, RATIO_HIGH, CENTER, SIZE = 5, 6, 7, 8
 """Offsets of the crop's other constants: its aspect-ratio range (w/h; the fallback clamps to it), its evaluation
 fraction (NaN for random windows) and its side in pixels."""
-FIELDS = SIZE + 1
+KEY_HIGH, KEY_LOW = 9, 10
+"""Offsets of the sample's stream key, its high and low 32 bits as whole float64 numbers (exact: below 2**53),
+in every crop's row."""
+FIELDS = KEY_LOW + 1
 """Fields per crop of the packed input."""
 STREAM = 32
 """Draws of a sample's stream set aside per crop (``2 * ATTEMPTS + 2`` used): crop ``c`` reads draws
@@ -47,7 +50,7 @@ STREAM = 32
 
 
 class WindowInput:
-    """The window step's per-crop constants for ``spec``, and the packing of a batch's flips with them."""
+    """The window step's per-crop constants for ``spec``, and the packing of a batch's flips and keys with them."""
 
     def __init__(self, spec: MultiCropSpec) -> None:
         groups = spec.crops()
@@ -57,12 +60,15 @@ class WindowInput:
         """float64 ``[n, FIELDS - 1]``: the fields after the flip (scale low and high, log ratio low and high,
         ratio low and high, evaluation fraction or NaN, side in pixels) per crop."""
 
-    def pack(self, flips: np.ndarray) -> np.ndarray:
-        """float64 ``[B, n, FIELDS]``: per crop its flip (``flips``: ``[B, n]`` bool) and its constants. One array:
-        DALI hands a batch array over at once."""
+    def pack(self, flips: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """float64 ``[B, n, FIELDS]``: per crop its flip (``flips``: ``[B, n]`` bool), its constants and its sample's
+        stream key (``keys``: ``[B]`` uint64). One array: DALI converts one batch array per input."""
+        keys = np.asarray(keys, dtype=np.uint64)
         out = np.empty((len(flips), len(self.constants), FIELDS), dtype=np.float64)
         out[:, :, FLIP] = flips
-        out[:, :, FLIP + 1:] = self.constants
+        out[:, :, SCALE_LOW:SIZE + 1] = self.constants
+        out[:, :, KEY_HIGH] = (keys >> np.uint64(32))[:, None]
+        out[:, :, KEY_LOW] = (keys & np.uint64(0xFFFFFFFF))[:, None]
         return out
 
     def candidates(self, keys: np.ndarray) -> np.ndarray:
@@ -71,20 +77,18 @@ class WindowInput:
         :func:`crop_windows` on them gives the graph's windows."""
         from ._window_kernel import batch_candidates
 
-        keys = np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1)
-        return batch_candidates(self.pack(np.zeros((len(keys), len(self.constants)), dtype=bool)), keys)
+        keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
+        return batch_candidates(self.pack(np.zeros((len(keys), len(self.constants)), dtype=bool), keys))
 
 
-def window_rows(packed: np.ndarray, keys: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+def window_rows(packed: np.ndarray, shapes: np.ndarray) -> np.ndarray:
     """What the graph's window step outputs, for a batch: float32 ``[B, 4n, 2]`` from :meth:`WindowInput.pack`
-    arrays, the samples' stream keys (``[B]`` uint64) and ``[B, >=2]`` image shapes (height, width first, in
-    pixels). Rows ``2c, 2c+1``: crop ``c``'s resize region, start ``(y, x)`` then end, in pixels (a mirrored crop
+    arrays and ``[B, >=2]`` image shapes (height, width first, in pixels). Rows ``2c, 2c+1``: crop ``c``'s resize region, start ``(y, x)`` then end, in pixels (a mirrored crop
     has its x start and end swapped, which makes the resize mirror it); rows ``2n + 2c, 2n + 2c + 1``: its box
     ``(x0, y0), (x1, y1)`` as fractions of the image's width and height."""
     from ._window_kernel import batch_rows
 
     return batch_rows(np.ascontiguousarray(packed, dtype=np.float64),
-                      np.ascontiguousarray(keys, dtype=np.uint64).reshape(-1),
                       np.ascontiguousarray(np.asarray(shapes)[:, :2], dtype=np.int64))
 
 
@@ -112,10 +116,9 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     return batch_windows(np.ascontiguousarray(draws), packed, np.ascontiguousarray(hw, dtype=np.float64))
 
 
-def window_step(packed: Any, keys: Any, shapes: Any) -> Any:
+def window_step(packed: Any, shapes: Any) -> Any:
     """In a pipeline definition: the window step's node, float32 ``[4n, 2]`` per sample (see :func:`window_rows`),
-    from the packed input's node (float64 ``[n, FIELDS]`` per sample), the stream keys' (uint64 ``[1]`` per
-    sample) and the images' shapes (int64 HWC)."""
+    from the packed input's node (float64 ``[n, FIELDS]`` per sample) and the images' shapes (int64 HWC)."""
     from ._window_kernel import step_operator
 
-    return step_operator()(packed, keys, shapes)
+    return step_operator()(packed, shapes)

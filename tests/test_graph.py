@@ -27,8 +27,8 @@ def test_gpu_and_cpu_graphs_are_defined_here(device):
 @pytest.mark.parametrize("crops", ["2x224,6x96", "2x224,10x96", "dino", "ibot"])
 def test_the_gpu_graph_copies_nothing_small_to_the_gpu_but_the_solarisation_offsets_once(crops):
     """Only pixels cross to the GPU inside the graph (the decoder's output; pixels from memory, one copy); the
-    solarisation offsets of all crops cross in one copy, whatever the number of solarised crops; the side
-    outputs (windows, flips, indices, labels) leave the graph on the host, for the runner's one transfer."""
+    solarisation offsets of all crops cross in one copy, whatever the number of solarised crops; the windows
+    leave the graph on the host, for the runner's one transfer (flips, indices and labels never enter it)."""
     import numpy as np
 
     from dali_multicrop import ArraySource
@@ -44,7 +44,7 @@ def test_the_gpu_graph_copies_nothing_small_to_the_gpu_but_the_solarisation_offs
         pipe._build_graph()
         assert len(host_to_gpu_copies(pipe)) == head + (solarised > 0), f"{crops}, {type(source).__name__}"
         devices = [node.device for node in pipe._graph_out]
-        assert devices == ["gpu"] * spec.num_crops + ["cpu"] * 4  # crops; windows, flipped, indices, labels
+        assert devices == ["gpu"] * spec.num_crops + ["cpu"]  # crops; windows
 
 
 def test_host_operators_of_the_gpu_graph_do_not_grow_with_crops():

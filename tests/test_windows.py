@@ -101,9 +101,9 @@ def test_distribution_matches_torchvision_get_params():
 def test_rows_flip_the_resize_region_not_the_box():
     # crops whose every candidate is the whole image (scale 1, ratio 1, a square image): known windows, any key
     spec = MultiCropSpec((CropGroup(count=2, size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0)),))
-    packed = WindowInput(spec).pack(np.array([[True, False]]))
+    packed = WindowInput(spec).pack(np.array([[True, False]]), np.array([12345], dtype=np.uint64))
     assert packed.shape == (1, 2, FIELDS)
-    rows = window_rows(packed, np.array([12345], dtype=np.uint64), np.array([[100, 100, 3]]))
+    rows = window_rows(packed, np.array([[100, 100, 3]]))
     assert rows.shape == (1, 8, 2) and rows.dtype == np.float32
     np.testing.assert_array_equal(rows[0, :4], [[0, 100], [100, 0], [0, 0], [100, 100]])  # crop 0: x start/end swapped
     np.testing.assert_array_equal(rows[0, 4:].reshape(2, 4), [[0, 0, 1, 1], [0, 0, 1, 1]])
@@ -122,7 +122,7 @@ def test_rows_are_the_windows_of_every_crop():
     windows_in = WindowInput(spec)
     constants = windows_in.constants
     windows = crop_windows(hw, windows_in.candidates(keys), constants[:, 4:6], constants[:, 6], constants[:, 7])
-    rows = window_rows(windows_in.pack(flips), keys, hw)
+    rows = window_rows(windows_in.pack(flips, keys), hw)
     n = spec.num_crops
     y0, x0, h, w = np.moveaxis(windows, -1, 0)
     start, end = rows[:, 0:2 * n:2], rows[:, 1:2 * n:2]
@@ -218,3 +218,13 @@ def test_the_graphs_boxes_are_the_windows_of_the_feeds_keys():
         want = np.stack([x0 / hw[:, None, 1], y0 / hw[:, None, 0], (x0 + w) / hw[:, None, 1],
                          (y0 + h) / hw[:, None, 0]], axis=-1).astype(np.float32)
         np.testing.assert_array_equal(batch.boxes.numpy(), want)
+
+
+def test_a_packed_key_is_every_bit_of_the_samples_key():
+    """The key travels in the packed float64 input as two exact 32-bit halves: keys differing in any one bit,
+    the top and the bottom included, draw different tries, and equal keys the same."""
+    windows_in = WindowInput(MultiCropSpec.parse("1x224"))
+    base = np.uint64(0x8000_0001_8000_0001)
+    keys = np.array([base] + [base ^ (np.uint64(1) << np.uint64(b)) for b in range(64)] + [base], dtype=np.uint64)
+    draws = windows_in.candidates(keys)[:, 0, 0, 0]
+    assert draws[0] == draws[-1] and len(np.unique(draws[:-1])) == 65

@@ -183,15 +183,18 @@ def measure_ready(kind: str, crops: str, data: str, batch_size: int = 256, threa
 
 
 def _ready_times(it: Any, batches: int) -> list[float]:
-    """Seconds of each of ``batches`` calls ``next(it)``, each after a sleep of 1.5 times DALI's own time per batch
-    (measured first on four calls back to back), so that the batch asked for is ready."""
+    """Seconds of each of ``batches`` calls ``next(it)``, each after a sleep of twice DALI's own time per batch, so
+    that the batch asked for is ready. DALI's time is measured first: eight calls back to back, the last four
+    timed (the first four empty the queue the warm-up left full)."""
+    for _ in range(4):
+        next(it)
     start = time.perf_counter()
     for _ in range(4):
         next(it)
     pace = (time.perf_counter() - start) / 4
     times = []
     for _ in range(batches):
-        time.sleep(1.5 * pace)
+        time.sleep(2.0 * pace)
         t = time.perf_counter()
         next(it)
         times.append(time.perf_counter() - t)
