@@ -1,7 +1,8 @@
 """Small host tensors to the loader's device in one copy.
 
-The graph leaves its per-sample side outputs (windows, flips, indices, labels: a few hundred bytes a sample) on
-the host for both devices. On the GPU path the runner packs them into one pinned staging buffer, copies it with
+A batch's small per-sample tensors (the boxes from the graph's windows, which leave it on the host for both
+devices, and the flips, indices and labels the feed kept on the host: a few hundred bytes a sample). On the GPU
+path the runner packs them into one pinned staging buffer, copies it with
 ``non_blocking=True`` (no host sync; torch keeps the pinned block until the copy has run) and hands out views
 of the device copy with each tensor's dtype and shape: one host-to-device transfer per batch instead of one
 mixed DALI copy operator per output.
