@@ -4,12 +4,12 @@
 
 Each round measures, with :func:`dali_multicrop.benchmark.gil.measure_gil` (py-spy's GIL samples of the steady
 loop) and :func:`~dali_multicrop.benchmark.gil.measure_ready` (the host ms of each call for a batch DALI already
-holds, timed inside), tiny images, the training thread on a core of its own unless ``--no-isolate``, the loader and the bare DALI
-loader at batch ``--small`` and ``--large`` (crops ``2x224,6x96``), and the loader and the bare loader with a plain
-resize per crop (``bare-crops``: as many outputs) at batch ``--small`` with few and many local crops (``2x224,2x96``
-and ``2x224,10x96``); the order of the cells turns by one each round, so that a drift
-of the machine does not always favour the same cell. Printed: each cell's median and range over the rounds, and per
-round the paired growths (the same round's large minus small batch, many minus few crops), whose spread is the
+holds, timed inside), tiny images, the training thread on a core of its own unless ``--no-isolate``: the loader and
+the bare DALI loader at batch ``--small`` and ``--large`` (crops ``2x224,6x96``), and the loader and the bare loader
+with a plain resize per crop (``bare-crops``: as many outputs) at batch ``--small`` with few and many local crops
+(``2x224,2x96`` and ``2x224,10x96``). The order of the cells turns by one each round, so that a drift of the machine
+does not always favour the same cell. Printed: each cell's figure in every round and its median, and per round the
+paired growths (the same round's large minus small batch, many minus few crops), whose spread is the
 measurement's. One JSON line per measurement goes to ``--out``.
 """
 

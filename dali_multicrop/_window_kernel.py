@@ -41,11 +41,11 @@ def _key(d: np.ndarray) -> np.uint64:
 
 
 @_jit
-def _candidates(out: np.ndarray, key: np.uint64, crop: int, d: np.ndarray) -> None:
-    """Writes crop ``crop``'s draws (float64 ``[ATTEMPTS + 1, 2]``, as :attr:`BatchDraws.window` was: the
-    attempts' (area fraction uniform in the crop's scale, aspect ratio log-uniform in its ratio), then the
-    position (u_y, u_x)) from its sample's ``key`` and its packed row ``d``: draws ``STREAM * crop`` onwards of
-    the key's stream."""
+def _candidates(out: np.ndarray, crop: int, d: np.ndarray) -> None:
+    """Writes crop ``crop``'s draws (float64 ``[ATTEMPTS + 1, 2]``: the attempts' (area fraction uniform in the
+    crop's scale, aspect ratio log-uniform in its ratio), then the position (u_y, u_x)) from its packed row ``d``:
+    draws ``STREAM * crop`` onwards of the stream of the sample's key (:func:`_key`)."""
+    key = _key(d)
     first = STREAM * crop
     for k in range(ATTEMPTS):
         out[k, 0] = d[SCALE_LOW] + (d[SCALE_HIGH] - d[SCALE_LOW]) * _unit(key, first + 2 * k)
@@ -98,7 +98,7 @@ def _sample_rows(out: np.ndarray, packed: np.ndarray, shape: np.ndarray) -> None
     draws = np.empty((ATTEMPTS + 1, 2))
     for c in range(n):
         if packed[c, CENTER] != packed[c, CENTER]:  # NaN: a random window (an evaluation crop draws nothing)
-            _candidates(draws, _key(packed[c]), c, packed[c])
+            _candidates(draws, c, packed[c])
         y0, x0, h, w = _window(height, width, draws, packed[c])
         y1, x1 = y0 + h, x0 + w
         mirrored = packed[c, FLIP] > 0.5
@@ -124,7 +124,7 @@ def batch_candidates(packed: np.ndarray) -> np.ndarray:
     out = np.empty((packed.shape[0], packed.shape[1], ATTEMPTS + 1, 2))
     for b in range(packed.shape[0]):
         for c in range(packed.shape[1]):
-            _candidates(out[b, c], _key(packed[b, c]), c, packed[b, c])
+            _candidates(out[b, c], c, packed[b, c])
     return out
 
 

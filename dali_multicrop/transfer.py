@@ -2,10 +2,9 @@
 
 A batch's small per-sample tensors (the boxes from the graph's windows, which leave it on the host for both
 devices, and the flips, indices and labels the feed kept on the host: a few hundred bytes a sample). On the GPU
-path the runner packs them into one pinned staging buffer, copies it with
-``non_blocking=True`` (no host sync; torch keeps the pinned block until the copy has run) and hands out views
-of the device copy with each tensor's dtype and shape: one host-to-device transfer per batch instead of one
-mixed DALI copy operator per output.
+path the runner packs them into one pinned staging buffer, copies it with ``non_blocking=True`` (no host sync;
+torch keeps the pinned block until the copy has run) and hands out views of the device copy with each tensor's
+dtype and shape: one host-to-device transfer per batch instead of one mixed DALI copy operator per output.
 """
 
 from __future__ import annotations

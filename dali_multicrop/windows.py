@@ -57,8 +57,8 @@ class WindowInput:
         self.constants = np.array([(g.scale[0], g.scale[1], math.log(g.ratio[0]), math.log(g.ratio[1]), g.ratio[0],
                                     g.ratio[1], math.nan if g.center is None else g.center, g.size)
                                    for g in groups], dtype=np.float64)
-        """float64 ``[n, FIELDS - 1]``: the fields after the flip (scale low and high, log ratio low and high,
-        ratio low and high, evaluation fraction or NaN, side in pixels) per crop."""
+        """float64 ``[n, 8]``: per crop the packed fields ``SCALE_LOW`` to ``SIZE`` (scale low and high, log ratio
+        low and high, ratio low and high, evaluation fraction or NaN, side in pixels)."""
 
     def pack(self, flips: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """float64 ``[B, n, FIELDS]``: per crop its flip (``flips``: ``[B, n]`` bool), its constants and its sample's
@@ -83,9 +83,10 @@ class WindowInput:
 
 def window_rows(packed: np.ndarray, shapes: np.ndarray) -> np.ndarray:
     """What the graph's window step outputs, for a batch: float32 ``[B, 4n, 2]`` from :meth:`WindowInput.pack`
-    arrays and ``[B, >=2]`` image shapes (height, width first, in pixels). Rows ``2c, 2c+1``: crop ``c``'s resize region, start ``(y, x)`` then end, in pixels (a mirrored crop
-    has its x start and end swapped, which makes the resize mirror it); rows ``2n + 2c, 2n + 2c + 1``: its box
-    ``(x0, y0), (x1, y1)`` as fractions of the image's width and height."""
+    arrays and ``[B, >=2]`` image shapes (height, width first, in pixels). Rows ``2c, 2c+1``: crop ``c``'s resize
+    region, start ``(y, x)`` then end, in pixels (a mirrored crop has its x start and end swapped, which makes the
+    resize mirror it); rows ``2n + 2c, 2n + 2c + 1``: its box ``(x0, y0), (x1, y1)`` as fractions of the image's
+    width and height."""
     from ._window_kernel import batch_rows
 
     return batch_rows(np.ascontiguousarray(packed, dtype=np.float64),

@@ -37,7 +37,8 @@ def test_shapes_and_rates_follow_the_recipe():
     spec = load_preset("dino")  # 1x224 always blurred, 1x224 blur 0.1 + solarize 0.2, 8x96 blur 0.5
     d = draw_batch(spec, 4000, batch_generator(0, 0, 0, 0))
     n = spec.num_crops
-    assert d.window_keys.shape == (4000,) and d.window_keys.dtype == np.uint64 and d.flips.shape == (4000, n) and d.colour.shape == (4000, n, 3, 4)
+    assert d.window_keys.shape == (4000,) and d.window_keys.dtype == np.uint64
+    assert d.flips.shape == (4000, n) and d.colour.shape == (4000, n, 3, 4)
     blurred = d.blur_sigma[..., 0] > NO_BLUR_SIGMA
     band = lambda p, k: 4 * math.sqrt(p * (1 - p) / k)
     assert blurred[:, 0].all()

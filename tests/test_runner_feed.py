@@ -87,7 +87,8 @@ def test_feed_of_a_reader_plan_pads_a_short_batch_with_its_last_samples_draws(co
     expected = draw_batch(spec, 2, batch_generator(5, 1, 1, 1))
     assert out["window"].shape[0] == out["colour"].shape[0] == 4
     packed = WindowInput(spec).pack(expected.flips, expected.window_keys)
-    assert np.array_equal(out["window"][:2], packed, equal_nan=True) and np.array_equal(out["colour"][:2], expected.colour)
+    assert np.array_equal(out["window"][:2], packed, equal_nan=True)
+    assert np.array_equal(out["colour"][:2], expected.colour)
     assert all(np.array_equal(out["colour"][k], expected.colour[1]) for k in (2, 3))
     assert all(np.array_equal(out["window"][k], packed[1], equal_nan=True) for k in (2, 3))
     side = feed.side(1)  # the batch's own size, unpadded; a reader's samples carry their indices and labels

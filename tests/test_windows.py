@@ -139,7 +139,8 @@ def test_windows_compile_where_no_cache_folder_is_writable(tmp_path):
     """A read-only install and home: Numba finds no folder for its cache (forced here by leaving it only the
     IPython locator, which answers nothing outside IPython); the kernel then compiles in the process instead of
     failing the import."""
-    code = ("import numpy as np; from dali_multicrop import windows as w, _window_kernel as k; from dali_multicrop.draws import ATTEMPTS; "
+    code = ("import numpy as np; from dali_multicrop import windows as w, _window_kernel as k; "
+            "from dali_multicrop.draws import ATTEMPTS; "
             "print(type(k._window._cache).__name__, w.crop_windows(np.array([[10, 10]]), "
             "np.full((1, 1, ATTEMPTS + 1, 2), 0.5), np.array([[0.75, 4 / 3]])).tolist())")
     env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "_IPythonCacheLocator"}

@@ -14,7 +14,8 @@ does not land in the sampled batches). ``bare`` is the least a DALI loader of th
 :func:`measure_ready` times the same programs from inside, without py-spy: the wall time of each call for the next
 batch when DALI already holds it (the loop sleeps between calls, long enough that DALI's queue is full), i.e. what
 a training step pays the loader per batch on the host, GIL held or not; on an isolated core that is an upper bound
-of the GIL time, and stable to a few microseconds where py-spy's count moves by tenths of a millisecond.
+of the GIL time, and it moves by about ±0.1 ms between runs where py-spy's count moves by up to 1 ms (measured on a
+2-core machine, ``bench/README.md``).
 
 Isolated (the default where the process may run on two cores or more): the training thread gets a core of its own,
 as on a many-core GPU host, and DALI's threads and py-spy share the others (:func:`core_split`). Without that, on a
@@ -55,8 +56,8 @@ handing over as many outputs as the loader, the reference for how the GIL time g
 
 def core_split() -> Optional[tuple[int, set[int]]]:
     """``(training core, the other cores)`` of this process's affinity mask (the training thread takes the highest
-    core), or None where it has fewer than two cores or the OS has no per-thread affinity masks (Linux has them;
-then nothing is isolated)."""
+    core), or None (then nothing is isolated) where it has fewer than two cores or the OS has no per-thread affinity
+    masks (Linux has them)."""
     if not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"):
         return None
     cores = sorted(os.sched_getaffinity(0))
@@ -143,18 +144,26 @@ def _record(args: list[str], rate: int, out: Path, others: Optional[set[int]]) -
     return _count_samples(out)
 
 
+def _program(kind: str, crops: str, data: str, batch_size: int, threads: int, batches: int,
+             isolate: bool) -> tuple[list[str], Optional[tuple[int, set[int]]]]:
+    """The measured program's arguments for ``kind`` (checked) and the core split it runs with (None: not
+    isolated)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    split = core_split() if isolate else None
+    args = ["--run", kind, "--crops", crops, "--data", data, "--batch-size", str(batch_size), "--threads",
+            str(threads), "--batches", str(batches)]
+    if split is not None:
+        args += ["--training-core", str(split[0])]
+    return args, split
+
+
 def measure_gil(kind: str, crops: str, data: str, batch_size: int = 256, threads: int = 2, batches: int = 40,
                 rate: int = 1000, isolate: bool = True) -> GilResult:
     """GIL ms per steady batch (see the module) of ``kind`` over the tiny images in ``data``; ``rate`` in samples per
     second; ``isolate``: the training thread on a core of its own where there are two or more (see the module)."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    split = core_split() if isolate else None
+    args, split = _program(kind, crops, data, batch_size, threads, batches, isolate)
     with tempfile.TemporaryDirectory() as tmp:
-        args = ["--run", kind, "--crops", crops, "--data", data, "--batch-size", str(batch_size),
-                "--threads", str(threads), "--batches", str(batches)]
-        if split is not None:
-            args += ["--training-core", str(split[0])]
         samples = _record(args, rate, Path(tmp) / "raw.txt", split[1] if split is not None else None)
     return GilResult(kind=kind, crops=crops, batch_size=batch_size, threads=threads, rate_hz=rate, batches=batches,
                      samples=samples, gil_ms_per_batch=round(samples / rate / batches * 1e3, 2),
@@ -165,14 +174,9 @@ def measure_ready(kind: str, crops: str, data: str, batch_size: int = 256, threa
                   isolate: bool = True) -> ReadyResult:
     """Host ms per call for a batch that is ready (see the module) of ``kind`` over the tiny images in ``data``;
     ``isolate`` as for :func:`measure_gil`."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    split = core_split() if isolate else None
-    args = ["--run", kind, "--crops", crops, "--data", data, "--batch-size", str(batch_size), "--threads",
-            str(threads), "--batches", str(batches), "--ready"]
-    if split is not None:
-        args += ["--training-core", str(split[0])]
-    done = subprocess.run([sys.executable, "-m", __name__, *args], capture_output=True, text=True, timeout=900)
+    args, split = _program(kind, crops, data, batch_size, threads, batches, isolate)
+    done = subprocess.run([sys.executable, "-m", __name__, *args, "--ready"], capture_output=True, text=True,
+                          timeout=900)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the measured program failed ({done.returncode}): {done.stderr.strip()[-500:]}")
