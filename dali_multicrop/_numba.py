@@ -1,4 +1,4 @@
-"""Numba, for the project's compiled kernels (the crop windows, the colour blocks, the CPU's patch masks): imported
+"""Numba, for the project's compiled kernels (the crop step's windows and draws, the CPU's patch masks): imported
 only by the modules that hold them, so that importing the package loads neither Numba nor LLVM."""
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Every function takes and returns DALI ``DataNode`` objects and runs on the device of the image it is given:
 a GPU image (after the "mixed" decoder) stays on the GPU, a CPU image stays on the CPU. None of them draws
-random numbers: their per-crop parameters come from :mod:`dali_multicrop.draws` through the graph's input,
-as per-sample CPU argument inputs.
+random numbers: their per-crop parameters come from the graph's crop step (:mod:`dali_multicrop.step`), as
+per-sample CPU argument inputs.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def opencv_crops(image: DataNode, rows: DataNode, colour: DataNode, crops: Seque
                  threads: int) -> list[DataNode]:
     """CPU only: crops ``crops`` (indices into the spec; random windows, whole pixels) of every sample, resized to
     ``sizes`` pixels, mirrored and colour-mapped by OpenCV in one step (see :class:`_OpenCVCrops`); ``rows`` the
-    window step's per-sample ``[4n, 2]`` resize regions, ``colour`` the per-sample ``[n, 3, 4]`` blocks. uint8 HWC
+    crop step's per-sample ``[4n, 2]`` resize regions, ``colour`` its per-sample ``[n, 3, 4]`` blocks. uint8 HWC
     out, one node per crop."""
     out = fn.python_function(image, rows, colour, function=_OpenCVCrops(crops, sizes, threads),
                              batch_processing=True, num_outputs=len(crops), output_layouts=["HWC"] * len(crops))

@@ -105,7 +105,7 @@ def problems(env: Environment) -> list[str]:
         out.append(f"two DALI flavours are installed ({', '.join(env.dali)}): they shadow each other; keep the one "
                    f"for your driver (make install removes the other)")
     if env.numba is None:
-        out.append("numba is not installed: the graph's window step needs it (pip install numba)")
+        out.append("numba is not installed: the graph's crop step needs it (pip install numba)")
     driver = _major(env.driver_cuda)
     if driver is None:
         return out  # no NVIDIA driver: the CPU path is all there is, and nothing is wrong with that

@@ -1,23 +1,22 @@
-"""Every random parameter of every crop of a batch, drawn at once with numpy before the graph runs (the crop
-windows' candidates excepted: the graph's window step draws those, from a key per sample drawn here).
+"""Every random parameter of every crop of a batch, keyed on ``(seed, shard, epoch, batch)``: one 64-bit stream key per
+sample drawn with numpy before the graph runs, every crop's parameters drawn from it inside the graph.
 
 One :class:`numpy.random.Generator` per batch, keyed on ``(seed, shard, epoch, batch)`` (:func:`batch_generator`),
-draws for all samples and crops at once:
+draws one key per sample (:func:`draw_keys`): all the training loop's thread draws and hands to DALI. The graph's
+crop step (:mod:`dali_multicrop.step`, compiled, in DALI's threads) draws from each key, with a counter-based
+stream (the same numbers in whichever thread and order it runs), per crop:
 
-* the crop windows' key: one 64-bit word per sample, the key of a counter-based stream from which the graph's
-  window step draws, per crop, torchvision's ``RandomResizedCrop`` candidates (``ATTEMPTS`` pairs of area
-  fraction and aspect ratio, one position pair) in DALI's threads, where the image's size is known
-  (:mod:`dali_multicrop.windows`; :meth:`WindowInput.candidates <dali_multicrop.windows.WindowInput>` gives the
-  same numbers in Python);
-* the horizontal flips;
-* the colour transform of each crop (jitter, then grayscale) as one affine map of RGB in 0-255 units,
-  ``out = M @ rgb + T``, passed as the 3x4 block ``[M | T]`` (see :func:`colour_blocks`);
-* the Gaussian blur's sigma (``NO_BLUR_SIGMA`` for a crop that is not blurred: an exact identity);
-* solarisation (an index offset of 256 into the graph's solarising lookup table, 0 for no).
+* the window's tries (torchvision's ``RandomResizedCrop`` candidates: :mod:`dali_multicrop.windows`), at draws
+  ``STREAM * crop`` onwards;
+* its parameters, at draws ``PARAMS_FIRST + PARAMS * crop`` onwards: the horizontal flip; the colour transform
+  (``ColorJitter`` with its probability, then grayscale) as one affine map of RGB in 0-255 units,
+  ``out = M @ rgb + T``, passed as the 3x4 block ``[M | T]`` (see :func:`colour_blocks`); the Gaussian blur's sigma
+  (``NO_BLUR_SIGMA`` for a crop that is not blurred: an exact identity); solarisation (an index offset of 256 into
+  the graph's solarising lookup table, 0 for no).
 
 A batch's draws thus depend only on the key, not on the device, the thread count or the images: the CPU and
-GPU graphs apply identical parameters (the window step runs on the host in both), and a run resumed at a batch
-repeats its crops.
+GPU graphs apply identical parameters (the step runs on the host in both), and a run resumed at a batch repeats
+its crops. :func:`draw_batch` gives the same numbers in Python (the flips the training loop gets come from it).
 """
 
 from __future__ import annotations
@@ -28,10 +27,10 @@ from typing import Optional
 import numpy as np
 
 from ._seeds import derive_seed
-from .spec import ColorJitter, MultiCropSpec
+from .spec import MultiCropSpec
 
 __all__ = ["ATTEMPTS", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_generator",
-           "colour_blocks", "draw_batch", "draw_colour", "blurs", "solarizes", "LUMA"]
+           "colour_blocks", "draw_batch", "draw_keys", "blurs", "solarizes", "LUMA"]
 
 ATTEMPTS = 10
 """Windows tried per crop before the fallback, as torchvision's ``RandomResizedCrop``."""
@@ -47,6 +46,17 @@ LUMA = np.array([0.2989, 0.587, 0.114])
 """Luma weights (RGB) of torchvision's ``rgb_to_grayscale``, which grayscale and saturation blend with (they sum
 to 0.9999, as torchvision's: a grey loses 0.01% to them)."""
 
+PARAMS_FIRST = 1 << 40
+"""The first draw of a sample's stream that a crop's parameters read (the windows' tries read draws below
+``STREAM * n``, far below this)."""
+PARAMS = 16
+"""Draws set aside per crop for its parameters: crop ``c`` reads draws ``PARAMS_FIRST + PARAMS * c + j``, with
+``j`` one of the offsets below, so a crop's parameters depend neither on the other crops nor on its window."""
+FLIP_DRAW, JITTER_DRAW, FACTOR_DRAWS, ORDER_DRAW, GRAY_DRAW, BLUR_DRAW, SIGMA_DRAW, SOLARIZE_DRAW = 0, 1, 2, 6, 7, 8, 9, 10
+"""A crop's parameter draws: its flip, its jitter's coin, the four factors (brightness, contrast, saturation, hue:
+``FACTOR_DRAWS`` to ``FACTOR_DRAWS + 3``), the order coin (brightness after contrast), grayscale's coin, the blur's
+coin and sigma, solarisation's coin."""
+
 # YIQ with torchvision's luma as its Y: hue rotates the (I, Q) chroma plane. H = C0 + cos*C1 + sin*C2.
 _RGB_TO_YIQ = np.array([LUMA, [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
@@ -54,10 +64,13 @@ _C0 = np.outer(_YIQ_TO_RGB[:, 0], _RGB_TO_YIQ[0])
 _C1 = _YIQ_TO_RGB[:, 1:] @ _RGB_TO_YIQ[1:]
 _C2 = _YIQ_TO_RGB[:, 1:] @ np.array([[0.0, -1.0], [1.0, 0.0]]) @ _RGB_TO_YIQ[1:]
 _TO_LUMA = np.outer(np.ones(3), LUMA)  # grayscale: luma in every channel
-# hue (C0 + cos C1 + sin C2) times saturation (s I + (1 - s) L): the six products, flattened, for colour_blocks
-_CHROMA_BASIS = np.stack([c @ m for c in (_C0, _C1, _C2) for m in (np.eye(3), _TO_LUMA)]).reshape(6, 9)
-_GRAY_CHROMA_BASIS = np.stack([_TO_LUMA @ c @ m for c in (_C0, _C1, _C2) for m in (np.eye(3), _TO_LUMA)]).reshape(6, 9)
-_MID_GREY = 128.0
+CHROMA_BASIS = np.stack([c @ m for c in (_C0, _C1, _C2) for m in (np.eye(3), _TO_LUMA)]).reshape(6, 9)
+"""Hue (``C0 + cos C1 + sin C2``) times saturation (``s I + (1 - s) L``): the six products, flattened, from which
+the colour kernel builds ``M``."""
+GRAY_CHROMA_BASIS = np.stack([_TO_LUMA @ c @ m for c in (_C0, _C1, _C2) for m in (np.eye(3), _TO_LUMA)]).reshape(6, 9)
+"""The same six products followed by grayscale."""
+MID_GREY = 128.0
+"""The grey contrast blends with (0-255 units)."""
 _KEY_TAG = 0xD4A3
 
 
@@ -66,12 +79,17 @@ def batch_generator(seed: int, shard: int, epoch: int, batch: int) -> np.random.
     return np.random.default_rng(derive_seed(seed, shard, epoch, batch, _KEY_TAG))
 
 
+def draw_keys(rng: np.random.Generator, batch: int) -> np.ndarray:
+    """uint64 ``[batch]``: each sample's stream key, all the graph's crop step draws from (uniform 64-bit words)."""
+    return rng.integers(0, 2**64, size=batch, dtype=np.uint64)
+
+
 @dataclass(frozen=True)
 class BatchDraws:
-    """One batch's parameters (``B`` samples, ``n`` crops in the spec's order).
+    """One batch's parameters (``B`` samples, ``n`` crops in the spec's order), as the graph's crop step draws them.
 
-    - ``window_keys``: uint64 ``[B]``, each sample's stream key for its crops' window draws (see
-      :mod:`dali_multicrop.windows`).
+    - ``window_keys``: uint64 ``[B]``, each sample's stream key (the windows' tries are drawn from it too, see
+      :func:`dali_multicrop.windows.window_candidates`).
     - ``flips``: bool ``[B, n]``, True: the crop is mirrored left-right.
     - ``colour``: float32 ``[B, n, 3, 4]``, ``[M | T]`` per crop (RGB, 0-255 units).
     - ``blur_sigma``: float32 ``[B, n, 1]`` in output pixels (``NO_BLUR_SIGMA``: not blurred), or None where no
@@ -84,17 +102,6 @@ class BatchDraws:
     colour: np.ndarray
     blur_sigma: Optional[np.ndarray]
     solarize: Optional[np.ndarray]
-
-
-def _uniform(rng: np.random.Generator, low: float, high: float, shape: tuple[int, ...]) -> np.ndarray:
-    return low + (high - low) * rng.random(shape)
-
-
-def _factor(rng: np.random.Generator, strength: float, count: int) -> np.ndarray:
-    """``ColorJitter``'s factor: uniform in ``[max(0, 1 - s), 1 + s]``; exactly 1 where ``s`` is 0."""
-    if strength <= 0:
-        return np.ones(count)
-    return _uniform(rng, max(0.0, 1.0 - strength), 1.0 + strength, (count,))
 
 
 @dataclass(frozen=True)
@@ -111,23 +118,10 @@ class ColourFactors:
     gray: np.ndarray
 
 
-def draw_colour(rng: np.random.Generator, jitter: ColorJitter, grayscale_prob: float, count: int) -> ColourFactors:
-    """As torchvision's ``ColorJitter`` (with probability ``jitter.probability``) then ``RandomGrayscale``:
-    each factor drawn as ``ColorJitter`` draws it, the order coin fair, grayscale independent."""
-    b = _factor(rng, jitter.brightness, count)
-    c = _factor(rng, jitter.contrast, count)
-    s = _factor(rng, jitter.saturation, count)
-    h = _uniform(rng, -jitter.hue, jitter.hue, (count,)) if jitter.hue > 0 else np.zeros(count)
-    brightness_last = rng.random(count) < 0.5
-    jittered = rng.random(count) < jitter.probability if jitter.active else np.zeros(count, dtype=bool)
-    gray = rng.random(count) < grayscale_prob if grayscale_prob > 0 else np.zeros(count, dtype=bool)
-    b, c, s, h = (np.where(jittered, v, neutral) for v, neutral in ((b, 1.0), (c, 1.0), (s, 1.0), (h, 0.0)))
-    return ColourFactors(b, c, s, h, brightness_last & jittered, gray)
-
-
 def colour_blocks(f: ColourFactors) -> np.ndarray:
     """The colour transforms as float64 ``[count, 3, 4]`` blocks ``[M | T]``: ``out = M @ rgb + T``, RGB in
-    0-255 units, clamped to [0, 255] once after the whole map (torchvision clamps after each part).
+    0-255 units, clamped to [0, 255] once after the whole map (torchvision clamps after each part). The crop step
+    builds each crop's block with the same compiled function from the factors it draws.
 
     Brightness ``b`` scales; contrast ``c`` blends with mid-grey 128 (torchvision blends with the image's mean
     grey, which is not known before the image is); saturation ``s`` blends with the luma (torchvision's
@@ -149,7 +143,7 @@ def colour_blocks(f: ColourFactors) -> np.ndarray:
     out = np.empty((len(f.brightness), 3, 4))
     colour_blocks_into(out, as_f64(f.brightness), as_f64(f.contrast), as_f64(f.saturation), as_f64(f.hue),
                        np.ascontiguousarray(f.brightness_last, dtype=np.bool_),
-                       np.ascontiguousarray(f.gray, dtype=np.bool_), _CHROMA_BASIS, _GRAY_CHROMA_BASIS, _MID_GREY)
+                       np.ascontiguousarray(f.gray, dtype=np.bool_))
     return out
 
 
@@ -164,25 +158,13 @@ def solarizes(spec: MultiCropSpec) -> bool:
 
 
 def draw_batch(spec: MultiCropSpec, batch: int, rng: np.random.Generator) -> BatchDraws:
-    """All parameters of a batch of ``batch`` samples (see :class:`BatchDraws`), drawn group by group, each
-    group's crops of all samples at once."""
-    n = spec.num_crops
-    keys = rng.integers(0, 2**64, size=batch, dtype=np.uint64)
-    flips = np.empty((batch, n), dtype=bool)
-    colour = np.empty((batch, n, 3, 4), dtype=np.float32)
-    sigma = np.full((batch, n, 1), NO_BLUR_SIGMA, dtype=np.float32) if blurs(spec) else None
-    solar = np.zeros((batch, n, 1), dtype=np.uint16) if solarizes(spec) else None
-    first = 0
-    for group in spec.groups:
-        crops = slice(first, first + group.count)
-        shape = (batch, group.count)
-        flips[:, crops] = rng.random(shape) < group.flip_prob
-        factors = draw_colour(rng, group.color_jitter, group.grayscale_prob, batch * group.count)
-        colour[:, crops] = colour_blocks(factors).reshape(batch, group.count, 3, 4)
-        if sigma is not None and group.blur_prob > 0:
-            blurred = rng.random(shape) < group.blur_prob
-            sigma[:, crops, 0] = np.where(blurred, _uniform(rng, *group.blur_sigma, shape), NO_BLUR_SIGMA)
-        if solar is not None and group.solarize_prob > 0:
-            solar[:, crops, 0] = np.where(rng.random(shape) < group.solarize_prob, SOLARIZE_OFFSET, 0)
-        first = crops.stop
-    return BatchDraws(window_keys=keys, flips=flips, colour=colour, blur_sigma=sigma, solarize=solar)
+    """All parameters of a batch of ``batch`` samples (see :class:`BatchDraws`): the keys drawn from ``rng``, the
+    rest computed from them by the crop step's own compiled functions (the graph's numbers)."""
+    from .step import crop_constants, crop_flips, step_outputs
+
+    keys = draw_keys(rng, batch)
+    constants = crop_constants(spec)
+    out = step_outputs(constants, keys, np.ones((batch, 2), dtype=np.int64))  # the parameters ignore the sizes
+    return BatchDraws(window_keys=keys, flips=crop_flips(constants, keys), colour=out.colour,
+                      blur_sigma=out.blur if blurs(spec) else None,
+                      solarize=out.solarize if solarizes(spec) else None)

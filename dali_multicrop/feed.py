@@ -1,10 +1,11 @@
-"""Feeds the graph: the loader's batches of sample indices become file paths, indices, labels and every random
-parameter of the batch's crops.
+"""Feeds the graph: the loader's batches of sample indices become file paths and one stream key per sample, from
+which the graph draws every random parameter of the sample's crops.
 
 The graph reads the files itself (``fn.io.file.read``, in DALI's threads), so the training loop's thread only
-hands over a few bytes of path per sample (one gather from :attr:`FileList.path_bytes <dali_multicrop.FileList>`),
-plus the batch's draws (:mod:`dali_multicrop.draws`: a few vectorised numpy calls per batch, whatever the number of
-crops).
+hands over a few bytes of path per sample (one gather from :attr:`FileList.path_bytes <dali_multicrop.FileList>`)
+and a 64-bit key per sample (:func:`~dali_multicrop.draws.draw_keys`: one numpy call per batch, whatever the number
+of crops; the graph's crop step draws the rest, see :mod:`dali_multicrop.step`). The indices, labels and flips the
+training loop gets stay on the host (:meth:`EpochFeed.side`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .draws import BatchDraws, batch_generator, blurs, draw_batch, solarizes
+from .draws import BatchDraws, batch_generator, draw_batch, draw_keys
 from .badsamples.policy import BadSamples
 from .epochs import EpochPlan
 from .sources import AnySource, ArraySource, DatasetSource, FileList, TarShards
 from .spec import MultiCropSpec
-from .windows import WindowInput
+from .step import crop_constants, crop_flips
 
 __all__ = ["EpochFeed", "SideOutputs", "feed_outputs", "head_of"]
 
@@ -29,7 +30,7 @@ class SideOutputs:
     """What a batch hands the training loop beside its crops and that the graph never uses, kept on the host
     instead of going through DALI (each input and output DALI converts costs about 50 µs and 0.25 µs a sample,
     measured): ``indices`` and ``labels`` (int64 ``[B]``; None for a reader head, whose samples carry them) and
-    ``flips`` (bool ``[B, n]``; the graph's window step gets each crop's flip in its packed input)."""
+    ``flips`` (bool ``[B, n]``; the graph's crop step draws the same from the keys)."""
 
     indices: Optional[np.ndarray]
     labels: Optional[np.ndarray]
@@ -39,7 +40,7 @@ class SideOutputs:
 def head_of(source: AnySource) -> str:
     """What a feed starts the graph from for ``source``: ``paths`` (files DALI reads), ``images`` (decoded pixels),
     ``encoded`` (bytes DALI decodes) or ``reader`` (nothing: a DALI reader reads the samples, and the feed only
-    carries the draws)."""
+    carries the stream keys)."""
     if isinstance(source, DatasetSource):
         return source.kind
     return "images" if isinstance(source, ArraySource) else "reader" if isinstance(source, TarShards) else "paths"
@@ -48,13 +49,11 @@ def head_of(source: AnySource) -> str:
 def feed_outputs(spec: Optional[MultiCropSpec], head: str = "paths") -> list[str]:
     """Names of the feed's outputs, in order: what the graph's external source yields per batch. ``head`` (see
     :func:`head_of`): ``paths``, ``images`` or ``encoded``; a reader head has none. Without a spec (the decode-only
-    graphs, measurements), the head and the samples' indices; with one, the head and the draws the graph uses (the
-    window step's packed input, the colour blocks, blur sigmas and solarisation offsets where the spec has them):
-    indices, labels and flips stay on the host (:meth:`EpochFeed.side`)."""
+    graphs, measurements), the head and the samples' indices; with one, the head and the samples' stream keys
+    (``keys``, uint64 ``[B, 1]``: the crop step draws everything from them): indices, labels and flips stay on the
+    host (:meth:`EpochFeed.side`)."""
     names = [] if head == "reader" else [head]
-    if spec is None:
-        return names + ["indices"]
-    return names + ["window", "colour"] + ["blur"] * blurs(spec) + ["solarize"] * solarizes(spec)
+    return names + (["indices"] if spec is None else ["keys"])
 
 
 class EpochFeed:
@@ -63,7 +62,7 @@ class EpochFeed:
     ``start(plan, first)`` begins an epoch (or its rest, from batch ``first``); DALI then calls the feed with
     ``BatchInfo.iteration`` = 0, 1, ... and gets ``StopIteration`` after the last batch that holds samples (or at
     once after :meth:`stop`). With a ``spec``, each
-    batch also carries its crops' draws, keyed on ``(seed, shard, epoch, batch)``, and keeps its indices, labels
+    batch also carries its samples' stream keys, keyed on ``(seed, shard, epoch, batch)``, and keeps its indices, labels
     and flips on the host for the runner (:meth:`side`); without a spec (the decode-only graph), paths and indices
     only. ``bad`` (a :class:`~dali_multicrop.badsamples.policy.BadSamples`) is
     asked before each batch goes to DALI: its checks of the batch, and what to read in place of a bad sample.
@@ -85,7 +84,7 @@ class EpochFeed:
         self.names = feed_outputs(spec, self.head)
         """The outputs of every call, in order (see :func:`feed_outputs`)."""
         self._spec = spec
-        self._windows = WindowInput(spec) if spec is not None else None
+        self._constants = crop_constants(spec) if spec is not None else None
         self._seed = seed
         self._shard = shard
         self._epoch = 0
@@ -101,7 +100,7 @@ class EpochFeed:
         """Serves the batches of ``plan`` that hold samples, from batch ``first`` of its epoch on (a resumed epoch,
         or the rest of one after a restart), from the next call on: DALI's iteration ``k`` is batch ``first + k``,
         and its draws are keyed on that number. A reader's plan gives only each batch's size (the reader picks the
-        samples): the draws of a short batch are made for its size (as from a file source), then padded to the
+        samples): the keys of a short batch are drawn for its size (as from a file source), then padded to the
         reader's ``batch_size`` by repeating the last sample's, as the reader pads its samples."""
         self._pad_to = plan.batch_size if plan.reader is not None else 0
         self._pending = {}
@@ -120,28 +119,30 @@ class EpochFeed:
         """The batches DALI may hold once it has asked for batch ``iteration``: that one and ``ahead`` more."""
         return list(self._indices[iteration:iteration + 1 + self._ahead])
 
-    def draws(self, iteration: int) -> BatchDraws:
-        """The draws of batch ``iteration`` of the current epoch (the same on every call)."""
+    def _rng(self, iteration: int) -> np.random.Generator:
         if self._spec is None:
             raise ValueError("this feed serves no crops (decode-only)")
-        rng = batch_generator(self._seed, self._shard, self._epoch, self._first + iteration)
-        return draw_batch(self._spec, self._sizes[iteration], rng)
+        return batch_generator(self._seed, self._shard, self._epoch, self._first + iteration)
+
+    def draws(self, iteration: int) -> BatchDraws:
+        """The draws of batch ``iteration`` of the current epoch, as the graph's step makes them (the same on every
+        call)."""
+        assert self._spec is not None
+        return draw_batch(self._spec, self._sizes[iteration], self._rng(iteration))
 
     def side(self, iteration: int) -> SideOutputs:
         """The side outputs of batch ``iteration`` of the current start, once DALI has asked for it (taken: a
         second call raises ``KeyError``)."""
         return self._side.pop(iteration)
 
-    def _draw_outputs(self, iteration: int, indices: Optional[np.ndarray] = None,
-                      labels: Optional[np.ndarray] = None) -> list[np.ndarray]:
-        """The feed's draw outputs of batch ``iteration``: the window step's packed input (flips and stream keys
-        in it), colour blocks, blur sigmas and solarisation offsets (the last two where the spec has them); its
-        side outputs (with ``indices`` and ``labels``) are kept for :meth:`side`."""
-        draws = self.draws(iteration)
-        assert self._windows is not None  # draws() raised for a feed without a spec
-        self._side[iteration] = SideOutputs(indices, labels, draws.flips)
-        window = self._windows.pack(draws.flips, draws.window_keys)
-        return [a for a in (window, draws.colour, draws.blur_sigma, draws.solarize) if a is not None]
+    def _keys(self, iteration: int, indices: Optional[np.ndarray] = None,
+              labels: Optional[np.ndarray] = None) -> np.ndarray:
+        """The stream keys of batch ``iteration`` (uint64 ``[B, 1]``), its side outputs (with ``indices``, ``labels``
+        and the flips the crop step will draw from the keys) kept for :meth:`side`."""
+        keys = draw_keys(self._rng(iteration), self._sizes[iteration])
+        assert self._constants is not None  # _rng() raised for a feed without a spec
+        self._side[iteration] = SideOutputs(indices, labels, crop_flips(self._constants, keys))
+        return keys.reshape(-1, 1)
 
     def __len__(self) -> int:
         return len(self._sizes)
@@ -163,9 +164,9 @@ class EpochFeed:
 
     def _serve(self, iteration: int) -> tuple[Any, ...]:
         if self.head == "reader":
-            draws = self._draw_outputs(iteration)
+            keys = self._keys(iteration)
             short = self._pad_to - self._sizes[iteration]
-            return tuple(np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) if short > 0 else a for a in draws)
+            return (np.concatenate([keys, np.repeat(keys[-1:], short, axis=0)]) if short > 0 else keys,)
         indices = self._indices[iteration]
         if self._dataset is not None:
             head, labels, shown = self._fetched(iteration)
@@ -177,7 +178,7 @@ class EpochFeed:
             head = self._images.take(read) if self._images is not None else self._paths[read]
         if self._spec is None:
             return head, shown.astype(np.int64)
-        return (head, *self._draw_outputs(iteration, shown.astype(np.int64), labels))
+        return head, self._keys(iteration, shown.astype(np.int64), labels)
 
     def _fetched(self, iteration: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """A dataset source's ``(images, labels, indices)`` of batch ``iteration``; the next ``ahead`` batches start

@@ -2,12 +2,13 @@
 
 One builder serves both devices. The graph reads top to bottom like the data flow:
 
-    paths, draws                         (external source fed by the loader, CPU; draws: see draws.py)
+    paths, keys                          (external source fed by the loader, CPU: a stream key per sample)
       -> read the file (DALI threads)    (or: decoded pixels from memory; or DALI's tar-shard reader)
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
-      -> crop windows for all crops      (one compiled step per batch, from the images' sizes + draws, no Python:
-                                          see windows.py; the sizes come from the encoded headers, so nothing
-                                          waits for the decoder)
+      -> the crop step for all crops     (one compiled operator per batch, from the images' sizes, the keys and
+                                          the spec's constants, no Python: every crop's window, flip, colour map,
+                                          blur and solarisation; see step.py. The sizes come from the encoded
+                                          headers, so nothing waits for the decoder)
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
       -> per crop: resize its window (antialias; a mirrored crop has its window's x ends swapped)
          -> colour transform -> blur -> solarise -> normalise to CHW
@@ -16,8 +17,8 @@ One builder serves both devices. The graph reads top to bottom like the data flo
          the flips, indices and labels the feed kept on the host, see transfer.py)
 
 DALI runs CPU operators one at a time, and on the GPU path they run on the host ahead of every kernel, so
-the graph keeps the CPU operators per batch few and independent of the number of crops: nothing is drawn
-in the graph, and the windows and parameters of all crops come from a fixed handful of operators. Only the
+the graph keeps the CPU operators per batch few and independent of the number of crops: the windows and
+parameters of all crops come from a fixed handful of operators (the crop step and the splits). Only the
 pixel work (resize, colour, blur, solarise, normalise) has an operator per crop, on the graph's device.
 :func:`dali_multicrop.benchmark.overhead.operator_counts` reports the counts.
 
@@ -37,7 +38,7 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
   all crops in one step per batch, about 40% of the CPU time; within the tolerance the CPU tests hold against the
   GPU graph's operators, which they run on the CPU too: ``tests/test_loader_colour.py``);
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
-  decoder), and every random parameter comes from the same feed.
+  decoder), and every random parameter comes from the same crop step on the host, from the same keys.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class GraphSettings:
 
     ``device``: "gpu" or "cpu". ``device_id``: CUDA device for "gpu" (ignored for "cpu").
     ``dtype``: "float32" or "float16" crops. ``mean``/``std``: per channel, in [0, 1] units (RGB).
-    ``seed``: the pipeline's own seed (the graph draws nothing with it; the draws come from the feed).
+    ``seed``: the pipeline's own seed (the graph draws nothing with it; its crop step draws from the feed's keys).
     ``prefetch``: batches DALI computes ahead. ``decoder``: the GPU decoder's settings.
     """
 
@@ -179,10 +180,9 @@ LABEL_TEXT_BYTES = 32
 """Bytes of a label member (``cls``) the graph hands over: a decimal class id with spaces to spare."""
 
 
-# dtype and layout of each feed output; "F..." marks a per-crop array that element_extract splits by crop
+# dtype and layout of each feed output
 _FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "encoded": ("UINT8", ""), "indices": ("INT64", ""),
-               "window": ("FLOAT64", ""), "colour": ("FLOAT", "FAB"), "blur": ("FLOAT", "FA"),
-               "solarize": ("UINT16", "FC")}
+               "keys": ("UINT64", "")}
 
 
 def _feed(source: "EpochFeed") -> dict[str, Any]:
@@ -254,7 +254,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
     ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` for ``spec``: per batch, the outputs named by
     :func:`~dali_multicrop.feed.feed_outputs`; ``StopIteration`` at the end of an epoch. With a ``reader`` (tar
     shards: an :class:`~dali_multicrop.epochs.EpochPlan`'s reader), DALI's webdataset reader reads the samples and
-    the feed carries only the draws (see :class:`Graph` and :func:`_output_names` for the outputs).
+    the feed carries only the stream keys (see :class:`Graph` and :func:`_output_names` for the outputs).
 
     ``host_stage=True`` (a measurement, with ``settings.device == "cpu"``): only what the GPU variant of this
     graph runs on the host, the CPU decoder standing in for the GPU's; its outputs are the per-crop
@@ -262,7 +262,8 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
     """
     dali, fn, types = dali_modules()
     from . import augment
-    from .windows import window_step
+    from .draws import blurs, solarizes
+    from .step import crop_constants, crop_step
 
     n = spec.num_crops
     dtype = dali_dtype(settings.dtype)
@@ -279,23 +280,23 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
             image, size = _decode(encoded, on_gpu, settings.decoder), _sizes(encoded)
         else:
             image, size = _image(feed, on_gpu, settings.decoder)
-        # resize regions and boxes of every crop, one array per sample (see windows.window_step)
-        windows_out = window_step(feed["window"], size)
+        # every crop's resize region and box, colour map, blur sigma and solarisation, per sample (see step.py)
+        windows_out, colours, sigmas, offsets = crop_step(feed["keys"], size, crop_constants(spec))
         ends = _split(windows_out, 2 * n)
-        sigma = _split(feed["blur"], n) if "blur" in feed else [None] * n
+        sigma = _split(sigmas, n) if blurs(spec) else [None] * n
         solar = [None] * n
-        if "solarize" in feed and not host_stage:  # the offsets cross to the GPU once and are split there
-            solar = _split(feed["solarize"].gpu() if on_gpu else feed["solarize"], n)
+        if solarizes(spec) and not host_stage:  # the offsets cross to the GPU once and are split there
+            solar = _split(offsets.gpu() if on_gpu else offsets, n)
         if host_stage:
-            colour = _split(feed["colour"], n)
+            colour = _split(colours, n)
             return tuple(node for node in (image, windows_out, *ends, *colour, *sigma) if node is not None)
         # on the CPU, OpenCV resizes and colours the random-window crops in one step (augment.CPU_KERNELS)
         opencv = not on_gpu and augment.cpu_kernel(settings.cpu_kernel) == "opencv"
         fused = [i for i, g in enumerate(spec.crops()) if opencv and g.center is None]
-        made = dict(zip(fused, augment.opencv_crops(image, windows_out, feed["colour"], fused,
+        made = dict(zip(fused, augment.opencv_crops(image, windows_out, colours, fused,
                                                     [spec.sizes[i] for i in fused], settings.num_threads)
                         if fused else []))
-        colour = _split(feed["colour"], n) if len(fused) < n else [None] * n
+        colour = _split(colours, n) if len(fused) < n else [None] * n
         crops = []
         for i, group in enumerate(spec.crops()):
             if i in made:
@@ -324,7 +325,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
 
 
 def _split(node: Any, count: int) -> list[Any]:
-    """The first ``count`` rows of a per-sample ``F...`` array as separate nodes (one operator for all)."""
+    """The first ``count`` rows of a per-sample array as separate nodes (one operator for all)."""
     _, fn, _ = dali_modules()
     out = fn.element_extract(node, element_map=list(range(count)))
     return list(out) if isinstance(out, (list, tuple)) else [out]

@@ -170,7 +170,7 @@ class GraphRunner:
         return found[0][1] if found else exc
 
     def _to_batch(self, outputs: dict[str, torch.Tensor]) -> MultiCropBatch:
-        """The crops are on the loader's device already; the boxes (the second half of the window step's rows)
+        """The crops are on the loader's device already; the boxes (the second half of the crop step's rows)
         and the side outputs the feed kept on the host for this batch are moved there in one copy
         (:func:`~dali_multicrop.transfer.to_device`). A tar reader's batch gets its indices and labels from the
         samples' bytes (and its flips cut to the batch: the reader's padding is gone from DALI's outputs)."""

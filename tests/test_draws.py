@@ -1,4 +1,5 @@
-"""The batch's draws: keyed and reproducible, and colour transforms equal to the parts they are made of."""
+"""The batch's draws: keyed and reproducible, drawn as the recipe says (the crop step's own, from the keys), and
+colour transforms equal to the parts they are made of."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from dali_multicrop import ColorJitter, MultiCropSpec
+from dali_multicrop import ColorJitter, CropGroup, MultiCropSpec
 from dali_multicrop.draws import (LUMA, NO_BLUR_SIGMA, SOLARIZE_OFFSET, ColourFactors, batch_generator, colour_blocks,
-                                  draw_batch, draw_colour)
+                                  draw_batch)
 from dali_multicrop.presets import load_preset
+from dali_multicrop.step import colour_factors, crop_constants
 
 OFF = ColorJitter(probability=0.0)
 
@@ -58,10 +60,38 @@ def factors(count: int, **values) -> ColourFactors:
     return ColourFactors(**{k: np.broadcast_to(np.asarray(v), (count,)) for k, v in neutral.items()})
 
 
+def jittered(jitter: ColorJitter, count: int, seed: int,
+             grayscale_prob: float = 0.0) -> tuple[ColourFactors, np.ndarray]:
+    """The factors and float32 blocks the crop step draws for ``count`` crops of one group with ``jitter``."""
+    group = CropGroup(count=1, size=32, scale=(0.5, 1.0), color_jitter=jitter, grayscale_prob=grayscale_prob)
+    spec = MultiCropSpec((group,))
+    d = draw_batch(spec, count, batch_generator(seed, 0, 0, 0))
+    f = colour_factors(crop_constants(spec), d.window_keys)
+    return ColourFactors(*(getattr(f, k)[:, 0] for k in ColourFactors.__dataclass_fields__)), d.colour[:, 0]
+
+
 def test_neutral_factors_are_exactly_the_identity():
     assert np.array_equal(colour_blocks(factors(5)), np.broadcast_to(np.eye(3, 4), (5, 3, 4)))
-    block = colour_blocks(draw_colour(np.random.default_rng(0), OFF, 0.0, 50))
+    _, block = jittered(OFF, 50, 0)
     assert np.array_equal(block, np.broadcast_to(np.eye(3, 4), (50, 3, 4)))
+
+
+def test_the_steps_blocks_are_the_blocks_of_its_factors():
+    f, block = jittered(ColorJitter(0.8, 0.4, 0.4, 0.2, 0.1), 2000, 3, grayscale_prob=0.2)
+    np.testing.assert_array_equal(block, colour_blocks(f).astype(np.float32))
+    assert abs(f.gray.mean() - 0.2) < 4 * math.sqrt(0.16 / 2000)
+    on = f.brightness != 1
+    assert abs(on.mean() - 0.8) < 4 * math.sqrt(0.16 / 2000)
+    for values, low, high in ((f.brightness, 0.6, 1.4), (f.contrast, 0.6, 1.4), (f.saturation, 0.8, 1.2),
+                              (f.hue, -0.1, 0.1)):  # uniform in ColorJitter's range where jittered
+        assert low <= values[on].min() and values[on].max() <= high
+        counts = np.histogram(values[on], bins=8, range=(low, high))[0]
+        expected = on.sum() / 8
+        assert ((counts - expected) ** 2 / expected).sum() < 24.3, counts  # chi-square, 7 dof, p = 0.001
+    assert np.all(f.contrast[~on] == 1) and np.all(f.saturation[~on] == 1) and np.all(f.hue[~on] == 0)
+    # the factors are independent of each other (the stream's draws are)
+    assert abs(np.corrcoef(f.brightness[on], f.contrast[on])[0, 1]) < 0.1
+    assert abs(np.corrcoef(f.saturation[on], f.hue[on])[0, 1]) < 0.1
 
 
 RGB = np.random.default_rng(1).uniform(90, 160, (40, 3))  # mid-range colours: nothing clamps at factors <= 1.5
@@ -115,18 +145,18 @@ def test_hue_keeps_luma_and_greys_and_shifts_hsv_hue_by_about_as_much(hue):
 
 
 def test_order_coin_is_fair_and_only_drawn_for_jittered_crops():
-    f = draw_colour(np.random.default_rng(7), ColorJitter(0.5, 0.4, 0.4, 0, 0), 0.0, 20000)
-    jittered = f.brightness != 1
-    assert abs(f.brightness_last[jittered].mean() - 0.5) < 4 * math.sqrt(0.25 / jittered.sum())
-    assert not f.brightness_last[~jittered].any()
-    assert f.brightness[jittered].min() < 0.62 and f.brightness.max() > 1.38
+    f, _ = jittered(ColorJitter(0.5, 0.4, 0.4, 0, 0), 20000, 7)
+    on = f.brightness != 1
+    assert abs(f.brightness_last[on].mean() - 0.5) < 4 * math.sqrt(0.25 / on.sum())
+    assert not f.brightness_last[~on].any()
+    assert f.brightness[on].min() < 0.62 and f.brightness.max() > 1.38
 
 
 @pytest.mark.parametrize("probability", [0.3, 0.8])
 def test_jitter_probability(probability):
-    block = colour_blocks(draw_colour(np.random.default_rng(8), ColorJitter(probability, 0.4, 0, 0, 0), 0.0, 20000))
-    jittered = ~np.all(block == np.eye(3, 4), axis=(1, 2))
-    assert abs(jittered.mean() - probability) < 4 * math.sqrt(probability * (1 - probability) / 20000)
+    _, block = jittered(ColorJitter(probability, 0.4, 0, 0, 0), 20000, 8)
+    on = ~np.all(block == np.eye(3, 4), axis=(1, 2))
+    assert abs(on.mean() - probability) < 4 * math.sqrt(probability * (1 - probability) / 20000)
 
 
 def test_draws_do_not_depend_on_the_spec_order_of_other_groups():
@@ -134,3 +164,14 @@ def test_draws_do_not_depend_on_the_spec_order_of_other_groups():
     a = draw_batch(base, 8, batch_generator(0, 0, 0, 0))
     b = draw_batch(base.with_local(blur_prob=0.5), 8, batch_generator(0, 0, 0, 0))
     np.testing.assert_array_equal(a.window_keys, b.window_keys)  # the windows' keys unchanged
+    # every draw has its own counter: the flips and colours do not move when the blur is switched on
+    np.testing.assert_array_equal(a.flips, b.flips)
+    np.testing.assert_array_equal(a.colour, b.colour)
+
+
+def test_a_crops_parameters_do_not_depend_on_the_crops_after_it():
+    few = draw_batch(MultiCropSpec.parse("2x224,2x96"), 64, batch_generator(1, 0, 0, 0))
+    many = draw_batch(MultiCropSpec.parse("2x224,10x96"), 64, batch_generator(1, 0, 0, 0))
+    np.testing.assert_array_equal(few.flips, many.flips[:, :4])
+    np.testing.assert_array_equal(few.colour, many.colour[:, :4])
+    assert not np.array_equal(many.flips[:, 4:8], many.flips[:, :4])  # and the crops' draws differ

@@ -52,7 +52,7 @@ def test_gil_per_batch_is_measured_for_the_loader_and_the_bare_reader():
     for result, kind in ((loader, "loader"), (bare, "bare"), (crops, "bare-crops")):
         assert (result.kind, result.batch_size, result.batches) == (kind, 32, 40)
         assert result.gil_ms_per_batch == pytest.approx(result.samples / result.rate_hz / 40 * 1e3, abs=0.01)
-    # which of the two holds the GIL longer is a measurement (bench/README), not asserted here: since the window
+    # which of the two holds the GIL longer is a measurement (bench/README), not asserted here: since the crop
     # step and the draws were compiled the loader's figure at batch 32 (about 1 ms) is within the bare loader's
     # noise (0.2-1.3 ms seen), and a timed comparison would fail by chance
 

@@ -208,7 +208,7 @@ def opencv_against_dali(recipe: str, batch: int = 16) -> list[tuple[np.ndarray, 
         n = spec.num_crops if kernel == "dali" else 0
         assert kinds.count("CoordTransform") == kinds.count("Resize") == n
         assert kinds.count("PythonFunction") == (1 if kernel == "opencv" else 0)  # all crops in one step
-        assert kinds.count("NumbaFunction") == 1  # the window step
+        assert kinds.count("NumbaFunction") == 1  # the crop step
         out = pipe.run()[:spec.num_crops]
         outputs.append([np.stack([np.asarray(o.at(k)) for k in range(batch)]) for o in out])
         del pipe

@@ -14,7 +14,8 @@ import torch
 
 from dali_multicrop.draws import ATTEMPTS
 from dali_multicrop.spec import CropGroup, MultiCropSpec
-from dali_multicrop.windows import FIELDS, WindowInput, crop_windows, window_rows
+from dali_multicrop.step import FIELDS, crop_constants, crop_flips, step_outputs
+from dali_multicrop.windows import crop_windows, window_candidates
 
 
 def reference_window(height: int, width: int, draws: np.ndarray, ratio: tuple[float, float]) -> tuple[int, ...]:
@@ -85,9 +86,9 @@ def test_distribution_matches_torchvision_get_params():
     torch.manual_seed(0)
     image = torch.empty(3, height, width)
     theirs = np.array([RandomResizedCrop.get_params(image, list(scale), list(ratio)) for _ in range(count)])
-    # the window step's own draws (from per-sample keys), not numpy's
-    one = WindowInput(MultiCropSpec((CropGroup(count=1, size=32, scale=scale, ratio=ratio),)))
-    draws = one.candidates(np.random.default_rng(1).integers(0, 2**64, count, dtype=np.uint64))
+    # the crop step's own draws (from per-sample keys), not numpy's
+    one = crop_constants(MultiCropSpec((CropGroup(count=1, size=32, scale=scale, ratio=ratio),)))
+    draws = window_candidates(one, np.random.default_rng(1).integers(0, 2**64, count, dtype=np.uint64))
     ours = crop_windows(np.array([[height, width]] * count), draws, np.array([ratio]))[:, 0]
     # this wide image rejects many attempts: the fallback's share must match too
     for k, what in enumerate(("top", "left", "height", "width")):
@@ -99,11 +100,15 @@ def test_distribution_matches_torchvision_get_params():
 
 
 def test_rows_flip_the_resize_region_not_the_box():
-    # crops whose every candidate is the whole image (scale 1, ratio 1, a square image): known windows, any key
-    spec = MultiCropSpec((CropGroup(count=2, size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0)),))
-    packed = WindowInput(spec).pack(np.array([[True, False]]), np.array([12345], dtype=np.uint64))
-    assert packed.shape == (1, 2, FIELDS)
-    rows = window_rows(packed, np.array([[100, 100, 3]]))
+    # crops whose every candidate is the whole image (scale 1, ratio 1, a square image): known windows, any key;
+    # crop 0 always mirrored, crop 1 never
+    whole = dict(count=1, size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    spec = MultiCropSpec((CropGroup(**whole, flip_prob=1.0), CropGroup(**whole, flip_prob=0.0)))
+    constants = crop_constants(spec)
+    assert constants.shape == (2, FIELDS)
+    keys = np.array([12345], dtype=np.uint64)
+    assert crop_flips(constants, keys).tolist() == [[True, False]]
+    rows = step_outputs(constants, keys, np.array([[100, 100, 3]])).rows
     assert rows.shape == (1, 8, 2) and rows.dtype == np.float32
     np.testing.assert_array_equal(rows[0, :4], [[0, 100], [100, 0], [0, 0], [100, 100]])  # crop 0: x start/end swapped
     np.testing.assert_array_equal(rows[0, 4:].reshape(2, 4), [[0, 0, 1, 1], [0, 0, 1, 1]])
@@ -118,11 +123,11 @@ def test_rows_are_the_windows_of_every_crop():
     rng = np.random.default_rng(3)
     hw = np.concatenate([rng.integers(1, 700, (200, 2)), [[1, 1], [3, 4], [20, 400], [400, 20]]])
     keys = rng.integers(0, 2**64, len(hw), dtype=np.uint64)
-    flips = rng.random((len(hw), spec.num_crops)) < 0.5
-    windows_in = WindowInput(spec)
-    constants = windows_in.constants
-    windows = crop_windows(hw, windows_in.candidates(keys), constants[:, 4:6], constants[:, 6], constants[:, 7])
-    rows = window_rows(windows_in.pack(flips, keys), hw)
+    constants = crop_constants(spec)
+    flips = crop_flips(constants, keys)
+    assert 0.4 < flips.mean() < 0.6
+    windows = crop_windows(hw, window_candidates(constants, keys), constants[:, 4:6], constants[:, 6], constants[:, 7])
+    rows = step_outputs(constants, keys, hw).rows
     n = spec.num_crops
     y0, x0, h, w = np.moveaxis(windows, -1, 0)
     start, end = rows[:, 0:2 * n:2], rows[:, 1:2 * n:2]
@@ -141,7 +146,7 @@ def test_windows_compile_where_no_cache_folder_is_writable(tmp_path):
     failing the import."""
     code = ("import numpy as np; from dali_multicrop import windows as w, _window_kernel as k; "
             "from dali_multicrop.draws import ATTEMPTS; "
-            "print(type(k._window._cache).__name__, w.crop_windows(np.array([[10, 10]]), "
+            "print(type(k.window._cache).__name__, w.crop_windows(np.array([[10, 10]]), "
             "np.full((1, 1, ATTEMPTS + 1, 2), 0.5), np.array([[0.75, 4 / 3]])).tolist())")
     env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "_IPythonCacheLocator"}
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
@@ -158,14 +163,15 @@ def _chi2_uniform(values: np.ndarray, bins: int = 20) -> float:
 
 
 def test_the_steps_draws_are_uniform_in_each_crops_ranges_and_independent():
-    """The counter-based draws (:meth:`WindowInput.candidates`, the kernel's own): area fractions uniform in each
+    """The counter-based draws (:func:`window_candidates`, the kernel's own): area fractions uniform in each
     group's scale, log aspect ratios uniform in its log ratio range, positions uniform in [0, 1); no correlation
     between attempts, crops or samples. Pearson's statistic over 20 bins (19 degrees of freedom) stays below 45
     (p = 0.0007 for a uniform source; at these counts a bin half a percentage point too likely gives 160 or more)."""
     spec = MultiCropSpec((CropGroup(count=2, size=224, scale=(0.4, 1.0)),
                           CropGroup(count=6, size=96, scale=(0.05, 0.4), ratio=(0.5, 2.0))))
     keys = np.random.default_rng(7).integers(0, 2**64, 20000, dtype=np.uint64)
-    draws = WindowInput(spec).candidates(keys)
+    constants = crop_constants(spec)
+    draws = window_candidates(constants, keys)
     assert draws.shape == (20000, 8, ATTEMPTS + 1, 2) and draws.dtype == np.float64
     for crops, (low, high), (r_low, r_high) in ((slice(0, 2), (0.4, 1.0), (3 / 4, 4 / 3)),
                                                  (slice(2, 8), (0.05, 0.4), (0.5, 2.0))):
@@ -182,19 +188,19 @@ def test_the_steps_draws_are_uniform_in_each_crops_ranges_and_independent():
                  (position[:, 0, 0], position[:, 0, 1]), (u[:, 0, 0], position[:, 2, 0])):
         assert abs(np.corrcoef(a, b)[0, 1]) < 0.03  # 4 standard errors at 20000 pairs
     # keyed: the same keys, the same draws; one key changed changes that sample's only
-    again = WindowInput(spec).candidates(keys)
+    again = window_candidates(constants, keys)
     np.testing.assert_array_equal(draws, again)
     other = keys.copy()
     other[5] += np.uint64(1)
-    changed = WindowInput(spec).candidates(other)
+    changed = window_candidates(constants, other)
     assert not np.isin(changed[5], draws[5]).any() and np.array_equal(np.delete(changed, 5, 0), np.delete(draws, 5, 0))
 
 
 def test_a_crops_draws_do_not_depend_on_the_crops_after_it():
     """Crop ``c`` reads its own stretch of the sample's stream: the globals draw the same whatever the locals."""
     keys = np.arange(1, 65, dtype=np.uint64)
-    few = WindowInput(MultiCropSpec.parse("2x224,2x96")).candidates(keys)
-    many = WindowInput(MultiCropSpec.parse("2x224,10x96")).candidates(keys)
+    few = window_candidates(crop_constants(MultiCropSpec.parse("2x224,2x96")), keys)
+    many = window_candidates(crop_constants(MultiCropSpec.parse("2x224,10x96")), keys)
     np.testing.assert_array_equal(few, many[:, :4])
 
 
@@ -210,22 +216,21 @@ def test_the_graphs_boxes_are_the_windows_of_the_feeds_keys():
     spec = MultiCropSpec.parse("2x32,3x16")
     loader = DaliMultiCropLoader(ArraySource(images, np.zeros(len(images), dtype=np.int64)), crops=spec,
                                  batch_size=4, device="cpu", shuffle=False, seed=9)
-    windows_in = WindowInput(spec)
-    constants = windows_in.constants
+    constants = crop_constants(spec)
     for b, batch in enumerate(loader):
         keys = draw_batch(spec, 4, batch_generator(9, 0, 0, b)).window_keys
         hw = np.array([shapes[i] for i in batch.indices.tolist()])
-        y0, x0, h, w = np.moveaxis(crop_windows(hw, windows_in.candidates(keys), constants[:, 4:6]), -1, 0)
+        y0, x0, h, w = np.moveaxis(crop_windows(hw, window_candidates(constants, keys), constants[:, 4:6]), -1, 0)
         want = np.stack([x0 / hw[:, None, 1], y0 / hw[:, None, 0], (x0 + w) / hw[:, None, 1],
                          (y0 + h) / hw[:, None, 0]], axis=-1).astype(np.float32)
         np.testing.assert_array_equal(batch.boxes.numpy(), want)
 
 
-def test_a_packed_key_is_every_bit_of_the_samples_key():
-    """The key travels in the packed float64 input as two exact 32-bit halves: keys differing in any one bit,
-    the top and the bottom included, draw different tries, and equal keys the same."""
-    windows_in = WindowInput(MultiCropSpec.parse("1x224"))
+def test_every_bit_of_a_key_counts():
+    """Keys differing in any one bit, the top and the bottom included, draw different tries, and equal keys the
+    same (the graph gets the keys as uint64: the end-to-end test above draws keys with their top bits set)."""
+    constants = crop_constants(MultiCropSpec.parse("1x224"))
     base = np.uint64(0x8000_0001_8000_0001)
     keys = np.array([base] + [base ^ (np.uint64(1) << np.uint64(b)) for b in range(64)] + [base], dtype=np.uint64)
-    draws = windows_in.candidates(keys)[:, 0, 0, 0]
+    draws = window_candidates(constants, keys)[:, 0, 0, 0]
     assert draws[0] == draws[-1] and len(np.unique(draws[:-1])) == 65

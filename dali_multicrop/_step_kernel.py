@@ -1,0 +1,115 @@
+"""The crop step's kernel (see :mod:`dali_multicrop.step`), compiled by Numba: DALI's operator, and the same
+per-sample function for Python callers. Imported only when a graph is built or a batch drawn, so that importing
+the package does not load Numba and LLVM."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from ._draw_kernel import crop_factors, crop_flip, crop_parameters
+from ._numba import jit
+from ._window_kernel import candidates, window
+from .draws import ATTEMPTS
+from .step import CENTER
+
+__all__ = ["batch_factors", "batch_flips", "batch_step", "step_operator"]
+
+
+@jit
+def _sample(rows: np.ndarray, colour: np.ndarray, blur: np.ndarray, solarize: np.ndarray, key: np.uint64,
+            constants: np.ndarray, shape: np.ndarray) -> None:
+    """One sample's outputs (``rows`` ``[4n, 2]``, ``colour`` ``[n, 3, 4]``, ``blur`` and ``solarize`` ``[n, 1]``;
+    see :mod:`dali_multicrop.step`) from its stream ``key``, the ``[n, FIELDS]`` constants and its image's shape
+    (HWC)."""
+    height, width = np.float64(shape[0]), np.float64(shape[1])
+    n = constants.shape[0]
+    draws = np.empty((ATTEMPTS + 1, 2))
+    for c in range(n):
+        d = constants[c]
+        if d[CENTER] != d[CENTER]:  # NaN: a random window (an evaluation crop draws none)
+            candidates(draws, key, c, d)
+        y0, x0, h, w = window(height, width, draws, d)
+        y1, x1 = y0 + h, x0 + w
+        mirrored = crop_flip(key, c, d)
+        rows[2 * c, 0], rows[2 * c, 1] = y0, (x1 if mirrored else x0)
+        rows[2 * c + 1, 0], rows[2 * c + 1, 1] = y1, (x0 if mirrored else x1)
+        rows[2 * n + 2 * c, 0], rows[2 * n + 2 * c, 1] = x0 / width, y0 / height
+        rows[2 * n + 2 * c + 1, 0], rows[2 * n + 2 * c + 1, 1] = x1 / width, y1 / height
+        blur[c, 0], solarize[c, 0] = crop_parameters(colour[c], key, c, d)
+
+
+@jit
+def batch_step(constants: np.ndarray, keys: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`_sample` of every sample: ``rows`` float32 ``[B, 4n, 2]``, ``colour`` float32 ``[B, n, 3, 4]``,
+    ``blur`` float32 and ``solarize`` uint16 ``[B, n, 1]``, from ``[n, FIELDS]`` constants, ``[B]`` uint64 keys
+    and ``[B, 2]`` int64 shapes."""
+    b, n = keys.shape[0], constants.shape[0]
+    rows = np.empty((b, 4 * n, 2), dtype=np.float32)
+    colour = np.empty((b, n, 3, 4), dtype=np.float32)
+    blur = np.empty((b, n, 1), dtype=np.float32)
+    solarize = np.empty((b, n, 1), dtype=np.uint16)
+    for i in range(b):
+        _sample(rows[i], colour[i], blur[i], solarize[i], keys[i], constants, shapes[i])
+    return rows, colour, blur, solarize
+
+
+@jit
+def batch_flips(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """bool ``[B, n]``: every crop's flip, from ``[n, FIELDS]`` constants and ``[B]`` uint64 keys."""
+    out = np.empty((keys.shape[0], constants.shape[0]), dtype=np.bool_)
+    for i in range(keys.shape[0]):
+        for c in range(constants.shape[0]):
+            out[i, c] = crop_flip(keys[i], c, constants[c])
+    return out
+
+
+@jit
+def batch_factors(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """float64 ``[B, n, 6]``: every crop's :func:`~dali_multicrop._draw_kernel.crop_factors` (the two flags as 0 or
+    1), from ``[n, FIELDS]`` constants and ``[B]`` uint64 keys."""
+    out = np.empty((keys.shape[0], constants.shape[0], 6))
+    for i in range(keys.shape[0]):
+        for c in range(constants.shape[0]):
+            b, k, s, h, last, gray = crop_factors(keys[i], c, constants[c])
+            out[i, c, 0], out[i, c, 1], out[i, c, 2], out[i, c, 3] = b, k, s, h
+            out[i, c, 4], out[i, c, 5] = last, gray
+    return out
+
+
+def _run(rows: Any, colour: Any, blur: Any, solarize: Any, key: Any, constants: Any, shape: Any) -> None:
+    """The step's per-sample function (compiled by DALI's plugin)."""
+    _sample(rows, colour, blur, solarize, key[0], constants, shape)
+
+
+def _setup(outs: Any, ins: Any) -> None:
+    """The step's output shapes per sample, ``n`` the constants' rows: ``[4n, 2]``, ``[n, 3, 4]``, ``[n, 1]``,
+    ``[n, 1]``."""
+    for i in range(len(outs[0])):
+        n = ins[1][i][0]
+        outs[0][i][0], outs[0][i][1] = 4 * n, 2
+        outs[1][i][0], outs[1][i][1], outs[1][i][2] = n, 3, 4
+        outs[2][i][0], outs[2][i][1] = n, 1
+        outs[3][i][0], outs[3][i][1] = n, 1
+
+
+_STEP_LOCK = threading.Lock()
+_STEP: list[Any] = []
+
+
+def step_operator() -> Any:
+    """DALI's operator for the step, compiled once per process and shared by every graph (its arguments do not
+    depend on the spec). The compilation, at the first graph's build, takes a few seconds and leaves about 90 MB of
+    private memory (Numba's LLVM) in the process, measured on a 2-core x86 machine."""
+    with _STEP_LOCK:
+        if not _STEP:
+            from nvidia.dali import types
+            from nvidia.dali.plugin.numba.experimental import NumbaFunction
+
+            _STEP.append(NumbaFunction(run_fn=_run, setup_fn=_setup,
+                                       out_types=[types.FLOAT, types.FLOAT, types.FLOAT, types.UINT16],
+                                       in_types=[types.UINT64, types.FLOAT64, types.INT64],
+                                       outs_ndim=[2, 3, 2, 2], ins_ndim=[1, 2, 1]))
+        return _STEP[0]
