@@ -64,7 +64,7 @@ def test_overhead_says_why_there_is_no_gil_column_without_py_spy(monkeypatch):
     found, note = cli._measure_gil(["2x224,6x96"], 256, 2)
     assert found == {} and note == "no GIL column: py-spy is not installed (pip install 'dali-multicrop[bench]')"
     assert cli._measure_gil(["2x224,6x96"], 0, 2) == ({}, None)
-    with pytest.raises(ValueError, match="kind must be one of loader, bare, bare-crops"):
+    with pytest.raises(ValueError, match="kind must be one of loader, bare, bare-crops, bare-pixels"):
         gil.measure_gil("other", "2x224,6x96", "unused")
 
 
@@ -127,3 +127,31 @@ def test_ready_batches_are_timed_inside_without_py_spy():
         assert result.isolated == (gil.core_split() is not None)
     with pytest.raises(ValueError, match="kind must be one of"):
         gil.measure_ready("other", "2x224,6x96", "unused")
+
+
+@pytest.mark.parametrize("kind", ["bare-crops", "bare-pixels"])
+def test_the_bare_references_hand_over_a_crop_per_output(kind):
+    """``bare-crops``: a plain resize per crop (uint8 HWC); ``bare-pixels``: the loader's GPU pixel operators per
+    crop (resize, colour map, normalisation: float32 CHW), nothing drawn."""
+    import numpy as np
+
+    from dali_multicrop.benchmark.overhead import tiny_spec
+    from dali_multicrop.presets import parse_crops
+    from dali_multicrop.sample_data import ensure_tiny_data
+    from dali_multicrop.sources import FileList
+
+    files = list(FileList.from_folder(ensure_tiny_data(2048)).files)[:8]
+    pipeline, names = gil.bare_pipeline(kind, files, "2x224,3x96", batch_size=4, threads=1)
+    sizes = tiny_spec(parse_crops("2x224,3x96")).sizes
+    assert names == [f"crop_{i}" for i in range(5)] + ["labels"]
+    pipeline.build()
+    outputs = pipeline.run()
+    kinds = [getattr(op._op, "schema_name", type(op._op).__name__) for op in pipeline._ops]
+    for out, size in zip(outputs[:5], sizes):
+        array = np.array(out.as_tensor())
+        if kind == "bare-pixels":
+            assert array.shape == (4, 3, size, size) and array.dtype == np.float32
+        else:
+            assert array.shape == (4, size, size, 3) and array.dtype == np.uint8
+    per_crop = {"bare-crops": ["Resize"], "bare-pixels": ["Resize", "CoordTransform", "CropMirrorNormalize"]}[kind]
+    assert all(kinds.count(name) == 5 for name in per_crop)

@@ -43,15 +43,18 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["GilResult", "ReadyResult", "core_split", "measure_gil", "measure_ready", "py_spy"]
+__all__ = ["GilResult", "ReadyResult", "bare_pipeline", "core_split", "measure_gil", "measure_ready", "py_spy"]
 
 WARMUP = 8
 """Batches the measured program takes before its steady loop."""
 
-KINDS = ("loader", "bare", "bare-crops")
-"""What is measured: the project's loader; the bare DALI loader of the same files (two outputs); or the bare loader
+KINDS = ("loader", "bare", "bare-crops", "bare-pixels")
+"""What is measured: the project's loader; the bare DALI loader of the same files (two outputs); the bare loader
 with one plain resize of the decoded image per crop of ``crops`` as outputs (``n + 1`` of them: DALI's own cost of
-handing over as many outputs as the loader, the reference for how the GIL time grows with the crops)."""
+handing over as many outputs as the loader); or ``bare-pixels``, the bare loader running per crop the pixel
+operators the loader's GPU graph runs (a resize of a fixed window, a fixed colour map, the normalisation:
+:mod:`dali_multicrop.augment`'s own), on the loader's executor, with nothing drawn: DALI's own cost of the crops'
+operators, the reference for how the loader's own cost grows with the crops."""
 
 
 def core_split() -> Optional[tuple[int, set[int]]]:
@@ -218,6 +221,45 @@ def _isolate(training_core: int) -> None:
             pass
 
 
+_FIXED_COLOUR = [0.9, 0.1, 0.0, 4.0, 0.0, 1.1, 0.0, -3.0, 0.1, 0.0, 0.9, 2.0]
+"""``bare-pixels``' colour map ``[M | T]``, 3x4 row by row (a constant: nothing drawn)."""
+
+
+def bare_pipeline(kind: str, files: list[str], crops: str, batch_size: int, threads: int) -> tuple[Any, list[str]]:
+    """The ``bare`` kinds' CPU pipeline over ``files`` (see :data:`KINDS`), not yet built, and its outputs' names
+    (the last ``labels``, the reader being ``reader``)."""
+    from nvidia.dali import fn, pipeline_def, types
+
+    from .. import augment
+    from ..presets import parse_crops
+    from ..spec import IMAGENET_MEAN, IMAGENET_STD
+    from .overhead import tiny_spec
+
+    sizes = tiny_spec(parse_crops(crops)).sizes if kind != "bare" else ()
+    pixels = kind == "bare-pixels"
+
+    def crop(images: Any, i: int, size: int) -> Any:
+        if not pixels:
+            return fn.resize(images, size=[size, size])
+        # a slightly different window per crop: identical operators would be merged into one by DALI
+        out = augment.resized_crop(images, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True)
+        return augment.normalize(augment.colour_transform(out, _FIXED_COLOUR), IMAGENET_MEAN, IMAGENET_STD,
+                                 types.FLOAT)
+
+    @pipeline_def(batch_size=batch_size, num_threads=threads, device_id=None, prefetch_queue_depth=2,
+                  exec_dynamic=True if pixels else None)
+    def bare() -> Any:
+        encoded, labels = fn.readers.file(files=files, labels=list(range(len(files))), random_shuffle=True,
+                                          name="reader")
+        images = fn.decoders.image(encoded, device="cpu", output_type=types.RGB)
+        if not sizes:
+            return images, labels
+        return (*(crop(images, i, size) for i, size in enumerate(sizes)), labels)
+
+    names = [f"crop_{i}" for i in range(len(sizes))] if sizes else ["images"]
+    return bare(), [*names, "labels"]
+
+
 def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batches: int,
          training_core: Optional[int] = None, ready: bool = False) -> None:
     """The measured program: ``WARMUP`` batches, then (once told to go on stdin) ``batches`` more; ``data`` should
@@ -227,26 +269,11 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
     from ..sources import FileList
 
     files = FileList.from_folder(data)
-    if kind in ("bare", "bare-crops"):
-        from nvidia.dali import fn, pipeline_def, types
+    if kind.startswith("bare"):
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-        from ..presets import parse_crops
-        from .overhead import tiny_spec
-
-        sizes = tiny_spec(parse_crops(crops)).sizes if kind == "bare-crops" else ()
-
-        @pipeline_def(batch_size=batch_size, num_threads=threads, device_id=None, prefetch_queue_depth=2)
-        def bare():
-            encoded, labels = fn.readers.file(files=list(files.files), labels=list(range(len(files))),
-                                              random_shuffle=True, name="reader")
-            images = fn.decoders.image(encoded, device="cpu", output_type=types.RGB)
-            if not sizes:
-                return images, labels
-            return (*(fn.resize(images, size=[size, size]) for size in sizes), labels)
-
-        names = [f"crop_{i}" for i in range(len(sizes))] if sizes else ["images"]
-        iterator = DALIGenericIterator(bare(), [*names, "labels"], reader_name="reader")
+        pipeline, names = bare_pipeline(kind, list(files.files), crops, batch_size, threads)
+        iterator = DALIGenericIterator(pipeline, names, reader_name="reader")
 
         def batches_of() -> Any:
             while True:
