@@ -7,7 +7,7 @@ import numpy as np
 
 from ._numba import jit
 
-__all__ = ["mix", "unit"]
+__all__ = ["batch_keys_into", "mix", "unit", "word"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
@@ -23,7 +23,23 @@ def mix(x: np.uint64) -> np.uint64:
 
 
 @jit
+def word(key: np.uint64, counter: np.uint64) -> np.uint64:
+    """Word number ``counter`` of the stream ``key``: SplitMix64 at the counter's position (distinct counters of one
+    key are distinct positions, the golden step being odd, and give distinct words, ``mix`` being a bijection)."""
+    return mix(key + (counter + np.uint64(1)) * _GOLDEN)
+
+
+@jit
 def unit(key: np.uint64, counter: int) -> float:
-    """Draw number ``counter`` (0 or more) of the stream ``key``: uniform in [0, 1) on 2**-53 steps (SplitMix64 at
-    the counter's position: distinct counters of one key are distinct positions, the golden step being odd)."""
-    return np.float64(mix(key + np.uint64(counter + 1) * _GOLDEN) >> np.uint64(11)) * _TO_UNIT
+    """Draw number ``counter`` (0 or more) of the stream ``key``: uniform in [0, 1) on 2**-53 steps (the top 53 bits
+    of :func:`word`)."""
+    return np.float64(word(key, np.uint64(counter)) >> np.uint64(11)) * _TO_UNIT
+
+
+@jit
+def batch_keys_into(out: np.ndarray, epoch_key: np.uint64, batch: int) -> None:
+    """Writes ``out`` (uint64 ``[B]``): the stream keys of batch ``batch``'s samples, words ``batch * 2**32 + i`` of
+    the stream ``epoch_key`` (distinct for every sample of the epoch)."""
+    first = np.uint64(batch) << np.uint64(32)
+    for i in range(out.shape[0]):
+        out[i] = word(epoch_key, first + np.uint64(i))

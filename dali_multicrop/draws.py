@@ -1,8 +1,9 @@
 """Every random parameter of every crop of a batch, keyed on ``(seed, shard, epoch, batch)``: one 64-bit stream key per
 sample drawn with numpy before the graph runs, every crop's parameters drawn from it inside the graph.
 
-One :class:`numpy.random.Generator` per batch, keyed on ``(seed, shard, epoch, batch)`` (:func:`batch_generator`),
-draws one key per sample (:func:`draw_keys`): all the training loop's thread draws and hands to DALI. The graph's
+A 64-bit key per epoch, hashed from ``(seed, shard, epoch)`` (:func:`epoch_key`), gives each sample of each batch
+its stream key (:func:`batch_keys`, compiled: words ``batch * 2**32 + i`` of a SplitMix64 stream, so every sample of
+an epoch has its own key): all the training loop's thread draws and hands to DALI. The graph's
 crop step (:mod:`dali_multicrop.step`, compiled, in DALI's threads) draws from each key, with a counter-based
 stream (the same numbers in whichever thread and order it runs), per crop:
 
@@ -26,11 +27,10 @@ from typing import Optional
 
 import numpy as np
 
-from ._seeds import derive_seed
 from .spec import MultiCropSpec
 
-__all__ = ["ATTEMPTS", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_generator",
-           "colour_blocks", "draw_batch", "draw_keys", "blurs", "solarizes", "LUMA"]
+__all__ = ["ATTEMPTS", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_keys",
+           "colour_blocks", "draw_batch", "epoch_key", "blurs", "solarizes", "LUMA"]
 
 ATTEMPTS = 10
 """Windows tried per crop before the fallback, as torchvision's ``RandomResizedCrop``."""
@@ -74,14 +74,22 @@ MID_GREY = 128.0
 _KEY_TAG = 0xD4A3
 
 
-def batch_generator(seed: int, shard: int, epoch: int, batch: int) -> np.random.Generator:
-    """The generator of one batch's draws, keyed on ``(seed, shard, epoch, batch)`` (independent streams)."""
-    return np.random.default_rng(derive_seed(seed, shard, epoch, batch, _KEY_TAG))
+def epoch_key(seed: int, shard: int, epoch: int) -> np.uint64:
+    """The 64-bit key of an epoch's draws on one shard: a stable hash of all the bits of ``(seed, shard, epoch)``
+    (integers >= 0 of any size; numpy's ``SeedSequence``), computed once per epoch."""
+    return np.random.SeedSequence([int(seed), int(shard), int(epoch), _KEY_TAG]).generate_state(1, np.uint64)[0]
 
 
-def draw_keys(rng: np.random.Generator, batch: int) -> np.ndarray:
-    """uint64 ``[batch]``: each sample's stream key, all the graph's crop step draws from (uniform 64-bit words)."""
-    return rng.integers(0, 2**64, size=batch, dtype=np.uint64)
+def batch_keys(key: np.uint64, batch: int, size: int) -> np.ndarray:
+    """uint64 ``[size]``: the stream keys of the samples of batch ``batch`` (0 or more, below 2**31) of the epoch
+    whose :func:`epoch_key` is ``key``, all the graph's crop step draws from. Compiled: a few microseconds a batch."""
+    from ._stream import batch_keys_into
+
+    if not 0 <= batch < 2**31:
+        raise ValueError(f"batch must be in [0, 2**31), got {batch}")
+    out = np.empty(size, dtype=np.uint64)
+    batch_keys_into(out, np.uint64(key), batch)
+    return out
 
 
 @dataclass(frozen=True)
@@ -157,14 +165,14 @@ def solarizes(spec: MultiCropSpec) -> bool:
     return any(g.solarize_prob > 0 for g in spec.groups)
 
 
-def draw_batch(spec: MultiCropSpec, batch: int, rng: np.random.Generator) -> BatchDraws:
-    """All parameters of a batch of ``batch`` samples (see :class:`BatchDraws`): the keys drawn from ``rng``, the
-    rest computed from them by the crop step's own compiled functions (the graph's numbers)."""
+def draw_batch(spec: MultiCropSpec, keys: np.ndarray) -> BatchDraws:
+    """All parameters of the crops of samples with stream ``keys`` (uint64 ``[B]``, e.g. :func:`batch_keys`; see
+    :class:`BatchDraws`), computed by the crop step's own compiled functions (the graph's numbers)."""
     from .step import crop_constants, crop_flips, step_outputs
 
-    keys = draw_keys(rng, batch)
+    keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
     constants = crop_constants(spec)
-    out = step_outputs(constants, keys, np.ones((batch, 2), dtype=np.int64))  # the parameters ignore the sizes
+    out = step_outputs(constants, keys, np.ones((len(keys), 2), dtype=np.int64))  # the parameters ignore the sizes
     return BatchDraws(window_keys=keys, flips=crop_flips(constants, keys), colour=out.colour,
                       blur_sigma=out.blur if blurs(spec) else None,
                       solarize=out.solarize if solarizes(spec) else None)

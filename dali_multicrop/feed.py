@@ -3,7 +3,7 @@ which the graph draws every random parameter of the sample's crops.
 
 The graph reads the files itself (``fn.io.file.read``, in DALI's threads), so the training loop's thread only
 hands over a few bytes of path per sample (one gather from :attr:`FileList.path_bytes <dali_multicrop.FileList>`)
-and a 64-bit key per sample (:func:`~dali_multicrop.draws.draw_keys`: one numpy call per batch, whatever the number
+and a 64-bit key per sample (:func:`~dali_multicrop.draws.batch_keys`: one compiled call per batch, whatever the number
 of crops; the graph's crop step draws the rest, see :mod:`dali_multicrop.step`). The indices, labels and flips the
 training loop gets stay on the host (:meth:`EpochFeed.side`).
 """
@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .draws import BatchDraws, batch_generator, draw_batch, draw_keys
+from .draws import BatchDraws, batch_keys, draw_batch, epoch_key
 from .badsamples.policy import BadSamples
 from .epochs import EpochPlan
 from .sources import AnySource, ArraySource, DatasetSource, FileList, TarShards
@@ -88,6 +88,7 @@ class EpochFeed:
         self._seed = seed
         self._shard = shard
         self._epoch = 0
+        self._epoch_key: Optional[np.uint64] = None
         self._first = 0
         self._sizes: list[int] = []
         self._indices: list[np.ndarray] = []
@@ -108,6 +109,7 @@ class EpochFeed:
         self._sizes = [size for size in plan.sizes[first:] if size]  # empty batches only ever end an epoch
         self._indices = [b for b in plan.indices[first:] if len(b)] if plan.indices is not None else []
         self._epoch = plan.epoch
+        self._epoch_key = None  # computed at the first batch (a decode-only feed never needs it)
         self._first = first
         self._stopped = False
 
@@ -119,16 +121,19 @@ class EpochFeed:
         """The batches DALI may hold once it has asked for batch ``iteration``: that one and ``ahead`` more."""
         return list(self._indices[iteration:iteration + 1 + self._ahead])
 
-    def _rng(self, iteration: int) -> np.random.Generator:
+    def keys(self, iteration: int) -> np.ndarray:
+        """The stream keys (uint64 ``[B]``) of batch ``iteration`` of the current start, unpadded (the same on every
+        call): keyed on seed, shard, epoch and the batch's number in its epoch."""
         if self._spec is None:
             raise ValueError("this feed serves no crops (decode-only)")
-        return batch_generator(self._seed, self._shard, self._epoch, self._first + iteration)
+        if self._epoch_key is None:
+            self._epoch_key = epoch_key(self._seed, self._shard, self._epoch)
+        return batch_keys(self._epoch_key, self._first + iteration, self._sizes[iteration])
 
     def draws(self, iteration: int) -> BatchDraws:
-        """The draws of batch ``iteration`` of the current epoch, as the graph's step makes them (the same on every
-        call)."""
+        """The draws of batch ``iteration`` of the current start, as the graph's step makes them."""
         assert self._spec is not None
-        return draw_batch(self._spec, self._sizes[iteration], self._rng(iteration))
+        return draw_batch(self._spec, self.keys(iteration))
 
     def side(self, iteration: int) -> SideOutputs:
         """The side outputs of batch ``iteration`` of the current start, once DALI has asked for it (taken: a
@@ -139,8 +144,8 @@ class EpochFeed:
               labels: Optional[np.ndarray] = None) -> np.ndarray:
         """The stream keys of batch ``iteration`` (uint64 ``[B, 1]``), its side outputs (with ``indices``, ``labels``
         and the flips the crop step will draw from the keys) kept for :meth:`side`."""
-        keys = draw_keys(self._rng(iteration), self._sizes[iteration])
-        assert self._constants is not None  # _rng() raised for a feed without a spec
+        keys = self.keys(iteration)
+        assert self._constants is not None  # keys() raised for a feed without a spec
         self._side[iteration] = SideOutputs(indices, labels, crop_flips(self._constants, keys))
         return keys.reshape(-1, 1)
 

@@ -3,8 +3,8 @@
 One operator per batch (DALI's ``numba_function``: a per-sample kernel compiled once per process with Numba, run in
 DALI's threads with neither Python nor the GIL) turns three things into everything the pixel operators need:
 
-* the sample's 64-bit stream key (uint64 ``[1]``, the feed's only draw per sample: :func:`~dali_multicrop.draws.
-  draw_keys`, keyed on seed, shard, epoch and batch);
+* the sample's 64-bit stream key (uint64 ``[1]``, the feed's only draw per sample:
+  :func:`~dali_multicrop.draws.batch_keys`, keyed on seed, shard, epoch and batch);
 * the image's size (int64 HWC, read from the encoded header before decoding: see :mod:`dali_multicrop.graph`);
 * the spec's per-crop constants (float64 ``[n, FIELDS]``, :func:`crop_constants`: a constant of the graph, made
   once, never handed over by Python).

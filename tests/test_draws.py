@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from dali_multicrop import ColorJitter, CropGroup, MultiCropSpec
-from dali_multicrop.draws import (LUMA, NO_BLUR_SIGMA, SOLARIZE_OFFSET, ColourFactors, batch_generator, colour_blocks,
-                                  draw_batch)
+from dali_multicrop.draws import (LUMA, NO_BLUR_SIGMA, SOLARIZE_OFFSET, ColourFactors, batch_keys, colour_blocks,
+                                  draw_batch, epoch_key)
 from dali_multicrop.presets import load_preset
 from dali_multicrop.step import colour_factors, crop_constants
 
@@ -25,19 +25,29 @@ def apply(block: np.ndarray, rgb: np.ndarray) -> np.ndarray:
 
 def test_same_key_same_draws_other_keys_differ():
     spec = load_preset("dino")
-    a = draw_batch(spec, 16, batch_generator(3, 1, 5, 7))
-    b = draw_batch(spec, 16, batch_generator(3, 1, 5, 7))
+    a = draw_batch(spec, batch_keys(epoch_key(3, 1, 5), 7, 16))
+    b = draw_batch(spec, batch_keys(epoch_key(3, 1, 5), 7, 16))
     for field in ("window_keys", "flips", "colour", "blur_sigma", "solarize"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
-    for key in [(4, 1, 5, 7), (3, 2, 5, 7), (3, 1, 6, 7), (3, 1, 5, 8)]:
-        other = draw_batch(spec, 16, batch_generator(*key))
-        assert not np.isin(a.window_keys, other.window_keys).any(), key
-        assert not np.array_equal(a.colour, other.colour), key
+    for seed, shard, epoch, batch in [(4, 1, 5, 7), (3, 2, 5, 7), (3, 1, 6, 7), (3, 1, 5, 8), (2**32 + 3, 1, 5, 7)]:
+        other = draw_batch(spec, batch_keys(epoch_key(seed, shard, epoch), batch, 16))
+        assert not np.isin(a.window_keys, other.window_keys).any(), (seed, shard, epoch, batch)
+        assert not np.array_equal(a.colour, other.colour), (seed, shard, epoch, batch)
+
+
+def test_every_sample_of_an_epoch_has_its_own_key_and_the_keys_bits_are_fair():
+    key = epoch_key(0, 0, 0)
+    keys = np.concatenate([batch_keys(key, b, 256) for b in range(200)])
+    assert len(np.unique(keys)) == len(keys)
+    bits = (keys[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
+    assert np.all(np.abs(bits.mean(axis=0) - 0.5) < 4 * math.sqrt(0.25 / len(keys)))  # every bit a fair coin
+    with pytest.raises(ValueError, match="batch must be in"):
+        batch_keys(key, -1, 4)
 
 
 def test_shapes_and_rates_follow_the_recipe():
     spec = load_preset("dino")  # 1x224 always blurred, 1x224 blur 0.1 + solarize 0.2, 8x96 blur 0.5
-    d = draw_batch(spec, 4000, batch_generator(0, 0, 0, 0))
+    d = draw_batch(spec, batch_keys(epoch_key(0, 0, 0), 0, 4000))
     n = spec.num_crops
     assert d.window_keys.shape == (4000,) and d.window_keys.dtype == np.uint64
     assert d.flips.shape == (4000, n) and d.colour.shape == (4000, n, 3, 4)
@@ -65,7 +75,7 @@ def jittered(jitter: ColorJitter, count: int, seed: int,
     """The factors and float32 blocks the crop step draws for ``count`` crops of one group with ``jitter``."""
     group = CropGroup(count=1, size=32, scale=(0.5, 1.0), color_jitter=jitter, grayscale_prob=grayscale_prob)
     spec = MultiCropSpec((group,))
-    d = draw_batch(spec, count, batch_generator(seed, 0, 0, 0))
+    d = draw_batch(spec, batch_keys(epoch_key(seed, 0, 0), 0, count))
     f = colour_factors(crop_constants(spec), d.window_keys)
     return ColourFactors(*(getattr(f, k)[:, 0] for k in ColourFactors.__dataclass_fields__)), d.colour[:, 0]
 
@@ -161,8 +171,8 @@ def test_jitter_probability(probability):
 
 def test_draws_do_not_depend_on_the_spec_order_of_other_groups():
     base = MultiCropSpec.parse("2x224,6x96")
-    a = draw_batch(base, 8, batch_generator(0, 0, 0, 0))
-    b = draw_batch(base.with_local(blur_prob=0.5), 8, batch_generator(0, 0, 0, 0))
+    a = draw_batch(base, batch_keys(epoch_key(0, 0, 0), 0, 8))
+    b = draw_batch(base.with_local(blur_prob=0.5), batch_keys(epoch_key(0, 0, 0), 0, 8))
     np.testing.assert_array_equal(a.window_keys, b.window_keys)  # the windows' keys unchanged
     # every draw has its own counter: the flips and colours do not move when the blur is switched on
     np.testing.assert_array_equal(a.flips, b.flips)
@@ -170,8 +180,8 @@ def test_draws_do_not_depend_on_the_spec_order_of_other_groups():
 
 
 def test_a_crops_parameters_do_not_depend_on_the_crops_after_it():
-    few = draw_batch(MultiCropSpec.parse("2x224,2x96"), 64, batch_generator(1, 0, 0, 0))
-    many = draw_batch(MultiCropSpec.parse("2x224,10x96"), 64, batch_generator(1, 0, 0, 0))
+    few = draw_batch(MultiCropSpec.parse("2x224,2x96"), batch_keys(epoch_key(1, 0, 0), 0, 64))
+    many = draw_batch(MultiCropSpec.parse("2x224,10x96"), batch_keys(epoch_key(1, 0, 0), 0, 64))
     np.testing.assert_array_equal(few.flips, many.flips[:, :4])
     np.testing.assert_array_equal(few.colour, many.colour[:, :4])
     assert not np.array_equal(many.flips[:, 4:8], many.flips[:, :4])  # and the crops' draws differ

@@ -14,7 +14,7 @@ import torch
 
 from conftest import coordinate_image, write_folder, write_shards
 from dali_multicrop import ArraySource, Curriculum, DaliMultiCropLoader, FileList, Ramp, TarShards
-from dali_multicrop.draws import batch_generator, draw_batch
+from dali_multicrop.draws import batch_keys, draw_batch, epoch_key
 from dali_multicrop.epochs import EpochPlan, ShardPlan
 from dali_multicrop.feed import EpochFeed
 from dali_multicrop.graph import GraphSettings
@@ -45,7 +45,7 @@ def test_feed_iteration_k_serves_batch_first_plus_k_with_its_own_draws():
         out, side = _call(feed, k), feed.side(k)
         assert side.indices.tolist() == plan.indices[1 + k].tolist()
         assert side.labels.tolist() == [source.labels[i] for i in plan.indices[1 + k]]
-        expected = draw_batch(spec, len(plan.indices[1 + k]), batch_generator(11, 2, 4, 1 + k))
+        expected = draw_batch(spec, batch_keys(epoch_key(11, 2, 4), 1 + k, len(plan.indices[1 + k])))
         assert np.array_equal(side.flips, expected.flips) and set(out) == {"images", "keys"}
         assert out["keys"].dtype == np.uint64 and np.array_equal(out["keys"][:, 0], expected.window_keys)
         with pytest.raises(KeyError):  # taken once
@@ -82,7 +82,7 @@ def test_feed_of_a_reader_plan_pads_a_short_batch_with_its_last_samples_draws(co
     assert "indices" not in feed.names  # the reader's samples carry them
     feed.start(plan)
     out = _call(feed, 1)
-    expected = draw_batch(spec, 2, batch_generator(5, 1, 1, 1))
+    expected = draw_batch(spec, batch_keys(epoch_key(5, 1, 1), 1, 2))
     assert set(out) == {"keys"} and out["keys"].shape == (4, 1)
     assert out["keys"][:, 0].tolist() == expected.window_keys.tolist() + [expected.window_keys[1]] * 2
     side = feed.side(1)  # the batch's own size, unpadded; a reader's samples carry their indices and labels
