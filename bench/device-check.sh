@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks, prepared for a lent device machine (bring DALI first: ../shared/device/README.md; build the
-# kit with EXTRA="psutil matplotlib timm braceexpand numba" so that the graph's window step compiles (numba,
+# kit with EXTRA="psutil matplotlib timm braceexpand numba" so that the graph's crop step compiles (numba,
 # with llvmlite), step 6 can run the training examples and step 3 the tar-shard source).
 # Run from the repository root in the same call as the kit's last part:
 #   bash .devkit/pN/kit.sh && bash bench/device-check.sh
@@ -92,6 +92,18 @@ timeout 90 python3 -m dali_multicrop overhead --rounds 1 --batches 10 --out "$ou
 python3 -c "from dali_multicrop import DaliMultiCropLoader as L; import torch
 if torch.cuda.is_available(): print('decoder memory per rank:', L('$DALI_MULTICROP_CACHE/sample-v1-$samples', device='gpu').decoder_memory)" \
   2>&1 | tee -a "$out/overhead.log"
+
+step "7b. host ms per ready batch of the GPU graph (batch 256, tiny images; the issue-15 figure on its own device)"
+timeout 100 python3 -c "
+import dataclasses, json, torch
+from dali_multicrop.benchmark.gil import measure_ready
+from dali_multicrop.sample_data import ensure_tiny_data
+data = str(ensure_tiny_data(16384))
+for crops in ('2x224,6x96', 'dino'):
+    for device in (['gpu'] if torch.cuda.is_available() else []) + ['cpu']:
+        print(json.dumps(dataclasses.asdict(measure_ready('loader', crops, data, batch_size=256, batches=30,
+                                                          device=device))), flush=True)
+" 2>&1 | tee "$out/ready.jsonl" | tail -4
 
 step "8. a timeline of 20 batches of dali-gpu, where nsys is installed"
 if command -v nsys >/dev/null 2>&1 && has_smi; then

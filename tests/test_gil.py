@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import coordinate_image, write_folder
+from conftest import coordinate_image, has_cuda, write_folder
 from dali_multicrop import DaliMultiCropLoader, FileList
 from dali_multicrop.benchmark import gil
 from dali_multicrop.sources.files import encode_paths
@@ -124,7 +124,7 @@ def test_ready_batches_are_timed_inside_without_py_spy():
         result = gil.measure_ready(kind, "2x224,2x96", data, batch_size=16, threads=2, batches=12)
         assert (result.kind, result.batch_size, result.batches) == (kind, 16, 12)
         assert 0 < result.p10_ms <= result.median_ms <= result.p90_ms
-        assert result.isolated == (gil.core_split() is not None)
+        assert result.isolated == (gil.core_split() is not None) and result.device == "cpu"
     with pytest.raises(ValueError, match="kind must be one of"):
         gil.measure_ready("other", "2x224,6x96", "unused")
 
@@ -155,3 +155,21 @@ def test_the_bare_references_hand_over_a_crop_per_output(kind):
             assert array.shape == (4, size, size, 3) and array.dtype == np.uint8
     per_crop = {"bare-crops": ["Resize"], "bare-pixels": ["Resize", "CoordTransform", "CropMirrorNormalize"]}[kind]
     assert all(kinds.count(name) == 5 for name in per_crop)
+
+
+def test_only_the_loader_is_measured_on_the_gpu():
+    with pytest.raises(ValueError, match="the bare references run on the CPU"):
+        gil.measure_ready("bare", "2x224,6x96", "unused", device="gpu")
+    with pytest.raises(ValueError, match="device must be"):
+        gil.measure_gil("loader", "2x224,6x96", "unused", device="tpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not has_cuda(), reason="needs a CUDA GPU")
+def test_ready_batches_of_the_gpu_graph_are_timed():
+    """What a GPU run pays the loader on the host per batch (the device check records it at batch 256)."""
+    from dali_multicrop.sample_data import ensure_tiny_data
+
+    result = gil.measure_ready("loader", "2x224,6x96", str(ensure_tiny_data(2048)), batch_size=32, threads=2,
+                               batches=12, device="gpu")
+    assert result.device == "gpu" and 0 < result.p10_ms <= result.median_ms <= result.p90_ms

@@ -88,6 +88,8 @@ class GilResult:
     gil_ms_per_batch: float
     isolated: bool = False
     """Whether the training thread had a core of its own (see the module)."""
+    device: str = "cpu"
+    """The loader's graph: ``cpu``, or ``gpu`` (its host side is what a GPU run pays per batch)."""
 
 
 @dataclass
@@ -104,6 +106,7 @@ class ReadyResult:
     p10_ms: float
     p90_ms: float
     isolated: bool
+    device: str = "cpu"
 
 
 def _count_samples(raw: Path) -> int:
@@ -148,36 +151,40 @@ def _record(args: list[str], rate: int, out: Path, others: Optional[set[int]]) -
 
 
 def _program(kind: str, crops: str, data: str, batch_size: int, threads: int, batches: int,
-             isolate: bool) -> tuple[list[str], Optional[tuple[int, set[int]]]]:
-    """The measured program's arguments for ``kind`` (checked) and the core split it runs with (None: not
-    isolated)."""
+             isolate: bool, device: str = "cpu") -> tuple[list[str], Optional[tuple[int, set[int]]]]:
+    """The measured program's arguments for ``kind`` on ``device`` (both checked) and the core split it runs with
+    (None: not isolated)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if device not in ("cpu", "gpu") or (device == "gpu" and kind != "loader"):
+        raise ValueError(f"device must be 'cpu', or 'gpu' for the loader (the bare references run on the CPU), got "
+                         f"{device!r} for {kind!r}")
     split = core_split() if isolate else None
     args = ["--run", kind, "--crops", crops, "--data", data, "--batch-size", str(batch_size), "--threads",
-            str(threads), "--batches", str(batches)]
+            str(threads), "--batches", str(batches), "--device", device]
     if split is not None:
         args += ["--training-core", str(split[0])]
     return args, split
 
 
 def measure_gil(kind: str, crops: str, data: str, batch_size: int = 256, threads: int = 2, batches: int = 40,
-                rate: int = 1000, isolate: bool = True) -> GilResult:
+                rate: int = 1000, isolate: bool = True, device: str = "cpu") -> GilResult:
     """GIL ms per steady batch (see the module) of ``kind`` over the tiny images in ``data``; ``rate`` in samples per
-    second; ``isolate``: the training thread on a core of its own where there are two or more (see the module)."""
-    args, split = _program(kind, crops, data, batch_size, threads, batches, isolate)
+    second; ``isolate``: the training thread on a core of its own where there are two or more (see the module);
+    ``device``: the loader's graph, ``cpu`` or ``gpu`` (the bare references run on the CPU)."""
+    args, split = _program(kind, crops, data, batch_size, threads, batches, isolate, device)
     with tempfile.TemporaryDirectory() as tmp:
         samples = _record(args, rate, Path(tmp) / "raw.txt", split[1] if split is not None else None)
     return GilResult(kind=kind, crops=crops, batch_size=batch_size, threads=threads, rate_hz=rate, batches=batches,
                      samples=samples, gil_ms_per_batch=round(samples / rate / batches * 1e3, 2),
-                     isolated=split is not None)
+                     isolated=split is not None, device=device)
 
 
 def measure_ready(kind: str, crops: str, data: str, batch_size: int = 256, threads: int = 2, batches: int = 60,
-                  isolate: bool = True) -> ReadyResult:
+                  isolate: bool = True, device: str = "cpu") -> ReadyResult:
     """Host ms per call for a batch that is ready (see the module) of ``kind`` over the tiny images in ``data``;
-    ``isolate`` as for :func:`measure_gil`."""
-    args, split = _program(kind, crops, data, batch_size, threads, batches, isolate)
+    ``isolate`` and ``device`` as for :func:`measure_gil`."""
+    args, split = _program(kind, crops, data, batch_size, threads, batches, isolate, device)
     done = subprocess.run([sys.executable, "-m", __name__, *args, "--ready"], capture_output=True, text=True,
                           timeout=900)
     lines = done.stdout.strip().splitlines()
@@ -186,7 +193,7 @@ def measure_ready(kind: str, crops: str, data: str, batch_size: int = 256, threa
     times = np.array(json.loads(lines[-1])) * 1e3
     p10, median, p90 = (round(float(np.percentile(times, q)), 3) for q in (10, 50, 90))
     return ReadyResult(kind=kind, crops=crops, batch_size=batch_size, threads=threads, batches=batches,
-                       median_ms=median, p10_ms=p10, p90_ms=p90, isolated=split is not None)
+                       median_ms=median, p10_ms=p10, p90_ms=p90, isolated=split is not None, device=device)
 
 
 def _ready_times(it: Any, batches: int) -> list[float]:
@@ -261,11 +268,12 @@ def bare_pipeline(kind: str, files: list[str], crops: str, batch_size: int, thre
 
 
 def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batches: int,
-         training_core: Optional[int] = None, ready: bool = False) -> None:
+         training_core: Optional[int] = None, ready: bool = False, device: str = "cpu") -> None:
     """The measured program: ``WARMUP`` batches, then (once told to go on stdin) ``batches`` more; ``data`` should
     hold enough images that the loop never reaches the end of an epoch. ``training_core``: after the warm-up, the
     main thread runs there alone (:func:`_isolate`). ``ready``: instead of waiting for py-spy, times ``batches``
-    ready batches (:func:`_ready_times`) and prints the seconds as one JSON line."""
+    ready batches (:func:`_ready_times`) and prints the seconds as one JSON line. ``device``: the loader's graph
+    (the CPU graph's colour and resize as the GPU graph's operators, not OpenCV's step)."""
     from ..sources import FileList
 
     files = FileList.from_folder(data)
@@ -286,7 +294,7 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
         from .overhead import tiny_spec
 
         loader = DaliMultiCropLoader(files, crops=tiny_spec(parse_crops(crops)), batch_size=batch_size,
-                                     device="cpu", num_threads=threads, seed=0, drop_last=True)
+                                     device=device, num_threads=threads, seed=0, drop_last=True)
         # the GPU graph's Python is what is priced: its resizes and colour maps are operators, not the CPU graph's
         # OpenCV step
         loader.settings = dataclasses.replace(loader.settings, cpu_kernel="dali")
@@ -323,9 +331,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--training-core", type=int, default=None)
     parser.add_argument("--ready", action="store_true", help="time ready batches instead of waiting for py-spy")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="the loader's graph")
     args = parser.parse_args(argv)
     _run(args.run, args.crops, args.data, args.batch_size, args.threads, args.batches, args.training_core,
-         args.ready)
+         args.ready, args.device)
 
 
 if __name__ == "__main__":
