@@ -4,12 +4,13 @@
 
 Each round measures, with :func:`dali_multicrop.benchmark.gil.measure_gil` (py-spy's GIL samples of the steady
 loop) and :func:`~dali_multicrop.benchmark.gil.measure_ready` (the host ms of each call for a batch DALI already
-holds, timed inside), tiny images, the training thread on a core of its own unless ``--no-isolate``: the loader and
-the bare DALI loader at batch ``--small`` and ``--large`` (crops ``2x224,6x96``), and the loader, the bare loader
-with a plain resize per crop (``bare-crops``: as many outputs) and the bare loader running the loader's pixel
+holds, timed inside), tiny images, the training thread on a core of its own unless ``--no-isolate``: the loader,
+the bare DALI loader and the loader's head alone (``feed-decode``: its feed's paths through DALI's external source,
+read and decoded, no crops) at batch ``--small`` and ``--large`` (crops ``2x224,6x96``), and the loader, the bare
+loader with a plain resize per crop (``bare-crops``: as many outputs) and the bare loader running the loader's pixel
 operators per crop (``bare-pixels``: resize, colour map, normalisation, nothing drawn) at batch ``--small`` with few
-and many local crops (``2x224,2x96`` and ``2x224,10x96``). The order of the cells turns by one each round, so that a drift of the machine
-does not always favour the same cell. Printed: each cell's figure in every round and its median, and per round the
+and many local crops (``2x224,2x96`` and ``2x224,10x96``). The order of the cells turns by one each round, so that a
+drift of the machine does not always favour the same cell. Printed: each cell's figure in every round and its median, and per round the
 paired growths (the same round's large minus small batch, many minus few crops), whose spread is the
 measurement's. One JSON line per measurement goes to ``--out``.
 """
@@ -33,6 +34,8 @@ def cells(small: int, large: int) -> list[tuple[str, str, str, int]]:
     """``(name, kind, crops, batch size)`` of one round."""
     return [(f"loader {small}", "loader", "2x224,6x96", small), (f"loader {large}", "loader", "2x224,6x96", large),
             (f"bare {small}", "bare", "2x224,6x96", small), (f"bare {large}", "bare", "2x224,6x96", large),
+            (f"feed-decode {small}", "feed-decode", "2x224,6x96", small),
+            (f"feed-decode {large}", "feed-decode", "2x224,6x96", large),
             (f"loader {small} {FEW}", "loader", FEW, small), (f"loader {small} {MANY}", "loader", MANY, small),
             (f"bare-crops {small} {FEW}", "bare-crops", FEW, small),
             (f"bare-crops {small} {MANY}", "bare-crops", MANY, small),
@@ -60,11 +63,15 @@ def report(found: dict[str, list[float]], small: int, large: int, title: str) ->
         return [b - a for a, b in zip(found[low], found[high])]
 
     loader, bare = growth(f"loader {small}", f"loader {large}"), growth(f"bare {small}", f"bare {large}")
+    head = growth(f"feed-decode {small}", f"feed-decode {large}")
     crops, bare_crops, bare_pixels = (growth(f"{k} {small} {FEW}", f"{k} {small} {MANY}")
                                       for k in ("loader", "bare-crops", "bare-pixels"))
     rows = [(f"loader, batch {small} -> {large}", loader, large - small, "µs per sample"),
             (f"bare loader, batch {small} -> {large}", bare, large - small, "µs per sample"),
             ("loader's growth minus the bare loader's", [a - b for a, b in zip(loader, bare)], large - small,
+             "µs per sample"),
+            (f"the loader's head alone (feed-decode), batch {small} -> {large}", head, large - small, "µs per sample"),
+            ("loader's growth minus its head's", [a - b for a, b in zip(loader, head)], large - small,
              "µs per sample"),
             (f"loader, {FEW} -> {MANY} (batch {small})", crops, 8 * small, "µs per crop"),
             (f"bare loader with a resize per crop, {FEW} -> {MANY}", bare_crops, 8 * small, "µs per crop"),

@@ -48,13 +48,16 @@ __all__ = ["GilResult", "ReadyResult", "bare_pipeline", "core_split", "measure_g
 WARMUP = 8
 """Batches the measured program takes before its steady loop."""
 
-KINDS = ("loader", "bare", "bare-crops", "bare-pixels")
+KINDS = ("loader", "bare", "bare-crops", "bare-pixels", "feed-decode")
 """What is measured: the project's loader; the bare DALI loader of the same files (two outputs); the bare loader
 with one plain resize of the decoded image per crop of ``crops`` as outputs (``n + 1`` of them: DALI's own cost of
-handing over as many outputs as the loader); or ``bare-pixels``, the bare loader running per crop the pixel
+handing over as many outputs as the loader); ``bare-pixels``, the bare loader running per crop the pixel
 operators the loader's GPU graph runs (a resize of a fixed window, a fixed colour map, the normalisation:
 :mod:`dali_multicrop.augment`'s own), on the loader's executor, with nothing drawn: DALI's own cost of the crops'
-operators, the reference for how the loader's own cost grows with the crops."""
+operators, the reference for how the loader's own cost grows with the crops; or ``feed-decode``, the loader's own
+head alone: its feed's paths through DALI's external source, read and decoded by the decode-only graph (``bench
+--backend decode-cpu``'s), no crops: what feeding its own epoch plans costs, where in the bare loader a DALI reader
+picks the samples itself."""
 
 
 def core_split() -> Optional[tuple[int, set[int]]]:
@@ -267,6 +270,22 @@ def bare_pipeline(kind: str, files: list[str], crops: str, batch_size: int, thre
     return bare(), [*names, "labels"]
 
 
+def _feed_decode(files: Any, batch_size: int, threads: int) -> Any:
+    """The ``feed-decode`` kind's batches: one epoch of the decode-only graph over ``files`` (a FileList), fed by
+    the project's :class:`~dali_multicrop.feed.EpochFeed`, through ``DALIGenericIterator``."""
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator
+
+    from ..epochs import ShardPlan
+    from ..feed import EpochFeed
+    from ..graph import GraphSettings, build_decode_pipeline
+
+    feed = EpochFeed(files)
+    feed.start(ShardPlan(len(files), batch_size, drop_last=True, seed=0).epoch_plan(0))
+    graph = build_decode_pipeline(feed, GraphSettings(device="cpu", batch_size=batch_size, num_threads=threads,
+                                                      seed=0))
+    return iter(DALIGenericIterator(graph.pipeline, list(graph.names)))
+
+
 def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batches: int,
          training_core: Optional[int] = None, ready: bool = False, device: str = "cpu") -> None:
     """The measured program: ``WARMUP`` batches, then (once told to go on stdin) ``batches`` more; ``data`` should
@@ -288,6 +307,8 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
                 yield from iterator
                 iterator.reset()
         it = batches_of()
+    elif kind == "feed-decode":
+        it = _feed_decode(files, batch_size, threads)
     else:
         from ..loader import DaliMultiCropLoader
         from ..presets import parse_crops
