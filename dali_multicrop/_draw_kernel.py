@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ._numba import jit
-from ._stream import unit
+from ._stream import uniform, unit
 from .draws import (BLUR_DRAW, CHROMA_BASIS, FACTOR_DRAWS, FLIP_DRAW, GRAY_CHROMA_BASIS, GRAY_DRAW, JITTER_DRAW,
                     MID_GREY, NO_BLUR_SIGMA, ORDER_DRAW, PARAMS, PARAMS_FIRST, SIGMA_DRAW, SOLARIZE_DRAW,
                     SOLARIZE_OFFSET)
@@ -60,8 +60,9 @@ def _draw(key: np.uint64, crop: int, j: int) -> float:
 
 
 @jit
-def _between(d: np.ndarray, field: int, u: float) -> float:
-    return d[field] + (d[field + 1] - d[field]) * u
+def _drawn_in(key: np.uint64, crop: int, j: int, d: np.ndarray, field: int) -> float:
+    """Parameter draw ``j`` of crop ``crop`` mapped to the range of the constants ``d[field]``, ``d[field + 1]``."""
+    return uniform(key, PARAMS_FIRST + PARAMS * crop + j, d[field], d[field + 1])
 
 
 @jit
@@ -80,10 +81,10 @@ def crop_factors(key: np.uint64, crop: int, d: np.ndarray) -> tuple[float, float
     b = c = s = 1.0
     h = 0.0
     if jittered:
-        b = _between(d, BRIGHTNESS, _draw(key, crop, FACTOR_DRAWS))
-        c = _between(d, CONTRAST, _draw(key, crop, FACTOR_DRAWS + 1))
-        s = _between(d, SATURATION, _draw(key, crop, FACTOR_DRAWS + 2))
-        h = _between(d, HUE, _draw(key, crop, FACTOR_DRAWS + 3))
+        b = _drawn_in(key, crop, FACTOR_DRAWS, d, BRIGHTNESS)
+        c = _drawn_in(key, crop, FACTOR_DRAWS + 1, d, CONTRAST)
+        s = _drawn_in(key, crop, FACTOR_DRAWS + 2, d, SATURATION)
+        h = _drawn_in(key, crop, FACTOR_DRAWS + 3, d, HUE)
     brightness_last = jittered and _draw(key, crop, ORDER_DRAW) < 0.5
     return b, c, s, h, brightness_last, _draw(key, crop, GRAY_DRAW) < d[GRAY_PROB]
 
@@ -96,6 +97,6 @@ def crop_parameters(colour: np.ndarray, key: np.uint64, crop: int, d: np.ndarray
     colour_block(colour, b, c, s, h, brightness_last, gray)
     sigma = NO_BLUR_SIGMA
     if _draw(key, crop, BLUR_DRAW) < d[BLUR_PROB]:
-        sigma = _between(d, SIGMA, _draw(key, crop, SIGMA_DRAW))
+        sigma = _drawn_in(key, crop, SIGMA_DRAW, d, SIGMA)
     solar = SOLARIZE_OFFSET if _draw(key, crop, SOLARIZE_DRAW) < d[SOLARIZE_PROB] else 0
     return sigma, solar

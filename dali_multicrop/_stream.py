@@ -7,7 +7,7 @@ import numpy as np
 
 from ._numba import jit
 
-__all__ = ["batch_keys_into", "mix", "unit", "word"]
+__all__ = ["batch_keys_into", "mix", "uniform", "unit", "word"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
@@ -34,6 +34,12 @@ def unit(key: np.uint64, counter: int) -> float:
     """Draw number ``counter`` (0 or more) of the stream ``key``: uniform in [0, 1) on 2**-53 steps (the top 53 bits
     of :func:`word`)."""
     return np.float64(word(key, np.uint64(counter)) >> np.uint64(11)) * _TO_UNIT
+
+
+@jit
+def uniform(key: np.uint64, counter: int, low: float, high: float) -> float:
+    """Draw number ``counter`` of the stream ``key`` mapped to ``[low, high)``: ``low + (high - low) * u``."""
+    return low + (high - low) * unit(key, counter)
 
 
 @jit

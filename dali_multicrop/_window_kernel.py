@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ._numba import jit as _jit
-from ._stream import unit
+from ._stream import uniform, unit
 from .draws import ATTEMPTS
 from .step import CENTER, LOG_RATIO_HIGH, LOG_RATIO_LOW, RATIO_HIGH, RATIO_LOW, SCALE_HIGH, SCALE_LOW, SIZE
 from .windows import STREAM
@@ -21,8 +21,8 @@ def candidates(out: np.ndarray, key: np.uint64, crop: int, d: np.ndarray) -> Non
     draws ``STREAM * crop`` onwards of the stream ``key``."""
     first = STREAM * crop
     for k in range(ATTEMPTS):
-        out[k, 0] = d[SCALE_LOW] + (d[SCALE_HIGH] - d[SCALE_LOW]) * unit(key, first + 2 * k)
-        out[k, 1] = math.exp(d[LOG_RATIO_LOW] + (d[LOG_RATIO_HIGH] - d[LOG_RATIO_LOW]) * unit(key, first + 2 * k + 1))
+        out[k, 0] = uniform(key, first + 2 * k, d[SCALE_LOW], d[SCALE_HIGH])
+        out[k, 1] = math.exp(uniform(key, first + 2 * k + 1, d[LOG_RATIO_LOW], d[LOG_RATIO_HIGH]))
     out[ATTEMPTS, 0] = unit(key, first + 2 * ATTEMPTS)
     out[ATTEMPTS, 1] = unit(key, first + 2 * ATTEMPTS + 1)
 
