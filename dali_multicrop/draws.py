@@ -96,8 +96,8 @@ def batch_keys(key: np.uint64, batch: int, size: int) -> np.ndarray:
 class BatchDraws:
     """One batch's parameters (``B`` samples, ``n`` crops in the spec's order), as the graph's crop step draws them.
 
-    - ``window_keys``: uint64 ``[B]``, each sample's stream key (the windows' tries are drawn from it too, see
-      :func:`dali_multicrop.windows.window_candidates`).
+    - ``keys``: uint64 ``[B]``, each sample's stream key, from which every field below and the windows' tries
+      (:func:`dali_multicrop.windows.window_candidates`) are drawn.
     - ``flips``: bool ``[B, n]``, True: the crop is mirrored left-right.
     - ``colour``: float32 ``[B, n, 3, 4]``, ``[M | T]`` per crop (RGB, 0-255 units).
     - ``blur_sigma``: float32 ``[B, n, 1]`` in output pixels (``NO_BLUR_SIGMA``: not blurred), or None where no
@@ -105,7 +105,7 @@ class BatchDraws:
     - ``solarize``: uint16 ``[B, n, 1]`` (0 or ``SOLARIZE_OFFSET``), or None where no crop is ever solarised.
     """
 
-    window_keys: np.ndarray
+    keys: np.ndarray
     flips: np.ndarray
     colour: np.ndarray
     blur_sigma: Optional[np.ndarray]
@@ -173,6 +173,6 @@ def draw_batch(spec: MultiCropSpec, keys: np.ndarray) -> BatchDraws:
     keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
     constants = crop_constants(spec)
     out = step_outputs(constants, keys, np.ones((len(keys), 2), dtype=np.int64))  # the parameters ignore the sizes
-    return BatchDraws(window_keys=keys, flips=crop_flips(constants, keys), colour=out.colour,
+    return BatchDraws(keys=keys, flips=crop_flips(constants, keys), colour=out.colour,
                       blur_sigma=out.blur if blurs(spec) else None,
                       solarize=out.solarize if solarizes(spec) else None)

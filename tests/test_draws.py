@@ -27,11 +27,11 @@ def test_same_key_same_draws_other_keys_differ():
     spec = load_preset("dino")
     a = draw_batch(spec, batch_keys(epoch_key(3, 1, 5), 7, 16))
     b = draw_batch(spec, batch_keys(epoch_key(3, 1, 5), 7, 16))
-    for field in ("window_keys", "flips", "colour", "blur_sigma", "solarize"):
+    for field in ("keys", "flips", "colour", "blur_sigma", "solarize"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     for seed, shard, epoch, batch in [(4, 1, 5, 7), (3, 2, 5, 7), (3, 1, 6, 7), (3, 1, 5, 8), (2**32 + 3, 1, 5, 7)]:
         other = draw_batch(spec, batch_keys(epoch_key(seed, shard, epoch), batch, 16))
-        assert not np.isin(a.window_keys, other.window_keys).any(), (seed, shard, epoch, batch)
+        assert not np.isin(a.keys, other.keys).any(), (seed, shard, epoch, batch)
         assert not np.array_equal(a.colour, other.colour), (seed, shard, epoch, batch)
 
 
@@ -49,7 +49,7 @@ def test_shapes_and_rates_follow_the_recipe():
     spec = load_preset("dino")  # 1x224 always blurred, 1x224 blur 0.1 + solarize 0.2, 8x96 blur 0.5
     d = draw_batch(spec, batch_keys(epoch_key(0, 0, 0), 0, 4000))
     n = spec.num_crops
-    assert d.window_keys.shape == (4000,) and d.window_keys.dtype == np.uint64
+    assert d.keys.shape == (4000,) and d.keys.dtype == np.uint64
     assert d.flips.shape == (4000, n) and d.colour.shape == (4000, n, 3, 4)
     blurred = d.blur_sigma[..., 0] > NO_BLUR_SIGMA
     band = lambda p, k: 4 * math.sqrt(p * (1 - p) / k)
@@ -61,7 +61,7 @@ def test_shapes_and_rates_follow_the_recipe():
     assert not solar[:, 0].any() and not solar[:, 2:].any()
     assert abs(solar[:, 1].mean() - 0.2) < band(0.2, 4000)
     assert abs(d.flips.mean() - 0.5) < band(0.5, 4000 * n)
-    assert len(np.unique(d.window_keys)) == 4000
+    assert len(np.unique(d.keys)) == 4000
 
 
 def factors(count: int, **values) -> ColourFactors:
@@ -76,7 +76,7 @@ def jittered(jitter: ColorJitter, count: int, seed: int,
     group = CropGroup(count=1, size=32, scale=(0.5, 1.0), color_jitter=jitter, grayscale_prob=grayscale_prob)
     spec = MultiCropSpec((group,))
     d = draw_batch(spec, batch_keys(epoch_key(seed, 0, 0), 0, count))
-    f = colour_factors(crop_constants(spec), d.window_keys)
+    f = colour_factors(crop_constants(spec), d.keys)
     return ColourFactors(*(getattr(f, k)[:, 0] for k in ColourFactors.__dataclass_fields__)), d.colour[:, 0]
 
 
@@ -173,7 +173,7 @@ def test_draws_do_not_depend_on_the_spec_order_of_other_groups():
     base = MultiCropSpec.parse("2x224,6x96")
     a = draw_batch(base, batch_keys(epoch_key(0, 0, 0), 0, 8))
     b = draw_batch(base.with_local(blur_prob=0.5), batch_keys(epoch_key(0, 0, 0), 0, 8))
-    np.testing.assert_array_equal(a.window_keys, b.window_keys)  # the windows' keys unchanged
+    np.testing.assert_array_equal(a.keys, b.keys)  # the keys unchanged
     # every draw has its own counter: the flips and colours do not move when the blur is switched on
     np.testing.assert_array_equal(a.flips, b.flips)
     np.testing.assert_array_equal(a.colour, b.colour)

@@ -47,7 +47,7 @@ def test_feed_iteration_k_serves_batch_first_plus_k_with_its_own_draws():
         assert side.labels.tolist() == [source.labels[i] for i in plan.indices[1 + k]]
         expected = draw_batch(spec, batch_keys(epoch_key(11, 2, 4), 1 + k, len(plan.indices[1 + k])))
         assert np.array_equal(side.flips, expected.flips) and set(out) == {"images", "keys"}
-        assert out["keys"].dtype == np.uint64 and np.array_equal(out["keys"][:, 0], expected.window_keys)
+        assert out["keys"].dtype == np.uint64 and np.array_equal(out["keys"][:, 0], expected.keys)
         with pytest.raises(KeyError):  # taken once
             feed.side(k)
     with pytest.raises(StopIteration):
@@ -84,7 +84,7 @@ def test_feed_of_a_reader_plan_pads_a_short_batch_with_its_last_samples_draws(co
     out = _call(feed, 1)
     expected = draw_batch(spec, batch_keys(epoch_key(5, 1, 1), 1, 2))
     assert set(out) == {"keys"} and out["keys"].shape == (4, 1)
-    assert out["keys"][:, 0].tolist() == expected.window_keys.tolist() + [expected.window_keys[1]] * 2
+    assert out["keys"][:, 0].tolist() == expected.keys.tolist() + [expected.keys[1]] * 2
     side = feed.side(1)  # the batch's own size, unpadded; a reader's samples carry their indices and labels
     assert side.indices is None and side.labels is None and np.array_equal(side.flips, expected.flips)
 

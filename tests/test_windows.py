@@ -218,7 +218,7 @@ def test_the_graphs_boxes_are_the_windows_of_the_feeds_keys():
                                  batch_size=4, device="cpu", shuffle=False, seed=9)
     constants = crop_constants(spec)
     for b, batch in enumerate(loader):
-        keys = draw_batch(spec, batch_keys(epoch_key(9, 0, 0), b, 4)).window_keys
+        keys = draw_batch(spec, batch_keys(epoch_key(9, 0, 0), b, 4)).keys
         hw = np.array([shapes[i] for i in batch.indices.tolist()])
         y0, x0, h, w = np.moveaxis(crop_windows(hw, window_candidates(constants, keys), constants[:, 4:6]), -1, 0)
         want = np.stack([x0 / hw[:, None, 1], y0 / hw[:, None, 0], (x0 + w) / hw[:, None, 1],
