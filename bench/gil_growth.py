@@ -4,15 +4,19 @@
 
 Each round measures, with :func:`dali_multicrop.benchmark.gil.measure_gil` (py-spy's GIL samples of the steady
 loop) and :func:`~dali_multicrop.benchmark.gil.measure_ready` (the host ms of each call for a batch DALI already
-holds, timed inside), tiny images, the training thread on a core of its own unless ``--no-isolate``: the loader,
-the bare DALI loader and the loader's head alone (``feed-decode``: its feed's paths through DALI's external source,
-read and decoded, no crops) at batch ``--small`` and ``--large`` (crops ``2x224,6x96``), and the loader, the bare
-loader with a plain resize per crop (``bare-crops``: as many outputs) and the bare loader running the loader's pixel
-operators per crop (``bare-pixels``: resize, colour map, normalisation, nothing drawn) at batch ``--small`` with few
-and many local crops (``2x224,2x96`` and ``2x224,10x96``). The order of the cells turns by one each round, so that a
-drift of the machine does not always favour the same cell. Printed: each cell's figure in every round and its median, and per round the
-paired growths (the same round's large minus small batch, many minus few crops), whose spread is the
-measurement's. One JSON line per measurement goes to ``--out``.
+holds, timed inside), tiny images, the training thread on a core of its own unless ``--no-isolate``:
+
+- at batch ``--small`` and ``--large`` (crops ``2x224,6x96``): the loader, the bare DALI loader, the loader's head
+  alone (``feed-decode``: its feed's paths through DALI's external source, read and decoded, no crops) and the bare
+  loader running the loader's pixel operators per crop (``bare-pixels``: resize, colour map, normalisation, nothing
+  drawn; as many outputs as the loader);
+- at batch ``--small`` with few and many local crops (``2x224,2x96`` and ``2x224,10x96``): the loader, the bare
+  loader with a plain resize per crop (``bare-crops``: as many outputs) and ``bare-pixels``.
+
+The order of the cells turns by one each round, so that a drift of the machine does not always favour the same
+cell. Printed: each cell's figure in every round and its median, and per round the paired growths (the same round's
+large minus small batch, many minus few crops), whose spread is the measurement's.
+One JSON line per measurement goes to ``--out``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ def cells(small: int, large: int) -> list[tuple[str, str, str, int]]:
             (f"bare {small}", "bare", "2x224,6x96", small), (f"bare {large}", "bare", "2x224,6x96", large),
             (f"feed-decode {small}", "feed-decode", "2x224,6x96", small),
             (f"feed-decode {large}", "feed-decode", "2x224,6x96", large),
+            (f"bare-pixels {small}", "bare-pixels", "2x224,6x96", small),
+            (f"bare-pixels {large}", "bare-pixels", "2x224,6x96", large),
             (f"loader {small} {FEW}", "loader", FEW, small), (f"loader {small} {MANY}", "loader", MANY, small),
             (f"bare-crops {small} {FEW}", "bare-crops", FEW, small),
             (f"bare-crops {small} {MANY}", "bare-crops", MANY, small),
@@ -64,6 +70,7 @@ def report(found: dict[str, list[float]], small: int, large: int, title: str) ->
 
     loader, bare = growth(f"loader {small}", f"loader {large}"), growth(f"bare {small}", f"bare {large}")
     head = growth(f"feed-decode {small}", f"feed-decode {large}")
+    pixels = growth(f"bare-pixels {small}", f"bare-pixels {large}")
     crops, bare_crops, bare_pixels = (growth(f"{k} {small} {FEW}", f"{k} {small} {MANY}")
                                       for k in ("loader", "bare-crops", "bare-pixels"))
     rows = [(f"loader, batch {small} -> {large}", loader, large - small, "µs per sample"),
@@ -73,6 +80,10 @@ def report(found: dict[str, list[float]], small: int, large: int, title: str) ->
             (f"the loader's head alone (feed-decode), batch {small} -> {large}", head, large - small, "µs per sample"),
             ("loader's growth minus its head's", [a - b for a, b in zip(loader, head)], large - small,
              "µs per sample"),
+            (f"bare loader with the loader's pixel operators and outputs (bare-pixels), batch {small} -> {large}",
+             pixels, large - small, "µs per sample"),
+            ("loader's growth minus the bare-pixels loader's", [a - b for a, b in zip(loader, pixels)],
+             large - small, "µs per sample"),
             (f"loader, {FEW} -> {MANY} (batch {small})", crops, 8 * small, "µs per crop"),
             (f"bare loader with a resize per crop, {FEW} -> {MANY}", bare_crops, 8 * small, "µs per crop"),
             ("loader's growth minus the bare-crops loader's", [a - b for a, b in zip(crops, bare_crops)], 8 * small,
