@@ -6,8 +6,9 @@ thread as the batch grows, with no image work at all.
 Timed apart on the dynamic executor (the loader's), CPU only, mean ms per batch:
 
 - ``feed_input``: DALI taking a batch from the calling thread (``Pipeline.feed_input``, what an external source does
-  with what its callback returns), for the loader's two inputs as dense arrays: the paths (uint8 ``[B, 64]``) and
-  the keys (uint64 ``[B, 1]``);
+  with what its callback returns), dense arrays: two inputs, the paths (uint8 ``[B, 64]``) and the keys (uint64
+  ``[B, 1]``), as the loader handed them until its feed put each key in its path's row; then that one input
+  (uint8 ``[B, 73]``, :func:`dali_multicrop.feed.keyed_paths`);
 - ``as_tensor``, ``from_dlpack``: what ``DALIGenericIterator`` does to each output of a ready batch, for
   ``--outputs`` outputs (the loader's ``2x224,6x96``: 8 crops and the windows), tiny float32 samples ``[3, 16, 16]``.
 
@@ -42,14 +43,14 @@ def _outputs_graph(batch: int, outputs: int) -> Any:
     return pipe
 
 
-def _inputs_graph(batch: int) -> Any:
-    """A built pipeline with the loader's two inputs, fed by ``feed_input``, as its outputs."""
-    from nvidia.dali import fn, pipeline_def, types
+def _inputs_graph(batch: int, names: dict[str, Any]) -> Any:
+    """A built pipeline with one input per entry of ``names`` (name: DALI type), fed by ``feed_input``, as its
+    outputs."""
+    from nvidia.dali import fn, pipeline_def
 
     @pipeline_def(batch_size=batch, num_threads=2, device_id=None, exec_dynamic=True, prefetch_queue_depth=1)
     def graph() -> Any:
-        return (fn.external_source(name="paths", dtype=types.UINT8, ndim=1),
-                fn.external_source(name="keys", dtype=types.UINT64, ndim=1))
+        return tuple(fn.external_source(name=name, dtype=dtype, ndim=1) for name, dtype in names.items())
 
     pipe = graph()
     pipe.build()
@@ -57,20 +58,28 @@ def _inputs_graph(batch: int) -> Any:
 
 
 def measure(batch: int, outputs: int, calls: int) -> dict[str, float]:
-    """Mean ms per batch at ``batch`` samples: ``feed_input`` (both inputs), ``as_tensor`` and ``from_dlpack``
-    (``outputs`` outputs)."""
+    """Mean ms per batch at ``batch`` samples: ``feed_input`` of the paths and keys as two inputs and as one,
+    ``as_tensor`` and ``from_dlpack`` (``outputs`` outputs)."""
     import torch
+    from nvidia.dali import types
 
-    paths, keys = np.full((batch, 64), 47, np.uint8), np.arange(batch, dtype=np.uint64).reshape(-1, 1)
-    pipe = _inputs_graph(batch)
-    feed = 0.0
-    for _ in range(calls):
-        start = time.perf_counter()
-        pipe.feed_input("paths", paths)
-        pipe.feed_input("keys", keys)
-        feed += time.perf_counter() - start
-        pipe.run()
-    del pipe
+    from dali_multicrop.feed import keyed_paths
+
+    paths, keys = np.full((batch, 64), 47, np.uint8), np.arange(batch, dtype=np.uint64)
+    found = {}
+    for label, arrays in (("two inputs", {"paths": paths, "keys": keys.reshape(-1, 1)}),
+                          ("one input", {"keyed_paths": keyed_paths(paths, keys)})):
+        pipe = _inputs_graph(batch, {name: types.UINT8 if a.dtype == np.uint8 else types.UINT64
+                                     for name, a in arrays.items()})
+        feed = 0.0
+        for _ in range(calls):
+            start = time.perf_counter()
+            for name, array in arrays.items():
+                pipe.feed_input(name, array)
+            feed += time.perf_counter() - start
+            pipe.run()
+        del pipe
+        found[f"feed_input, {label}"] = feed / calls * 1e3
     pipe = _outputs_graph(batch, outputs)
     convert = dlpack = 0.0
     for _ in range(calls):
@@ -82,7 +91,8 @@ def measure(batch: int, outputs: int, calls: int) -> dict[str, float]:
         convert += middle - start
         dlpack += time.perf_counter() - middle
         del torched, tensors, out
-    return {"feed_input": feed / calls * 1e3, "as_tensor": convert / calls * 1e3, "from_dlpack": dlpack / calls * 1e3}
+    return {**found, f"as_tensor, {outputs} outputs": convert / calls * 1e3,
+            f"from_dlpack, {outputs} outputs": dlpack / calls * 1e3}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,9 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     for r in range(args.rounds):
         small, large = measure(args.small, args.outputs, args.calls), measure(args.large, args.outputs, args.calls)
         for name in small:
-            label = "feed_input, paths and keys" if name == "feed_input" else f"{name}, {args.outputs} outputs"
             growth = (large[name] - small[name]) / (args.large - args.small) * 1e3
-            print(f"| {label} | {r + 1} | {small[name]:.3f} | {large[name]:.3f} | {growth:+.3f} |")
+            print(f"| {name} | {r + 1} | {small[name]:.3f} | {large[name]:.3f} | {growth:+.3f} |")
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ import numpy as np
 from ._draw_kernel import crop_factors, crop_flip, crop_parameters
 from ._numba import jit
 from ._window_kernel import candidates, window
-from .draws import ATTEMPTS
+from .draws import ATTEMPTS, KEY_BYTES
 from .step import CENTER
 
-__all__ = ["batch_factors", "batch_flips", "batch_step", "step_operator"]
+__all__ = ["batch_factors", "batch_flips", "batch_step", "key_of", "step_operator"]
 
 
 @jit
@@ -79,9 +79,21 @@ def batch_factors(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return out
 
 
+@jit
+def key_of(row: np.ndarray) -> np.uint64:
+    """The stream key in the last ``KEY_BYTES`` bytes of a uint8 ``row``, little-endian (a row of the feed's
+    ``keyed_paths`` or ``keys``: :func:`~dali_multicrop.draws.key_rows`)."""
+    key = np.uint64(0)
+    start = row.shape[0] - KEY_BYTES
+    for j in range(KEY_BYTES):
+        key |= np.uint64(row[start + j]) << np.uint64(8 * j)
+    return key
+
+
 def _run(rows: Any, colour: Any, blur: Any, solarize: Any, key: Any, constants: Any, shape: Any) -> None:
-    """The step's per-sample function (compiled by DALI's plugin)."""
-    _sample(rows, colour, blur, solarize, key[0], constants, shape)
+    """The step's per-sample function (compiled by DALI's plugin); ``key``: the sample's row of the feed's keyed
+    paths or keys."""
+    _sample(rows, colour, blur, solarize, key_of(key), constants, shape)
 
 
 def _setup(outs: Any, ins: Any) -> None:
@@ -110,6 +122,6 @@ def step_operator() -> Any:
 
             _STEP.append(NumbaFunction(run_fn=_run, setup_fn=_setup,
                                        out_types=[types.FLOAT, types.FLOAT, types.FLOAT, types.UINT16],
-                                       in_types=[types.UINT64, types.FLOAT64, types.INT64],
+                                       in_types=[types.UINT8, types.FLOAT64, types.INT64],
                                        outs_ndim=[2, 3, 2, 2], ins_ndim=[1, 2, 1]))
         return _STEP[0]

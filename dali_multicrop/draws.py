@@ -29,7 +29,7 @@ import numpy as np
 
 from .spec import MultiCropSpec
 
-__all__ = ["ATTEMPTS", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_keys",
+__all__ = ["ATTEMPTS", "KEY_BYTES", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_keys",
            "colour_blocks", "draw_batch", "epoch_key", "blurs", "solarizes", "LUMA"]
 
 ATTEMPTS = 10
@@ -90,6 +90,17 @@ def batch_keys(key: np.uint64, batch: int, size: int) -> np.ndarray:
     out = np.empty(size, dtype=np.uint64)
     batch_keys_into(out, np.uint64(key), batch)
     return out
+
+
+KEY_BYTES = 8
+"""Bytes of a sample's stream key where the feed hands it to the graph: the last ``KEY_BYTES`` of each row of
+its ``keyed_paths`` or ``keys``, little-endian (:func:`key_rows`; the crop step's ``key_of`` reads them)."""
+
+
+def key_rows(keys: np.ndarray) -> np.ndarray:
+    """uint8 ``[B, KEY_BYTES]``: each uint64 key of ``keys`` (``[B]``) as its bytes, little-endian (a view where the
+    machine is little-endian), as the graph's crop step reads it."""
+    return np.ascontiguousarray(keys, dtype="<u8").view(np.uint8).reshape(-1, KEY_BYTES)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 which the graph draws every random parameter of the sample's crops.
 
 The graph reads the files itself (``fn.io.file.read``, in DALI's threads), so the training loop's thread only
-hands over a few bytes of path per sample (one gather from :attr:`FileList.path_bytes <dali_multicrop.FileList>`)
-and a 64-bit key per sample (:func:`~dali_multicrop.draws.batch_keys`: one compiled call per batch, whatever the number
-of crops; the graph's crop step draws the rest, see :mod:`dali_multicrop.step`). The indices, labels and flips the
-training loop gets stay on the host (:meth:`EpochFeed.side`).
+hands over a few bytes per sample, as one array: each row a sample's path (one gather from
+:attr:`FileList.path_bytes <dali_multicrop.FileList>`), NUL-terminated, then its 64-bit key
+(:func:`~dali_multicrop.draws.batch_keys`: one compiled call per batch, whatever the number of crops; the graph's
+crop step reads the key from the row's last 8 bytes and draws the rest, see :mod:`dali_multicrop.step`). One input,
+not two: DALI takes each input of a batch at about 60 µs and 0.15-0.2 µs a sample (``bench/dali_floor.py``).
+The indices, labels and flips the training loop gets stay on the host (:meth:`EpochFeed.side`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,26 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .draws import BatchDraws, batch_keys, draw_batch, epoch_key
+from .draws import KEY_BYTES, BatchDraws, batch_keys, draw_batch, epoch_key, key_rows
 from .badsamples.policy import BadSamples
 from .epochs import EpochPlan
 from .sources import AnySource, ArraySource, DatasetSource, FileList, TarShards
 from .spec import MultiCropSpec
 from .step import crop_constants, crop_flips
 
-__all__ = ["EpochFeed", "SideOutputs", "feed_outputs", "head_of"]
+__all__ = ["EpochFeed", "SideOutputs", "feed_outputs", "head_of", "keyed_paths"]
+
+
+def keyed_paths(paths: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """uint8 ``[B, L + 1 + KEY_BYTES]``: each row of ``paths`` (uint8 ``[B, L]``, NUL-padded,
+    :func:`~dali_multicrop.sources.files.encode_paths`), a NUL (so that even the longest path ends there, and
+    ``fn.io.file.read`` opens the path alone), then the sample's key (:func:`~dali_multicrop.draws.key_rows` of
+    ``keys``, ``[B]``)."""
+    width = paths.shape[1]
+    rows = np.zeros((paths.shape[0], width + 1 + KEY_BYTES), dtype=np.uint8)
+    rows[:, :width] = paths
+    rows[:, width + 1:] = key_rows(keys)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -49,9 +63,12 @@ def head_of(source: AnySource) -> str:
 def feed_outputs(spec: Optional[MultiCropSpec], head: str = "paths") -> list[str]:
     """Names of the feed's outputs, in order: what the graph's external source yields per batch. ``head`` (see
     :func:`head_of`): ``paths``, ``images`` or ``encoded``; a reader head has none. Without a spec (the decode-only
-    graphs, measurements), the head and the samples' indices; with one, the head and the samples' stream keys
-    (``keys``, uint64 ``[B, 1]``: the crop step draws everything from them): indices, labels and flips stay on the
-    host (:meth:`EpochFeed.side`)."""
+    graphs, measurements), the head and the samples' indices. With one, the samples' stream keys too (the crop step
+    draws everything from them; indices, labels and flips stay on the host, :meth:`EpochFeed.side`): for a paths
+    head, in the same rows as the paths (``keyed_paths``, :func:`keyed_paths`); else the head, if any, then ``keys``
+    (uint8 ``[B, KEY_BYTES]``, :func:`~dali_multicrop.draws.key_rows`)."""
+    if spec is not None and head == "paths":
+        return ["keyed_paths"]
     names = [] if head == "reader" else [head]
     return names + (["indices"] if spec is None else ["keys"])
 
@@ -142,12 +159,12 @@ class EpochFeed:
 
     def _keys(self, iteration: int, indices: Optional[np.ndarray] = None,
               labels: Optional[np.ndarray] = None) -> np.ndarray:
-        """The stream keys of batch ``iteration`` (uint64 ``[B, 1]``), its side outputs (with ``indices``, ``labels``
+        """The stream keys of batch ``iteration`` (uint64 ``[B]``), its side outputs (with ``indices``, ``labels``
         and the flips the crop step will draw from the keys) kept for :meth:`side`."""
         keys = self.keys(iteration)
         assert self._constants is not None  # keys() raised for a feed without a spec
         self._side[iteration] = SideOutputs(indices, labels, crop_flips(self._constants, keys))
-        return keys.reshape(-1, 1)
+        return keys
 
     def __len__(self) -> int:
         return len(self._sizes)
@@ -171,7 +188,7 @@ class EpochFeed:
         if self.head == "reader":
             keys = self._keys(iteration)
             short = self._pad_to - self._sizes[iteration]
-            return (np.concatenate([keys, np.repeat(keys[-1:], short, axis=0)]) if short > 0 else keys,)
+            return (key_rows(np.concatenate([keys, np.repeat(keys[-1:], short)]) if short > 0 else keys),)
         indices = self._indices[iteration]
         if self._dataset is not None:
             head, labels, shown = self._fetched(iteration)
@@ -183,7 +200,8 @@ class EpochFeed:
             head = self._images.take(read) if self._images is not None else self._paths[read]
         if self._spec is None:
             return head, shown.astype(np.int64)
-        return head, self._keys(iteration, shown.astype(np.int64), labels)
+        keys = self._keys(iteration, shown.astype(np.int64), labels)
+        return (keyed_paths(head, keys),) if self.head == "paths" else (head, key_rows(keys))
 
     def _fetched(self, iteration: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """A dataset source's ``(images, labels, indices)`` of batch ``iteration``; the next ``ahead`` batches start

@@ -2,7 +2,8 @@
 
 One builder serves both devices. The graph reads top to bottom like the data flow:
 
-    paths, keys                          (external source fed by the loader, CPU: a stream key per sample)
+    keyed paths                          (external source fed by the loader, CPU: per sample one row of a path's
+                                          bytes and the sample's stream key)
       -> read the file (DALI threads)    (or: decoded pixels from memory; or DALI's tar-shard reader)
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
       -> the crop step for all crops     (one compiled operator per batch, from the images' sizes, the keys and
@@ -181,8 +182,8 @@ LABEL_TEXT_BYTES = 32
 
 
 # dtype and layout of each feed output
-_FEED_KINDS = {"paths": ("UINT8", ""), "images": ("UINT8", "HWC"), "encoded": ("UINT8", ""), "indices": ("INT64", ""),
-               "keys": ("UINT64", "")}
+_FEED_KINDS = {"paths": ("UINT8", ""), "keyed_paths": ("UINT8", ""), "images": ("UINT8", "HWC"),
+               "encoded": ("UINT8", ""), "indices": ("INT64", ""), "keys": ("UINT8", "")}
 
 
 def _feed(source: "EpochFeed") -> dict[str, Any]:
@@ -202,7 +203,10 @@ def _image(feed: dict[str, Any], on_gpu: bool, decoder: DecoderSettings) -> tupl
     _, fn, _ = dali_modules()
     if "images" in feed:
         return (feed["images"].gpu() if on_gpu else feed["images"]), feed["images"].shape()
-    encoded = feed["encoded"] if "encoded" in feed else fn.io.file.read(feed["paths"])
+    if "encoded" in feed:
+        encoded = feed["encoded"]
+    else:  # a keyed path's row ends its path with a NUL: DALI's reader opens the path alone
+        encoded = fn.io.file.read(feed["keyed_paths"] if "keyed_paths" in feed else feed["paths"])
     return _decode(encoded, on_gpu, decoder), _sizes(encoded)
 
 
@@ -281,7 +285,8 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
         else:
             image, size = _image(feed, on_gpu, settings.decoder)
         # every crop's resize region and box, colour map, blur sigma and solarisation, per sample (see step.py)
-        windows_out, colours, sigmas, offsets = crop_step(feed["keys"], size, crop_constants(spec))
+        windows_out, colours, sigmas, offsets = crop_step(feed.get("keys", feed.get("keyed_paths")), size,
+                                                             crop_constants(spec))
         ends = _split(windows_out, 2 * n)
         sigma = _split(sigmas, n) if blurs(spec) else [None] * n
         solar = [None] * n

@@ -3,8 +3,9 @@
 One operator per batch (DALI's ``numba_function``: a per-sample kernel compiled once per process with Numba, run in
 DALI's threads with neither Python nor the GIL) turns three things into everything the pixel operators need:
 
-* the sample's 64-bit stream key (uint64 ``[1]``, the feed's only draw per sample:
-  :func:`~dali_multicrop.draws.batch_keys`, keyed on seed, shard, epoch and batch);
+* the sample's 64-bit stream key (the feed's only draw per sample: :func:`~dali_multicrop.draws.batch_keys`, keyed
+  on seed, shard, epoch and batch), read from the last 8 bytes of the sample's row of the feed's keyed paths (or
+  keys, for the other heads), little-endian (:func:`~dali_multicrop.draws.key_rows`);
 * the image's size (int64 HWC, read from the encoded header before decoding: see :mod:`dali_multicrop.graph`);
 * the spec's per-crop constants (float64 ``[n, FIELDS]``, :func:`crop_constants`: a constant of the graph, made
   once, never handed over by Python).
@@ -121,7 +122,8 @@ def colour_factors(constants: np.ndarray, keys: np.ndarray) -> "ColourFactors":
 
 def crop_step(keys: Any, shapes: Any, constants: np.ndarray) -> tuple[Any, Any, Any, Any]:
     """In a pipeline definition: the step's nodes ``(rows, colour, blur, solarize)`` (per sample, see the module's
-    docstring) from the keys' node (uint64 ``[1]`` per sample), the images' shapes (int64 HWC) and the spec's
+    docstring) from the keys' node (uint8 per sample, the key in its last 8 bytes: the feed's ``keyed_paths`` or
+    ``keys``, see :func:`~dali_multicrop.feed.feed_outputs`), the images' shapes (int64 HWC) and the spec's
     ``constants`` (:func:`crop_constants`), which become a constant of the graph (DALI's constants hold no
     float64: the bits travel as int64 and are reinterpreted, exactly)."""
     from nvidia.dali import fn, types

@@ -47,11 +47,49 @@ def test_feed_iteration_k_serves_batch_first_plus_k_with_its_own_draws():
         assert side.labels.tolist() == [source.labels[i] for i in plan.indices[1 + k]]
         expected = draw_batch(spec, batch_keys(epoch_key(11, 2, 4), 1 + k, len(plan.indices[1 + k])))
         assert np.array_equal(side.flips, expected.flips) and set(out) == {"images", "keys"}
-        assert out["keys"].dtype == np.uint64 and np.array_equal(out["keys"][:, 0], expected.keys)
+        assert out["keys"].dtype == np.uint8 and out["keys"].shape == (len(plan.indices[1 + k]), 8)
+        assert np.array_equal(out["keys"].copy().view("<u8")[:, 0], expected.keys)
         with pytest.raises(KeyError):  # taken once
             feed.side(k)
     with pytest.raises(StopIteration):
         feed(SimpleNamespace(iteration=3))
+
+
+def test_a_file_feed_hands_each_path_and_its_key_in_one_row(tmp_path):
+    """A file list's feed has one output: per sample its path's bytes, NUL-padded, a NUL, then its key's 8 bytes
+    little-endian; the crop step's reader of the key (``key_of``) gives the key back, and DALI's file reader reads
+    the right file from such rows, the longest path's included."""
+    from dali_multicrop._step_kernel import key_of
+    from dali_multicrop.feed import keyed_paths
+    from nvidia.dali import fn, pipeline_def, types
+
+    names = ["a.png", "much-longer-name.png", "bb.png"]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_bytes(bytes([i]) * (10 + i))
+    files = FileList([str(tmp_path / n) for n in names], [0, 1, 2])
+    feed = EpochFeed(files, parse_crops(CROPS), seed=4)
+    assert feed.names == ["keyed_paths"]
+    feed.start(EpochPlan.of([np.array([1, 2, 0])], epoch=0))
+    rows = _call(feed, 0)["keyed_paths"]
+    keys = batch_keys(epoch_key(4, 0, 0), 0, 3)
+    width = files.path_bytes.shape[1]
+    assert rows.dtype == np.uint8 and rows.shape == (3, width + 9)
+    assert np.array_equal(rows[:, :width], files.path_bytes[[1, 2, 0]]) and not rows[:, width].any()
+    assert np.array_equal(rows[:, width + 1:].copy().view("<u8")[:, 0], keys)
+    assert [key_of(row) for row in rows] == keys.tolist()
+    assert key_of(np.array([9, 0x80, 0, 0, 0, 0, 0, 0, 1], dtype=np.uint8)) == 0x80 | 1 << 56  # last 8, little-endian
+    extreme = np.array([0, 1, 2**63, 2**64 - 1], dtype=np.uint64)
+    packed = keyed_paths(files.path_bytes[[0, 0, 1, 1]], extreme)
+    assert np.array_equal(packed[:, width + 1:].copy().view("<u8")[:, 0], extreme)
+
+    @pipeline_def(batch_size=3, num_threads=1, device_id=None, exec_dynamic=True)
+    def read():
+        return fn.io.file.read(fn.external_source(source=lambda: rows, batch=True, dtype=types.UINT8))
+
+    pipe = read()
+    pipe.build()
+    contents = [bytes(np.array(sample)) for sample in pipe.run()[0]]
+    assert contents == [bytes([1]) * 11, bytes([2]) * 12, bytes([0]) * 10]
 
 
 def test_feed_skips_the_empty_batches_that_end_an_epoch_and_stops_early_when_told():
@@ -83,8 +121,8 @@ def test_feed_of_a_reader_plan_pads_a_short_batch_with_its_last_samples_draws(co
     feed.start(plan)
     out = _call(feed, 1)
     expected = draw_batch(spec, batch_keys(epoch_key(5, 1, 1), 1, 2))
-    assert set(out) == {"keys"} and out["keys"].shape == (4, 1)
-    assert out["keys"][:, 0].tolist() == expected.keys.tolist() + [expected.keys[1]] * 2
+    assert set(out) == {"keys"} and out["keys"].shape == (4, 8)
+    assert out["keys"].copy().view("<u8")[:, 0].tolist() == expected.keys.tolist() + [expected.keys[1]] * 2
     side = feed.side(1)  # the batch's own size, unpadded; a reader's samples carry their indices and labels
     assert side.indices is None and side.labels is None and np.array_equal(side.flips, expected.flips)
 
