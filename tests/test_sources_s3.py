@@ -91,6 +91,18 @@ def test_file_list_on_s3(s3):
                   DaliMultiCropLoader(local, crops=CROPS, batch_size=4, device="cpu"))
 
 
+def test_file_list_on_s3_with_paths_of_different_lengths(s3):
+    """The feed pads the paths of a batch to the longest and puts each sample's key after them (feed.keyed_paths):
+    DALI's S3 reader opens each object by its path alone."""
+    local = FileList.from_folder(s3["folder"])
+    names = [f"uneven/{'x' * (i + 1)}.png" for i in range(len(local))]
+    for path, name in zip(local.files, names):
+        s3["client"].upload_file(path, BUCKET, name)
+    pairs = [(f"s3://{BUCKET}/{name}", label) for name, label in zip(names, local.labels)]
+    _same_batches(DaliMultiCropLoader(pairs, crops=CROPS, batch_size=4, device="cpu", seed=1),
+                  DaliMultiCropLoader(local, crops=CROPS, batch_size=4, device="cpu", seed=1))
+
+
 def test_tar_shards_on_s3_with_and_without_index_files(s3, tmp_path):
     pattern = f"s3://{BUCKET}/shards/train-{{000..002}}.tar"
     common = dict(crops=CROPS, batch_size=4, device="cpu", seed=9, num_shards=2, shard_id=1)
