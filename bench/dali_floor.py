@@ -19,7 +19,6 @@ growth with the batch that no change inside this project removes (``bench/gil_gr
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from typing import Any
 
