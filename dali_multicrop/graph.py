@@ -187,13 +187,16 @@ _FEED_KINDS = {"paths": ("UINT8", ""), "keyed_paths": ("UINT8", ""), "images": (
 
 
 def _feed(source: "EpochFeed") -> dict[str, Any]:
-    """The external source's outputs by name: the feed's ``names`` (see :func:`~dali_multicrop.feed.feed_outputs`)."""
+    """The external source's outputs by name: the feed's ``names`` (see :func:`~dali_multicrop.feed.feed_outputs`),
+    its ``keyed_paths`` under both the names the graph reads them by, ``paths`` and ``keys``."""
     _, fn, types = dali_modules()
     names = source.names
     dtypes, layouts = zip(*(_FEED_KINDS[name] for name in names))
-    nodes = fn.external_source(source=source, num_outputs=len(names), batch=True, batch_info=True,
-                               dtype=[getattr(types, d) for d in dtypes], layout=list(layouts))
-    return dict(zip(names, nodes))
+    nodes = dict(zip(names, fn.external_source(source=source, num_outputs=len(names), batch=True, batch_info=True,
+                                                dtype=[getattr(types, d) for d in dtypes], layout=list(layouts))))
+    if "keyed_paths" in nodes:  # one row per sample serves both: its path ends at a NUL, its key is its last bytes
+        nodes["paths"] = nodes["keys"] = nodes.pop("keyed_paths")
+    return nodes
 
 
 def _image(feed: dict[str, Any], on_gpu: bool, decoder: DecoderSettings) -> tuple[Any, Any]:
@@ -203,10 +206,7 @@ def _image(feed: dict[str, Any], on_gpu: bool, decoder: DecoderSettings) -> tupl
     _, fn, _ = dali_modules()
     if "images" in feed:
         return (feed["images"].gpu() if on_gpu else feed["images"]), feed["images"].shape()
-    if "encoded" in feed:
-        encoded = feed["encoded"]
-    else:  # a keyed path's row ends its path with a NUL: DALI's reader opens the path alone
-        encoded = fn.io.file.read(feed["keyed_paths"] if "keyed_paths" in feed else feed["paths"])
+    encoded = feed["encoded"] if "encoded" in feed else fn.io.file.read(feed["paths"])
     return _decode(encoded, on_gpu, decoder), _sizes(encoded)
 
 
@@ -285,8 +285,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
         else:
             image, size = _image(feed, on_gpu, settings.decoder)
         # every crop's resize region and box, colour map, blur sigma and solarisation, per sample (see step.py)
-        windows_out, colours, sigmas, offsets = crop_step(feed.get("keys", feed.get("keyed_paths")), size,
-                                                             crop_constants(spec))
+        windows_out, colours, sigmas, offsets = crop_step(feed["keys"], size, crop_constants(spec))
         ends = _split(windows_out, 2 * n)
         sigma = _split(sigmas, n) if blurs(spec) else [None] * n
         solar = [None] * n
