@@ -9,12 +9,14 @@ import re
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from dali_multicrop import MaskLevel, MultiCropMaskGenerator, MultiCropSpec, parse_crops
-from dali_multicrop.config import load_config
-from dali_multicrop.masking.levels import hierarchical_levels
+pytest.importorskip("hypothesis", reason="property-based tests need hypothesis: pip install 'dali-multicrop[test]'")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from dali_multicrop import MaskLevel, MultiCropMaskGenerator, MultiCropSpec, parse_crops  # noqa: E402
+from dali_multicrop.config import load_config  # noqa: E402
+from dali_multicrop.masking.levels import hierarchical_levels  # noqa: E402
 
 # derandomize: CI sees the same examples every run (a failure is reproducible, never flaky)
 FAST = settings(max_examples=300, deadline=None, derandomize=True,
