@@ -216,3 +216,17 @@ def test_an_epoch_of_one_batch_fails_the_backend_instead_of_waiting_forever(tmp_
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "dali-cpu: failed: ValueError: an epoch of this data is 1 batch of 8" in " ".join(proc.stdout.split())
+
+
+@pytest.mark.parametrize("gpu_rate, warned", [(1200.0, True), (4000.0, False)])
+def test_a_slow_gpu_decoder_is_reported_with_its_ratio_never_failed(gpu_rate, warned):
+    """decode against decode-cpu: the ratio is noted on decode's row; below DECODER_CHECK with a warning, and the
+    measured figure stays a figure (status ok), since a many-core host can decode small images about as fast."""
+    from dali_multicrop.benchmark.harness import DECODER_CHECK, BackendResult, _check_decoder
+
+    gpu = BackendResult("decode", "ok", images=100, images_per_s=gpu_rate)
+    cpu = BackendResult("decode-cpu", "ok", images=100, images_per_s=1000.0)
+    _check_decoder([gpu, cpu])
+    assert gpu.status == "ok" and gpu.images_per_s == gpu_rate and cpu.reason == ""
+    assert f"{gpu_rate / 1000:.2f}x decode-cpu" in gpu.reason
+    assert ("warning" in gpu.reason) is warned and (gpu_rate / 1000 < DECODER_CHECK) is warned

@@ -8,8 +8,9 @@ place; the result's ``reason`` says how many. Figures: images/s and crops/s over
 time p50 and p99, peak host memory (process and workers), peak GPU memory, CPU utilisation (share of all
 cores), and the masking time per batch (p50).
 
-A GPU decoder no faster than ``DECODER_CHECK`` times the CPU decoder (``decode`` against ``decode-cpu``) is
-reported as a failure of the GPU decoder, not as a figure.
+Where both decoders ran, ``decode``'s row notes its ratio to ``decode-cpu``, with a warning below ``DECODER_CHECK``
+(the GPU decoder may not be doing its job; on a many-core host decoding small images a working one can also be that
+close): a measured figure is reported as measured, never turned into a failure.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .monitor import ResourceMonitor
 __all__ = ["BACKENDS", "BenchConfig", "BackendResult", "check_settings", "run_benchmark", "DECODER_CHECK"]
 
 DECODER_CHECK = 1.5
-"""The least ``decode`` / ``decode-cpu`` throughput ratio taken as a working GPU decoder."""
+"""Below this ``decode`` / ``decode-cpu`` throughput ratio, ``decode``'s row carries a warning (not a failure)."""
 
 
 def check_settings(spec: MultiCropSpec, *, batch_size: int, threads: int, warmup: int, batches: int, dtype: str,
@@ -194,16 +195,18 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
 
 
 def _check_decoder(results: list[BackendResult]) -> None:
+    """Notes on ``decode``'s row how it compares with ``decode-cpu`` (a warning below :data:`DECODER_CHECK`)."""
     by_name = {r.backend: r for r in results}
     gpu, cpu = by_name.get("decode"), by_name.get("decode-cpu")
     if not (gpu and cpu and gpu.status == cpu.status == "ok" and gpu.images_per_s and cpu.images_per_s):
         return
     ratio = gpu.images_per_s / cpu.images_per_s
+    note = f"{ratio:.2f}x decode-cpu"
     if ratio < DECODER_CHECK:
-        gpu.status = "failed"
-        gpu.reason = (f"GPU decoder check: decode ran at {gpu.images_per_s:,.0f} img/s, only {ratio:.2f}x decode-cpu "
-                      f"({cpu.images_per_s:,.0f} img/s); the GPU (hardware) JPEG decoder is not doing its job here, "
-                      f"so this is no ceiling for dali-gpu")
+        note = (f"warning: GPU decode is only {note} ({gpu.images_per_s:,.0f} against {cpu.images_per_s:,.0f} img/s): "
+                f"either the hardware JPEG decoder is not doing its job or the host's cores decode these images "
+                f"about as fast (many cores, small images); the JPEG engine's utilisation tells which")
+    gpu.reason = f"{gpu.reason}; {note}" if gpu.reason else note
 
 
 def run_benchmark(cfg: BenchConfig, backends: Sequence[str] = BACKENDS,
