@@ -188,9 +188,9 @@ def test_bad_arguments(kw, words):
 @pytest.mark.parametrize("strategy", ["global_only", "cross_crop_prediction"])
 def test_a_call_reads_nothing_back_to_the_host(strategy, monkeypatch):
     """What a call does on CUDA, checked on the CPU: no value is read back to the host (no wait for the GPU)."""
-    from dali_multicrop.masking import generator as module
+    from dali_multicrop.masking import _sync
 
-    monkeypatch.setattr(module, "_reads_back_freely", lambda device: False)  # behave as on CUDA
+    monkeypatch.setattr(_sync, "reads_back_freely", lambda device: False)  # behave as on CUDA
     gen = MultiCropMaskGenerator("2x224,6x96", strategy=strategy, levels=(IJEPA_LEVEL,), num_targets=4,
                                  min_keep=10)
     batch = MultiCropBatch(crops=[torch.zeros(4, 3, s, s) for s in (224,) * 2 + (96,) * 6],

@@ -13,6 +13,7 @@ from .._checks import check_int
 from ..batch import MultiCropBatch
 from ..presets import parse_crops
 from ..spec import CropsLike
+from . import _sync
 from .keys import KeyedSteps
 from .functional import (locate_in_crop, masks_to_indices, max_block_dims, patch_centres, sample_blocks,
                          visible_in_box)
@@ -32,12 +33,6 @@ _MAX_ROUNDS = 32
 ``_MISS_TARGET``, this many at most."""
 _MISS_TARGET = 1e-9
 """Chance, per mask, that every one of the fixed number of draws keeps fewer than ``min_keep`` patches."""
-
-
-def _reads_back_freely(device: torch.device) -> bool:
-    """Whether checking a tensor's value on the host is free on ``device`` (on the CPU it is; on CUDA it waits
-    for the GPU)."""
-    return device.type == "cpu"
 _FEASIBILITY_DRAWS = 16384
 """Draws per mask level of the constructor's probe, fewer where masks are large (see ``_PROBE_ELEMENTS``)."""
 _PROBE_ELEMENTS = 2 ** 27
@@ -157,6 +152,27 @@ class MultiCropMaskGenerator(KeyedSteps):
     def num_levels(self) -> int:
         return len(self.levels)
 
+    def max_patches(self, crop: int, kind: str = "context", level: Optional[int] = None) -> int:
+        """The most patches one mask of crop ``crop`` can select at ``level`` (default None: over every level): its
+        context (``kind="context"``) or one of its target blocks (``"target"``); a crop that is only context: all its
+        patches, and no target.
+        Known from the levels' ranges before any batch, so ``masks.indices(mask, "pad", num=gen.max_patches(i))``
+        gives equal-length indices (with their validity) without reading anything back from the GPU; a
+        ``cross_context[(i, j)]`` mask is within crop ``j``'s bound, a ``cross_targets[(i, j)]`` within crop ``i``'s.
+        """
+        if kind not in ("context", "target"):
+            raise ValueError(f"kind must be 'context' or 'target', got {kind!r}")
+        if not 0 <= crop < self.spec.num_crops:
+            raise ValueError(f"crop must be a crop index in [0, {self.spec.num_crops - 1}], got {crop!r}")
+        if level is not None and not (isinstance(level, int) and 0 <= level < self.num_levels):
+            raise ValueError(f"level must be a level index in [0, {self.num_levels - 1}] or None, got {level!r}")
+        grid = self.grids[crop]
+        if crop not in self.masked:
+            return grid * grid if kind == "context" else 0
+        levels = self.levels if level is None else self.levels[level:level + 1]
+        sides = [max_block_dims(getattr(l, f"{kind}_scale"), getattr(l, f"{kind}_aspect"), grid) for l in levels]
+        return min(grid * grid, max(min(h, grid) * min(w, grid) for h, w in sides))
+
     def _grid(self, size: int) -> int:
         if size % self.patch_size:
             raise ValueError(f"crop size {size} is not a multiple of patch_size {self.patch_size}")
@@ -234,7 +250,7 @@ class MultiCropMaskGenerator(KeyedSteps):
         in :attr:`short_masks`."""
         if self.allow_overlap or self.min_keep == 0:
             return self._draw((crops, batch), grid, generator, device)
-        if _reads_back_freely(device):
+        if _sync.reads_back_freely(device):
             context, targets = self._draw((crops, batch), grid, generator, device)
             short = context.sum(-1) < self.min_keep  # [L, C, B]
             for _ in range(self.rounds - 1):

@@ -38,6 +38,7 @@ from .._checks import check_int, check_probability, check_range
 from ..batch import MultiCropBatch
 from ..presets import parse_crops
 from ..spec import CropsLike
+from . import _sync
 from .keys import KeyedSteps
 
 if TYPE_CHECKING:
@@ -171,6 +172,7 @@ class PatchMaskGenerator(KeyedSteps):
                              f"{self.num_patches} patches")
         self._log_aspect = (math.log(self.min_aspect), math.log(self.max_aspect))
         self._cut: dict[torch.device, torch.Tensor] = {}
+        self._strata: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor, int]] = {}
         self.rounds = self._probe_rounds(top)
 
     @classmethod
@@ -200,12 +202,20 @@ class PatchMaskGenerator(KeyedSteps):
         _, _, rounds = self._grow(targets, torch.Generator().manual_seed(0), until_done=True)
         return min(_MAX_ROUNDS, max(8, 2 * rounds))
 
+    def _edges(self, masked: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The ``masked`` strata's lower and upper ratios on ``device`` and DINOv2's upperbound: made on the host
+        once per count and device (a batch size's first call), so that later calls copy nothing to the device."""
+        key = (masked, device)
+        if key not in self._strata:
+            edges = torch.linspace(*self.mask_ratio_min_max, masked + 1, device="cpu")  # float32, as DINOv2's
+            upperbound = int((self.num_patches * edges[1:]).long().sum())
+            self._strata[key] = (edges[:-1].to(device), edges[1:].to(device), upperbound)
+        return self._strata[key]
+
     def _targets(self, count: int, generator: torch.Generator, device: torch.device) -> tuple[torch.Tensor, int]:
         """Target counts of ``count`` masks (stratified, shuffled) and DINOv2's upperbound."""
         masked = int(count * self.mask_sample_probability)
-        edges = torch.linspace(*self.mask_ratio_min_max, masked + 1)  # float32, as DINOv2's
-        upperbound = int((self.num_patches * edges[1:]).long().sum())
-        lo, hi = edges[:-1].to(device), edges[1:].to(device)
+        lo, hi, upperbound = self._edges(masked, device)
         u = torch.rand(masked, generator=generator, device=device)
         strata = (self.num_patches * (lo + (hi - lo) * u)).long()
         targets = torch.cat([strata, torch.zeros(count - masked, dtype=torch.long, device=device)])
@@ -284,7 +294,7 @@ class PatchMaskGenerator(KeyedSteps):
         step = self.next_step(step)
         generator = self.generator(device, step, 0xB0)
         targets, upperbound = self._targets(n_global * batch_size, generator, device)
-        if device.type == "cpu":  # mask by mask, compiled: no torch operator per block
+        if _sync.reads_back_freely(device):  # mask by mask, compiled: no torch operator per block
             from ._block_kernel import grow_masks
 
             seed = int(torch.randint(1 << 62, (1,), generator=generator))
