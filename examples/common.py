@@ -66,9 +66,25 @@ def patch_tokens(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return x[:, model.num_prefix_tokens:]
 
 
-def encode(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """The ViT's blocks and final norm on a set of tokens ``[B, K, D]``."""
-    return model.norm(model.blocks(tokens))
+def encode(model: torch.nn.Module, tokens: torch.Tensor, keep: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The ViT's blocks and final norm on a set of tokens ``[B, K, D]``; ``keep`` bool ``[B, K]``: the tokens that
+    take part (padding does not: no token attends to it; see :func:`attend_to`)."""
+    return run_blocks(model.blocks, tokens, keep, model.norm)
+
+
+def attend_to(keep: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """An attention mask that lets every token attend to the ``keep`` ``[B, K]`` tokens only (padding is left out;
+    ``[B, 1, 1, K]``, True = attend, as ``scaled_dot_product_attention`` takes it)."""
+    return None if keep is None else keep[:, None, None, :]
+
+
+def run_blocks(blocks: torch.nn.Module, tokens: torch.Tensor, keep: Optional[torch.Tensor],
+               norm: torch.nn.Module) -> torch.Tensor:
+    """timm transformer blocks in turn, each given :func:`attend_to`'s mask, then ``norm``."""
+    mask = attend_to(keep)
+    for block in blocks:
+        tokens = block(tokens, attn_mask=mask)
+    return norm(tokens)
 
 
 @torch.no_grad()
@@ -86,38 +102,61 @@ def autocast(device: torch.device):
 
 @dataclass
 class StepLog:
-    """Per-step loss, images/s and the time the step waited for its batch (the loader's share of a step). Prints
-    every ``every`` steps (0: never), and whatever ``every`` is, the first step (on the CPU with how long ``steps``
-    steps will take at that pace) and, from :meth:`summary`, one closing line."""
+    """Per-step loss (and other ``values``), images/s and the time the step waited for its batch (the loader's share
+    of a step). The losses stay on the device and are read back together, so a step never waits for the GPU: at the
+    first step (with, on the CPU, how long ``steps`` steps will take at that pace), every ``every`` steps (0: never)
+    and in :meth:`summary`, which prints one closing line. ``losses`` and ``series`` (the other values by name) hold
+    the steps read back so far."""
 
     every: int
     steps: int = 0
     device: Optional[torch.device] = None
     arch: str = ""
     losses: list[float] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
     waits: list[float] = field(default_factory=list)
     images: int = 0
     started: float = field(default_factory=time.perf_counter)
+    pending: list[tuple[int, list[torch.Tensor]]] = field(default_factory=list)
+    names: list[str] = field(default_factory=lambda: ["loss"])
 
-    def step(self, step: int, loss: float, images: int, waited: float) -> None:
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"step {step}: the loss is {loss}")
-        self.losses.append(loss)
+    def step(self, step: int, loss: torch.Tensor, images: int, waited: float, **values: torch.Tensor) -> None:
+        self.pending.append((step, [loss.detach(), *(v.detach() for v in values.values())]))
+        self.names = ["loss", *values]
         self.waits.append(waited)
         self.images += images
-        elapsed = time.perf_counter() - self.started
         if step == 0:
+            self.read()
+            elapsed = time.perf_counter() - self.started
             note = ""
             if self.device is not None and self.device.type == "cpu" and self.steps > 1:
                 note = f"; on the CPU {self.steps} steps take about {_duration(elapsed * self.steps)} at this pace"
                 note += "" if self.arch == "tiny" else " (--arch tiny for a quick run)"
-            print(f"step 1: loss {loss:.4f}  first step {elapsed:.1f} s{note}", flush=True)
+            print(f"step 1: loss {self.losses[-1]:.4f}  first step {elapsed:.1f} s{note}", flush=True)
         elif self.every and (step + 1) % self.every == 0:
-            print(f"step {step + 1}: loss {loss:.4f}  {self.images / elapsed:,.1f} img/s  "
+            self.read()
+            elapsed = time.perf_counter() - self.started
+            print(f"step {step + 1}: loss {self.losses[-1]:.4f}  {self.images / elapsed:,.1f} img/s  "
                   f"data wait {1e3 * sum(self.waits[-self.every:]) / self.every:.1f} ms/step", flush=True)
+
+    def read(self) -> None:
+        """Brings the pending steps' values to the host, all in one read-back; ``FloatingPointError`` at the first
+        that is not finite."""
+        if not self.pending:
+            return
+        rows = torch.stack([torch.stack([v.float() for v in values]) for _, values in self.pending]).tolist()
+        for (step, _), row in zip(self.pending, rows):
+            for name, value in zip(self.names, row):
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"step {step}: the {name} is {value}")
+            self.losses.append(row[0])
+            for name, value in zip(self.names[1:], row[1:]):
+                self.series.setdefault(name, []).append(value)
+        self.pending.clear()
 
     def summary(self) -> str:
         """The closing line (printed too): steps, first and last loss, images/s, the data wait's share of the time."""
+        self.read()
         elapsed = time.perf_counter() - self.started
         if not self.losses:
             line = "done: no step ran"

@@ -8,6 +8,11 @@ encoder (a timm ViT) sees each global crop's context patches (plus every local c
 token per target patch, at the target's position, and predicts the EMA target encoder's features of the whole
 crop there; the loss is the mean squared error over targets, levels and global crops. bf16 autocast on CUDA.
 Prints loss, images/s and how long each step waited for its batch.
+
+No step waits for the GPU: the masks' patch indices have a fixed length per crop and level
+(``gen.max_patches``, known before the first batch) with padding left out of attention and of the loss, where
+I-JEPA's collator cuts every mask to the batch's smallest count (a read-back on the GPU); the loss is read back
+every ``--log-every`` steps only.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (announce, autocast, batches, data_folder, ema_update, encode, loader_overrides, parser,  # noqa: E402
-                    patch_tokens, vit, StepLog)
+                    patch_tokens, run_blocks, vit, StepLog)
 
 from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator  # noqa: E402
 
@@ -42,16 +47,24 @@ class Predictor(torch.nn.Module):
         self.out = torch.nn.Linear(width, embed_dim)
 
     def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
-                extra: Optional[torch.Tensor] = None) -> torch.Tensor:
+                extra: Optional[torch.Tensor] = None, keep: Optional[torch.Tensor] = None,
+                target_keep: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``context`` ``[B, K, D]`` encoded tokens at positions ``context_idx`` ``[B, K]`` of the crop's grid,
         ``extra`` ``[B, E, D]`` encoded tokens of other crops (their positions are in them), ``target_idx``
-        ``[B, T]``: predictions ``[B, T, D]`` of the target encoder's features there."""
+        ``[B, T]``: predictions ``[B, T, D]`` of the target encoder's features there. ``keep`` ``[B, K + E]`` and
+        ``target_keep`` ``[B, T]`` (bool): the real tokens; padding takes no part in attention."""
         parts = [self.embed(context) + self.position[0, context_idx]]
         if extra is not None and extra.shape[1]:
             parts.append(self.embed(extra))
         parts.append(self.mask_token + self.position[0, target_idx])
-        x = self.blocks(torch.cat(parts, dim=1))
-        return self.out(self.norm(x[:, -target_idx.shape[1]:]))
+        real = None
+        if keep is not None or target_keep is not None:
+            B, T = target_idx.shape
+            ones = dict(dtype=torch.bool, device=target_idx.device)
+            keep = keep if keep is not None else torch.ones(B, sum(p.shape[1] for p in parts[:-1]), **ones)
+            real = torch.cat([keep, target_keep if target_keep is not None else torch.ones(B, T, **ones)], dim=1)
+        x = run_blocks(self.blocks, torch.cat(parts, dim=1), real, self.norm)
+        return self.out(x[:, -target_idx.shape[1]:])
 
 
 def gather(tokens: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -69,7 +82,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[float]:
     target = copy.deepcopy(encoder).requires_grad_(False)
     predictor = Predictor(encoder.embed_dim, (max(spec.sizes) // patch) ** 2).to(device)
     params = list(encoder.parameters()) + list(predictor.parameters())
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.04)
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.04,
+                                  fused=True)  # fused: its step counts stay on the device, no read-back per step
     log = StepLog(args.log_every, args.steps, device, args.arch)
     announce(device, args.arch, args.steps)
     for step, epoch, batch, waited in batches(loader, args.steps):
@@ -85,20 +99,26 @@ def main(argv: Optional[Sequence[str]] = None) -> list[float]:
             for k, i in enumerate(gen.masked):
                 tokens = patch_tokens(encoder, batch.crops[i])
                 for level in range(gen.num_levels):
-                    ctx_idx, _ = masks.indices(masks.context[i][level])
+                    # fixed lengths, padding marked: nothing is read back from the GPU (see the module)
+                    ctx_idx, ctx_real = masks.indices(masks.context[i][level], "pad",
+                                                      num=gen.max_patches(i, "context", level))
                     context = torch.cat([gather(tokens, ctx_idx), *extra[i]], dim=1)
-                    encoded = encode(encoder, context)
+                    real = torch.cat([ctx_real, *(torch.ones(e.shape[:2], dtype=torch.bool, device=device)
+                                                  for e in extra[i])], dim=1)
+                    encoded = encode(encoder, context, real)
                     own, others = encoded[:, :ctx_idx.shape[1]], encoded[:, ctx_idx.shape[1]:]
                     for t in range(gen.num_targets):
-                        tgt_idx, _ = masks.indices(masks.targets[i][level][:, t])
-                        predicted = predictor(own, ctx_idx, tgt_idx, others)
-                        losses.append(F.mse_loss(predicted.float(), gather(wanted[k], tgt_idx).float()))
+                        tgt_idx, tgt_real = masks.indices(masks.targets[i][level][:, t], "pad",
+                                                          num=gen.max_patches(i, "target", level))
+                        predicted = predictor(own, ctx_idx, tgt_idx, others, real, tgt_real)
+                        error = (predicted.float() - gather(wanted[k], tgt_idx).float()).pow(2).mean(-1)  # [B, T]
+                        losses.append((error * tgt_real).sum() / tgt_real.sum().clamp_min(1))
             loss = torch.stack(losses).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         ema_update(target, encoder, 0.996)
-        log.step(step, loss.item(), batch.batch_size, waited)
+        log.step(step, loss, batch.batch_size, waited)
     log.summary()
     return log.losses
 

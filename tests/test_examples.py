@@ -111,3 +111,44 @@ def test_ibot_network_puts_the_mask_token_where_the_mask_says():
     out.sum().backward()
     assert net.mask_token.grad.abs().sum() > 0  # the token is where the mask is, and it learns
     torch.testing.assert_close(out[1], patches[1])  # the other sample is untouched
+
+
+@pytest.mark.parametrize("name, extra", [("train_ijepa", []), ("train_dino", []), ("train_dino", ["--ibot"])])
+def test_a_training_step_waits_for_nothing(photos, tmp_path, monkeypatch, name, extra):
+    """Every step of the examples, run on the CPU as it runs on CUDA (the masks' CUDA paths), under the
+    DispatchCounter: no value read back and no host data copied in, but at the first step and at the end, where
+    the log reads the losses (--log-every 0); the masks and the loss stay on the device."""
+    from dali_multicrop.benchmark.dispatch import DispatchCounter
+    from dali_multicrop.masking import _sync
+
+    monkeypatch.setattr(_sync, "reads_back_freely", lambda device: False)
+    module = load(name)
+    common = sys.modules["common"]
+    probes = []
+
+    def counted(loader, steps):
+        for item in real_batches(loader, steps):
+            probe = DispatchCounter()
+            probe.__enter__()
+            try:
+                yield item
+            finally:
+                probe.__exit__(None, None, None)
+                probes.append(probe)
+
+    real_batches = common.batches
+    monkeypatch.setattr(module, "batches", counted)
+    config = {"data": {"multicrop": {"num_global_crops": 2, "num_local_crops": 2, "global_crop_size": 64,
+                                     "local_crop_size": 32}},
+              "loader": {"batch_size": 8, "drop_last": True},
+              "masking": {"patch_size": 16, "levels": [{"target_scale": [0.1, 0.25]}], "num_targets": 2,
+                          "min_keep": 2},
+              "patch_masking": {"patch_size": 16, "mask_sample_probability": 1.0}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    module.main(["--config", str(path), "--data", str(photos), "--steps", "4", "--arch", "tiny", "--device", "cpu",
+                 "--threads", "2", "--log-every", "0", *extra])
+    assert len(probes) == 4 and all(p.ops > 100 for p in probes)
+    # the first step: its line's loss (and, with --ibot, the patch masks' constants for this batch size, made once)
+    assert probes[0].calls[-1:] == ["tolist"] and len(probes[0].calls) <= 4, probes[0].calls
+    assert [p.calls for p in probes[1:]] == [[], [], []]
