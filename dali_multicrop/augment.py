@@ -9,7 +9,7 @@ per-sample CPU argument inputs.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
@@ -28,12 +28,15 @@ _LUT_VALUES = [v for v in range(SOLARIZE_OFFSET)] + [v if v < _SOLARIZE_THRESHOL
                                                       for v in range(SOLARIZE_OFFSET)]
 
 
-def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, relative: bool = False) -> DataNode:
+def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, relative: bool = False,
+                 minibatch_size: Optional[int] = None) -> DataNode:
     """Cuts the window ``[roi_start, roi_end)`` (float ``(y, x)``, pixels or with ``relative`` fractions of the
     image; x swapped for a mirrored crop) out of an HWC uint8 image and resizes it to ``out_size x out_size``
-    with antialiasing (linear), uint8 HWC out."""
+    with antialiasing (linear), uint8 HWC out. ``minibatch_size``: the most samples one kernel launch takes (None:
+    DALI's default, 32; see :mod:`dali_multicrop.executor`)."""
+    launch = {} if minibatch_size is None else {"minibatch_size": minibatch_size}
     return fn.resize(image, roi_start=roi_start, roi_end=roi_end, roi_relative=relative, size=[out_size, out_size],
-                     antialias=True, interp_type=types.INTERP_LINEAR, device=image.device)
+                     antialias=True, interp_type=types.INTERP_LINEAR, device=image.device, **launch)
 
 
 CPU_KERNELS = ("auto", "dali", "opencv")

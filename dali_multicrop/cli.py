@@ -157,6 +157,10 @@ def bench(
     hw_decoder_load: float = typer.Option(HW_DECODER_LOAD, "--hw-decoder-load",
                                           help="Share of JPEG decoding given to the GPU's hardware decoder (0-1; "
                                                "GPU backends only).", show_default=True),
+    executor: str = typer.Option("", "--executor", help="DALI's executor settings for the DALI backends, e.g. "
+                                 "concurrency=full,stream_policy=per_operator,resize_batch=batch (keys: concurrency "
+                                 "none/backend/full, stream_policy single/per_backend/per_operator, resize_batch N "
+                                 "or batch). Default: DALI's own."),
 ) -> None:
     """Measure multi-crop throughput of each backend on the same data and recipe; write JSON, CSV and a PNG."""
     from rich.console import Console
@@ -174,7 +178,7 @@ def bench(
     strategy = _strategy(masks)
     settings = dict(batch_size=batch_size, threads=visible_cores() if threads is None else threads, warmup=warmup,
                     batches=batches, dtype=dtype, masks=strategy, patch_size=patch_size, seed=seed,
-                    hw_decoder_load=hw_decoder_load)
+                    hw_decoder_load=hw_decoder_load, executor=executor)
     try:
         chosen = bench_rows(backend, source)
         check_settings(spec, **settings)  # every option, before the data is made
@@ -202,6 +206,8 @@ def bench(
         machine["load"] = load.as_dict()
     recipe = str(spec) if crops.strip() == str(spec) else f"{crops.strip()} ({spec})"
     title = f"{recipe} — batch {batch_size}, {threads} threads — {machine['cpu']}, {machine.get('gpu') or 'no GPU'}"
+    if cfg.executor:
+        title += f" — executor {cfg.executor}"
     out_console = _wide_console(160)
     out_console.print(render_table(results, title))
     for line in notes(results):

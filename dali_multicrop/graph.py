@@ -49,6 +49,7 @@ from typing import Any, Optional
 
 from ._dali import dali_modules
 from .choices import dali_dtype
+from .executor import ExecutorSettings
 from .feed import EpochFeed
 from .sources.tar import READER_NAME, TarEpoch
 from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
@@ -129,7 +130,8 @@ class GraphSettings:
     ``device``: "gpu" or "cpu". ``device_id``: CUDA device for "gpu" (ignored for "cpu").
     ``dtype``: "float32" or "float16" crops. ``mean``/``std``: per channel, in [0, 1] units (RGB).
     ``seed``: the pipeline's own seed (the graph draws nothing with it; its crop step draws from the feed's keys).
-    ``prefetch``: batches DALI computes ahead. ``decoder``: the GPU decoder's settings.
+    ``prefetch``: batches DALI computes ahead. ``decoder``: the GPU decoder's settings. ``executor``: how DALI
+    schedules the graph (:class:`~dali_multicrop.executor.ExecutorSettings`; default DALI's own).
     """
 
     device: str
@@ -142,6 +144,7 @@ class GraphSettings:
     std: tuple[float, float, float] = IMAGENET_STD
     prefetch: int = 2
     decoder: DecoderSettings = DecoderSettings()
+    executor: ExecutorSettings = ExecutorSettings()
     cpu_kernel: str = "auto"
     """How the CPU graph resizes and colours its random-window crops (:data:`~dali_multicrop.augment.CPU_KERNELS`)."""
 
@@ -248,7 +251,7 @@ def _pipeline_args(settings: GraphSettings) -> dict[str, Any]:
     on_gpu = settings.device == "gpu"
     return dict(batch_size=settings.batch_size, num_threads=settings.num_threads,
                 device_id=settings.device_id if on_gpu else None, seed=settings.seed,
-                prefetch_queue_depth=settings.prefetch, exec_dynamic=True)
+                prefetch_queue_depth=settings.prefetch, exec_dynamic=True, **settings.executor.pipeline_args())
 
 
 def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettings, host_stage: bool = False,
@@ -306,7 +309,8 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
             if i in made:
                 crop = made[i]
             else:
-                crop = augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size)
+                crop = augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size,
+                                            **settings.executor.resize_args(settings.batch_size))
                 crop = augment.colour_transform(crop, colour[i])
             if skip_blur[i]:
                 crop = augment.when(augment.blurred(sigma[i]), augment.blur, crop, sigma[i])
@@ -363,7 +367,9 @@ def build_floor_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: Graph
         feed = _feed(source)
         image = _image(feed, settings.device == "gpu", settings.decoder)[0]
         # a slightly different window per crop: identical operators would be merged into one by DALI
-        crops = [augment.normalize(augment.resized_crop(image, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True),
+        resize = settings.executor.resize_args(settings.batch_size)
+        crops = [augment.normalize(augment.resized_crop(image, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True,
+                                                        **resize),
                                    settings.mean, settings.std, dtype) for i, size in enumerate(spec.sizes)]
         return (*crops, feed["indices"])
 

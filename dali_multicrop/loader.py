@@ -17,6 +17,7 @@ from .choices import DEVICES, DTYPES
 from .config import ConfigLike, load_config
 from .curriculum import Curriculum
 from .epochs import EpochPlan, ShardPlan, distributed_defaults
+from .executor import ExecutorLike, executor_settings
 from .graph import HW_DECODER_LOAD, DecoderSettings, GraphSettings
 from .presets import parse_crops
 from .runner import GraphRunner
@@ -113,6 +114,9 @@ class DaliMultiCropLoader:
             program works (no main guard needed). Costs one more decode per file in the first epoch only (measured
             on 2 CPU cores: 217-222 vs 240 img/s in that epoch). Image folders and file lists; default: True with
             ``on_error="skip"`` (a run that must not stop), else False.
+        executor: how DALI schedules the graph: operator concurrency, CUDA stream policy, samples per resize
+            launch (:class:`~dali_multicrop.executor.ExecutorSettings` or its text, ``"concurrency=full"``); default
+            DALI's own. Scheduling only: the crops are the same (``dali-multicrop bench --executor`` measures it).
 
     One ``for`` loop is one epoch; each new loop starts the next epoch unless :meth:`set_epoch` says which.
     """
@@ -124,7 +128,7 @@ class DaliMultiCropLoader:
                  dtype: str = "float32", mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, prefetch: int = 2,
                  hw_decoder_load: float = HW_DECODER_LOAD, curriculum: Optional[Curriculum] = None,
-                 on_error: str = "raise", validate: Optional[bool] = None) -> None:
+                 on_error: str = "raise", validate: Optional[bool] = None, executor: ExecutorLike = None) -> None:
         self.spec: MultiCropSpec = parse_crops(crops)
         if curriculum is not None:
             if not isinstance(curriculum, Curriculum):
@@ -174,7 +178,8 @@ class DaliMultiCropLoader:
         self.settings = GraphSettings(device=self.device, batch_size=batch_size, num_threads=self.num_threads,
                                       seed=self.graph_seed(), device_id=self.device_id, dtype=dtype, mean=self.mean,
                                       std=self.std, prefetch=self.prefetch,
-                                      decoder=DecoderSettings.for_threads(self.num_threads, self.hw_decoder_load))
+                                      decoder=DecoderSettings.for_threads(self.num_threads, self.hw_decoder_load),
+                                      executor=executor_settings(executor))
         """What the graph is built with (frozen)."""
         self.torch_device = self.settings.torch_device
         self.decoder_memory = self.settings.decoder_memory

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Sequence
 import torch
 
 from ..choices import torch_dtype
+from ..executor import executor_settings
 
 if TYPE_CHECKING:
     from .harness import BenchConfig
@@ -85,7 +86,8 @@ def _dali_multicrop(cfg: "BenchConfig", device: str, source: str = "folder") -> 
     data = bench_source(source, cfg.data, cache_dir(), cfg.threads)
     loader = DaliMultiCropLoader(data, crops=cfg.spec, batch_size=cfg.batch_size, device=device,
                                  num_threads=cfg.threads, dtype=cfg.dtype, seed=cfg.seed, drop_last=True,
-                                 shard_id=0, num_shards=1, device_id=0, hw_decoder_load=cfg.hw_decoder_load)
+                                 shard_id=0, num_shards=1, device_id=0, hw_decoder_load=cfg.hw_decoder_load,
+                                 executor=cfg.executor or None)
     while True:
         for position, batch in enumerate(loader):
             yield Item(batch.batch_size, batch, position, len(loader))
@@ -99,7 +101,7 @@ def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[Item]:
     feed = EpochFeed(cfg.data)
     plan = ShardPlan(len(cfg.data), cfg.batch_size, drop_last=True, seed=cfg.seed)
     settings = GraphSettings(device=device, batch_size=cfg.batch_size, num_threads=cfg.threads, seed=cfg.seed,
-                             decoder=_decoder(cfg))
+                             decoder=_decoder(cfg), executor=executor_settings(cfg.executor))
     pipe = build_decode_pipeline(feed, settings).pipeline
     epoch = 0
     while True:

@@ -25,6 +25,7 @@ import torch
 from .._checks import check_probability
 from .._system import visible_cores
 from ..choices import DTYPES
+from ..executor import executor_settings
 from ..graph import HW_DECODER_LOAD
 from ..sources import FileList
 from ..spec import MultiCropSpec
@@ -38,7 +39,8 @@ DECODER_CHECK = 1.5
 
 
 def check_settings(spec: MultiCropSpec, *, batch_size: int, threads: int, warmup: int, batches: int, dtype: str,
-                   masks: Optional[str], patch_size: int, seed: int, hw_decoder_load: float) -> None:
+                   masks: Optional[str], patch_size: int, seed: int, hw_decoder_load: float,
+                   executor: str = "") -> None:
     """``ValueError`` for the first of a :class:`BenchConfig`'s settings that does not fit, named as the command's
     option that sets it (``--batch-size must be at least 1, got 0``): what ``bench`` checks before it makes data."""
     for name, value, low in (("batch_size", batch_size, 1), ("threads", threads, 1), ("warmup", warmup, 0),
@@ -48,6 +50,10 @@ def check_settings(spec: MultiCropSpec, *, batch_size: int, threads: int, warmup
     if dtype not in DTYPES:
         raise ValueError(f"--dtype must be {' or '.join(DTYPES)}, got '{dtype}'")
     check_probability("--hw-decoder-load", hw_decoder_load)
+    try:
+        executor_settings(executor)
+    except ValueError as exc:
+        raise ValueError(f"--executor: {exc}") from None
     if masks is not None:  # a strategy the crops cannot serve: said now, not after the first backend
         from ..masking import MultiCropMaskGenerator
 
@@ -70,6 +76,8 @@ class BenchConfig:
     patch_size: int = 16
     seed: int = 0
     hw_decoder_load: float = HW_DECODER_LOAD
+    executor: str = ""
+    """DALI's executor settings for the DALI backends, as text (:mod:`dali_multicrop.executor`); "": DALI's own."""
 
     def __post_init__(self) -> None:
         check_settings(self.spec, **{f.name: getattr(self, f.name) for f in fields(self)
