@@ -118,6 +118,17 @@ def _choice(*options: str) -> Callable[[Any], str]:
     return check
 
 
+def _executor(value: Any) -> str:
+    from .executor import ExecutorSettings
+
+    if not isinstance(value, str):
+        raise _Bad("executor settings as text, e.g. 'concurrency=full,resize_batch=batch'")
+    try:
+        return str(ExecutorSettings.parse(value)) if value.strip() else ""
+    except ValueError as exc:
+        raise _Bad(f"executor settings as text ({exc})") from None
+
+
 def _strategy(value: Any) -> str:
     from .masking import STRATEGIES
 
@@ -149,7 +160,7 @@ _SCHEMA: dict[str, Any] = {
         "num_threads": _int(1), "seed": _int(0), "shuffle": _bool, "drop_last": _bool, "prefetch": _int(1),
         "hw_decoder_load": _probability, "on_error": _choice(*ON_ERROR), "validate": _bool,
         "device_id": _int(0), "shard_id": _int(0), "num_shards": _int(1), "mean": _triple(False),
-        "std": _triple(True),
+        "std": _triple(True), "executor": _executor,
     },
     "curriculum": dict,
     "masking": {

@@ -94,6 +94,8 @@ def test_use_multicrop_false_keeps_the_global_crops():
     ({"loader": {"std": [0.2, 0, 0.2]}}, r"loader.std: expected three positive numbers"),
     ({"loader": {"std": "0.2"}}, r"loader.std: expected three positive numbers"),
     ({"loader": {"hw_decoder_load": 1.5}}, r"loader.hw_decoder_load: expected a probability in \[0, 1\], got 1.5"),
+    ({"loader": {"executor": "concurrency=most"}},
+     r"loader.executor: expected executor settings as text \(executor concurrency must be one of none, backend"),
 ])
 def test_bad_configs_name_the_key_path(config, words):
     with pytest.raises(ValueError, match=words):
