@@ -16,7 +16,7 @@ from nvidia.dali.data_node import DataNode
 
 from .draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET
 
-__all__ = ["CPU_KERNELS", "cpu_kernel", "resized_crop", "colour_transform", "opencv_crops", "blur", "blurred",
+__all__ = ["CPU_KERNELS", "cpu_kernel", "resized_crop", "colour_transform", "opencv_colours", "blur", "blurred",
            "solarize", "normalize", "when", "opencv_available"]
 
 _SOLARIZE_THRESHOLD = 128
@@ -28,23 +28,29 @@ _LUT_VALUES = [v for v in range(SOLARIZE_OFFSET)] + [v if v < _SOLARIZE_THRESHOL
                                                       for v in range(SOLARIZE_OFFSET)]
 
 
-def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, relative: bool = False,
-                 minibatch_size: Optional[int] = None) -> DataNode:
+_INTERP = {"bilinear": types.INTERP_LINEAR, "bicubic": types.INTERP_CUBIC}
+"""DALI's filter for each of :data:`~dali_multicrop.spec.INTERPOLATIONS`: with antialiasing, within 0.15 code
+values (0-255) of torchvision's resize on PIL images (``docs/fidelity.md``)."""
+
+
+def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, interpolation: str = "bilinear",
+                 relative: bool = False, minibatch_size: Optional[int] = None) -> DataNode:
     """Cuts the window ``[roi_start, roi_end)`` (float ``(y, x)``, pixels or with ``relative`` fractions of the
     image; x swapped for a mirrored crop) out of an HWC uint8 image and resizes it to ``out_size x out_size``
-    with antialiasing (linear), uint8 HWC out. ``minibatch_size``: the most samples one kernel launch takes (None:
-    DALI's default, 32; see :mod:`dali_multicrop.executor`)."""
+    with ``interpolation`` ("bilinear" or "bicubic") and antialiasing, as torchvision on PIL images; uint8 HWC out,
+    on the image's device. ``minibatch_size``: the most samples one kernel launch takes (None: DALI's default, 32;
+    see :mod:`dali_multicrop.executor`)."""
     launch = {} if minibatch_size is None else {"minibatch_size": minibatch_size}
     return fn.resize(image, roi_start=roi_start, roi_end=roi_end, roi_relative=relative, size=[out_size, out_size],
-                     antialias=True, interp_type=types.INTERP_LINEAR, device=image.device, **launch)
+                     antialias=True, interp_type=_INTERP[interpolation], device=image.device, **launch)
 
 
 CPU_KERNELS = ("auto", "dali", "opencv")
-"""How the CPU graph resizes and colours its random-window crops: ``dali`` (the GPU graph's operators on the CPU:
-:func:`resized_crop` and :func:`colour_transform`), ``opencv`` (:func:`opencv_crops`: OpenCV's resize, mirror and
-colour map of every such crop in one step per batch, on the graph's threads: about 40% of ``dali``'s CPU time for
-these steps, within the tolerance ``bench/README.md`` states and ``tests/test_loader_colour.py`` holds), ``auto``
-(``opencv`` where OpenCV imports). The GPU graph, and crops with a fixed evaluation window, always take ``dali``."""
+"""How the CPU graph applies its crops' colour maps: ``dali`` (the GPU graph's operator on the CPU,
+:func:`colour_transform`), ``opencv`` (:func:`opencv_colours`: ``cv2.transform``, the same map, for every crop in
+one step per batch on the graph's threads: far cheaper on the CPU than ``fn.coord_transform``; within one code value
+of it, ``tests/test_loader_colour.py``), ``auto`` (``opencv`` where OpenCV imports). The resize is DALI's on both
+graphs (:func:`resized_crop`: the method's interpolation, antialiased); the GPU graph always takes ``dali``."""
 
 
 def cpu_kernel(kernel: str) -> str:
@@ -71,46 +77,31 @@ def colour_transform(crop: DataNode, colour: DataNode) -> DataNode:
     return fn.coord_transform(crop, MT=colour, dtype=types.UINT8, device=crop.device)
 
 
-class _OpenCVCrops:
-    """The step :func:`opencv_crops` runs (``fn.python_function``, once per batch): per sample and crop, the window
-    cut out of the image (whole pixels), resized with OpenCV (``INTER_AREA`` where the window is at least the crop's
-    size both ways, an antialiasing box filter; ``INTER_LINEAR`` where it is enlarged), mirrored where its x ends are
-    swapped, then colour-mapped (``cv2.transform``: the ``[M | T]`` block as it is, saturated to uint8, as
-    ``fn.coord_transform``). OpenCV releases the GIL: the crops run on ``threads`` threads."""
+class _OpenCVColours:
+    """The step :func:`opencv_colours` runs (``fn.python_function``, once per batch): per crop and sample, the colour
+    map (``cv2.transform``: the ``[M | T]`` block as it is, saturated to uint8, as ``fn.coord_transform``). OpenCV
+    releases the GIL: the crops run on ``threads`` threads."""
 
-    def __init__(self, crops: Sequence[int], sizes: Sequence[int], threads: int) -> None:
-        self.crops, self.sizes, self.threads = list(crops), list(sizes), max(1, int(threads))
+    def __init__(self, crops: int, threads: int) -> None:
+        self.crops, self.threads = crops, max(1, int(threads))
 
-    def _one(self, image: Any, rows: Any, block: Any, crop: int, size: int) -> Any:
+    def __call__(self, *inputs: Sequence[Any]) -> Any:
         import cv2
 
-        (y0, xa), (y1, xb) = rows[2 * crop].round().astype(int), rows[2 * crop + 1].round().astype(int)
-        x0, x1 = min(xa, xb), max(xa, xb)
-        shrink = y1 - y0 >= size and x1 - x0 >= size
-        out = cv2.resize(image[y0:y1, x0:x1], (size, size),
-                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        if xa > xb:
-            out = cv2.flip(out, 1)
-        return cv2.transform(out, block)
-
-    def __call__(self, images: Sequence[Any], rows: Sequence[Any], colours: Sequence[Any]) -> Any:
-        jobs = [(k, c, size) for c, size in zip(self.crops, self.sizes) for k in range(len(images))]
+        *crops, colours = inputs
+        b = len(colours)
+        jobs = [(c, k) for c in range(self.crops) for k in range(b)]
         with ThreadPoolExecutor(self.threads) as pool:  # threads of this call only: none outlives the batch
-            done = list(pool.map(lambda job: self._one(images[job[0]], rows[job[0]], colours[job[0]][job[1]],
-                                                       job[1], job[2]), jobs))
-        b = len(images)
-        outs = [done[i * b:(i + 1) * b] for i in range(len(self.crops))]
+            done = list(pool.map(lambda job: cv2.transform(crops[job[0]][job[1]], colours[job[1]][job[0]]), jobs))
+        outs = [done[i * b:(i + 1) * b] for i in range(self.crops)]
         return tuple(outs) if len(outs) > 1 else outs[0]
 
 
-def opencv_crops(image: DataNode, rows: DataNode, colour: DataNode, crops: Sequence[int], sizes: Sequence[int],
-                 threads: int) -> list[DataNode]:
-    """CPU only: crops ``crops`` (indices into the spec; random windows, whole pixels) of every sample, resized to
-    ``sizes`` pixels, mirrored and colour-mapped by OpenCV in one step (see :class:`_OpenCVCrops`); ``rows`` the
-    crop step's per-sample ``[4n, 2]`` resize regions, ``colour`` its per-sample ``[n, 3, 4]`` blocks. uint8 HWC
-    out, one node per crop."""
-    out = fn.python_function(image, rows, colour, function=_OpenCVCrops(crops, sizes, threads),
-                             batch_processing=True, num_outputs=len(crops), output_layouts=["HWC"] * len(crops))
+def opencv_colours(crops: Sequence[DataNode], colour: DataNode, threads: int) -> list[DataNode]:
+    """CPU only: every crop's colour map in one step (see :class:`_OpenCVColours`); ``crops`` uint8 HWC nodes, one per
+    crop, ``colour`` the crop step's per-sample ``[n, 3, 4]`` blocks. uint8 HWC out, one node per crop."""
+    out = fn.python_function(*crops, colour, function=_OpenCVColours(len(crops), threads), batch_processing=True,
+                             num_outputs=len(crops), output_layouts=["HWC"] * len(crops))
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 

@@ -342,6 +342,50 @@ def preview(
 
 
 @app.command()
+def fidelity(
+    crops: str = typer.Option(DEFAULT_CROPS, "--crops", help=CROPS_HELP, show_default=True),
+    images: Optional[Path] = typer.Option(None, "--images", help="A folder of your own images (searched "
+                                          "recursively; PNG or JPEG). Default: the photographs scikit-image bundles."),
+    device: str = typer.Option("cpu", "--device", help="The graph to measure: cpu or gpu.", show_default=True),
+    epochs: int = typer.Option(2, "--epochs", help="Passes over the images (each draws new crops).",
+                               show_default=True),
+) -> None:
+    """How close each crop group's operations are to torchvision on PIL images, the method's own transform, in code
+    values (0-255); measured so far: the resize with the group's interpolation (docs/fidelity.md)."""
+    from .fidelity import format_rows, natural_photos, resize_fidelity
+
+    spec = _spec(crops)
+    _positive("--epochs", epochs)
+    if device not in ("cpu", "gpu"):
+        _fail(f"--device must be cpu or gpu, got '{device}'")
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        _fail("fidelity compares with torchvision on PIL images: pip install torchvision (make install brings it)")
+    try:
+        photos = natural_photos() if images is None else _images_in(images)
+        rows = resize_fidelity(spec, photos, device=device, epochs=epochs)
+    except ValueError as exc:
+        _fail(str(exc))
+    for line in format_rows(rows, f"{crops} ({spec}) on {len(photos)} images, the {device} graph, against "
+                                  f"torchvision on PIL (code values, 0-255)"):
+        typer.echo(line)
+
+
+def _images_in(folder: Path) -> list[Any]:
+    """The images under ``folder`` as RGB arrays, or a ValueError naming the folder."""
+    import numpy as np
+    from PIL import Image
+
+    if not folder.is_dir():
+        raise ValueError(f"--images {folder}: not a folder")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not paths:
+        raise ValueError(f"--images {folder}: no PNG or JPEG image in it")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in paths[:64]]
+
+
+@app.command()
 def doctor() -> None:
     """Print what this machine gives the GPU path (driver, torch's and DALI's CUDA, GPUs and their hardware JPEG
     decoder, versions) and what does not fit, with the fix; exit code 1 when something does not."""

@@ -11,7 +11,8 @@ One builder serves both devices. The graph reads top to bottom like the data flo
                                           blur and solarisation; see step.py. The sizes come from the encoded
                                           headers, so nothing waits for the decoder)
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
-      -> per crop: resize its window (antialias; a mirrored crop has its window's x ends swapped)
+      -> per crop: resize its window (the method's interpolation, antialiased as torchvision on PIL images; a
+         mirrored crop has its window's x ends swapped)
          -> colour transform -> blur -> solarise -> normalise to CHW
       -> outputs: crop_0 .. crop_{n-1} (on the graph's device), windows [4n, 2] (resize regions, then boxes
          (x0, y0), (x1, y1); on the host for both devices: the runner copies them to the GPU in one transfer with
@@ -33,11 +34,10 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
   variant itself only by the gpu tests;
-* the resize and the colour map of the random-window crops: the GPU runs ``fn.resize`` (antialiased linear) and
-  ``fn.coord_transform`` per crop; the CPU runs OpenCV where it imports (``cpu_kernel``, see
-  :data:`~dali_multicrop.augment.CPU_KERNELS`: ``INTER_AREA`` / ``INTER_LINEAR``, mirror and ``cv2.transform`` for
-  all crops in one step per batch, about 40% of the CPU time; within the tolerance the CPU tests hold against the
-  GPU graph's operators, which they run on the CPU too: ``tests/test_loader_colour.py``);
+* the colour map: the GPU runs ``fn.coord_transform`` per crop; the CPU runs ``cv2.transform`` for all crops in one
+  step per batch where OpenCV imports (``cpu_kernel``, see :data:`~dali_multicrop.augment.CPU_KERNELS`), the same
+  map within one code value (``tests/test_loader_colour.py`` runs both on the CPU over the same draws). The resize
+  is the same operator on both (``fn.resize``, the group's interpolation, antialiased);
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
   decoder), and every random parameter comes from the same crop step on the host, from the same keys.
 """
@@ -297,34 +297,30 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
         if host_stage:
             colour = _split(colours, n)
             return tuple(node for node in (image, windows_out, *ends, *colour, *sigma) if node is not None)
-        # on the CPU, OpenCV resizes and colours the random-window crops in one step (augment.CPU_KERNELS)
-        opencv = not on_gpu and augment.cpu_kernel(settings.cpu_kernel) == "opencv"
-        fused = [i for i, g in enumerate(spec.crops()) if opencv and g.center is None]
-        made = dict(zip(fused, augment.opencv_crops(image, windows_out, colours, fused,
-                                                    [spec.sizes[i] for i in fused], settings.num_threads)
-                        if fused else []))
-        colour = _split(colours, n) if len(fused) < n else [None] * n
-        crops = []
-        for i, group in enumerate(spec.crops()):
-            if i in made:
-                crop = made[i]
-            else:
-                crop = augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size,
-                                            **settings.executor.resize_args(settings.batch_size))
-                crop = augment.colour_transform(crop, colour[i])
+        # each crop's window resized with its method's interpolation (antialiased, as torchvision on PIL images)
+        resize = settings.executor.resize_args(settings.batch_size)
+        crops = [augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size, group.interpolation, **resize)
+                 for i, group in enumerate(spec.crops())]
+        # the colour maps: on the CPU OpenCV's, all crops in one step where it imports (augment.CPU_KERNELS)
+        if not on_gpu and augment.cpu_kernel(settings.cpu_kernel) == "opencv":
+            crops = augment.opencv_colours(crops, colours, settings.num_threads)
+        else:
+            crops = [augment.colour_transform(crop, colour) for crop, colour in zip(crops, _split(colours, n))]
+        out = []
+        for i, (group, crop) in enumerate(zip(spec.crops(), crops)):
             if skip_blur[i]:
                 crop = augment.when(augment.blurred(sigma[i]), augment.blur, crop, sigma[i])
             elif group.blur_prob > 0:
                 crop = augment.blur(crop, sigma[i])
             if group.solarize_prob > 0:
                 crop = augment.solarize(crop, solar[i])
-            crops.append(augment.normalize(crop, settings.mean, settings.std, dtype))
+            out.append(augment.normalize(crop, settings.mean, settings.std, dtype))
         # the windows leave on the host: the runner hands them to torch's device in one copy with the side
         # outputs the feed kept (flips, indices, labels: no DALI input or output at all)
         side = [windows_out]
         if reader is not None:  # bytes the runner turns into indices and labels on the host
             side += _reader_side(encoded, label_text, reader.info_bytes)
-        return (*crops, *side)
+        return (*out, *side)
 
     pipeline = multicrop(**_pipeline_args(settings))
     if host_stage:  # a measurement, run with pipeline.run(): its outputs are not named

@@ -17,6 +17,9 @@ Units and frames, stated once for every field below:
   ``[-h, h]`` in *fractions of a turn* (``0 <= h <= 0.5``, torchvision's unit), applied as a turn of the chroma plane
   in each crop's colour map (:func:`~dali_multicrop.draws.colour_blocks`).
 * ``blur_sigma`` is the Gaussian blur's standard deviation range in output pixels.
+* ``interpolation`` is how a crop's window is resampled to ``size``: ``"bilinear"`` (torchvision's
+  ``RandomResizedCrop`` default) or ``"bicubic"`` (DINO, DINOv2, iBOT), antialiased as torchvision does on PIL
+  images (``docs/fidelity.md`` has the measured difference).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "DEFAULT_RATIO",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "INTERPOLATIONS",
 ]
 
 GLOBAL_SCALE: tuple[float, float] = (0.4, 1.0)
@@ -52,6 +56,9 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 """Default per-channel (RGB) mean the crops are normalised with, in [0, 1] units."""
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 """Default per-channel (RGB) standard deviation the crops are normalised with, in [0, 1] units."""
+
+INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic")
+"""How a crop's window may be resampled (torchvision's ``InterpolationMode`` names); the first is the default."""
 
 _SPEC_FORM = "expected COUNTxSIZE groups separated by commas, e.g. 2x224,6x96"
 
@@ -96,7 +103,7 @@ class CropGroup:
     ``center``: None (default) for random-resized windows; a fraction ``c`` in (0, 1] for the evaluation
     window instead: the centred square of side ``c`` times the image's shorter side (torchvision's
     ``Resize(size / c)`` then ``CenterCrop(size)``; 224 / 256 = 0.875 is ImageNet's); ``scale`` and ``ratio``
-    are then unused.
+    are then unused. ``interpolation``: one of :data:`INTERPOLATIONS` (default ``"bilinear"``, torchvision's).
     """
 
     count: int
@@ -110,6 +117,7 @@ class CropGroup:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     solarize_prob: float = 0.0
     center: Optional[float] = None
+    interpolation: str = INTERPOLATIONS[0]
 
     def __post_init__(self) -> None:
         for name in ("count", "size"):
@@ -129,6 +137,9 @@ class CropGroup:
                                         or not 0.0 < self.center <= 1.0):
             raise ValueError(f"CropGroup.center must be None or a fraction in (0, 1] of the shorter side, got "
                              f"{self.center!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"CropGroup.interpolation must be one of {', '.join(INTERPOLATIONS)}, got "
+                             f"{self.interpolation!r}")
         if not isinstance(self.color_jitter, ColorJitter):
             raise ValueError(f"CropGroup.color_jitter must be a ColorJitter, got {self.color_jitter!r}")
 

@@ -205,9 +205,9 @@ def opencv_against_dali(recipe: str, batch: int = 16) -> list[tuple[np.ndarray, 
                                                         cpu_kernel=kernel)).pipeline
         pipe.build()
         kinds = [getattr(op._op, "schema_name", type(op._op).__name__) for op in pipe._ops]
-        n = spec.num_crops if kernel == "dali" else 0
-        assert kinds.count("CoordTransform") == kinds.count("Resize") == n
-        assert kinds.count("PythonFunction") == (1 if kernel == "opencv" else 0)  # all crops in one step
+        assert kinds.count("Resize") == spec.num_crops  # DALI's resize on both
+        assert kinds.count("CoordTransform") == (spec.num_crops if kernel == "dali" else 0)
+        assert kinds.count("PythonFunction") == (1 if kernel == "opencv" else 0)  # all crops' maps in one step
         assert kinds.count("NumbaFunction") == 1  # the crop step
         out = pipe.run()[:spec.num_crops]
         outputs.append([np.stack([np.asarray(o.at(k)) for k in range(batch)]) for o in out])
@@ -217,17 +217,13 @@ def opencv_against_dali(recipe: str, batch: int = 16) -> list[tuple[np.ndarray, 
 
 
 @pytest.mark.parametrize("recipe", ["2x224,6x96", "dino"])
-def test_the_cpu_graphs_opencv_crops_are_within_tolerance_of_the_gpu_graphs_operators(recipe):
-    """The CPU graph resizes (OpenCV's INTER_AREA where a window shrinks, else linear), mirrors and colours its
-    crops with OpenCV; the GPU graph with fn.resize (antialiased linear) and fn.coord_transform. Both run here on
-    the CPU over the same draws (real photos' sizes, every jitter part, grayscale, blur, solarisation for dino).
-    The tolerance (0-255 units): over the batch a PSNR of at least 38 dB and a mean difference of at most 1.5 code
-    values; every crop's mean difference at most 4 (the resize filters differ: a box against a triangle)."""
+def test_the_cpu_graphs_opencv_colours_are_within_one_code_value_of_the_gpu_graphs_operator(recipe):
+    """The CPU graph colours its crops with OpenCV (cv2.transform, all crops in one step), the GPU graph with
+    fn.coord_transform: the same [M | T] map, rounded differently. Both run here on the CPU over the same draws and
+    the same resizes (real photos' sizes, every jitter part, grayscale, blur and solarisation for dino): no value more
+    than one code value (0-255) apart, and fewer than 10% of them apart at all (measured: 4.4%)."""
     pytest.importorskip("cv2")
     pairs = opencv_against_dali(recipe)
     diffs = np.concatenate([np.abs(dali - opencv).ravel() for dali, opencv in pairs])
-    psnr = 10 * np.log10(255.0 ** 2 / np.mean(diffs ** 2))
-    assert psnr >= 38.0 and diffs.mean() <= 1.5, (psnr, diffs.mean())
-    for k, (dali, opencv) in enumerate(pairs):
-        per_image = np.abs(dali - opencv).mean(axis=(1, 2, 3))
-        assert per_image.max() <= 4.0, f"crop {k}: an image {per_image.max():.2f} code values apart on average"
+    assert diffs.max() <= 1.0 + 1e-3, diffs.max()
+    assert (diffs > 0.5).mean() < 0.10 and diffs.mean() < 0.1, (diffs > 0.5).mean()

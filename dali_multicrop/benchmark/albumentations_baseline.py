@@ -1,8 +1,8 @@
 """The CPU path users pick for speed: OpenCV decode + albumentations (OpenCV kernels) in a torch DataLoader.
 
 The same recipe as the DALI graph, built from the same :class:`CropGroup` objects: per crop
-``RandomResizedCrop`` (the group's scale and ratio; linear interpolation, OpenCV's ``INTER_AREA`` where it
-downscales: the antialiasing resize), ``HorizontalFlip``, ``ColorJitter`` at the group's probability, ``ToGray``,
+``RandomResizedCrop`` (the group's scale and ratio; linear or cubic interpolation as the group's, OpenCV's
+``INTER_AREA`` where it downscales: albumentations' antialiasing resize), ``HorizontalFlip``, ``ColorJitter`` at the group's probability, ``ToGray``,
 ``GaussianBlur`` (sigma range, kernel from sigma), ``Solarize`` (at 128), ``Normalize``, then a CHW tensor; one
 worker process per thread, OpenCV's own threads off in each (``cv2.setNumThreads(0)``, as albumentations' docs
 advise for DataLoader workers).
@@ -32,12 +32,17 @@ def albumentations_missing() -> Optional[str]:
     return None
 
 
+_CV2_INTERP = {"bilinear": 1, "bicubic": 2}
+"""OpenCV's ``INTER_LINEAR`` and ``INTER_CUBIC`` for each of the groups' interpolations."""
+
+
 def _crop_pipeline(group: CropGroup, mean: Sequence[float], std: Sequence[float]) -> Any:
     import albumentations as A
     import cv2
 
     steps: list[Any] = [A.RandomResizedCrop(size=(group.size, group.size), scale=group.scale, ratio=group.ratio,
-                                            interpolation=cv2.INTER_LINEAR, area_for_downscale="image"),
+                                            interpolation=_CV2_INTERP[group.interpolation],
+                                            area_for_downscale="image"),
                         A.HorizontalFlip(p=group.flip_prob)]
     jitter = group.color_jitter
     if jitter.active:

@@ -19,9 +19,10 @@ __all__ = ["MultiCropTransform", "FileListDataset", "baseline_loader", "per_crop
 
 
 def _crop_transform(group: CropGroup, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype) -> Any:
-    from torchvision.transforms import v2
+    from torchvision.transforms import InterpolationMode, v2
 
-    steps: list[Any] = [v2.RandomResizedCrop(group.size, scale=group.scale, ratio=group.ratio, antialias=True),
+    steps: list[Any] = [v2.RandomResizedCrop(group.size, scale=group.scale, ratio=group.ratio, antialias=True,
+                                             interpolation=InterpolationMode(group.interpolation)),
                         v2.RandomHorizontalFlip(group.flip_prob)]
     jitter = group.color_jitter
     if jitter.active:
