@@ -53,12 +53,13 @@ KIT_S = 45
 PREFLIGHT_S = 30
 """The import check before a call's first step."""
 
-REQUIRED = ("nvidia.dali", "numba", "llvmlite", "torch", "numpy", "PIL", "yaml", "typer", "rich", "cv2",
-            "braceexpand", "dali_multicrop")
+REQUIRED = ("nvidia.dali", "numba", "llvmlite", "torch", "numpy", "PIL", "yaml", "typer", "rich", "braceexpand",
+            "dali_multicrop")
 """What every call needs (the package and its runtime dependencies, DALI and the crop step's compiler)."""
 NEEDED_BY_CALL = {1: ("pytest", "torchvision"), 2: (), 3: (), 4: ()}
 """What one call needs besides :data:`REQUIRED`."""
 OPTIONAL = {"psutil": "host memory and CPU % cover the main process only", "matplotlib": "no charts",
+            "cv2": "the CPU graph colours with DALI's operator (slower) and albumentations is not measured",
             "timm": "the training examples are skipped", "hypothesis": "the fuzz tests are skipped",
             "pytest_timeout": "no per-test timeout"}
 """Modules whose absence only narrows what a call reports (said in the summary)."""
