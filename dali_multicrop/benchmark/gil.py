@@ -292,7 +292,7 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
     hold enough images that the loop never reaches the end of an epoch. ``training_core``: after the warm-up, the
     main thread runs there alone (:func:`_isolate`). ``ready``: instead of waiting for py-spy, times ``batches``
     ready batches (:func:`_ready_times`) and prints the seconds as one JSON line. ``device``: the loader's graph
-    (the CPU graph's colour and resize as the GPU graph's operators, not OpenCV's step)."""
+    (the CPU graph's colour map as the GPU graph's operator, not OpenCV's step)."""
     from ..sources import FileList
 
     files = FileList.from_folder(data)
@@ -316,8 +316,7 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
 
         loader = DaliMultiCropLoader(files, crops=tiny_spec(parse_crops(crops)), batch_size=batch_size,
                                      device=device, num_threads=threads, seed=0, drop_last=True)
-        # the GPU graph's Python is what is priced: its resizes and colour maps are operators, not the CPU graph's
-        # OpenCV step
+        # the GPU graph's Python is what is priced: its colour maps are operators, not the CPU graph's OpenCV step
         loader.settings = dataclasses.replace(loader.settings, cpu_kernel="dali")
 
         def batches_of() -> Any:
