@@ -5,9 +5,9 @@
 Crops (96 and 224 px) of scikit-image's photographs; per crop and repeat, factors drawn from DINO's strengths
 (brightness and contrast (0.6, 1.4), saturation (0.8, 1.2), hue (-0.1, 0.1)). Each operation alone (the others
 neutral), grayscale alone, and the whole jitter in a random order per crop (then grayscale with p 0.2), three ways:
-torchvision on PIL (the reference, as DINO applies it); the graphs' colour map as the CPU graph applies it (the crop
-step's ``[M | T]`` block of those factors, ``draws.colour_blocks``, through ``cv2.transform``: within one code value
-of the GPU graph's ``fn.coord_transform``, tests/test_loader_colour.py); and torchvision's tensor path (its own
+torchvision on PIL (the reference, as DINO applies it); the graphs' colour map (the crop step's ``[M | T]`` block of
+those factors, ``draws.colour_blocks``, applied with ``cv2.transform``: within one code value of both graphs' own
+operators, tests/test_loader_colour.py); and torchvision's tensor path (its own
 noise). Prints and writes the mean absolute difference per crop in code values (0-255), averaged, and the worst crop's.
 """
 

@@ -59,7 +59,7 @@ REQUIRED = ("nvidia.dali", "numba", "llvmlite", "torch", "numpy", "PIL", "yaml",
 NEEDED_BY_CALL = {1: ("pytest", "torchvision"), 2: (), 3: (), 4: ()}
 """What one call needs besides :data:`REQUIRED`."""
 OPTIONAL = {"psutil": "host memory and CPU % cover the main process only", "matplotlib": "no charts",
-            "cv2": "the CPU graph colours with DALI's operator (slower) and albumentations is not measured",
+            "cv2": "albumentations (the CPU peer) is not measured",
             "timm": "the training examples are skipped", "hypothesis": "the fuzz tests are skipped",
             "pytest_timeout": "no per-test timeout"}
 """Modules whose absence only narrows what a call reports (said in the summary)."""

@@ -8,7 +8,6 @@ per-sample CPU argument inputs.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, Sequence
 
 from nvidia.dali import fn, types
@@ -16,8 +15,8 @@ from nvidia.dali.data_node import DataNode
 
 from .draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET
 
-__all__ = ["CPU_KERNELS", "cpu_kernel", "resized_crop", "colour_transform", "opencv_colours", "blur", "blurred",
-           "solarize", "normalize", "when", "opencv_available"]
+__all__ = ["CPU_KERNELS", "cpu_kernel", "resized_crop", "colour_transform", "compiled_colour", "blur", "blurred",
+           "solarize", "normalize", "when"]
 
 _SOLARIZE_THRESHOLD = 128
 """Pixels at or above this value (0-255) are inverted by solarisation, as torchvision's and DINO's."""
@@ -45,30 +44,19 @@ def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, i
                      antialias=True, interp_type=_INTERP[interpolation], device=image.device, **launch)
 
 
-CPU_KERNELS = ("auto", "dali", "opencv")
+CPU_KERNELS = ("auto", "dali", "compiled")
 """How the CPU graph applies its crops' colour maps: ``dali`` (the GPU graph's operator on the CPU,
-:func:`colour_transform`), ``opencv`` (:func:`opencv_colours`: ``cv2.transform``, the same map, for every crop in
-one step per batch on the graph's threads: far cheaper on the CPU than ``fn.coord_transform``; within one code value
-of it, ``tests/test_loader_colour.py``), ``auto`` (``opencv`` where OpenCV imports). The resize is DALI's on both
-graphs (:func:`resized_crop`: the method's interpolation, antialiased); the GPU graph always takes ``dali``."""
+:func:`colour_transform`), ``compiled`` (:func:`compiled_colour`: the same map in a Numba kernel, one DALI operator
+for the process: several times cheaper than ``fn.coord_transform`` on the CPU, no Python per crop; within one code
+value of it, ``tests/test_loader_colour.py``), ``auto`` (``compiled``). The resize is DALI's on both graphs
+(:func:`resized_crop`: the method's interpolation, antialiased); the GPU graph always takes ``dali``."""
 
 
 def cpu_kernel(kernel: str) -> str:
     """``kernel`` (one of :data:`CPU_KERNELS`) with ``auto`` resolved."""
     if kernel not in CPU_KERNELS:
         raise ValueError(f"cpu_kernel must be one of {', '.join(CPU_KERNELS)}, got {kernel!r}")
-    if kernel == "auto":
-        return "opencv" if opencv_available() else "dali"
-    return kernel
-
-
-def opencv_available() -> bool:
-    """Whether OpenCV (``cv2``) imports here."""
-    try:
-        import cv2  # noqa: F401
-    except Exception:
-        return False
-    return True
+    return "compiled" if kernel == "auto" else kernel
 
 
 def colour_transform(crop: DataNode, colour: DataNode) -> DataNode:
@@ -77,32 +65,14 @@ def colour_transform(crop: DataNode, colour: DataNode) -> DataNode:
     return fn.coord_transform(crop, MT=colour, dtype=types.UINT8, device=crop.device)
 
 
-class _OpenCVColours:
-    """The step :func:`opencv_colours` runs (``fn.python_function``, once per batch): per crop and sample, the colour
-    map (``cv2.transform``: the ``[M | T]`` block as it is, saturated to uint8, as ``fn.coord_transform``). OpenCV
-    releases the GIL: the crops run on ``threads`` threads."""
+def compiled_colour(crop: DataNode, colour: DataNode) -> DataNode:
+    """CPU only: :func:`colour_transform`'s map computed by a compiled kernel
+    (:func:`dali_multicrop._colour_kernel.map_pixels`), one sample a call in DALI's threads, the GIL free."""
+    from ._colour_kernel import colour_operator
 
-    def __init__(self, crops: int, threads: int) -> None:
-        self.crops, self.threads = crops, max(1, int(threads))
-
-    def __call__(self, *inputs: Sequence[Any]) -> Any:
-        import cv2
-
-        *crops, colours = inputs
-        b = len(colours)
-        jobs = [(c, k) for c in range(self.crops) for k in range(b)]
-        with ThreadPoolExecutor(self.threads) as pool:  # threads of this call only: none outlives the batch
-            done = list(pool.map(lambda job: cv2.transform(crops[job[0]][job[1]], colours[job[1]][job[0]]), jobs))
-        outs = [done[i * b:(i + 1) * b] for i in range(self.crops)]
-        return tuple(outs) if len(outs) > 1 else outs[0]
-
-
-def opencv_colours(crops: Sequence[DataNode], colour: DataNode, threads: int) -> list[DataNode]:
-    """CPU only: every crop's colour map in one step (see :class:`_OpenCVColours`); ``crops`` uint8 HWC nodes, one per
-    crop, ``colour`` the crop step's per-sample ``[n, 3, 4]`` blocks. uint8 HWC out, one node per crop."""
-    out = fn.python_function(*crops, colour, function=_OpenCVColours(len(crops), threads), batch_processing=True,
-                             num_outputs=len(crops), output_layouts=["HWC"] * len(crops))
-    return list(out) if isinstance(out, (list, tuple)) else [out]
+    # DALI's numba_function sets no layout on its output: name it, or a blur would take the channels for a third
+    # spatial axis (a metadata-only reshape, no copy)
+    return fn.reshape(colour_operator()(crop, colour), layout="HWC")
 
 
 def blur(crop: DataNode, sigma: DataNode) -> DataNode:

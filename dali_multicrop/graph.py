@@ -34,10 +34,10 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
   variant itself only by the gpu tests;
-* the colour map: the GPU runs ``fn.coord_transform`` per crop; the CPU runs ``cv2.transform`` for all crops in one
-  step per batch where OpenCV imports (``cpu_kernel``, see :data:`~dali_multicrop.augment.CPU_KERNELS`), the same
-  map within one code value (``tests/test_loader_colour.py`` runs both on the CPU over the same draws). The resize
-  is the same operator on both (``fn.resize``, the group's interpolation, antialiased);
+* the colour map: the GPU runs ``fn.coord_transform`` per crop; the CPU the same map in a compiled kernel per crop
+  (``cpu_kernel``, see :data:`~dali_multicrop.augment.CPU_KERNELS`), within one code value (``tests/test_loader_colour.py``
+  runs both on the CPU over the same draws). The resize is the same operator on both (``fn.resize``, the group's
+  interpolation, antialiased);
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
   decoder), and every random parameter comes from the same crop step on the host, from the same keys.
 """
@@ -301,11 +301,10 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
         resize = settings.executor.resize_args(settings.batch_size)
         crops = [augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size, group.interpolation, **resize)
                  for i, group in enumerate(spec.crops())]
-        # the colour maps: on the CPU OpenCV's, all crops in one step where it imports (augment.CPU_KERNELS)
-        if not on_gpu and augment.cpu_kernel(settings.cpu_kernel) == "opencv":
-            crops = augment.opencv_colours(crops, colours, settings.num_threads)
-        else:
-            crops = [augment.colour_transform(crop, colour) for crop, colour in zip(crops, _split(colours, n))]
+        # the colour maps: on the CPU a compiled kernel's (augment.CPU_KERNELS), on the GPU fn.coord_transform
+        compiled = not on_gpu and augment.cpu_kernel(settings.cpu_kernel) == "compiled"
+        colour_map = augment.compiled_colour if compiled else augment.colour_transform
+        crops = [colour_map(crop, colour) for crop, colour in zip(crops, _split(colours, n))]
         out = []
         for i, (group, crop) in enumerate(zip(spec.crops(), crops)):
             if skip_blur[i]:

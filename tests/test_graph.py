@@ -55,12 +55,10 @@ def test_host_operators_of_the_gpu_graph_do_not_grow_with_crops():
     assert many["gpu"] - few["gpu"] == 8 * 3
 
 
-@pytest.mark.parametrize("kernel,per_crop", [("dali", 3), ("opencv", 2)])
+@pytest.mark.parametrize("kernel,per_crop", [("dali", 3), ("compiled", 4)])
 def test_cpu_graph_grows_by_its_pixel_operators_only(kernel, per_crop):
-    """Per crop: resize, colour and normalise with DALI's operators; with OpenCV's colour step (all crops' colour
-    maps in one operator) the resize and the normalisation."""
-    if kernel == "opencv":
-        pytest.importorskip("cv2")
+    """Per crop: resize, colour (DALI's operator; or the compiled map and its layout's name, no copy) and
+    normalise."""
     few = operator_counts(MultiCropSpec.parse("2x224,2x96"), "cpu", cpu_kernel=kernel)["cpu"]
     many = operator_counts(MultiCropSpec.parse("2x224,10x96"), "cpu", cpu_kernel=kernel)["cpu"]
     assert many - few == 8 * per_crop

@@ -4,8 +4,8 @@ its kernels.
 Measured from outside with py-spy's GIL sampling (``py-spy record --gil --nonblocking``: each sample is taken from
 the thread holding the GIL, whichever it is — the training loop, DALI's threads running the feed or a Python step,
 the loader's own threads — and none is taken while no thread holds it). A program (this module with ``--run``)
-builds a loader over tiny images (``TINY_HW`` JPEGs, the crops shrunk as in :mod:`.overhead`; the colour map as the
-GPU graph runs it, an operator, not the CPU graph's OpenCV step), warms it up, then waits while py-spy attaches to
+builds a loader over tiny images (``TINY_HW`` JPEGs, the crops shrunk as in :mod:`.overhead`; the device's default
+graph), warms it up, then waits while py-spy attaches to
 it, takes ``batches`` batches and exits at once: the samples over the batches are the GIL time of one steady batch
 (start-up and warm-up are never sampled; a full garbage collection ends the warm-up, so that one start-up made due
 does not land in the sampled batches). ``bare`` is the least a DALI loader of these files does:
@@ -27,7 +27,6 @@ batch's wall time (``bench/README.md``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import os
@@ -292,7 +291,7 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
     hold enough images that the loop never reaches the end of an epoch. ``training_core``: after the warm-up, the
     main thread runs there alone (:func:`_isolate`). ``ready``: instead of waiting for py-spy, times ``batches``
     ready batches (:func:`_ready_times`) and prints the seconds as one JSON line. ``device``: the loader's graph
-    (the CPU graph's colour map as the GPU graph's operator, not OpenCV's step)."""
+    (its default for that device)."""
     from ..sources import FileList
 
     files = FileList.from_folder(data)
@@ -314,10 +313,10 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
         from ..presets import parse_crops
         from .overhead import tiny_spec
 
+        # the loader as users get it: on the CPU its default graph (every pixel step an operator, the colour maps
+        # compiled), on the GPU the GPU graph
         loader = DaliMultiCropLoader(files, crops=tiny_spec(parse_crops(crops)), batch_size=batch_size,
                                      device=device, num_threads=threads, seed=0, drop_last=True)
-        # the GPU graph's Python is what is priced: its colour maps are operators, not the CPU graph's OpenCV step
-        loader.settings = dataclasses.replace(loader.settings, cpu_kernel="dali")
 
         def batches_of() -> Any:
             while True:
