@@ -6,9 +6,9 @@ Crops (96 and 224 px) of scikit-image's photographs; per crop and repeat, factor
 (brightness and contrast (0.6, 1.4), saturation (0.8, 1.2), hue (-0.1, 0.1)). Each operation alone (the others
 neutral), grayscale alone, and the whole jitter in a random order per crop (then grayscale with p 0.2), three ways:
 torchvision on PIL (the reference, as DINO applies it); the graphs' colour map (the crop step's ``[M | T]`` block of
-those factors, ``draws.colour_blocks``, applied with ``cv2.transform``: within one code value of both graphs' own
-operators, tests/test_loader_colour.py); and torchvision's tensor path (its own
-noise). Prints and writes the mean absolute difference per crop in code values (0-255), averaged, and the worst crop's.
+those factors, ``draws.colour_blocks``, applied by the CPU graph's own kernel, ``_colour_kernel.map_pixels``: within
+one code value of the GPU graph's ``fn.coord_transform``, tests/test_loader_colour.py); and torchvision's tensor
+path (its own noise). Prints and writes the mean absolute difference per crop in code values (0-255), averaged, and the worst crop's.
 """
 
 from __future__ import annotations
@@ -22,19 +22,11 @@ import torch
 
 from dali_multicrop.benchmark.environment import describe_machine
 from dali_multicrop.draws import ColourFactors, colour_blocks
-from dali_multicrop.fidelity import natural_photos
+from dali_multicrop._colour_kernel import map_pixels
+from dali_multicrop.fidelity import natural_photos, photo_crops
 
 OPS = ("brightness", "contrast", "saturation", "hue", "grayscale", "whole jitter")
 RANGES = {"brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.8, 1.2), "hue": (-0.1, 0.1)}
-
-
-def crops_of(photos: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    out = []
-    for photo in photos:
-        for size in (96, 224):
-            y, x = (int(rng.integers(0, d - size)) for d in photo.shape[:2])
-            out.append(np.ascontiguousarray(photo[y:y + size, x:x + size]))
-    return out
 
 
 def reference(crop: np.ndarray, f: dict, order: list[int], gray: bool, tensor: bool) -> np.ndarray:
@@ -53,12 +45,12 @@ def reference(crop: np.ndarray, f: dict, order: list[int], gray: bool, tensor: b
 
 
 def graph_map(crop: np.ndarray, f: dict, order: list[int], gray: bool) -> np.ndarray:
-    import cv2
-
     brightness_last = order.index(0) > order.index(1)
     factors = ColourFactors(*(np.array([v]) for v in (f["brightness"], f["contrast"], f["saturation"], f["hue"])),
                             brightness_last=np.array([brightness_last]), gray=np.array([gray]))
-    return cv2.transform(crop, colour_blocks(factors)[0].astype(np.float32))
+    out = np.empty_like(crop)
+    map_pixels(out, crop, colour_blocks(factors)[0].astype(np.float32))  # the CPU graph's own kernel
+    return out
 
 
 def main() -> None:
@@ -67,7 +59,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench/results/cpu-2core-fidelity"))
     args = p.parse_args()
     rng = np.random.default_rng(0)
-    crops = crops_of(natural_photos(), rng)
+    crops = photo_crops(natural_photos())
     found: dict[str, dict[str, list[float]]] = {op: {"graph": [], "tensor": []} for op in OPS}
     for crop in crops:
         for _ in range(args.per_crop):

@@ -25,12 +25,12 @@ import numpy as np
 
 from .spec import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, NO_JITTER, MultiCropSpec
 
-__all__ = ["RESIZE_GOAL", "FidelityRow", "format_rows", "natural_photos", "resize_fidelity"]
+__all__ = ["RESIZE_GOAL", "FidelityRow", "format_rows", "natural_photos", "photo_crops", "resize_fidelity"]
 
 RESIZE_GOAL = 0.5
 """The most a resize may differ from torchvision's on PIL, in code values (0-255) per crop, on average."""
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "retina.jpg",
-          "immunohistochemistry.png", "motorcycle_left.png")
+          "ihc.png", "motorcycle_left.png")
 """scikit-image's bundled photographs (RGB, 300-1411 px a side) that :func:`natural_photos` reads."""
 
 
@@ -65,8 +65,19 @@ def natural_photos() -> list[np.ndarray]:
         raise ValueError("the built-in photographs come with scikit-image: pip install scikit-image, or give your own "
                          "images") from None
     folder = Path(skimage.__file__).parent / "data"
-    names = [n.replace("immunohistochemistry", "ihc") for n in PHOTOS]
-    return [np.asarray(Image.open(folder / name).convert("RGB")) for name in names if (folder / name).exists()]
+    return [np.asarray(Image.open(folder / name).convert("RGB")) for name in PHOTOS if (folder / name).exists()]
+
+
+def photo_crops(photos: Sequence[np.ndarray], sizes: Sequence[int] = (96, 224), seed: int = 0) -> list[np.ndarray]:
+    """One square crop per photograph and size (pixels; each photograph larger than the sizes), at a position drawn
+    uniformly with ``seed``: uint8 HWC, C-contiguous, photograph by photograph, sizes in the order given."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for photo in photos:
+        for size in sizes:
+            y, x = (int(rng.integers(0, d - size)) for d in photo.shape[:2])
+            out.append(np.ascontiguousarray(photo[y:y + size, x:x + size]))
+    return out
 
 
 def _plain(spec: MultiCropSpec) -> MultiCropSpec:
@@ -102,10 +113,9 @@ def resize_fidelity(spec: MultiCropSpec, images: Sequence[np.ndarray], device: s
     with tempfile.TemporaryDirectory(prefix="dali-multicrop-fidelity-") as tmp:
         folder = Path(tmp) / "photos"
         folder.mkdir()
-        for i, image in enumerate(images):
-            Image.fromarray(image).save(folder / f"{i:04d}.png")
-        files = sorted(folder.iterdir())
-        pixels = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        files = [folder / f"{i:04d}.png" for i in range(len(images))]
+        for image, file in zip(images, files):  # lossless: the loader decodes exactly ``images``
+            Image.fromarray(image).save(file)
         mean, std = (torch.tensor(v).view(3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))  # the loader's default
         loader = DaliMultiCropLoader([(str(f), 0) for f in files], crops=plain, batch_size=min(8, len(files)),
                                      device=device, seed=seed, shard_id=0, num_shards=1)
@@ -115,7 +125,7 @@ def resize_fidelity(spec: MultiCropSpec, images: Sequence[np.ndarray], device: s
                 for batch in loader:
                     batch = batch.to("cpu")
                     for b, index in enumerate(batch.indices.tolist()):
-                        image = pixels[index]
+                        image = images[index]
                         pil, tensor = Image.fromarray(image), torch.from_numpy(image.copy()).permute(2, 0, 1)
                         for c, crop in enumerate(batch.crops):
                             group = plain.groups[group_of[c]]

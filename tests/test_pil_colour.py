@@ -72,22 +72,16 @@ def test_blend_is_pillows_for_every_pair(alpha):
 @pytest.fixture(scope="module")
 def crops() -> list[np.ndarray]:
     """Crops of natural photographs (scikit-image's), or of the built-in sample where it is missing."""
-    try:
-        from dali_multicrop.fidelity import natural_photos
+    from dali_multicrop.fidelity import natural_photos, photo_crops
 
+    try:
         photos = natural_photos()
     except ValueError:
         from dali_multicrop.sample_data import sample_image
         import io
 
         photos = [np.asarray(Image.open(io.BytesIO(sample_image(i))).convert("RGB")) for i in range(6)]
-    rng = np.random.default_rng(0)
-    out = []
-    for photo in photos:
-        for size in (96, 224):
-            y, x = (int(rng.integers(0, d - size)) for d in photo.shape[:2])
-            out.append(np.ascontiguousarray(photo[y:y + size, x:x + size]))
-    return out
+    return photo_crops(photos)
 
 
 OPERATIONS = {"brightness": (pc.adjust_brightness, tvF.adjust_brightness, [0.6, 0.83, 1.0, 1.17, 1.4]),
