@@ -51,9 +51,10 @@ def torchvision_crops(photos, jobs, mode: str, tensor: bool) -> list[np.ndarray]
 
 
 def dali_crops(photos, jobs, mode: str) -> list[np.ndarray]:
-    from nvidia.dali import fn, pipeline_def, types
+    from nvidia.dali import fn, pipeline_def
 
-    interp = {"bilinear": types.INTERP_LINEAR, "bicubic": types.INTERP_CUBIC}[mode]
+    from dali_multicrop.augment import resized_crop
+
     found = {}
     for size in sorted({job[-1] for job in jobs}):
         chosen = [job for job in jobs if job[-1] == size]
@@ -64,7 +65,7 @@ def dali_crops(photos, jobs, mode: str) -> list[np.ndarray]:
             start = fn.external_source(source=lambda: [np.float32([q[1], q[2]]) for q in chosen], batch=True)
             end = fn.external_source(source=lambda: [np.float32([q[1] + q[3], q[2] + q[4]]) for q in chosen],
                                      batch=True)
-            return fn.resize(image, roi_start=start, roi_end=end, size=[size, size], antialias=True, interp_type=interp)
+            return resized_crop(image, start, end, size, mode)  # the graphs' own resize
 
         pipe = resize()
         pipe.build()
