@@ -47,8 +47,7 @@ class Predictor(torch.nn.Module):
         self.out = torch.nn.Linear(width, embed_dim)
 
     def forward(self, context: torch.Tensor, context_idx: torch.Tensor, target_idx: torch.Tensor,
-                extra: Optional[torch.Tensor] = None, keep: Optional[torch.Tensor] = None,
-                target_keep: Optional[torch.Tensor] = None) -> torch.Tensor:
+                extra: Optional[torch.Tensor], keep: torch.Tensor, target_keep: torch.Tensor) -> torch.Tensor:
         """``context`` ``[B, K, D]`` encoded tokens at positions ``context_idx`` ``[B, K]`` of the crop's grid,
         ``extra`` ``[B, E, D]`` encoded tokens of other crops (their positions are in them), ``target_idx``
         ``[B, T]``: predictions ``[B, T, D]`` of the target encoder's features there. ``keep`` ``[B, K + E]`` and
@@ -57,13 +56,7 @@ class Predictor(torch.nn.Module):
         if extra is not None and extra.shape[1]:
             parts.append(self.embed(extra))
         parts.append(self.mask_token + self.position[0, target_idx])
-        real = None
-        if keep is not None or target_keep is not None:
-            B, T = target_idx.shape
-            ones = dict(dtype=torch.bool, device=target_idx.device)
-            keep = keep if keep is not None else torch.ones(B, sum(p.shape[1] for p in parts[:-1]), **ones)
-            real = torch.cat([keep, target_keep if target_keep is not None else torch.ones(B, T, **ones)], dim=1)
-        x = run_blocks(self.blocks, torch.cat(parts, dim=1), real, self.norm)
+        x = run_blocks(self.blocks, torch.cat(parts, dim=1), torch.cat([keep, target_keep], dim=1), self.norm)
         return self.out(x[:, -target_idx.shape[1]:])
 
 
