@@ -52,6 +52,8 @@ KIT_S = 45
 """Kept for the kit's last part in call 1: checking the parts, unpacking DALI (about 600 MB) and importing it."""
 PREFLIGHT_S = 30
 """The import check before a call's first step."""
+CACHE = "/tmp/dali-multicrop-cache"
+"""The steps' sample-data cache where ``DALI_MULTICROP_CACHE`` does not name one."""
 
 REQUIRED = ("nvidia.dali", "numba", "llvmlite", "torch", "numpy", "PIL", "yaml", "typer", "rich", "braceexpand",
             "dali_multicrop")
@@ -89,7 +91,7 @@ class Sizes:
 
     @property
     def data(self) -> str:
-        return f"{os.environ.get('DALI_MULTICROP_CACHE', '/tmp/dali-multicrop-cache')}/sample-v1-{self.samples}"
+        return f"{os.environ.get('DALI_MULTICROP_CACHE', CACHE)}/sample-v1-{self.samples}"
 
     def bench(self, crops: str = "2x224,6x96") -> list[str]:
         return [sys.executable, "-m", "dali_multicrop", "bench", "--crops", crops, "--sample-images",
@@ -214,7 +216,7 @@ def child_env() -> dict[str, str]:
     paths = [str(Path.home() / "dali-site"), str(ROOT), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("DALI_MULTICROP_CACHE", "/tmp/dali-multicrop-cache")
+    env.setdefault("DALI_MULTICROP_CACHE", CACHE)
     return env
 
 
@@ -291,45 +293,58 @@ def run_step(step: Step, argv: list[str], log: Path) -> Outcome:
     return Outcome(step.name, status, round(time.monotonic() - start, 1), lines)
 
 
+def _skip_reason(step: Step, gpu: str, absent: dict[str, str]) -> Optional[str]:
+    """Why ``step`` cannot run on this machine (``gpu``: the GPU's name or ""; ``absent``: the optional modules
+    missing), or None."""
+    if step.gpu_only and not gpu:
+        return "no CUDA GPU"
+    missing = [m for m in step.needs if m in absent]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    if step.argv[0] == "nsys" and not shutil.which("nsys"):
+        return "nsys is not installed"
+    return None
+
+
 def run_call(call: int, sizes: Sizes, out: Path) -> int:
     """Runs one call's steps; 0 when every step ran (a step's own failure is reported, not fatal), 2 when the call
     could not start."""
     folder = out / f"call-{call}"
     folder.mkdir(parents=True, exist_ok=True)
-    summary = open(folder / "summary.txt", "w")
+    steps = calls(sizes)[call]
+    with open(folder / "summary.txt", "w") as summary:
 
-    def say(line: str) -> None:
-        print(line, flush=True)
-        summary.write(line + "\n")
-        summary.flush()
+        def say(line: str) -> None:
+            print(line, flush=True)
+            summary.write(line + "\n")
+            summary.flush()
 
-    started = time.monotonic()
-    why, gpu, absent = preflight(call)
-    if why is not None:
-        say(why)
-        return 2
-    say(f"device check, call {call}: {gpu or 'no CUDA GPU (a dry run: GPU steps skip)'}; sizes {sizes}")
-    for name, cost in absent.items():
-        say(f"note: {name} is missing: {cost}")
-    outcomes = []
-    for k, step in enumerate(calls(sizes)[call]):
-        say(f"== {time.monotonic() - started:.0f}s: {step.name}")
-        missing = [m for m in step.needs if m in absent]
-        if (step.gpu_only and not gpu) or missing or (step.argv[0] == "nsys" and not shutil.which("nsys")):
-            reason = "no CUDA GPU" if step.gpu_only and not gpu else (f"{', '.join(missing)} missing" if missing
-                                                                       else "nsys is not installed")
-            say(f"   skipped: {reason}")
-            outcomes.append(Outcome(step.name, f"skipped: {reason}", 0.0))
-            continue
-        argv = [_fill(a, folder, gpu) for a in step.argv]
-        if "bench" in argv[:4] and "--out" not in argv:  # each bench run's results in a folder of the step's own
-            argv += ["--out", str(folder / f"{k:02d}-{_slug(step.name)}")]
-        outcome = run_step(step, argv, folder / f"{k:02d}-{_slug(step.name)}.log")
-        for line in outcome.lines:
-            say(f"   {line}")
-        say(f"   {outcome.status}, {outcome.seconds:.0f} s")
-        outcomes.append(outcome)
-    say(f"call {call} done in {time.monotonic() - started:.0f} s (budget {call_seconds(call, calls(sizes)[call])} s)")
+        started = time.monotonic()
+        why, gpu, absent = preflight(call)
+        if why is not None:
+            say(why)
+            return 2
+        say(f"device check, call {call}: {gpu or 'no CUDA GPU (a dry run: GPU steps skip)'}; sizes {sizes}")
+        for name, cost in absent.items():
+            say(f"note: {name} is missing: {cost}")
+        outcomes = []
+        for k, step in enumerate(steps):
+            say(f"== {time.monotonic() - started:.0f}s: {step.name}")
+            reason = _skip_reason(step, gpu, absent)
+            if reason is not None:
+                say(f"   skipped: {reason}")
+                outcomes.append(Outcome(step.name, f"skipped: {reason}", 0.0))
+                continue
+            name = f"{k:02d}-{_slug(step.name)}"
+            argv = [_fill(a, folder, gpu) for a in step.argv]
+            if "bench" in argv[:4] and "--out" not in argv:  # each bench run's results in a folder of its own
+                argv += ["--out", str(folder / name)]
+            outcome = run_step(step, argv, folder / f"{name}.log")
+            for line in outcome.lines:
+                say(f"   {line}")
+            say(f"   {outcome.status}, {outcome.seconds:.0f} s")
+            outcomes.append(outcome)
+        say(f"call {call} done in {time.monotonic() - started:.0f} s (budget {call_seconds(call, steps)} s)")
     (folder / "steps.json").write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))
     return 0
 
@@ -339,7 +354,8 @@ def _nvml():
     the package's dependencies nor the kit on its own path."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("device_check_nvml", ROOT / "dali_multicrop" / "benchmark" / "nvml.py")
+    path = ROOT / "dali_multicrop" / "benchmark" / "nvml.py"
+    spec = importlib.util.spec_from_file_location("device_check_nvml", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)  # type: ignore[union-attr]

@@ -1,9 +1,10 @@
 """Counts what torch code asks of the device: operators dispatched (on CUDA, each launches at most one or
 two kernels) and the calls that make the host wait for the GPU: values read back (``.item()``, ``int()``,
-``bool()``, ``.tolist()``, ``.numpy()``, ``.cpu()``; and the operators whose output's shape depends on the values,
-``nonzero``, ``masked_select``, ``unique``, indexing with a bool mask, which read a count back) and host data copied to the device (``torch.tensor(...)``,
-``torch.as_tensor`` of host data, ``.to(device)`` / ``.cuda()`` of a host tensor), each of which, without ``non_blocking`` from pinned memory,
-waits for every kernel queued before it, the training step's included."""
+``bool()``, ``.tolist()``, ``.numpy()``, ``.cpu()``, and the operators whose output's shape depends on the values,
+``nonzero``, ``masked_select``, ``unique``, indexing with a bool mask, which read a count back) and host data copied
+to the device (``torch.tensor(...)``, ``torch.as_tensor`` of host data, ``.to(device)`` / ``.cuda()`` of a host
+tensor), each of which, without ``non_blocking`` from pinned memory, waits for every kernel queued before it, the
+training step's included."""
 
 from __future__ import annotations
 
