@@ -1,58 +1,171 @@
-"""The CPU graph's colour map, compiled by Numba: ``out = M @ rgb + T`` per pixel, rounded to the nearest value (ties
-to even) and saturated to uint8, as ``fn.coord_transform`` (the GPU graph's operator) computes it. One DALI operator
-for the process, applied to every crop of every CPU graph: no Python per crop or per batch, so the GIL is free while
-DALI's threads colour the crops (one sample a call, in parallel). Imported only when a CPU graph is built, so that
-importing the package does not load Numba and LLVM."""
+"""The graphs' colour operators: each crop's ``ColorJitter`` (in its own order) and grayscale, as torchvision on PIL
+images computes them (:mod:`dali_multicrop.pil_colour`'s arithmetic), from the crop's colour row (the crop step's
+``colour`` output, :data:`~dali_multicrop.pil_colour.ROW_FIELDS`).
+
+* CPU: one DALI operator (``numba_function``) for the process, a loop over the crop's pixels
+  (:func:`~dali_multicrop.pil_colour.colour_crop`), compiled once and shared by every crop and graph: no Python per
+  crop or per batch, so the GIL is free while DALI's threads colour the crops (one sample a call, in parallel).
+* GPU: the same per-pixel functions in two CUDA kernels, a thread per pixel (grid-stride): the first writes each
+  pixel's luma as the operations before contrast leave it (:func:`luma_before_contrast`), DALI's
+  ``fn.reductions.sum`` adds them up on the device, the second applies the row (:func:`colour_pixels`), its
+  contrast's grey taken from that sum. Nothing crosses to the host. DALI's GPU ``numba_function`` launches its kernel
+  once per sample; the kernels run in Numba's CUDA simulator in the CPU tests (``tests/test_colour_kernel.py``).
+
+Imported only when a graph is built, so that importing the package does not load Numba and LLVM.
+"""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
+import numba
 import numpy as np
+from numba import cuda  # a module global: Numba's CUDA simulator swaps it for its own in a kernel's globals
 
-from ._numba import jit
+from .pil_colour import CONTRAST, ROW_FIELDS, applied, colour_crop, colour_pixel, contrast_stage, grey_of, luma
 
-__all__ = ["colour_operator", "map_pixels"]
+__all__ = ["GPU_BLOCKS", "GPU_THREADS", "colour_operator", "colour_pixels", "gpu_colour", "launch",
+           "luma_before_contrast"]
 
-
-@jit
-def map_pixels(out: np.ndarray, crop: np.ndarray, block: np.ndarray) -> None:
-    """``out`` (uint8 HWC) = the map ``block`` (float32 ``[3, 4]``, ``[M | T]`` in 0-255 units) of ``crop`` (uint8
-    HWC, the same shape), rounded and saturated."""
-    height, width, _ = crop.shape
-    for y in range(height):
-        for x in range(width):
-            r, g, b = np.float32(crop[y, x, 0]), np.float32(crop[y, x, 1]), np.float32(crop[y, x, 2])
-            for c in range(3):
-                v = block[c, 0] * r + block[c, 1] * g + block[c, 2] * b + block[c, 3]
-                out[y, x, c] = min(max(round(v), 0), 255)
+GPU_BLOCKS = (160, 1, 1)
+"""Blocks per sample of the GPU kernels' launch (a grid-stride loop covers crops of any size)."""
+GPU_THREADS = (256, 1, 1)
+"""Threads per block of the GPU kernels' launch."""
 
 
-def _run(out: Any, crop: Any, block: Any) -> None:
-    map_pixels(out, crop, block)
+def luma_before_contrast(lum: Any, crop: Any, row: Any) -> None:
+    """GPU kernel, a thread per pixel: ``lum`` (uint8 ``[H, W]``) = each pixel's luma as the operations before
+    contrast in ``row``'s order leave it (0 where the row applies no contrast); their sum over the crop gives the
+    contrast's grey (:func:`~dali_multicrop.pil_colour.grey_of`)."""
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    height, width = crop.shape[0], crop.shape[1]
+    local = cuda.local.array(ROW_FIELDS, numba.float32)  # the row in registers: read once per thread (and a numpy
+    for j in range(ROW_FIELDS):                          # array in the simulator, which the functions take)
+        local[j] = row[j]
+    row = local
+    contrast = applied(CONTRAST, row)
+    stages = contrast_stage(row)
+    for i in range(start, height * width, stride):
+        y, x = i // width, i % width
+        if contrast:
+            r, g, b = colour_pixel(crop[y, x, 0], crop[y, x, 1], crop[y, x, 2], row, 0, stages)
+            lum[y, x] = luma(r, g, b)
+        else:
+            lum[y, x] = 0
 
 
-def _setup(outs: Any, ins: Any) -> None:
+def colour_pixels(out: Any, crop: Any, row: Any, total: Any) -> None:
+    """GPU kernel, a thread per pixel: ``out`` (uint8 HWC) = ``crop`` through ``row`` (see
+    :func:`~dali_multicrop.pil_colour.colour_crop`), the contrast's grey from ``total`` (int64 ``[1, 1]``: the sum
+    of :func:`luma_before_contrast`'s output)."""
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    height, width = crop.shape[0], crop.shape[1]
+    local = cuda.local.array(ROW_FIELDS, numba.float32)  # the row in registers: read once per thread (and a numpy
+    for j in range(ROW_FIELDS):                          # array in the simulator, which the functions take)
+        local[j] = row[j]
+    row = local
+    grey = grey_of(total[0, 0], height * width)
+    for i in range(start, height * width, stride):
+        y, x = i // width, i % width
+        r, g, b = colour_pixel(crop[y, x, 0], crop[y, x, 1], crop[y, x, 2], row, grey, 4)
+        out[y, x, 0], out[y, x, 1], out[y, x, 2] = r, g, b
+
+
+def _run(out: Any, crop: Any, row: Any) -> None:
+    colour_crop(out, crop, row)
+
+
+def _same_shape(outs: Any, ins: Any) -> None:
     """The output's shape per sample: the crop's."""
     for i in range(len(outs[0])):
         for d in range(3):
             outs[0][i][d] = ins[0][i][d]
 
 
+def _plane(outs: Any, ins: Any) -> None:
+    """The output's shape per sample: the crop's height and width."""
+    for i in range(len(outs[0])):
+        outs[0][i][0], outs[0][i][1] = ins[0][i][0], ins[0][i][1]
+
+
 _LOCK = threading.Lock()
-_OPERATOR: list[Any] = []
+_OPERATORS: dict[str, Any] = {}
+
+
+def _operator(name: str, make: Any) -> Any:
+    with _LOCK:
+        if name not in _OPERATORS:
+            _OPERATORS[name] = make()
+        return _OPERATORS[name]
 
 
 def colour_operator() -> Any:
-    """DALI's CPU operator for the map, compiled once per process (about 2 s, at the first CPU graph's build) and
-    shared by every crop and graph: call it with a crop node (uint8 HWC) and its ``[3, 4]`` block node (float32)."""
-    with _LOCK:
-        if not _OPERATOR:
-            from nvidia.dali import types
-            from nvidia.dali.plugin.numba.experimental import NumbaFunction
+    """DALI's CPU operator for the colour, compiled once per process (a few seconds, at the first CPU graph's
+    build) and shared by every crop and graph: call it with a crop node (uint8 HWC) and its colour row's node
+    (float32 ``[ROW_FIELDS]``)."""
+    def make() -> Any:
+        from nvidia.dali import types
+        from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
-            _OPERATOR.append(NumbaFunction(run_fn=_run, setup_fn=_setup, out_types=[types.UINT8],
-                                           in_types=[types.UINT8, types.FLOAT], outs_ndim=[3], ins_ndim=[3, 2],
-                                           device="cpu"))
-        return _OPERATOR[0]
+        return NumbaFunction(run_fn=_run, setup_fn=_same_shape, out_types=[types.UINT8],
+                             in_types=[types.UINT8, types.FLOAT], outs_ndim=[3], ins_ndim=[3, 1], device="cpu")
+
+    return _operator("cpu", make)
+
+
+def _gpu_function(**kwargs: Any) -> Any:
+    """DALI's GPU ``numba_function`` (its kernel compiled for the pipeline's GPU by Numba's CUDA target). Where no
+    GPU is visible the graph can still be defined, never built (``operator_counts`` measures its shape on a CPU
+    machine): the operator is then made without its CUDA checks and without compiling its kernel, which leaves it
+    nothing to launch. Called with this module's lock held."""
+    from nvidia.dali.plugin.numba.experimental import NumbaFunction
+
+    if cuda.is_available():
+        try:
+            return NumbaFunction(**kwargs)
+        except Exception as error:  # Numba's CUDA target, its NVVM or the driver: say what the graph needs
+            raise RuntimeError(f"the GPU graph's colour kernels could not be compiled ({error}); they need Numba's "
+                               "CUDA target for this machine's CUDA (pip install numba-cuda, with CUDA's NVVM: see "
+                               "docs/fidelity.md, 'On the GPU')") from error
+
+    class DefinedOnly(NumbaFunction):
+        def _get_run_fn_gpu(self, run_fn: Any, types: Any, dims: Any) -> int:
+            return 0
+
+    checks = ("_check_minimal_numba_version", "_check_cuda_compatibility")
+    saved = {name: NumbaFunction.__dict__[name] for name in checks}
+    try:  # DALI calls them on the class: no CUDA runtime to ask here
+        for name in checks:
+            setattr(NumbaFunction, name, staticmethod(lambda throw=True: True))
+        return DefinedOnly(**kwargs)
+    finally:
+        for name, check in saved.items():
+            setattr(NumbaFunction, name, check)
+
+
+def gpu_colour(crop: Any, row: Any) -> Any:
+    """In a pipeline definition, on the GPU: ``crop`` (uint8 HWC, on the GPU) through its colour ``row`` (float32
+    ``[ROW_FIELDS]``, on the GPU): the two kernels and DALI's sum between them. The kernels are compiled once per
+    process, for the first GPU graph's device (Numba's CUDA target)."""
+    from nvidia.dali import fn, types
+
+    def make(kernel: Any, setup: Any, ndim: int, extra: list[Any]) -> Any:
+        return lambda: _gpu_function(run_fn=kernel, setup_fn=setup, out_types=[types.UINT8],
+                                     in_types=[types.UINT8, types.FLOAT, *extra], outs_ndim=[ndim],
+                                     ins_ndim=[3, 1] + [2] * len(extra), device="gpu", blocks=list(GPU_BLOCKS),
+                                     threads_per_block=list(GPU_THREADS))
+
+    suffix = "" if cuda.is_available() else " (defined only)"
+    first = _operator("gpu luma" + suffix, make(luma_before_contrast, _plane, 2, []))
+    second = _operator("gpu colour" + suffix, make(colour_pixels, _same_shape, 3, [types.INT64]))
+    total = fn.reductions.sum(first(crop, row), dtype=types.INT64, keep_dims=True, device="gpu")  # [1, 1]
+    return second(crop, row, total)
+
+
+def launch(kernel: Any, *arrays: np.ndarray, blocks: int = 2, threads: int = 16) -> None:
+    """Runs a GPU kernel of this module over numpy arrays, ``blocks`` x ``threads`` threads (the grid-stride loop
+    covers any crop with any launch): on a GPU, or in Numba's CUDA simulator where ``NUMBA_ENABLE_CUDASIM=1`` was
+    set before Numba was imported (the CPU tests; the simulator runs a Python thread per CUDA thread, so keep the
+    launch small there)."""
+    cuda.jit(kernel)[blocks, threads](*arrays)

@@ -9,19 +9,20 @@ from typing import Any
 
 import numpy as np
 
-from ._draw_kernel import crop_factors, crop_flip, crop_parameters
+from ._draw_kernel import crop_flip, crop_parameters
 from ._numba import jit
 from ._window_kernel import candidates, window
 from .draws import ATTEMPTS, KEY_BYTES
+from .pil_colour import ROW_FIELDS
 from .step import CENTER
 
-__all__ = ["batch_factors", "batch_flips", "batch_step", "key_of", "step_operator"]
+__all__ = ["batch_flips", "batch_step", "key_of", "step_operator"]
 
 
 @jit
 def _sample(rows: np.ndarray, colour: np.ndarray, blur: np.ndarray, solarize: np.ndarray, key: np.uint64,
             constants: np.ndarray, shape: np.ndarray) -> None:
-    """One sample's outputs (``rows`` ``[4n, 2]``, ``colour`` ``[n, 3, 4]``, ``blur`` and ``solarize`` ``[n, 1]``;
+    """One sample's outputs (``rows`` ``[4n, 2]``, ``colour`` ``[n, ROW_FIELDS]``, ``blur`` and ``solarize`` ``[n, 1]``;
     see :mod:`dali_multicrop.step`) from its stream ``key``, the ``[n, FIELDS]`` constants and its image's shape
     (HWC)."""
     height, width = np.float64(shape[0]), np.float64(shape[1])
@@ -43,12 +44,12 @@ def _sample(rows: np.ndarray, colour: np.ndarray, blur: np.ndarray, solarize: np
 
 @jit
 def batch_step(constants: np.ndarray, keys: np.ndarray, shapes: np.ndarray) -> tuple[np.ndarray, ...]:
-    """:func:`_sample` of every sample: ``rows`` float32 ``[B, 4n, 2]``, ``colour`` float32 ``[B, n, 3, 4]``,
+    """:func:`_sample` of every sample: ``rows`` float32 ``[B, 4n, 2]``, ``colour`` float32 ``[B, n, ROW_FIELDS]``,
     ``blur`` float32 and ``solarize`` uint16 ``[B, n, 1]``, from ``[n, FIELDS]`` constants, ``[B]`` uint64 keys
     and ``[B, 2]`` int64 shapes."""
     b, n = keys.shape[0], constants.shape[0]
     rows = np.empty((b, 4 * n, 2), dtype=np.float32)
-    colour = np.empty((b, n, 3, 4), dtype=np.float32)
+    colour = np.empty((b, n, ROW_FIELDS), dtype=np.float32)
     blur = np.empty((b, n, 1), dtype=np.float32)
     solarize = np.empty((b, n, 1), dtype=np.uint16)
     for i in range(b):
@@ -63,19 +64,6 @@ def batch_flips(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
     for i in range(keys.shape[0]):
         for c in range(constants.shape[0]):
             out[i, c] = crop_flip(keys[i], c, constants[c])
-    return out
-
-
-@jit
-def batch_factors(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """float64 ``[B, n, 6]``: every crop's :func:`~dali_multicrop._draw_kernel.crop_factors` (the two flags as 0 or
-    1), from ``[n, FIELDS]`` constants and ``[B]`` uint64 keys."""
-    out = np.empty((keys.shape[0], constants.shape[0], 6))
-    for i in range(keys.shape[0]):
-        for c in range(constants.shape[0]):
-            b, k, s, h, last, gray = crop_factors(keys[i], c, constants[c])
-            out[i, c, 0], out[i, c, 1], out[i, c, 2], out[i, c, 3] = b, k, s, h
-            out[i, c, 4], out[i, c, 5] = last, gray
     return out
 
 
@@ -97,12 +85,12 @@ def _run(rows: Any, colour: Any, blur: Any, solarize: Any, key: Any, constants: 
 
 
 def _setup(outs: Any, ins: Any) -> None:
-    """The step's output shapes per sample, ``n`` the constants' rows: ``[4n, 2]``, ``[n, 3, 4]``, ``[n, 1]``,
+    """The step's output shapes per sample, ``n`` the constants' rows: ``[4n, 2]``, ``[n, ROW_FIELDS]``, ``[n, 1]``,
     ``[n, 1]``."""
     for i in range(len(outs[0])):
         n = ins[1][i][0]
         outs[0][i][0], outs[0][i][1] = 4 * n, 2
-        outs[1][i][0], outs[1][i][1], outs[1][i][2] = n, 3, 4
+        outs[1][i][0], outs[1][i][1] = n, ROW_FIELDS
         outs[2][i][0], outs[2][i][1] = n, 1
         outs[3][i][0], outs[3][i][1] = n, 1
 
@@ -123,5 +111,5 @@ def step_operator() -> Any:
             _STEP.append(NumbaFunction(run_fn=_run, setup_fn=_setup,
                                        out_types=[types.FLOAT, types.FLOAT, types.FLOAT, types.UINT16],
                                        in_types=[types.UINT8, types.FLOAT64, types.INT64],
-                                       outs_ndim=[2, 3, 2, 2], ins_ndim=[1, 2, 1]))
+                                       outs_ndim=[2, 2, 2, 2], ins_ndim=[1, 2, 1]))
         return _STEP[0]

@@ -15,7 +15,7 @@ from nvidia.dali.data_node import DataNode
 
 from .draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET
 
-__all__ = ["CPU_KERNELS", "cpu_kernel", "resized_crop", "colour_transform", "compiled_colour", "blur", "blurred",
+__all__ = ["resized_crop", "colour", "blur", "blurred",
            "solarize", "normalize", "when"]
 
 _SOLARIZE_THRESHOLD = 128
@@ -44,35 +44,17 @@ def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, i
                      antialias=True, interp_type=_INTERP[interpolation], device=image.device, **launch)
 
 
-CPU_KERNELS = ("auto", "dali", "compiled")
-"""How the CPU graph applies its crops' colour maps: ``dali`` (the GPU graph's operator on the CPU,
-:func:`colour_transform`), ``compiled`` (:func:`compiled_colour`: the same map in a Numba kernel, one DALI operator
-for the process: several times cheaper than ``fn.coord_transform`` on the CPU, no Python per crop; within one code
-value of it, ``tests/test_loader_colour.py``), ``auto`` (``compiled``). The resize is DALI's on both graphs
-(:func:`resized_crop`: the method's interpolation, antialiased); the GPU graph always takes ``dali``."""
+def colour(crop: DataNode, row: DataNode) -> DataNode:
+    """``ColorJitter`` (in the crop's own order) then ``RandomGrayscale``, as torchvision on PIL images computes
+    them, from the crop's colour ``row`` (float32 ``[ROW_FIELDS]``, the crop step's; on the crop's device): on the
+    CPU one compiled operator for the process, on the GPU two CUDA kernels built from the same per-pixel
+    arithmetic (:mod:`dali_multicrop._colour_kernel`). uint8 HWC out."""
+    from ._colour_kernel import colour_operator, gpu_colour
 
-
-def cpu_kernel(kernel: str) -> str:
-    """``kernel`` (one of :data:`CPU_KERNELS`) with ``auto`` resolved."""
-    if kernel not in CPU_KERNELS:
-        raise ValueError(f"cpu_kernel must be one of {', '.join(CPU_KERNELS)}, got {kernel!r}")
-    return "compiled" if kernel == "auto" else kernel
-
-
-def colour_transform(crop: DataNode, colour: DataNode) -> DataNode:
-    """``out = M @ rgb + T`` per pixel, with ``colour`` the per-sample ``[M | T]`` block (float32 ``[3, 4]``,
-    0-255 units); rounded and clamped to uint8. Colour jitter and grayscale are both such maps."""
-    return fn.coord_transform(crop, MT=colour, dtype=types.UINT8, device=crop.device)
-
-
-def compiled_colour(crop: DataNode, colour: DataNode) -> DataNode:
-    """CPU only: :func:`colour_transform`'s map computed by a compiled kernel
-    (:func:`dali_multicrop._colour_kernel.map_pixels`), one sample a call in DALI's threads, the GIL free."""
-    from ._colour_kernel import colour_operator
-
+    out = gpu_colour(crop, row) if crop.device == "gpu" else colour_operator()(crop, row)
     # DALI's numba_function sets no layout on its output: name it, or a blur would take the channels for a third
     # spatial axis (a metadata-only reshape, no copy)
-    return fn.reshape(colour_operator()(crop, colour), layout="HWC")
+    return fn.reshape(out, layout="HWC")
 
 
 def blur(crop: DataNode, sigma: DataNode) -> DataNode:

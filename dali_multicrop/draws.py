@@ -9,9 +9,11 @@ stream (the same numbers in whichever thread and order it runs), per crop:
 
 * the window's tries (torchvision's ``RandomResizedCrop`` candidates: :mod:`dali_multicrop.windows`), at draws
   ``STREAM * crop`` onwards;
-* its parameters, at draws ``PARAMS_FIRST + PARAMS * crop`` onwards: the horizontal flip; the colour transform
-  (``ColorJitter`` with its probability, then grayscale) as one affine map of RGB in 0-255 units,
-  ``out = M @ rgb + T``, passed as the 3x4 block ``[M | T]`` (see :func:`colour_blocks`); the Gaussian blur's sigma
+* its parameters, at draws ``PARAMS_FIRST + PARAMS * crop`` onwards: the horizontal flip; ``ColorJitter`` with its
+  probability (the three factors, the hue's shift and the order of the four operations, a uniform permutation as
+  torchvision's ``torch.randperm(4)``), then grayscale's coin, as one colour row per crop (its fields:
+  :data:`dali_multicrop.pil_colour.ROW_FIELDS`; the graph's colour operators apply it as torchvision on PIL
+  images does, :mod:`dali_multicrop.pil_colour`); the Gaussian blur's sigma
   (``NO_BLUR_SIGMA`` for a crop that is not blurred: an exact identity); solarisation (an index offset of 256 into
   the graph's solarising lookup table, 0 for no).
 
@@ -29,8 +31,8 @@ import numpy as np
 
 from .spec import MultiCropSpec
 
-__all__ = ["ATTEMPTS", "KEY_BYTES", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "ColourFactors", "batch_keys",
-           "colour_blocks", "draw_batch", "epoch_key", "blurs", "solarizes", "LUMA"]
+__all__ = ["ATTEMPTS", "KEY_BYTES", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "batch_keys", "draw_batch",
+           "epoch_key", "blurs", "solarizes"]
 
 ATTEMPTS = 10
 """Windows tried per crop before the fallback, as torchvision's ``RandomResizedCrop``."""
@@ -42,35 +44,18 @@ identity (``exp(-1 / (2 * sigma**2))`` underflows to 0)."""
 SOLARIZE_OFFSET = 256
 """Added to the pixel values of a solarised crop, selecting the inverting half of the graph's lookup table."""
 
-LUMA = np.array([0.2989, 0.587, 0.114])
-"""Luma weights (RGB) of torchvision's ``rgb_to_grayscale``, which grayscale and saturation blend with (they sum
-to 0.9999, as torchvision's: a grey loses 0.01% to them)."""
-
 PARAMS_FIRST = 1 << 40
 """The first draw of a sample's stream that a crop's parameters read (the windows' tries read draws below
 ``STREAM * n``, far below this)."""
 PARAMS = 16
 """Draws set aside per crop for its parameters: crop ``c`` reads draws ``PARAMS_FIRST + PARAMS * c + j``, with
 ``j`` one of the offsets below, so a crop's parameters depend neither on the other crops nor on its window."""
-FLIP_DRAW, JITTER_DRAW, FACTOR_DRAWS, ORDER_DRAW, GRAY_DRAW, BLUR_DRAW, SIGMA_DRAW, SOLARIZE_DRAW = 0, 1, 2, 6, 7, 8, 9, 10
+FLIP_DRAW, JITTER_DRAW, FACTOR_DRAWS, GRAY_DRAW, BLUR_DRAW, SIGMA_DRAW, SOLARIZE_DRAW = 0, 1, 2, 7, 8, 9, 10
 """A crop's parameter draws: its flip, its jitter's coin, the four factors (brightness, contrast, saturation, hue:
-``FACTOR_DRAWS`` to ``FACTOR_DRAWS + 3``), the order coin (brightness after contrast), grayscale's coin, the blur's
-coin and sigma, solarisation's coin."""
+``FACTOR_DRAWS`` to ``FACTOR_DRAWS + 3``), grayscale's coin, the blur's coin and sigma, solarisation's coin."""
+ORDER_DRAWS = (6, 11, 12)
+"""The draws that shuffle the jitter's order (Fisher and Yates: the 4th place's, the 3rd's, the 2nd's)."""
 
-# YIQ with torchvision's luma as its Y: hue rotates the (I, Q) chroma plane. H = C0 + cos*C1 + sin*C2.
-_RGB_TO_YIQ = np.array([LUMA, [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
-_C0 = np.outer(_YIQ_TO_RGB[:, 0], _RGB_TO_YIQ[0])
-_C1 = _YIQ_TO_RGB[:, 1:] @ _RGB_TO_YIQ[1:]
-_C2 = _YIQ_TO_RGB[:, 1:] @ np.array([[0.0, -1.0], [1.0, 0.0]]) @ _RGB_TO_YIQ[1:]
-_TO_LUMA = np.outer(np.ones(3), LUMA)  # grayscale: luma in every channel
-CHROMA_BASIS = np.stack([c @ m for c in (_C0, _C1, _C2) for m in (np.eye(3), _TO_LUMA)]).reshape(6, 9)
-"""Hue (``C0 + cos C1 + sin C2``) times saturation (``s I + (1 - s) L``): the six products, flattened, from which
-the colour kernel builds ``M``."""
-GRAY_CHROMA_BASIS = np.stack([_TO_LUMA @ c @ m for c in (_C0, _C1, _C2) for m in (np.eye(3), _TO_LUMA)]).reshape(6, 9)
-"""The same six products followed by grayscale."""
-MID_GREY = 128.0
-"""The grey contrast blends with (0-255 units)."""
 _KEY_TAG = 0xD4A3
 
 
@@ -110,7 +95,8 @@ class BatchDraws:
     - ``keys``: uint64 ``[B]``, each sample's stream key, from which every field below and the windows' tries
       (:func:`dali_multicrop.windows.window_candidates`) are drawn.
     - ``flips``: bool ``[B, n]``, True: the crop is mirrored left-right.
-    - ``colour``: float32 ``[B, n, 3, 4]``, ``[M | T]`` per crop (RGB, 0-255 units).
+    - ``colour``: float32 ``[B, n, ROW_FIELDS]``, each crop's colour row (:mod:`dali_multicrop.pil_colour`: the
+      brightness, contrast and saturation factors, the hue's shift, the jitter's order, grayscale).
     - ``blur_sigma``: float32 ``[B, n, 1]`` in output pixels (``NO_BLUR_SIGMA``: not blurred), or None where no
       crop of the spec is ever blurred.
     - ``solarize``: uint16 ``[B, n, 1]`` (0 or ``SOLARIZE_OFFSET``), or None where no crop is ever solarised.
@@ -121,49 +107,6 @@ class BatchDraws:
     colour: np.ndarray
     blur_sigma: Optional[np.ndarray]
     solarize: Optional[np.ndarray]
-
-
-@dataclass(frozen=True)
-class ColourFactors:
-    """The colour parameters of ``count`` crops (float64 / bool arrays ``[count]``), neutral where a crop is not
-    jittered: ``brightness``, ``contrast``, ``saturation`` factors (1 = unchanged), ``hue`` in turns (0 =
-    unchanged; HSV's direction), ``brightness_last`` (brightness applied after contrast), ``gray``."""
-
-    brightness: np.ndarray
-    contrast: np.ndarray
-    saturation: np.ndarray
-    hue: np.ndarray
-    brightness_last: np.ndarray
-    gray: np.ndarray
-
-
-def colour_blocks(f: ColourFactors) -> np.ndarray:
-    """The colour transforms as float64 ``[count, 3, 4]`` blocks ``[M | T]``: ``out = M @ rgb + T``, RGB in
-    0-255 units, clamped to [0, 255] once after the whole map (torchvision clamps after each part). The crop step
-    builds each crop's block with the same compiled function from the factors it draws.
-
-    Brightness ``b`` scales; contrast ``c`` blends with mid-grey 128 (torchvision blends with the image's mean
-    grey, which is not known before the image is); saturation ``s`` blends with the luma (torchvision's
-    ``adjust_saturation``); hue rotates the YIQ chroma plane by ``hue`` turns, in the direction of an HSV hue
-    shift (torchvision shifts HSV hue: close, not equal); grayscale, after the jitter, puts the luma in every
-    channel (``rgb_to_grayscale``). Neutral factors and no grayscale give exactly the identity.
-
-    All parts are affine and compose into one map. Saturation and hue commute (both scale or turn the chroma
-    plane), and both keep a grey (up to the 0.01% of the luma weights), so of ``ColorJitter``'s random order
-    only whether brightness comes after contrast changes the map (brightness then also scales contrast's
-    offset): ``brightness_last``, a fair coin, as likely as in a random permutation. The map is that of the
-    order brightness, contrast, saturation, hue (or contrast, saturation, hue, brightness), then grayscale.
-    """
-    from ._draw_kernel import colour_blocks_into
-
-    def as_f64(values: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(values, dtype=np.float64)
-
-    out = np.empty((len(f.brightness), 3, 4))
-    colour_blocks_into(out, as_f64(f.brightness), as_f64(f.contrast), as_f64(f.saturation), as_f64(f.hue),
-                       np.ascontiguousarray(f.brightness_last, dtype=np.bool_),
-                       np.ascontiguousarray(f.gray, dtype=np.bool_))
-    return out
 
 
 def blurs(spec: MultiCropSpec) -> bool:

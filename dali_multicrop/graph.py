@@ -7,13 +7,13 @@ One builder serves both devices. The graph reads top to bottom like the data flo
       -> read the file (DALI threads)    (or: decoded pixels from memory; or DALI's tar-shard reader)
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
       -> the crop step for all crops     (one compiled operator per batch, from the images' sizes, the keys and
-                                          the spec's constants, no Python: every crop's window, flip, colour map,
+                                          the spec's constants, no Python: every crop's window, flip, colour row,
                                           blur and solarisation; see step.py. The sizes come from the encoded
                                           headers, so nothing waits for the decoder)
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
       -> per crop: resize its window (the method's interpolation, antialiased as torchvision on PIL images; a
          mirrored crop has its window's x ends swapped)
-         -> colour transform -> blur -> solarise -> normalise to CHW
+         -> ColorJitter + grayscale (as torchvision on PIL images) -> blur -> solarise -> normalise to CHW
       -> outputs: crop_0 .. crop_{n-1} (on the graph's device), windows [4n, 2] (resize regions, then boxes
          (x0, y0), (x1, y1); on the host for both devices: the runner copies them to the GPU in one transfer with
          the flips, indices and labels the feed kept on the host, see transfer.py)
@@ -34,10 +34,12 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
   variant itself only by the gpu tests;
-* the colour map: the GPU runs ``fn.coord_transform`` per crop; the CPU the same map in a compiled kernel per crop
-  (``cpu_kernel``, see :data:`~dali_multicrop.augment.CPU_KERNELS`), within one code value (``tests/test_loader_colour.py``
-  runs both on the CPU over the same draws). The resize is the same operator on both (``fn.resize``, the group's
-  interpolation, antialiased);
+* the colour: the same per-pixel arithmetic (:mod:`dali_multicrop.pil_colour`: torchvision's on PIL images, value
+  for value) as one compiled loop per crop on the CPU and as two CUDA kernels per crop on the GPU (the contrast's grey
+  summed on the device between them, :mod:`dali_multicrop._colour_kernel`); the CUDA kernels run in Numba's CUDA
+  simulator in the CPU tests (``tests/test_colour_kernel.py``), equal to the CPU's, and are compiled for the GPU's
+  instruction set there. The resize is the same operator on both (``fn.resize``, the group's interpolation,
+  antialiased);
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
   decoder), and every random parameter comes from the same crop step on the host, from the same keys.
 """
@@ -145,8 +147,6 @@ class GraphSettings:
     prefetch: int = 2
     decoder: DecoderSettings = DecoderSettings()
     executor: ExecutorSettings = ExecutorSettings()
-    cpu_kernel: str = "auto"
-    """How the CPU graph resizes and colours its random-window crops (:data:`~dali_multicrop.augment.CPU_KERNELS`)."""
 
     @property
     def decoder_memory(self) -> DecoderMemory:
@@ -275,7 +275,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
     n = spec.num_crops
     dtype = dali_dtype(settings.dtype)
     on_gpu = settings.device == "gpu"
-    # On the CPU a blur costs real time even as an identity (about as much as the colour transform), so crops
+    # On the CPU a blur costs real time even as an identity (about as much as the colour), so crops
     # blurred only sometimes run it only where they are; on the GPU the identity costs less than a split/merge.
     skip_blur = [not on_gpu and not host_stage and 0 < g.blur_prob < 1 for g in spec.crops()]
 
@@ -287,7 +287,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
             image, size = _decode(encoded, on_gpu, settings.decoder), _sizes(encoded)
         else:
             image, size = _image(feed, on_gpu, settings.decoder)
-        # every crop's resize region and box, colour map, blur sigma and solarisation, per sample (see step.py)
+        # every crop's resize region and box, colour row, blur sigma and solarisation, per sample (see step.py)
         windows_out, colours, sigmas, offsets = crop_step(feed["keys"], size, crop_constants(spec))
         ends = _split(windows_out, 2 * n)
         sigma = _split(sigmas, n) if blurs(spec) else [None] * n
@@ -301,10 +301,9 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
         resize = settings.executor.resize_args(settings.batch_size)
         crops = [augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size, group.interpolation, **resize)
                  for i, group in enumerate(spec.crops())]
-        # the colour maps: on the CPU a compiled kernel's (augment.CPU_KERNELS), on the GPU fn.coord_transform
-        compiled = not on_gpu and augment.cpu_kernel(settings.cpu_kernel) == "compiled"
-        colour_map = augment.compiled_colour if compiled else augment.colour_transform
-        crops = [colour_map(crop, colour) for crop, colour in zip(crops, _split(colours, n))]
+        # each crop's ColorJitter and grayscale as torchvision on PIL images (the rows cross to the GPU in one copy)
+        rows = _split(colours.gpu() if on_gpu else colours, n)
+        crops = [augment.colour(crop, row) for crop, row in zip(crops, rows)]
         out = []
         for i, (group, crop) in enumerate(zip(spec.crops(), crops)):
             if skip_blur[i]:

@@ -14,8 +14,9 @@ Units and frames, stated once for every field below:
 * every ``*_prob`` is a probability per crop in ``[0, 1]``.
 * colour-jitter strengths follow torchvision's ``ColorJitter``: a factor is drawn uniformly from
   ``[max(0, 1 - s), 1 + s]`` for brightness, contrast and saturation; hue is a shift drawn from
-  ``[-h, h]`` in *fractions of a turn* (``0 <= h <= 0.5``, torchvision's unit), applied as a turn of the chroma plane
-  in each crop's colour map (:func:`~dali_multicrop.draws.colour_blocks`).
+  ``[-h, h]`` in *fractions of a turn* (``0 <= h <= 0.5``, torchvision's unit), added to the HSV hue as torchvision
+  adds it to a PIL image's; the four operations run in an order drawn per crop, each as torchvision on PIL images
+  computes it (:mod:`dali_multicrop.pil_colour`).
 * ``blur_sigma`` is the Gaussian blur's standard deviation range in output pixels.
 * ``interpolation`` is how a crop's window is resampled to ``size``: ``"bilinear"`` (torchvision's
   ``RandomResizedCrop`` default) or ``"bicubic"`` (DINO, DINOv2, iBOT), antialiased as torchvision does on PIL

@@ -17,12 +17,12 @@ grayscale, blur and solarisation (:mod:`dali_multicrop.draws`), and outputs per 
 * ``rows`` float32 ``[4n, 2]``: rows ``2c, 2c+1`` crop ``c``'s resize region, start ``(y, x)`` then end, in pixels
   (a mirrored crop has its x start and end swapped, which makes the resize mirror it); rows ``2n + 2c, 2n + 2c +
   1`` its box ``(x0, y0), (x1, y1)`` as fractions of the image's width and height;
-* ``colour`` float32 ``[n, 3, 4]``: each crop's colour map ``[M | T]`` (see :func:`~dali_multicrop.draws.
-  colour_blocks`);
+* ``colour`` float32 ``[n, ROW_FIELDS]``: each crop's colour row (its jitter's factors, hue shift and order, and
+  grayscale: :mod:`dali_multicrop.pil_colour`);
 * ``blur`` float32 ``[n, 1]``: each crop's blur sigma in output pixels (``NO_BLUR_SIGMA``: not blurred);
 * ``solarize`` uint16 ``[n, 1]``: 0, or ``SOLARIZE_OFFSET`` for a solarised crop.
 
-The same compiled functions serve Python callers (:func:`step_outputs`, :func:`crop_flips`, :func:`colour_factors`,
+The same compiled functions serve Python callers (:func:`step_outputs`, :func:`crop_flips`,
 :func:`~dali_multicrop.draws.draw_batch`): one implementation of the maths and of the stream.
 """
 
@@ -30,16 +30,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .spec import MultiCropSpec
 
-if TYPE_CHECKING:
-    from .draws import ColourFactors
-
-__all__ = ["FIELDS", "StepOutputs", "colour_factors", "crop_constants", "crop_flips", "crop_step", "step_outputs"]
+__all__ = ["FIELDS", "StepOutputs", "crop_constants", "crop_flips", "crop_step", "step_outputs"]
 
 # the fields of one crop's row of the constants (float64)
 SCALE_LOW, SCALE_HIGH, LOG_RATIO_LOW, LOG_RATIO_HIGH = 0, 1, 2, 3
@@ -80,7 +77,8 @@ def crop_constants(spec: MultiCropSpec) -> np.ndarray:
 @dataclass(frozen=True)
 class StepOutputs:
     """The step's outputs for a batch of ``B`` samples (see the module's docstring): ``rows`` float32 ``[B, 4n,
-    2]``, ``colour`` float32 ``[B, n, 3, 4]``, ``blur`` float32 ``[B, n, 1]``, ``solarize`` uint16 ``[B, n, 1]``."""
+    2]``, ``colour`` float32 ``[B, n, ROW_FIELDS]``, ``blur`` float32 ``[B, n, 1]``, ``solarize`` uint16
+    ``[B, n, 1]``."""
 
     rows: np.ndarray
     colour: np.ndarray
@@ -107,17 +105,6 @@ def crop_flips(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
     from ._step_kernel import batch_flips
 
     return batch_flips(np.ascontiguousarray(constants, dtype=np.float64), _keys(keys))
-
-
-def colour_factors(constants: np.ndarray, keys: np.ndarray) -> "ColourFactors":
-    """The colour factors the step draws for samples with stream ``keys`` (``[B]`` uint64): a
-    :class:`~dali_multicrop.draws.ColourFactors` of ``[B, n]`` arrays, from which it builds the colour maps
-    (:func:`~dali_multicrop.draws.colour_blocks` of them equals its ``colour`` output, in float64)."""
-    from ._step_kernel import batch_factors
-    from .draws import ColourFactors
-
-    f = batch_factors(np.ascontiguousarray(constants, dtype=np.float64), _keys(keys))
-    return ColourFactors(f[..., 0], f[..., 1], f[..., 2], f[..., 3], f[..., 4] > 0.5, f[..., 5] > 0.5)
 
 
 def crop_step(keys: Any, shapes: Any, constants: np.ndarray) -> tuple[Any, Any, Any, Any]:

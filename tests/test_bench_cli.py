@@ -157,8 +157,8 @@ def test_overhead_command_counts_operators_and_times_both_graphs(tmp_path):
         assert r["ratio"] == pytest.approx(r["ms_full"] / r["ms_decode"], rel=0.01)
         assert r["host_ratio"] == pytest.approx(r["ms_host"] / r["ms_decode"], rel=0.01)
         assert r["floor_ratio"] == pytest.approx(r["ms_floor"] / r["ms_decode"], rel=0.01)
-    assert default["operators_gpu_graph"]["mixed"] == 1  # the GPU decoder
-    assert dino["operators_gpu_graph"]["mixed"] == 2  # and the solarisation offsets' one copy to the GPU
+    assert default["operators_gpu_graph"]["mixed"] == 2  # the GPU decoder, the colour rows' one copy to the GPU
+    assert dino["operators_gpu_graph"]["mixed"] == 3  # and the solarisation offsets' one copy to the GPU
     # dino's blur and solarisation come out of the same crop step: one more host operator only, the blur's split
     # (the solarisation offsets are split on the GPU)
     assert default["operators_gpu_graph"]["cpu"] == dino["operators_gpu_graph"]["cpu"] - 1

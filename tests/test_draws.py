@@ -1,5 +1,6 @@
-"""The batch's draws: keyed and reproducible, drawn as the recipe says (the crop step's own, from the keys), and
-colour transforms equal to the parts they are made of."""
+"""The batch's draws: keyed and reproducible, drawn as the recipe says (the crop step's own, from the keys): the colour
+rows as torchvision's ``ColorJitter`` and ``RandomGrayscale`` draw them (the operations themselves:
+``tests/test_pil_colour.py``)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from dali_multicrop import ColorJitter, CropGroup, MultiCropSpec
-from dali_multicrop.draws import (LUMA, NO_BLUR_SIGMA, SOLARIZE_OFFSET, ColourFactors, batch_keys, colour_blocks,
-                                  draw_batch, epoch_key)
+from dali_multicrop.draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET, batch_keys, draw_batch, epoch_key
+from dali_multicrop.pil_colour import ROW_FIELDS, ROW_GRAY, ROW_ORDER, ROW_SHIFT, colour_crop
 from dali_multicrop.presets import load_preset
-from dali_multicrop.step import colour_factors, crop_constants
 
 OFF = ColorJitter(probability=0.0)
-
-
-def apply(block: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-    """``[M | T]`` blocks ``[K, 3, 4]`` applied to colours ``[K, 3]`` (0-255), unclamped."""
-    return np.einsum("kij,kj->ki", block[..., :3], rgb) + block[..., 3]
 
 
 def test_same_key_same_draws_other_keys_differ():
@@ -50,7 +44,7 @@ def test_shapes_and_rates_follow_the_recipe():
     d = draw_batch(spec, batch_keys(epoch_key(0, 0, 0), 0, 4000))
     n = spec.num_crops
     assert d.keys.shape == (4000,) and d.keys.dtype == np.uint64
-    assert d.flips.shape == (4000, n) and d.colour.shape == (4000, n, 3, 4)
+    assert d.flips.shape == (4000, n) and d.colour.shape == (4000, n, ROW_FIELDS)
     blurred = d.blur_sigma[..., 0] > NO_BLUR_SIGMA
     band = lambda p, k: 4 * math.sqrt(p * (1 - p) / k)
     assert blurred[:, 0].all()
@@ -64,109 +58,70 @@ def test_shapes_and_rates_follow_the_recipe():
     assert len(np.unique(d.keys)) == 4000
 
 
-def factors(count: int, **values) -> ColourFactors:
-    neutral = dict(brightness=1.0, contrast=1.0, saturation=1.0, hue=0.0, brightness_last=False, gray=False)
-    neutral.update(values)
-    return ColourFactors(**{k: np.broadcast_to(np.asarray(v), (count,)) for k, v in neutral.items()})
-
-
-def jittered(jitter: ColorJitter, count: int, seed: int,
-             grayscale_prob: float = 0.0) -> tuple[ColourFactors, np.ndarray]:
-    """The factors and float32 blocks the crop step draws for ``count`` crops of one group with ``jitter``."""
+def jittered(jitter: ColorJitter, count: int, seed: int, grayscale_prob: float = 0.0) -> np.ndarray:
+    """The colour rows (float32 ``[count, ROW_FIELDS]``) the crop step draws for ``count`` crops of one group with
+    ``jitter``."""
     group = CropGroup(count=1, size=32, scale=(0.5, 1.0), color_jitter=jitter, grayscale_prob=grayscale_prob)
-    spec = MultiCropSpec((group,))
-    d = draw_batch(spec, batch_keys(epoch_key(seed, 0, 0), 0, count))
-    f = colour_factors(crop_constants(spec), d.keys)
-    return ColourFactors(*(getattr(f, k)[:, 0] for k in ColourFactors.__dataclass_fields__)), d.colour[:, 0]
+    return draw_batch(MultiCropSpec((group,)), batch_keys(epoch_key(seed, 0, 0), 0, count)).colour[:, 0]
 
 
-def test_neutral_factors_are_exactly_the_identity():
-    assert np.array_equal(colour_blocks(factors(5)), np.broadcast_to(np.eye(3, 4), (5, 3, 4)))
-    _, block = jittered(OFF, 50, 0)
-    assert np.array_equal(block, np.broadcast_to(np.eye(3, 4), (50, 3, 4)))
+def applied(rows: np.ndarray) -> np.ndarray:
+    """Which rows jitter at all (a factor other than 1, or a hue shift)."""
+    return np.any(rows[:, :3] != 1, axis=1) | (rows[:, ROW_SHIFT] >= 0)
 
 
-def test_the_steps_blocks_are_the_blocks_of_its_factors():
-    f, block = jittered(ColorJitter(0.8, 0.4, 0.4, 0.2, 0.1), 2000, 3, grayscale_prob=0.2)
-    np.testing.assert_array_equal(block, colour_blocks(f).astype(np.float32))
-    assert abs(f.gray.mean() - 0.2) < 4 * math.sqrt(0.16 / 2000)
-    on = f.brightness != 1
-    assert abs(on.mean() - 0.8) < 4 * math.sqrt(0.16 / 2000)
-    for values, low, high in ((f.brightness, 0.6, 1.4), (f.contrast, 0.6, 1.4), (f.saturation, 0.8, 1.2),
-                              (f.hue, -0.1, 0.1)):  # uniform in ColorJitter's range where jittered
-        assert low <= values[on].min() and values[on].max() <= high
-        counts = np.histogram(values[on], bins=8, range=(low, high))[0]
+def test_a_crop_not_jittered_nor_grey_keeps_its_pixels():
+    rows = jittered(OFF, 50, 0)
+    assert np.all(rows[:, :3] == 1) and np.all(rows[:, ROW_SHIFT] == -1) and np.all(rows[:, ROW_GRAY] == 0)
+    assert np.all(rows[:, ROW_ORDER:ROW_ORDER + 4] == np.arange(4))
+    crop = np.random.default_rng(0).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    out = np.empty_like(crop)
+    colour_crop(out, crop, rows[0])
+    np.testing.assert_array_equal(out, crop)
+
+
+def test_the_factors_are_colorjitters_uniform_independent_draws():
+    rows = jittered(ColorJitter(0.8, 0.4, 0.4, 0.2, 0.1), 4000, 3, grayscale_prob=0.2)
+    on = applied(rows)
+    assert abs(on.mean() - 0.8) < 4 * math.sqrt(0.16 / 4000)
+    assert abs(rows[:, ROW_GRAY].mean() - 0.2) < 4 * math.sqrt(0.16 / 4000)
+    for field, low, high in ((0, 0.6, 1.4), (1, 0.6, 1.4), (2, 0.8, 1.2)):  # uniform in ColorJitter's range
+        values = rows[on, field]
+        assert low <= values.min() and values.max() <= high
+        counts = np.histogram(values, bins=8, range=(low, high))[0]
         expected = on.sum() / 8
         assert ((counts - expected) ** 2 / expected).sum() < 24.3, counts  # chi-square, 7 dof, p = 0.001
-    assert np.all(f.contrast[~on] == 1) and np.all(f.saturation[~on] == 1) and np.all(f.hue[~on] == 0)
-    # the factors are independent of each other (the stream's draws are)
-    assert abs(np.corrcoef(f.brightness[on], f.contrast[on])[0, 1]) < 0.1
-    assert abs(np.corrcoef(f.saturation[on], f.hue[on])[0, 1]) < 0.1
+    assert np.all(rows[~on, :3] == 1) and np.all(rows[~on, ROW_SHIFT] == -1)
+    assert abs(np.corrcoef(rows[on, 0], rows[on, 1])[0, 1]) < 0.1  # the stream's draws are independent
+    assert abs(np.corrcoef(rows[on, 2], rows[on, ROW_SHIFT])[0, 1]) < 0.1
 
 
-RGB = np.random.default_rng(1).uniform(90, 160, (40, 3))  # mid-range colours: nothing clamps at factors <= 1.5
+def test_the_hue_shift_is_torchvisions_int_of_a_uniform_factor_times_255():
+    """torchvision adds ``int(h * 255)`` (toward zero) to Pillow's uint8 hue, ``h`` uniform in [-0.1, 0.1]: shifts
+    -25..25 modulo 256, 0 twice as likely as the others (h * 255 in (-1, 1)), +-25 half as likely."""
+    rows = jittered(ColorJitter(1.0, 0.0, 0.0, 0.0, 0.1), 20000, 5)
+    shift = rows[:, ROW_SHIFT].astype(int)
+    signed = np.where(shift < 128, shift, shift - 256)
+    assert signed.min() == -25 and signed.max() == 25
+    width = np.ones(51)
+    width[25], width[0], width[50] = 2.0, 0.5, 0.5
+    expected = len(signed) * width / width.sum()
+    counts = np.bincount(signed + 25, minlength=51)
+    assert ((counts - expected) ** 2 / expected).sum() < 86.7, counts  # chi-square, 50 dof, p = 0.001
+    assert np.all(jittered(ColorJitter(1.0, 0.4, 0.4, 0.2, 0.0), 200, 5)[:, ROW_SHIFT] == -1)  # no hue: none
 
 
-def torchvision_colour(kernel, rgb: np.ndarray, *args) -> np.ndarray:
-    image = torch.tensor(rgb / 255.0)[:, :, None, None]
-    return kernel(image, *args)[..., 0, 0].numpy() * 255.0
-
-
-@pytest.mark.parametrize("factor", [0.5, 0.9, 1.3, 1.5])
-def test_brightness_saturation_grayscale_equal_torchvision(factor):
-    from torchvision.transforms.v2 import functional as F
-
-    n = len(RGB)
-    np.testing.assert_allclose(apply(colour_blocks(factors(n, brightness=factor)), RGB),
-                               torchvision_colour(F.adjust_brightness, RGB, factor), atol=1e-6)
-    np.testing.assert_allclose(apply(colour_blocks(factors(n, saturation=factor)), RGB),
-                               torchvision_colour(F.adjust_saturation, RGB, factor), atol=1e-6)
-    np.testing.assert_allclose(apply(colour_blocks(factors(n, gray=True)), RGB),
-                               torchvision_colour(F.rgb_to_grayscale, RGB, 3), atol=1e-6)
-    # grayscale after a jitter: torchvision's chain, in the order brightness, saturation, grayscale
-    rgb = RGB * 0.5 + 45  # 75..140: nothing clamps on the way
-    ours = apply(colour_blocks(factors(n, brightness=factor, saturation=1.2, gray=True)), rgb)
-    image = torch.tensor(rgb / 255.0)[:, :, None, None]
-    theirs = F.rgb_to_grayscale(F.adjust_saturation(F.adjust_brightness(image, factor), 1.2), 3)[..., 0, 0]
-    np.testing.assert_allclose(ours, theirs.numpy() * 255.0, atol=1e-6)
-
-
-@pytest.mark.parametrize("brightness_last", [False, True])
-def test_contrast_pivots_on_mid_grey_in_either_order(brightness_last):
-    n = len(RGB)
-    out = apply(colour_blocks(factors(n, brightness=1.2, contrast=0.7, brightness_last=brightness_last)), RGB)
-    want = 1.2 * (128 + 0.7 * (RGB - 128)) if brightness_last else 128 + 0.7 * (1.2 * RGB - 128)
-    np.testing.assert_allclose(out, want, atol=1e-6)
-
-
-@pytest.mark.parametrize("hue", [-0.1, -0.02, 0.02, 0.1])
-def test_hue_keeps_luma_and_greys_and_shifts_hsv_hue_by_about_as_much(hue):
-    import colorsys
-
-    block = colour_blocks(factors(4, hue=hue))
-    colours = np.array([[200.0, 60.0, 60.0], [60.0, 180.0, 80.0], [70.0, 90.0, 200.0], [150.0, 110.0, 90.0]])
-    out = apply(block, colours)
-    np.testing.assert_allclose(out @ LUMA, colours @ LUMA, atol=1e-6)
-    np.testing.assert_allclose(apply(block, np.full((4, 3), 90.0)), 90.0, atol=1e-6)
-    # torchvision shifts the HSV hue by exactly ``hue`` turns; turning the YIQ chroma plane comes close
-    hsv_hue = lambda rgb: np.array([colorsys.rgb_to_hsv(*(c / 255.0))[0] for c in rgb])
-    shift = (hsv_hue(out) - hsv_hue(colours) + 0.5) % 1.0 - 0.5
-    assert np.all(0.5 < shift / hue) and np.all(shift / hue < 1.6), shift
-
-
-def test_order_coin_is_fair_and_only_drawn_for_jittered_crops():
-    f, _ = jittered(ColorJitter(0.5, 0.4, 0.4, 0, 0), 20000, 7)
-    on = f.brightness != 1
-    assert abs(f.brightness_last[on].mean() - 0.5) < 4 * math.sqrt(0.25 / on.sum())
-    assert not f.brightness_last[~on].any()
-    assert f.brightness[on].min() < 0.62 and f.brightness.max() > 1.38
-
-
-@pytest.mark.parametrize("probability", [0.3, 0.8])
-def test_jitter_probability(probability):
-    _, block = jittered(ColorJitter(probability, 0.4, 0, 0, 0), 20000, 8)
-    on = ~np.all(block == np.eye(3, 4), axis=(1, 2))
-    assert abs(on.mean() - probability) < 4 * math.sqrt(probability * (1 - probability) / 20000)
+def test_the_order_is_a_uniform_permutation_drawn_per_jittered_crop():
+    rows = jittered(ColorJitter(0.5, 0.4, 0.4, 0.2, 0.1), 24000, 7)
+    on = applied(rows)
+    orders = rows[:, ROW_ORDER:ROW_ORDER + 4].astype(int)
+    assert np.all(np.sort(orders, axis=1) == np.arange(4))
+    assert np.all(orders[~on] == np.arange(4))
+    codes = orders[on] @ np.array([64, 16, 4, 1])
+    counts = np.unique(codes, return_counts=True)[1]
+    assert len(counts) == 24
+    expected = on.sum() / 24
+    assert ((counts - expected) ** 2 / expected).sum() < 49.7, counts  # chi-square, 23 dof, p = 0.001
 
 
 def test_draws_do_not_depend_on_the_spec_order_of_other_groups():

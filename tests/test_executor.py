@@ -36,7 +36,7 @@ def test_bad_settings_are_named(text, words):
 
 
 def test_the_settings_reach_the_pipeline_and_change_no_crop():
-    """The CPU graph with DALI's own resize (cpu_kernel "dali") over the same draws, with and without settings:
+    """The CPU graph over the same draws, with and without settings:
     the pipeline's flags are set, every resize takes the whole batch in one launch, and the crops are identical."""
     from dali_multicrop import FileList
     from dali_multicrop.epochs import EpochPlan, ShardPlan
@@ -52,7 +52,7 @@ def test_the_settings_reach_the_pipeline_and_change_no_crop():
         feed = EpochFeed(files, spec, seed=1)
         feed.start(EpochPlan.of(ShardPlan(len(files), 8, seed=1).batches(0)[:1]))
         pipe = build_pipeline(feed, spec, GraphSettings(device="cpu", batch_size=8, num_threads=2, seed=0,
-                                                        cpu_kernel="dali", executor=executor)).pipeline
+                                                        executor=executor)).pipeline
         pipe.build()
         resizes = [op for op in pipe._ops if getattr(op._op, "schema_name", "") == "Resize"]
         assert len(resizes) == spec.num_crops

@@ -18,17 +18,18 @@ def test_gpu_and_cpu_graphs_are_defined_here(device):
     if device == "cpu":
         assert counts["mixed"] == counts["gpu"] == 0 and counts["cpu"] >= n  # a normalisation per crop at least
     else:
-        assert counts["mixed"] == 2  # the decoder, and the solarisation offsets' one copy to the GPU
-        # the pixel work on the GPU: a resize, a colour map and a normalisation per crop at least (the host's
-        # operators do not grow with the crops: tested below)
-        assert counts["gpu"] >= 3 * n
+        assert counts["mixed"] == 3  # the decoder, and one copy to the GPU each of the colour rows and the offsets
+        # the pixel work on the GPU: a resize, the colour's two kernels and their sum and a normalisation per crop at
+        # least (the host's operators do not grow with the crops: tested below)
+        assert counts["gpu"] >= 5 * n
 
 
 @pytest.mark.parametrize("crops", ["2x224,6x96", "2x224,10x96", "dino", "ibot"])
-def test_the_gpu_graph_copies_nothing_small_to_the_gpu_but_the_solarisation_offsets_once(crops):
+def test_the_gpu_graph_copies_nothing_small_to_the_gpu_but_the_colour_rows_and_solarisation_offsets_once(crops):
     """Only pixels cross to the GPU inside the graph (the decoder's output; pixels from memory, one copy); the
-    solarisation offsets of all crops cross in one copy, whatever the number of solarised crops; the windows
-    leave the graph on the host, for the runner's one transfer (flips, indices and labels never enter it)."""
+    colour rows of all crops cross in one copy, and so do the solarisation offsets, whatever the number of crops;
+    the windows leave the graph on the host, for the runner's one transfer (flips, indices and labels never enter
+    it)."""
     import numpy as np
 
     from dali_multicrop import ArraySource
@@ -42,7 +43,7 @@ def test_the_gpu_graph_copies_nothing_small_to_the_gpu_but_the_solarisation_offs
         pipe = build_pipeline(EpochFeed(source, spec), spec,
                               GraphSettings(device="gpu", batch_size=2, num_threads=2, seed=0)).pipeline
         pipe._build_graph()
-        assert len(host_to_gpu_copies(pipe)) == head + (solarised > 0), f"{crops}, {type(source).__name__}"
+        assert len(host_to_gpu_copies(pipe)) == head + 1 + (solarised > 0), f"{crops}, {type(source).__name__}"
         devices = [node.device for node in pipe._graph_out]
         assert devices == ["gpu"] * spec.num_crops + ["cpu"]  # crops; windows
 
@@ -51,17 +52,15 @@ def test_host_operators_of_the_gpu_graph_do_not_grow_with_crops():
     few = operator_counts(MultiCropSpec.parse("2x224,2x96"), "gpu")
     many = operator_counts(MultiCropSpec.parse("2x224,10x96"), "gpu")
     assert few["cpu"] == many["cpu"] <= 12
-    # per crop, only pixel work on the GPU: resize, colour, normalise
-    assert many["gpu"] - few["gpu"] == 8 * 3
+    # per crop, only pixel work on the GPU: resize; colour (two kernels, their sum, the layout's name); normalise
+    assert many["gpu"] - few["gpu"] == 8 * 6
 
 
-@pytest.mark.parametrize("kernel,per_crop", [("dali", 3), ("compiled", 4)])
-def test_cpu_graph_grows_by_its_pixel_operators_only(kernel, per_crop):
-    """Per crop: resize, colour (DALI's operator; or the compiled map and its layout's name, no copy) and
-    normalise."""
-    few = operator_counts(MultiCropSpec.parse("2x224,2x96"), "cpu", cpu_kernel=kernel)["cpu"]
-    many = operator_counts(MultiCropSpec.parse("2x224,10x96"), "cpu", cpu_kernel=kernel)["cpu"]
-    assert many - few == 8 * per_crop
+def test_cpu_graph_grows_by_its_pixel_operators_only():
+    """Per crop: resize, colour (the compiled operator and its layout's name, no copy) and normalise."""
+    few = operator_counts(MultiCropSpec.parse("2x224,2x96"), "cpu")["cpu"]
+    many = operator_counts(MultiCropSpec.parse("2x224,10x96"), "cpu")["cpu"]
+    assert many - few == 8 * 4
 
 
 def test_blur_and_solarise_add_operators_only_for_crops_that_use_them():

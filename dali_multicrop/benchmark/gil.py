@@ -48,15 +48,15 @@ WARMUP = 8
 """Batches the measured program takes before its steady loop."""
 
 KINDS = ("loader", "bare", "bare-crops", "bare-pixels", "feed-decode")
-"""What is measured: the project's loader; the bare DALI loader of the same files (two outputs); the bare loader
-with one plain resize of the decoded image per crop of ``crops`` as outputs (``n + 1`` of them: DALI's own cost of
-handing over as many outputs as the loader); ``bare-pixels``, the bare loader running per crop the pixel
-operators the loader's GPU graph runs (a resize of a fixed window, a fixed colour map, the normalisation:
-:mod:`dali_multicrop.augment`'s own), on the loader's executor, with nothing drawn: DALI's own cost of the crops'
-operators, the reference for how the loader's own cost grows with the crops; or ``feed-decode``, the loader's own
-head alone: its feed's paths through DALI's external source, read and decoded by the decode-only graph (``bench
---backend decode-cpu``'s), no crops: what feeding its own epoch plans costs, where in the bare loader a DALI reader
-picks the samples itself."""
+"""What is measured: the project's loader; the bare DALI loader of the same files (two outputs); the bare loader with
+one plain resize of the decoded image per crop of ``crops`` as outputs (``n + 1`` of them: DALI's own cost of
+handing over as many outputs as the loader); ``bare-pixels``, the bare loader running per crop the pixel operators
+of the loader's (a resize of a fixed window, :mod:`dali_multicrop.augment`'s own; a fixed colour map, DALI's
+``fn.coord_transform``; the normalisation, :mod:`dali_multicrop.augment`'s), on the loader's executor, with nothing
+drawn: DALI's own cost of the crops' operators, the reference for how the loader's own cost grows with the crops; or
+``feed-decode``, the loader's own head alone: its feed's paths through DALI's external source, read and decoded by
+the decode-only graph (``bench --backend decode-cpu``'s), no crops: what feeding its own epoch plans costs, where in
+the bare loader a DALI reader picks the samples itself."""
 
 
 def core_split() -> Optional[tuple[int, set[int]]]:
@@ -252,8 +252,8 @@ def bare_pipeline(kind: str, files: list[str], crops: str, batch_size: int, thre
             return fn.resize(images, size=[size, size])
         # a slightly different window per crop: identical operators would be merged into one by DALI
         out = augment.resized_crop(images, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True)
-        return augment.normalize(augment.colour_transform(out, _FIXED_COLOUR), IMAGENET_MEAN, IMAGENET_STD,
-                                 types.FLOAT)
+        coloured = fn.coord_transform(out, MT=_FIXED_COLOUR, dtype=types.UINT8)
+        return augment.normalize(coloured, IMAGENET_MEAN, IMAGENET_STD, types.FLOAT)
 
     @pipeline_def(batch_size=batch_size, num_threads=threads, device_id=None, prefetch_queue_depth=2,
                   exec_dynamic=True if pixels else None)

@@ -50,17 +50,14 @@ def tiny_spec(spec: MultiCropSpec) -> MultiCropSpec:
                                for i, g in enumerate(spec.groups)), n)
 
 
-def operator_counts(spec: MultiCropSpec, device: str, source: Optional[AnySource] = None,
-                    cpu_kernel: str = "auto") -> dict[str, int]:
+def operator_counts(spec: MultiCropSpec, device: str, source: Optional[AnySource] = None) -> dict[str, int]:
     """Operators the graph for ``device`` ("cpu" or "gpu") runs per batch, by where they run: ``cpu`` (one at a
     time, on the host), ``mixed`` (CPU in, GPU out: the GPU decoder, and each copy of a host node to the GPU, which
     DALI adds as a mixed operator when it builds) and ``gpu``. ``source`` chooses the graph's head (default: a file
-    list); ``cpu_kernel`` the CPU graph's resize and colour (:data:`~dali_multicrop.augment.CPU_KERNELS`). Defined,
-    not built: no GPU needed."""
+    list). Defined, not built: no GPU needed."""
     source = source if source is not None else FileList(("unused.jpg",), (0,))
     feed = EpochFeed(source, spec)
-    pipe = build_pipeline(feed, spec, GraphSettings(device=device, batch_size=1, num_threads=1, seed=0,
-                                                    cpu_kernel=cpu_kernel)).pipeline
+    pipe = build_pipeline(feed, spec, GraphSettings(device=device, batch_size=1, num_threads=1, seed=0)).pipeline
     pipe._build_graph()  # DALI's graph definition step; build() would also need the device
     counts = Counter(op._op.device for op in pipe._ops)
     counts["mixed"] += len(host_to_gpu_copies(pipe))
