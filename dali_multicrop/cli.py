@@ -351,8 +351,9 @@ def fidelity(
                                show_default=True),
 ) -> None:
     """How close each crop group's operations are to torchvision on PIL images, the method's own transform, in code
-    values (0-255); measured so far: the resize with the group's interpolation (docs/fidelity.md)."""
-    from .fidelity import format_rows, natural_photos, resize_fidelity
+    values (0-255): the resize with the group's interpolation, then each colour operation, the whole ColorJitter in
+    its order drawn per crop and grayscale (docs/fidelity.md)."""
+    from .fidelity import colour_fidelity, format_rows, natural_photos, resize_fidelity
 
     spec = _spec(crops)
     _positive("--epochs", epochs)
@@ -365,6 +366,7 @@ def fidelity(
     try:
         photos = natural_photos() if images is None else _images_in(images)
         rows = resize_fidelity(spec, photos, device=device, epochs=epochs)
+        rows += colour_fidelity(spec, photos, device=device, epochs=epochs)
     except ValueError as exc:
         _fail(str(exc))
     for line in format_rows(rows, f"{crops} ({spec}) on {len(photos)} images, the {device} graph, against "

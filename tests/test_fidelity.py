@@ -1,7 +1,7 @@
-"""The method's own resize, exactly (issue #29, first operation): every preset's crops, resized with its method's
-interpolation, within torchvision's own noise of torchvision on PIL images, on natural photographs. Values, not
-shapes: the mean absolute difference per crop in code values (0-255), with the other filter as the check that the
-measurement tells the two apart."""
+"""The method's own operations, exactly (issue #29): every preset's crops, resized with its method's interpolation
+within torchvision's own noise of torchvision on PIL images, and coloured as torchvision on PIL images colours them,
+on natural photographs. Values, not shapes: the mean absolute difference per crop in code values (0-255), with the
+other filter as the check that the measurement tells the two apart."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ pytest.importorskip("torchvision")
 pytest.importorskip("skimage", reason="the natural photographs come with scikit-image: pip install 'dali-multicrop[test]'")
 
 from conftest import DEVICES  # noqa: E402
-from dali_multicrop.fidelity import RESIZE_GOAL, natural_photos, resize_fidelity  # noqa: E402
+from dali_multicrop.fidelity import (COLOUR_GOALS, RESIZE_GOAL, colour_fidelity, natural_photos,  # noqa: E402
+                                     resize_fidelity)
 from dali_multicrop.presets import load_preset, parse_crops  # noqa: E402
 
 
@@ -39,6 +40,24 @@ def test_each_preset_resizes_as_its_method_within_torchvisions_own_noise(photos,
         assert r.worst < 0.5, r
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("recipe", ["dino", "2x224,6x96"])
+def test_each_colour_operation_is_torchvisions_on_pil(photos, recipe, device):
+    """Brightness, contrast, saturation, hue and grayscale one at a time over each group's range, then the whole
+    ColorJitter in its order drawn per crop and grayscale: the CPU graph's crops are torchvision's on PIL value for
+    value; the GPU graph's (its kernels' arithmetic is the CPU's: tests/test_colour_kernel.py) within the goals.
+    The uncoloured crops differ from the coloured ones, so an operation left out would show."""
+    rows = colour_fidelity(parse_crops(recipe), photos[:4], device=device, epochs=1)
+    spec = parse_crops(recipe)
+    wanted = [op for op in ("brightness", "contrast", "saturation", "hue") if spec.groups[0].color_jitter.active
+              and getattr(spec.groups[0].color_jitter, op) > 0]
+    wanted += ["grayscale"] * (spec.groups[0].grayscale_prob > 0) + ["jitter"]
+    assert [r.operation for r in rows if r.group == rows[0].group][:len(wanted)] == wanted
+    for r in rows:
+        assert r.crops >= 4 and r.goal == COLOUR_GOALS[r.operation], r
+        assert (r.mad == 0.0 and r.worst == 0.0) if device == "cpu" else r.within_goal, r
+
+
 def test_the_methods_interpolations_are_their_codes():
     """DINO, DINOv2 and iBOT resize with bicubic (RandomResizedCrop(..., interpolation=BICUBIC) in their
     augmentation code); SwAV and I-JEPA with torchvision's default bilinear; a user's own spec takes the default."""
@@ -56,7 +75,11 @@ def test_the_fidelity_command_prints_the_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert "against torchvision on PIL" in lines[0] and lines[1].split()[:2] == ["operation", "group"]
-    assert len(lines) == 5 and all(line.split()[2] == "bicubic" for line in lines[2:])
+    resize = [line for line in lines[2:] if line.startswith("resize")]
+    assert len(resize) == 3 and all(line.split()[2] == "bicubic" for line in resize)
+    colour = [line.split()[0] for line in lines[2:] if not line.startswith("resize")]
+    assert colour == [op for op in ("brightness", "contrast", "saturation", "hue", "grayscale", "jitter")
+                      for _ in range(3)]
     assert "above the goal" not in proc.stdout
     bad = subprocess.run([sys.executable, "-m", "dali_multicrop", "fidelity", "--images", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
