@@ -17,9 +17,11 @@ limit), which add up, with the kit's unpacking in call 1, to at most ``CALL_BUDG
    (operators, GIL, decoder memory) and the host ms per ready batch of both graphs;
 4. the training examples on the GPU (bf16) and an Nsight Systems timeline where nsys is installed.
 
-The kit (``../shared/device/make-dali-kit.sh`` with its defaults) brings DALI for CUDA 13 and numba, llvmlite,
-psutil, matplotlib, braceexpand, hypothesis, pytest-timeout, huggingface_hub, safetensors and timm (without its
-dependencies); the device has torch, torchvision, pytest, typer, PyYAML, numpy and Pillow. Before its first step a
+The kit (``../shared/device/make-dali-kit.sh`` with its defaults and ``nvidia-nvvm`` added to ``EXTRA``: see
+``bench/README.md``) brings DALI for CUDA 13 and numba, llvmlite, psutil, matplotlib, braceexpand, hypothesis,
+pytest-timeout, huggingface_hub, safetensors, timm (without its dependencies) and CUDA's NVVM, which Numba's CUDA
+target needs to compile the GPU graph's colour kernels (the steps' ``CUDA_HOME`` points at it where the machine has
+none of its own); the device has torch, torchvision, pytest, typer, PyYAML, numpy and Pillow. Before its first step a
 call checks that what it needs imports, and refuses to start with one line naming what does not.
 
 Everything goes under ``$OUT/call-N`` (``./device-out`` without ``$OUT``); the summary goes to stdout and to
@@ -209,14 +211,41 @@ def call_seconds(call: int, steps: Sequence[Step]) -> int:
     return sum(s.timeout for s in steps) + PREFLIGHT_S + (KIT_S if call == 1 else 0)
 
 
+KIT_NVVM = ("nvidia/cu13/lib/libnvvm.so.4", "nvidia/cu13/nvvm/libdevice/libdevice.10.bc")
+"""CUDA's NVVM in the kit (the ``nvidia-nvvm`` wheel, relative to the kit's site folder): the GPU graph's colour
+kernels are compiled by Numba's CUDA target, which needs it."""
+
+
+def nvvm_home(site: Path, home: Path, system: Path = Path("/usr/local/cuda")) -> Optional[Path]:
+    """A folder laid out as Numba looks for NVVM under ``CUDA_HOME`` (``nvvm/lib64/libnvvm.so``,
+    ``nvvm/libdevice/libdevice.10.bc``), linking the kit's copy, made under ``home``; None where the system has its
+    own (``system/nvvm``) or the kit has none."""
+    library, libdevice = (site / name for name in KIT_NVVM)
+    if (system / "nvvm" / "lib64").is_dir() or not library.exists() or not libdevice.exists():
+        return None
+    folder = home / "dali-nvvm"
+    for link, target in ((folder / "nvvm" / "lib64" / "libnvvm.so", library),
+                         (folder / "nvvm" / "libdevice" / "libdevice.10.bc", libdevice)):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(target)
+    return folder
+
+
 def child_env() -> dict[str, str]:
     """The steps' environment: DALI from the kit and the project from the working tree importable, output
-    unbuffered, one sample-data cache for every step."""
+    unbuffered, one sample-data cache for every step; ``CUDA_HOME`` pointing Numba at the kit's NVVM where the
+    machine has none of its own and none is named."""
     env = dict(os.environ)
-    paths = [str(Path.home() / "dali-site"), str(ROOT), env.get("PYTHONPATH", "")]
+    site = Path.home() / "dali-site"
+    paths = [str(site), str(ROOT), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("DALI_MULTICROP_CACHE", CACHE)
+    if "CUDA_HOME" not in env:
+        home = nvvm_home(site, Path.home())
+        if home is not None:
+            env["CUDA_HOME"] = str(home)
     return env
 
 
@@ -234,6 +263,12 @@ try:
     out["@cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
 except Exception:
     out["@cuda"] = ""
+try:  # the GPU graph's colour kernels are compiled by Numba's CUDA target, with CUDA's NVVM
+    from numba.cuda.cudadrv import nvvm
+    nvvm.NVVM()
+    out["@nvvm"] = ""
+except Exception as exc:
+    out["@nvvm"] = f"{type(exc).__name__}: {exc}"[:300]
 print(json.dumps(out))
 """
 
@@ -252,7 +287,11 @@ def preflight(call: int) -> tuple[Optional[str], str, dict[str, str]]:
         return (f"device check: call {call} cannot start: {'; '.join(missing)} not importable. Bring DALI and "
                 f"the rest with ../shared/device/make-dali-kit.sh (its defaults) and run the kit's parts first "
                 f"(bench/README.md, 'On a lent GPU')"), "", {}
-    return None, found.get("@cuda", ""), {n: why for n, why in OPTIONAL.items() if found.get(n)}
+    absent = {n: why for n, why in OPTIONAL.items() if found.get(n)}
+    if found.get("@cuda") and found.get("@nvvm"):
+        absent["CUDA's NVVM"] = (f"the GPU graph's colour kernels cannot compile, so every dali-gpu step fails "
+                                 f"({found['@nvvm']}); build the kit with EXTRA naming nvidia-nvvm (bench/README.md)")
+    return None, found.get("@cuda", ""), absent
 
 
 @dataclass

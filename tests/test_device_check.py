@@ -137,3 +137,19 @@ def test_the_driver_itself_needs_only_the_standard_library(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "call 1: at most" in proc.stdout and "engine utilisation" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_numba_is_pointed_at_the_kits_nvvm_only_where_the_machine_has_none(check, tmp_path):
+    """The GPU graph's colour kernels are compiled by Numba's CUDA target, which looks for NVVM under CUDA_HOME:
+    the kit's copy (the nvidia-nvvm wheel) is linked in that layout, unless the system has its own."""
+    site, home, system = tmp_path / "site", tmp_path / "home", tmp_path / "cuda"
+    assert check.nvvm_home(site, home, system) is None  # no NVVM in the kit
+    for name in check.KIT_NVVM:
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(b"x")
+    folder = check.nvvm_home(site, home, system)
+    assert (folder / "nvvm/lib64/libnvvm.so").resolve() == (site / check.KIT_NVVM[0]).resolve()
+    assert (folder / "nvvm/libdevice/libdevice.10.bc").resolve() == (site / check.KIT_NVVM[1]).resolve()
+    assert check.nvvm_home(site, home, system) == folder  # a second call finds the links made
+    (system / "nvvm" / "lib64").mkdir(parents=True)
+    assert check.nvvm_home(site, home, system) is None  # the machine's own comes first
