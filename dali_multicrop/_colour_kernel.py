@@ -26,7 +26,7 @@ from numba import cuda  # a module global: Numba's CUDA simulator swaps it for i
 from .pil_colour import CONTRAST, ROW_FIELDS, applied, colour_crop, colour_pixel, contrast_stage, grey_of, luma
 
 __all__ = ["GPU_BLOCKS", "GPU_THREADS", "colour_operator", "colour_pixels", "gpu_colour", "launch",
-           "luma_before_contrast"]
+           "luma_before_contrast", "luma_total"]
 
 GPU_BLOCKS = (160, 1, 1)
 """Blocks per sample of the GPU kernels' launch (a grid-stride loop covers crops of any size)."""
@@ -57,8 +57,8 @@ def luma_before_contrast(lum: Any, crop: Any, row: Any) -> None:
 
 def colour_pixels(out: Any, crop: Any, row: Any, total: Any) -> None:
     """GPU kernel, a thread per pixel: ``out`` (uint8 HWC) = ``crop`` through ``row`` (see
-    :func:`~dali_multicrop.pil_colour.colour_crop`), the contrast's grey from ``total`` (int64 ``[1, 1]``: the sum
-    of :func:`luma_before_contrast`'s output)."""
+    :func:`~dali_multicrop.pil_colour.colour_crop`), the contrast's grey from ``total`` (uint64 ``[1, 1]``: the sum
+    of :func:`luma_before_contrast`'s output, :func:`luma_total`)."""
     start, stride = cuda.grid(1), cuda.gridsize(1)
     height, width = crop.shape[0], crop.shape[1]
     local = cuda.local.array(ROW_FIELDS, numba.float32)  # the row in registers: read once per thread (and a numpy
@@ -158,9 +158,16 @@ def gpu_colour(crop: Any, row: Any) -> Any:
 
     suffix = "" if cuda.is_available() else " (defined only)"
     first = _operator("gpu luma" + suffix, make(luma_before_contrast, _plane, 2, []))
-    second = _operator("gpu colour" + suffix, make(colour_pixels, _same_shape, 3, [types.INT64]))
-    total = fn.reductions.sum(first(crop, row), dtype=types.INT64, keep_dims=True, device="gpu")  # [1, 1]
-    return second(crop, row, total)
+    second = _operator("gpu colour" + suffix, make(colour_pixels, _same_shape, 3, [types.UINT64]))
+    return second(crop, row, luma_total(first(crop, row)))
+
+
+def luma_total(lum: Any) -> Any:
+    """In a pipeline definition: the sum of each sample's lumas (uint8 ``[H, W]``), uint64 ``[1, 1]``, on the
+    node's device (DALI sums uint8 into unsigned 64-bit integers, not signed ones)."""
+    from nvidia.dali import fn, types
+
+    return fn.reductions.sum(lum, dtype=types.UINT64, keep_dims=True, device=lum.device)
 
 
 def launch(kernel: Any, *arrays: np.ndarray, blocks: int = 2, threads: int = 16) -> None:

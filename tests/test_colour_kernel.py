@@ -32,7 +32,7 @@ SIMULATED = textwrap.dedent("""
             colour_crop(want, crop, row)
             lum = np.zeros(crop.shape[:2], np.uint8)
             kernels.launch(kernels.luma_before_contrast, lum, crop, row, blocks=3, threads=32)
-            total = np.array([[lum.astype(np.int64).sum()]])
+            total = np.array([[lum.astype(np.uint64).sum()]], dtype=np.uint64)
             out = np.zeros_like(crop)
             kernels.launch(kernels.colour_pixels, out, crop, row, total, blocks=3, threads=32)
             assert np.array_equal(out, want), (k, row)
@@ -70,7 +70,7 @@ COMPILED = textwrap.dedent("""
     from dali_multicrop import _colour_kernel as kernels
 
     image, plane = nt.Array(nt.uint8, 3, "C"), nt.Array(nt.uint8, 2, "C")
-    row, total = nt.Array(nt.float32, 1, "C"), nt.Array(nt.int64, 2, "C")
+    row, total = nt.Array(nt.float32, 1, "C"), nt.Array(nt.uint64, 2, "C")
     for kernel, args in ((kernels.luma_before_contrast, (plane, image, row)),
                          (kernels.colour_pixels, (image, image, row, total))):
         ptx, _ = cuda.compile_ptx(kernel, args, cc=(9, 0))
@@ -86,3 +86,25 @@ def test_the_gpu_kernels_compile_for_an_h100():
         pytest.skip(f"CUDA's NVVM is not installed here: {proc.stdout.strip()}")
     names = [line.split()[0] for line in proc.stdout.splitlines()]
     assert names == ["luma_before_contrast", "colour_pixels"]
+
+
+def test_the_sum_between_the_kernels_is_defined_as_dali_takes_it():
+    """The GPU graph sums each crop's lumas with DALI's reduction between its two kernels; the same call on the CPU
+    (DALI's schema is the device's both): uint8 in, uint64 out (DALI refuses int64 for uint8), one value a sample,
+    exact at the largest crop's total."""
+    import numpy as np
+    from nvidia.dali import fn, pipeline_def
+
+    from dali_multicrop._colour_kernel import luma_total
+
+    planes = [np.full((448, 448), 255, np.uint8), np.arange(12, dtype=np.uint8).reshape(3, 4)]
+
+    @pipeline_def(batch_size=2, num_threads=1, device_id=None)
+    def sums():
+        return luma_total(fn.external_source(source=lambda: planes, batch=True))
+
+    pipe = sums()
+    pipe.build()
+    out = pipe.run()[0]
+    assert [np.asarray(out.at(i)).tolist() for i in range(2)] == [[[255 * 448 * 448]], [[66]]]
+    assert np.asarray(out.at(0)).dtype == np.uint64
