@@ -5,7 +5,7 @@
 Crops (96 and 224 px) of scikit-image's photographs; per crop and repeat, a colour row drawn as the crop step draws
 it for DINO's recipe (``ColorJitter(0.4, 0.4, 0.2, 0.1)`` with its order drawn per crop; grayscale with p 0.2). Each
 operation alone (the row's other operations left out), grayscale alone, and the whole row, applied two ways: by the
-CPU graph's own kernel (``pil_colour.colour_crop``; the GPU graph's kernels do the same arithmetic,
+CPU graph's own kernel (``crop_colour.colour_crop``; the GPU graph's kernels do the same arithmetic,
 tests/test_colour_kernel.py) and by torchvision's functions on the PIL image (``fidelity.torchvision_colour``, the
 reference, as DINO applies them), with torchvision's tensor path beside it (its own noise). Prints and writes the
 mean absolute difference per crop in code values (0-255), the worst crop's, and the kernel's time per crop (one
@@ -25,7 +25,8 @@ import torch
 from dali_multicrop.benchmark.environment import describe_machine
 from dali_multicrop.draws import batch_keys, draw_batch, epoch_key
 from dali_multicrop.fidelity import natural_photos, photo_crops, torchvision_colour
-from dali_multicrop.pil_colour import HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT, colour_crop
+from dali_multicrop.crop_colour import colour_crop
+from dali_multicrop.pil_colour import ROW_GRAY, ROW_SHIFT
 from dali_multicrop.presets import load_preset
 
 OPS = ("brightness", "contrast", "saturation", "hue", "grayscale", "whole jitter")

@@ -3,7 +3,7 @@ images computes them (:mod:`dali_multicrop.pil_colour`'s arithmetic), from the c
 ``colour`` output, :data:`~dali_multicrop.pil_colour.ROW_FIELDS`).
 
 * CPU: one DALI operator (``numba_function``) for the process, a loop over the crop's pixels
-  (:func:`~dali_multicrop.pil_colour.colour_crop`), compiled once and shared by every crop and graph: no Python per
+  (:func:`~dali_multicrop.crop_colour.colour_crop`), compiled once and shared by every crop and graph: no Python per
   crop or per batch, so the GIL is free while DALI's threads colour the crops (one sample a call, in parallel).
 * GPU: the same per-pixel functions in two CUDA kernels, a thread per pixel (grid-stride): the first writes each
   pixel's luma as the operations before contrast leave it (:func:`luma_before_contrast`), DALI's
@@ -23,7 +23,8 @@ import numba
 import numpy as np
 from numba import cuda  # a module global: Numba's CUDA simulator swaps it for its own in a kernel's globals
 
-from .pil_colour import CONTRAST, ROW_FIELDS, applied, colour_crop, colour_pixel, contrast_stage, grey_of, luma
+from .crop_colour import colour_crop
+from .pil_colour import CONTRAST, ROW_FIELDS, applied, colour_pixel, contrast_stage, grey_of, luma
 
 __all__ = ["GPU_BLOCKS", "GPU_THREADS", "colour_operator", "colour_pixels", "gpu_colour", "launch",
            "luma_before_contrast", "luma_total"]
@@ -57,7 +58,7 @@ def luma_before_contrast(lum: Any, crop: Any, row: Any) -> None:
 
 def colour_pixels(out: Any, crop: Any, row: Any, total: Any) -> None:
     """GPU kernel, a thread per pixel: ``out`` (uint8 HWC) = ``crop`` through ``row`` (see
-    :func:`~dali_multicrop.pil_colour.colour_crop`), the contrast's grey from ``total`` (uint64 ``[1, 1]``: the sum
+    :func:`~dali_multicrop.crop_colour.colour_crop`), the contrast's grey from ``total`` (uint64 ``[1, 1]``: the sum
     of :func:`luma_before_contrast`'s output, :func:`luma_total`)."""
     start, stride = cuda.grid(1), cuda.gridsize(1)
     height, width = crop.shape[0], crop.shape[1]
@@ -148,7 +149,7 @@ def gpu_colour(crop: Any, row: Any) -> Any:
     """In a pipeline definition, on the GPU: ``crop`` (uint8 HWC, on the GPU) through its colour ``row`` (float32
     ``[ROW_FIELDS]``, on the GPU): the two kernels and DALI's sum between them. The kernels are compiled once per
     process, for the first GPU graph's device (Numba's CUDA target)."""
-    from nvidia.dali import fn, types
+    from nvidia.dali import types
 
     def make(kernel: Any, setup: Any, ndim: int, extra: list[Any]) -> Any:
         return lambda: _gpu_function(run_fn=kernel, setup_fn=setup, out_types=[types.UINT8],

@@ -1,10 +1,10 @@
-"""torchvision's colour operations as they run on PIL images, bit for bit, as compiled kernels (issue #29).
+"""torchvision's colour operations as they run on PIL images, bit for bit, one pixel at a time (issue #29).
 
 DINO, DINOv2, iBOT and SwAV apply ``ColorJitter`` and ``RandomGrayscale`` to PIL images, so torchvision hands each
-operation to Pillow, which works in uint8 and rounds its own way after every step. These kernels do the same
-arithmetic on a uint8 HWC crop, so their output is the reference's exactly (``tests/test_pil_colour.py`` checks
-them against torchvision on PIL, value for value, over every RGB colour where a pixel stands alone and over
-natural photographs for the rest):
+operation to Pillow, which works in uint8 and rounds its own way after every step. These functions do the same
+arithmetic on a pixel, so what is built of them gives the reference's values exactly (``tests/test_pil_colour.py``
+checks them against Pillow over every RGB colour, and the crops made of them against torchvision on PIL over natural
+photographs):
 
 * brightness ``b``: Pillow's blend of a black image and the crop with factor ``b`` (``ImageEnhance.Brightness``);
 * contrast ``c``: the blend of a grey image and the crop, the grey being the crop's own mean luma, rounded
@@ -16,11 +16,10 @@ natural photographs for the rest):
 
 Pillow's blend computes ``in1 + alpha * (in2 - in1)`` in single precision and truncates it to uint8 (clipped to
 [0, 255] where ``alpha`` is outside [0, 1]); its luma is ``(19595 R + 38470 G + 7471 B + 2**15) >> 16``.
-``ColorJitter`` applies its four operations in a random order drawn per call (``torch.randperm(4)``):
-:func:`jitter` takes that order. The graph hands each crop its parameters as a row of numbers (:data:`ROW_FIELDS`);
-:func:`colour_crop` applies one to a crop. The arithmetic is in functions of one pixel (``njit``: :func:`apply`,
-:func:`colour_pixel`), from which the CPU graph's operator (a loop over the crop) and the GPU graph's kernels (a
-thread per pixel, :mod:`dali_multicrop._colour_kernel`) are both built.
+``ColorJitter`` applies its four operations in a random order drawn per call (``torch.randperm(4)``). The graph hands
+each crop its parameters as a row of numbers (:data:`ROW_FIELDS`, :func:`colour_row`). From these functions
+(``njit``) are built the CPU graph's operator (:mod:`dali_multicrop.crop_colour`: a crop, one operation at a time)
+and the GPU graph's kernels (a thread per pixel, :mod:`dali_multicrop._colour_kernel`).
 """
 
 from __future__ import annotations
@@ -33,8 +32,7 @@ from ._numba import jit
 
 __all__ = ["BRIGHTNESS", "CONTRAST", "SATURATION", "HUE", "ROW_FIELDS", "ROW_GRAY", "ROW_ORDER", "ROW_SHIFT", "luma",
            "blend", "rgb_to_hsv", "hsv_to_rgb", "hue_shift", "apply", "applied", "colour_pixel", "contrast_stage",
-           "grey_of", "contrast_grey", "colour_crop", "colour_row", "adjust_brightness", "adjust_contrast",
-           "adjust_saturation", "adjust_hue", "to_grayscale", "jitter"]
+           "grey_of", "colour_row"]
 
 BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
 """The operations' ids in an order, as ``ColorJitter.forward`` numbers them (``fn_idx``)."""
@@ -140,7 +138,7 @@ no hue), ``ROW_ORDER`` to ``ROW_ORDER + 3`` the order of the four operations (a 
 @jit
 def apply(op: int, r: int, g: int, b: int, row: np.ndarray, grey: int) -> tuple[int, int, int]:
     """Operation ``op`` (an id: brightness, contrast, saturation, hue) of one pixel with the factors of ``row``;
-    ``grey`` is the contrast's grey (the crop's mean luma, rounded: :func:`contrast_grey`)."""
+    ``grey`` is the contrast's grey (the crop's mean luma, rounded: :func:`grey_of`)."""
     if op == BRIGHTNESS:
         f = row[BRIGHTNESS]
         return blend(0, r, f), blend(0, g, f), blend(0, b, f)
@@ -167,7 +165,7 @@ def applied(op: int, row: np.ndarray) -> bool:
 @jit
 def colour_pixel(r: int, g: int, b: int, row: np.ndarray, grey: int, stages: int) -> tuple[int, int, int]:
     """One pixel through the first ``stages`` (0-4) operations of ``row``'s order, the ones it applies; after all
-    four, grayscale where ``row`` says so. ``grey``: the contrast's grey (:func:`contrast_grey`)."""
+    four, grayscale where ``row`` says so. ``grey``: the contrast's grey (:func:`grey_of`)."""
     for k in range(stages):
         op = int(row[ROW_ORDER + k])
         if applied(op, row):
@@ -194,93 +192,6 @@ def grey_of(total: int, pixels: int) -> int:
     return int(total / pixels + 0.5)
 
 
-@jit
-def contrast_grey(crop: np.ndarray, row: np.ndarray) -> int:
-    """The grey ``row``'s contrast blends ``crop`` (uint8 HWC) with: the mean luma of the crop as the operations
-    before contrast leave it, rounded (0 where ``row`` applies no contrast)."""
-    if not applied(CONTRAST, row):
-        return 0
-    stages = contrast_stage(row)
-    height, width, _ = crop.shape
-    total = 0
-    for y in range(height):
-        for x in range(width):
-            r, g, b = colour_pixel(crop[y, x, 0], crop[y, x, 1], crop[y, x, 2], row, 0, stages)
-            total += luma(r, g, b)
-    return grey_of(total, height * width)
-
-
-@jit
-def _through_table(out: np.ndarray, grey: int, factor: np.float32) -> None:
-    """``out`` in place: every value ``v`` replaced by ``blend(grey, v, factor)`` (brightness: grey 0; contrast:
-    the crop's mean luma), through a table of the 256 values."""
-    table = np.empty(256, dtype=np.uint8)
-    for v in range(256):
-        table[v] = blend(grey, v, factor)
-    height, width, _ = out.shape
-    for y in range(height):
-        for x in range(width):
-            for c in range(3):
-                out[y, x, c] = table[out[y, x, c]]
-
-
-@jit
-def _mean_grey(out: np.ndarray) -> int:
-    """The crop's mean luma, rounded (:func:`grey_of`)."""
-    height, width, _ = out.shape
-    total = 0
-    for y in range(height):
-        for x in range(width):
-            total += luma(out[y, x, 0], out[y, x, 1], out[y, x, 2])
-    return grey_of(total, height * width)
-
-
-@jit
-def _saturate(out: np.ndarray, factor: np.float32) -> None:
-    """``out`` in place: each pixel blended with its own luma (saturation; with ``factor`` 0, grayscale)."""
-    height, width, _ = out.shape
-    for y in range(height):
-        for x in range(width):
-            r, g, b = out[y, x, 0], out[y, x, 1], out[y, x, 2]
-            grey = luma(r, g, b)
-            out[y, x, 0] = blend(grey, r, factor)
-            out[y, x, 1] = blend(grey, g, factor)
-            out[y, x, 2] = blend(grey, b, factor)
-
-
-@jit
-def _turn_hue(out: np.ndarray, shift: int) -> None:
-    """``out`` in place: each pixel's hue turned by ``shift`` (:func:`hue_shift`) through Pillow's HSV."""
-    height, width, _ = out.shape
-    for y in range(height):
-        for x in range(width):
-            h, s, v = rgb_to_hsv(out[y, x, 0], out[y, x, 1], out[y, x, 2])
-            out[y, x, 0], out[y, x, 1], out[y, x, 2] = hsv_to_rgb((h + shift) & 0xFF, s, v)
-
-
-@jit
-def colour_crop(out: np.ndarray, crop: np.ndarray, row: np.ndarray) -> None:
-    """``out`` (uint8 HWC, ``crop``'s shape) = ``ColorJitter`` then ``RandomGrayscale`` of ``crop`` as ``row`` (see
-    :data:`ROW_FIELDS`) draws them, as torchvision on PIL images computes it: one operation at a time over the whole
-    crop, as Pillow does (brightness and contrast through a table of the 256 values; contrast's grey the mean luma
-    of the crop as it stands). The same arithmetic as :func:`colour_pixel`'s, the same values."""
-    out[...] = crop
-    for k in range(4):
-        op = int(row[ROW_ORDER + k])
-        if not applied(op, row):
-            continue
-        if op == BRIGHTNESS:
-            _through_table(out, 0, row[BRIGHTNESS])
-        elif op == CONTRAST:
-            _through_table(out, _mean_grey(out), row[CONTRAST])
-        elif op == SATURATION:
-            _saturate(out, row[SATURATION])
-        else:
-            _turn_hue(out, int(row[ROW_SHIFT]))
-    if row[ROW_GRAY] != 0:
-        _saturate(out, np.float32(0))
-
-
 def colour_row(factors: np.ndarray, order: np.ndarray, shift: int, grayscale: bool) -> np.ndarray:
     """A crop's colour row (float32 ``[ROW_FIELDS]``) from its factors (``[brightness, contrast, saturation]``, 1:
     not applied), its ``order`` (a permutation of the ids 0-3), its hue ``shift`` (:func:`hue_shift`, -1: no hue) and
@@ -291,52 +202,3 @@ def colour_row(factors: np.ndarray, order: np.ndarray, shift: int, grayscale: bo
     row[ROW_ORDER:ROW_ORDER + 4] = order
     row[ROW_GRAY] = 1.0 if grayscale else 0.0
     return row
-
-
-def _each(crop: np.ndarray, op: int, factor: float, shift: int = -1) -> None:
-    """One operation on ``crop`` in place (the others left out)."""
-    factors = np.ones(3, dtype=np.float32)
-    if op != HUE:
-        factors[op] = factor
-    out = np.empty_like(crop)
-    colour_crop(out, crop, colour_row(factors, np.arange(4), shift, False))  # one operation: any order
-    crop[...] = out
-
-
-def adjust_brightness(crop: np.ndarray, factor: float) -> None:
-    """``ImageEnhance.Brightness(crop).enhance(factor)``, in place on a uint8 HWC crop."""
-    _each(crop, BRIGHTNESS, factor)
-
-
-def adjust_contrast(crop: np.ndarray, factor: float) -> None:
-    """``ImageEnhance.Contrast(crop).enhance(factor)``, in place: the grey is the crop's mean luma, rounded."""
-    _each(crop, CONTRAST, factor)
-
-
-def adjust_saturation(crop: np.ndarray, factor: float) -> None:
-    """``ImageEnhance.Color(crop).enhance(factor)``, in place: each pixel blended with its own luma."""
-    _each(crop, SATURATION, factor)
-
-
-def adjust_hue(crop: np.ndarray, shift: int) -> None:
-    """torchvision's ``adjust_hue`` on a PIL image, in place: the hue channel plus ``shift`` (see
-    :func:`hue_shift`) modulo 256."""
-    _each(crop, HUE, 1.0, shift)
-
-
-def to_grayscale(crop: np.ndarray) -> None:
-    """``rgb_to_grayscale(crop, num_output_channels=3)`` on a PIL image, in place."""
-    out = np.empty_like(crop)
-    colour_crop(out, crop, colour_row(np.ones(3), np.arange(4), -1, True))
-    crop[...] = out
-
-
-def jitter(crop: np.ndarray, factors: np.ndarray, order: np.ndarray, shift: int, grayscale: bool) -> None:
-    """``ColorJitter`` with the given factors (``[brightness, contrast, saturation, ...]``) applied in ``order`` (a
-    permutation of the ids 0-3, as ``torch.randperm(4)``), then grayscale where ``grayscale``; in place on a uint8
-    HWC crop. ``shift``: the hue's shift (:func:`hue_shift`), or -1 where the jitter has no hue (a strength of 0:
-    ``ColorJitter`` leaves the operation out, and Pillow's HSV round trip is not lossless, so a shift of 0 is not
-    the same). A brightness, contrast or saturation factor of exactly 1 is the identity either way."""
-    out = np.empty_like(crop)
-    colour_crop(out, crop, colour_row(factors, order, shift, grayscale))
-    crop[...] = out

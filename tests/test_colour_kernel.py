@@ -18,7 +18,8 @@ SIMULATED = textwrap.dedent("""
     from dali_multicrop import _colour_kernel as kernels
     from dali_multicrop.draws import batch_keys, draw_batch, epoch_key
     from dali_multicrop.fidelity import natural_photos, photo_crops
-    from dali_multicrop.pil_colour import ROW_SHIFT, colour_crop
+    from dali_multicrop.crop_colour import colour_crop
+    from dali_multicrop.pil_colour import ROW_SHIFT
     from dali_multicrop.presets import load_preset
 
     crops = photo_crops(natural_photos()[:4], sizes=(19, 24), seed=2)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dali_multicrop import crop_colour as cc
 from dali_multicrop import pil_colour as pc
 
 tvF = pytest.importorskip("torchvision.transforms.functional")
@@ -34,6 +35,8 @@ def _per_pixel(values: np.ndarray, kind: int) -> np.ndarray:
             out[i, 0], out[i, 1], out[i, 2] = g, g, g
         elif kind == 1:
             out[i, 0], out[i, 1], out[i, 2] = pc.rgb_to_hsv(a, b, c)
+        elif kind == 3:  # the CPU graph's: read from tables made of rgb_to_hsv
+            out[i, 0], out[i, 1], out[i, 2] = cc.fast_rgb_to_hsv(a, b, c)
         else:
             out[i, 0], out[i, 1], out[i, 2] = pc.hsv_to_rgb(a, b, c)
     return out
@@ -44,7 +47,7 @@ def pillow(values: np.ndarray, mode: str, to: str) -> np.ndarray:
     return (out if out.ndim == 3 else np.repeat(out[..., None], 3, -1)).reshape(-1, 3)
 
 
-@pytest.mark.parametrize("kind, mode, to", [(0, "RGB", "L"), (1, "RGB", "HSV"), (2, "HSV", "RGB")])
+@pytest.mark.parametrize("kind, mode, to", [(0, "RGB", "L"), (1, "RGB", "HSV"), (2, "HSV", "RGB"), (3, "RGB", "HSV")])
 def test_luma_and_the_hsv_conversions_are_pillows_for_every_value(every_colour, kind, mode, to):
     mine = _per_pixel(every_colour, kind)
     theirs = pillow(every_colour, mode, to)
@@ -84,10 +87,10 @@ def crops() -> list[np.ndarray]:
     return photo_crops(photos)
 
 
-OPERATIONS = {"brightness": (pc.adjust_brightness, tvF.adjust_brightness, [0.6, 0.83, 1.0, 1.17, 1.4]),
-              "contrast": (pc.adjust_contrast, tvF.adjust_contrast, [0.6, 0.77, 1.0, 1.29, 1.4]),
-              "saturation": (pc.adjust_saturation, tvF.adjust_saturation, [0.0, 0.8, 1.0, 1.13, 1.2]),
-              "hue": (pc.adjust_hue, tvF.adjust_hue, [-0.1, -0.037, 0.0, 0.004, 0.061, 0.1, 0.5])}
+OPERATIONS = {"brightness": (cc.adjust_brightness, tvF.adjust_brightness, [0.6, 0.83, 1.0, 1.17, 1.4]),
+              "contrast": (cc.adjust_contrast, tvF.adjust_contrast, [0.6, 0.77, 1.0, 1.29, 1.4]),
+              "saturation": (cc.adjust_saturation, tvF.adjust_saturation, [0.0, 0.8, 1.0, 1.13, 1.2]),
+              "hue": (cc.adjust_hue, tvF.adjust_hue, [-0.1, -0.037, 0.0, 0.004, 0.061, 0.1, 0.5])}
 
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
@@ -104,7 +107,7 @@ def test_each_operation_is_torchvisions_on_pil_value_for_value(crops, name):
 def test_grayscale_is_torchvisions_on_pil(crops):
     for crop in crops:
         mine = crop.copy()
-        pc.to_grayscale(mine)
+        cc.to_grayscale(mine)
         np.testing.assert_array_equal(mine, np.asarray(tvF.rgb_to_grayscale(Image.fromarray(crop), 3)))
 
 
@@ -125,6 +128,6 @@ def test_the_whole_jitter_in_its_random_order_then_grayscale_is_torchvisions(cro
             factors = np.float32([b if b is not None else 1.0, c if c is not None else 1.0,
                                   s if s is not None else 1.0, 0.0])
             mine = crop.copy()
-            pc.jitter(mine, factors, order.numpy().astype(np.int64), -1 if h is None else pc.hue_shift(h),
+            cc.jitter(mine, factors, order.numpy().astype(np.int64), -1 if h is None else pc.hue_shift(h),
                       bool(grayscale))
             np.testing.assert_array_equal(mine, theirs, err_msg=f"crop {k}, repeat {repeat}")

@@ -1,0 +1,218 @@
+"""A crop through its colour row, one operation at a time over the whole crop as Pillow does: the CPU graph's colour
+(its operator, :func:`~dali_multicrop._colour_kernel.colour_operator`, runs :func:`colour_crop`), and the crop-level
+functions torchvision's are compared with (``tests/test_pil_colour.py``).
+
+The arithmetic is :mod:`dali_multicrop.pil_colour`'s, value for value. Brightness and contrast go through a table of
+the 256 values; the hue's RGB to HSV reads two tables made of :func:`~dali_multicrop.pil_colour.rgb_to_hsv` itself
+(the hue byte depends only on which channel is largest, which smallest, the range and the third channel's distance
+from the top; the saturation byte on the range and the top), built once per process (about 460 KB), checked
+against the arithmetic over all 2**24 colours in the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._numba import jit
+from .pil_colour import (BRIGHTNESS, CONTRAST, HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT, SATURATION, applied, blend,
+                         colour_row, grey_of, hsv_to_rgb, luma, rgb_to_hsv)
+
+__all__ = ["colour_crop", "fast_rgb_to_hsv", "adjust_brightness", "adjust_contrast", "adjust_saturation",
+           "adjust_hue", "to_grayscale", "jitter"]
+
+
+@jit
+def _hue_case(r: int, g: int, b: int) -> tuple[int, int, int]:
+    """``(case, range, distance)`` of a pixel that is not grey: ``case`` (0-5) the branch Pillow's ``rgb2hsv`` takes
+    (red, green or blue largest, in that precedence) and which other channel is smallest; ``distance`` the remaining
+    channel's distance from the largest."""
+    top = r if r > g else g
+    top = top if top > b else b
+    bottom = r if r < g else g
+    bottom = bottom if bottom < b else b
+    if r == top:
+        return (0, top - bottom, top - b) if g == bottom else (1, top - bottom, top - g)
+    if g == top:
+        return (2, top - bottom, top - b) if r == bottom else (3, top - bottom, top - r)
+    return (4, top - bottom, top - r) if g == bottom else (5, top - bottom, top - g)
+
+
+@jit
+def _case_pixel(case: int, span: int, distance: int) -> tuple[int, int, int]:
+    """A pixel of ``case`` with this range and distance, its largest channel 255 (the hue depends on neither)."""
+    low, mid = 255 - span, 255 - distance
+    if case == 0:
+        return 255, low, mid
+    if case == 1:
+        return 255, mid, low
+    if case == 2:
+        return low, 255, mid
+    if case == 3:
+        return mid, 255, low
+    if case == 4:
+        return mid, low, 255
+    return low, mid, 255
+
+
+@jit
+def _fill_tables(hues: np.ndarray, saturations: np.ndarray) -> None:
+    for case in range(6):
+        for span in range(1, 256):
+            for distance in range(span + 1):
+                r, g, b = _case_pixel(case, span, distance)
+                hues[case, span, distance] = rgb_to_hsv(r, g, b)[0]
+    for top in range(1, 256):
+        for span in range(1, top + 1):
+            saturations[span, top] = rgb_to_hsv(top, top - span, top - span)[1]
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    hues = np.zeros((6, 256, 256), dtype=np.uint8)
+    saturations = np.zeros((256, 256), dtype=np.uint8)
+    _fill_tables(hues, saturations)
+    return hues, saturations
+
+
+HUES, SATURATIONS = _tables()
+"""The hue byte by ``(case, range, distance)`` and the saturation byte by ``(range, largest)`` (see the module)."""
+
+
+@jit
+def fast_rgb_to_hsv(r: int, g: int, b: int) -> tuple[int, int, int]:
+    """:func:`~dali_multicrop.pil_colour.rgb_to_hsv`'s values, read from the tables."""
+    if r == g and g == b:
+        return 0, 0, r
+    case, span, distance = _hue_case(r, g, b)
+    top = r if r > g else g
+    top = top if top > b else b
+    return HUES[case, span, distance], SATURATIONS[span, top], top
+
+
+@jit
+def _through_table(out: np.ndarray, grey: int, factor: np.float32) -> None:
+    """``out`` in place: every value ``v`` replaced by ``blend(grey, v, factor)`` (brightness: grey 0; contrast:
+    the crop's mean luma), through a table of the 256 values."""
+    table = np.empty(256, dtype=np.uint8)
+    for v in range(256):
+        table[v] = blend(grey, v, factor)
+    height, width, _ = out.shape
+    for y in range(height):
+        for x in range(width):
+            for c in range(3):
+                out[y, x, c] = table[out[y, x, c]]
+
+
+@jit
+def _mean_grey(out: np.ndarray) -> int:
+    """The crop's mean luma, rounded (:func:`grey_of`)."""
+    height, width, _ = out.shape
+    total = 0
+    for y in range(height):
+        for x in range(width):
+            total += luma(out[y, x, 0], out[y, x, 1], out[y, x, 2])
+    return grey_of(total, height * width)
+
+
+@jit
+def _saturate(out: np.ndarray, factor: np.float32) -> None:
+    """``out`` in place: each pixel blended with its own luma (saturation; with ``factor`` 0, grayscale)."""
+    height, width, _ = out.shape
+    for y in range(height):
+        for x in range(width):
+            r, g, b = out[y, x, 0], out[y, x, 1], out[y, x, 2]
+            grey = luma(r, g, b)
+            out[y, x, 0] = blend(grey, r, factor)
+            out[y, x, 1] = blend(grey, g, factor)
+            out[y, x, 2] = blend(grey, b, factor)
+
+
+@jit
+def _grey(out: np.ndarray) -> None:
+    """``out`` in place: each pixel's luma in all three channels (grayscale)."""
+    height, width, _ = out.shape
+    for y in range(height):
+        for x in range(width):
+            grey = luma(out[y, x, 0], out[y, x, 1], out[y, x, 2])
+            out[y, x, 0] = out[y, x, 1] = out[y, x, 2] = grey
+
+
+@jit
+def _turn_hue(out: np.ndarray, shift: int) -> None:
+    """``out`` in place: each pixel's hue turned by ``shift`` (:func:`hue_shift`) through Pillow's HSV."""
+    height, width, _ = out.shape
+    for y in range(height):
+        for x in range(width):
+            h, s, v = fast_rgb_to_hsv(out[y, x, 0], out[y, x, 1], out[y, x, 2])
+            out[y, x, 0], out[y, x, 1], out[y, x, 2] = hsv_to_rgb((h + shift) & 0xFF, s, v)
+
+
+@jit
+def colour_crop(out: np.ndarray, crop: np.ndarray, row: np.ndarray) -> None:
+    """``out`` (uint8 HWC, ``crop``'s shape) = ``ColorJitter`` then ``RandomGrayscale`` of ``crop`` as ``row`` (see
+    :data:`ROW_FIELDS`) draws them, as torchvision on PIL images computes it: one operation at a time over the whole
+    crop, as Pillow does (brightness and contrast through a table of the 256 values; contrast's grey the mean luma
+    of the crop as it stands). The same arithmetic as :func:`colour_pixel`'s, the same values."""
+    out[...] = crop
+    for k in range(4):
+        op = int(row[ROW_ORDER + k])
+        if not applied(op, row):
+            continue
+        if op == BRIGHTNESS:
+            _through_table(out, 0, row[BRIGHTNESS])
+        elif op == CONTRAST:
+            _through_table(out, _mean_grey(out), row[CONTRAST])
+        elif op == SATURATION:
+            _saturate(out, row[SATURATION])
+        else:
+            _turn_hue(out, int(row[ROW_SHIFT]))
+    if row[ROW_GRAY] != 0:
+        _grey(out)
+
+
+def _each(crop: np.ndarray, op: int, factor: float, shift: int = -1) -> None:
+    """One operation on ``crop`` in place (the others left out)."""
+    factors = np.ones(3, dtype=np.float32)
+    if op != HUE:
+        factors[op] = factor
+    out = np.empty_like(crop)
+    colour_crop(out, crop, colour_row(factors, np.arange(4), shift, False))  # one operation: any order
+    crop[...] = out
+
+
+def adjust_brightness(crop: np.ndarray, factor: float) -> None:
+    """``ImageEnhance.Brightness(crop).enhance(factor)``, in place on a uint8 HWC crop."""
+    _each(crop, BRIGHTNESS, factor)
+
+
+def adjust_contrast(crop: np.ndarray, factor: float) -> None:
+    """``ImageEnhance.Contrast(crop).enhance(factor)``, in place: the grey is the crop's mean luma, rounded."""
+    _each(crop, CONTRAST, factor)
+
+
+def adjust_saturation(crop: np.ndarray, factor: float) -> None:
+    """``ImageEnhance.Color(crop).enhance(factor)``, in place: each pixel blended with its own luma."""
+    _each(crop, SATURATION, factor)
+
+
+def adjust_hue(crop: np.ndarray, shift: int) -> None:
+    """torchvision's ``adjust_hue`` on a PIL image, in place: the hue channel plus ``shift`` (see
+    :func:`hue_shift`) modulo 256."""
+    _each(crop, HUE, 1.0, shift)
+
+
+def to_grayscale(crop: np.ndarray) -> None:
+    """``rgb_to_grayscale(crop, num_output_channels=3)`` on a PIL image, in place."""
+    out = np.empty_like(crop)
+    colour_crop(out, crop, colour_row(np.ones(3), np.arange(4), -1, True))
+    crop[...] = out
+
+
+def jitter(crop: np.ndarray, factors: np.ndarray, order: np.ndarray, shift: int, grayscale: bool) -> None:
+    """``ColorJitter`` with the given factors (``[brightness, contrast, saturation, ...]``) applied in ``order`` (a
+    permutation of the ids 0-3, as ``torch.randperm(4)``), then grayscale where ``grayscale``; in place on a uint8
+    HWC crop. ``shift``: the hue's shift (:func:`hue_shift`), or -1 where the jitter has no hue (a strength of 0:
+    ``ColorJitter`` leaves the operation out, and Pillow's HSV round trip is not lossless, so a shift of 0 is not
+    the same). A brightness, contrast or saturation factor of exactly 1 is the identity either way."""
+    out = np.empty_like(crop)
+    colour_crop(out, crop, colour_row(factors, order, shift, grayscale))
+    crop[...] = out
