@@ -187,6 +187,7 @@ class DaliMultiCropLoader:
         ``DEVICE_PADDING_BUDGET`` of GPU and ``HOST_PADDING_BUDGET`` of pinned host memory, whatever the threads."""
         self._next_epoch = 0
         self._next_batch = 0  # where the next loop starts in its epoch (a resumed run)
+        self._resume: Optional[tuple[int, int]] = None  # (epoch, batch) a loaded state holds until a loop starts
         self._running: Optional[list[int]] = None  # [epoch, next batch] of the loop in progress
         self._runner: Optional[GraphRunner] = None
         self._bad = BadSamples(self.source, on_error, self.validate, self.num_threads)
@@ -235,9 +236,14 @@ class DaliMultiCropLoader:
         return len(self.plan)
 
     def set_epoch(self, epoch: int) -> None:
-        """Makes the next ``for`` loop epoch ``epoch`` (its shuffle order); later loops count on from it."""
-        self._next_epoch = check_int("epoch", epoch, 0)
-        self._next_batch = 0
+        """Makes the next ``for`` loop epoch ``epoch`` (its shuffle order), from its first batch; later loops count
+        on from it. After :meth:`load_state_dict`, ``set_epoch`` of the epoch the state was saved in keeps the
+        state's position, so the usual loop (``set_epoch(e)`` at the top of each epoch) resumes exactly; any other
+        epoch starts at its first batch."""
+        epoch = check_int("epoch", epoch, 0)
+        resume, self._resume = self._resume, None
+        self._next_epoch = epoch
+        self._next_batch = resume[1] if resume is not None and resume[0] == epoch else 0
 
     _STATE_KEYS = ("seed", "num_shards", "batch_size", "num_samples", "shuffle", "drop_last", "crops")
 
@@ -263,8 +269,9 @@ class DaliMultiCropLoader:
         return {"epoch": epoch, "batch": batch, **self._identity()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Makes the next loop resume where ``state`` (from :meth:`state_dict`) says; ``ValueError`` naming what
-        differs when the state comes from a loader over other data or settings."""
+        """Makes the next loop resume where ``state`` (from :meth:`state_dict`) says, also through a
+        ``set_epoch`` of that epoch first (see :meth:`set_epoch`); ``ValueError`` naming what differs when the state
+        comes from a loader over other data or settings."""
         if not isinstance(state, dict):
             raise ValueError(f"state must be a dict from DaliMultiCropLoader.state_dict(), got {type(state).__name__}")
         mine = self._identity()
@@ -279,6 +286,7 @@ class DaliMultiCropLoader:
         if batch > len(self):
             raise ValueError(f"state['batch']={batch} is past the {len(self)} batches of an epoch")
         self._next_epoch, self._next_batch = epoch, batch
+        self._resume = (epoch, batch)
 
     @property
     def epoch(self) -> int:
@@ -287,7 +295,7 @@ class DaliMultiCropLoader:
 
     def __iter__(self) -> Iterator[MultiCropBatch]:
         epoch, first = self._next_epoch, self._next_batch
-        self._next_epoch, self._next_batch = epoch + 1, 0
+        self._next_epoch, self._next_batch, self._resume = epoch + 1, 0, None
         return self._run_epoch(epoch, first)
 
     def epoch_plan(self, epoch: int) -> EpochPlan:

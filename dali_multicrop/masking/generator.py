@@ -278,8 +278,8 @@ class MultiCropMaskGenerator(KeyedSteps):
         return int(sum(int(count) for count in self._short.values()))
 
     def set_epoch(self, epoch: int) -> None:
-        """Keys the following calls on ``epoch`` and restarts their step count at 0 (and, with a curriculum,
-        takes that epoch's crops)."""
+        """Keys the following calls on ``epoch`` and restarts their step count at 0, or keeps a just loaded state's
+        step for that state's epoch (:meth:`KeyedSteps.set_epoch`); with a curriculum, takes that epoch's crops."""
         super().set_epoch(epoch)
         if self.curriculum is not None:  # the curriculum changes local crops only: the masked grids stay
             self.spec = self.curriculum.spec_at(self.full_spec, epoch)
