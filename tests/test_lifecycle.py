@@ -39,6 +39,7 @@ def _works(folder) -> None:
 
 
 def test_close_and_with_block_free_the_threads_mid_epoch(coord_folder, no_gc):
+    _works(coord_folder)  # the process's own pools (started by the first loader, kept for the process) come first
     before = threads()
     loader = _loader(coord_folder)
     it = iter(loader)
