@@ -24,6 +24,7 @@ from .runner import GraphRunner
 from .sources import AnySource, ArraySource, DatasetSource, FileList, SourceLike, TarShards, resolve_source
 from .sources.tar import TarMembers
 from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
+from .stats import LoaderStats, StatsClock
 
 __all__ = ["DaliMultiCropLoader", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -188,6 +189,7 @@ class DaliMultiCropLoader:
         self._next_epoch = 0
         self._next_batch = 0  # where the next loop starts in its epoch (a resumed run)
         self._resume: Optional[tuple[int, int]] = None  # (epoch, batch) a loaded state holds until a loop starts
+        self._clock = StatsClock()
         self._running: Optional[list[int]] = None  # [epoch, next batch] of the loop in progress
         self._runner: Optional[GraphRunner] = None
         self._bad = BadSamples(self.source, on_error, self.validate, self.num_threads)
@@ -317,13 +319,25 @@ class DaliMultiCropLoader:
             self._runner = GraphRunner(self.source, spec, self.settings, self.plan, bad=self._bad)
         runner = self._runner
         progress = self._running = [epoch, first]
+        clock = self._clock
+        clock.start(epoch)
         try:
             for result in runner.run_epoch(self.epoch_plan(epoch), first):
                 progress[1] += 1
+                clock.ready(result.batch_size)
                 yield result
+                clock.resumed()
         finally:
             if self._running is progress:
                 self._running = None
+
+    @property
+    def stats(self) -> LoaderStats:
+        """The loader's side of the training loop, counted always (two clock reads a batch): this epoch's and all
+        epochs' batches and images, the time the loop waited for data inside ``next()`` against the time between
+        batches, images per second (see :class:`~dali_multicrop.stats.LoaderStats`; ``print(loader.stats)``
+        says it in one line)."""
+        return self._clock.snapshot()
 
     @property
     def skipped(self) -> dict[str, str]:

@@ -189,6 +189,7 @@ def main(argv: Optional[Sequence[str]] = None) -> History:
         log.step(step, loss, batch.batch_size, waited, divergence=kl,
                  **({"patch_divergence": patch_kl} if masker is not None else {}))
     log.summary()
+    print(f"loader: {loader.stats}", flush=True)  # its side of the loop: waits, steps, img/s
     return History(log.losses, log.series.get("divergence", []), log.series.get("patch_divergence", []))
 
 

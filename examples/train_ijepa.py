@@ -113,6 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[float]:
         ema_update(target, encoder, 0.996)
         log.step(step, loss, batch.batch_size, waited)
     log.summary()
+    print(f"loader: {loader.stats}", flush=True)  # its side of the loop: waits, steps, img/s
     return log.losses
 
 

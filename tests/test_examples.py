@@ -60,6 +60,7 @@ def test_ijepa_example_learns(photos, tmp_path, strategy, capsys):
     out = capsys.readouterr().out
     assert "training tiny on the CPU" in out and "step 1: loss" in out and "on the CPU 20 steps take about" in out
     assert "done: 20 steps in" in out and f"loss {losses[0]:.4f} -> {losses[-1]:.4f}" in out and "img/s" in out
+    assert "loader: epoch " in out and "waiting for data" in out and "since start: 20 batches, 160 images" in out
 
 
 def test_dino_example_learns(photos, tmp_path):
