@@ -83,9 +83,9 @@ def _positive(name: str, value: int, minimum: int = 1) -> int:
     return value
 
 
-def _check_data_folder(data: Optional[Path]) -> None:
+def _check_data_folder(data: Optional[Path], name: str = "--data") -> None:
     if data is not None and not data.is_dir():
-        _fail(f"--data folder '{data}' does not exist" if not data.exists() else f"--data '{data}' is not a folder")
+        _fail(f"{name} folder '{data}' does not exist" if not data.exists() else f"{name} '{data}' is not a folder")
 
 
 def _data(data: Optional[Path], sample_images: int):
@@ -218,6 +218,46 @@ def bench(
     paths = write_results(results, {**cfg.describe(), "crops": crops}, machine, folder, title=title)
     written = ", ".join(str(paths[k]) for k in ("json", "csv", "png") if k in paths)
     typer.echo(f"results: {written}" + ("" if "png" in paths else " (no chart: matplotlib is not installed)"))
+
+
+@app.command()
+def probe(
+    data: Path = typer.Argument(..., help="Your image folder (class folders or images; searched as the loader does)."),
+    crops: str = typer.Option(DEFAULT_CROPS, "--crops", help=CROPS_HELP, show_default=True),
+    device: str = typer.Option("auto", "--device", help="The graph: gpu, cpu or auto (gpu where CUDA is visible).",
+                               show_default=True),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per batch.", show_default=True),
+    threads: Optional[int] = typer.Option(None, "--threads", help="DALI threads. Default: every core."),
+    batches: int = typer.Option(30, "--batches", help="Timed batches of each graph.", show_default=True),
+    model_img_s: Optional[float] = typer.Option(None, "--model-img-s", help="Images per second one GPU's training "
+                                                "step takes: then says how many GPUs the loader's rate feeds."),
+) -> None:
+    """Read your own data through the loader for a few dozen batches: its images/s beside the decode-only ceiling on
+    the same files, and how many GPUs that rate feeds at --model-img-s."""
+    import torch
+
+    from .benchmark.probe import probe as run_probe
+
+    spec = _spec(crops)
+    _positive("--batch-size", batch_size)
+    _positive("--batches", batches)
+    if device not in ("gpu", "cpu", "auto"):
+        _fail(f"--device must be gpu, cpu or auto, got '{device}'")
+    if device == "gpu" and not torch.cuda.is_available():
+        _fail("--device gpu: no CUDA GPU is visible to torch here (--device cpu or auto measures the CPU graph)")
+    if model_img_s is not None and not model_img_s > 0:
+        _fail(f"--model-img-s must be a rate above 0, got {model_img_s}")
+    _check_data_folder(data, "DATA")
+    files, data_path = _data(data, 0)
+    chosen = "gpu" if device == "gpu" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    typer.echo(f"probe: reading {len(files):,} images of {data_path} through the {chosen} graph ...", err=True)
+    try:
+        result = run_probe(files, data_path, spec, chosen, batch_size, visible_cores() if threads is None else threads,
+                           batches=batches, model_img_s=model_img_s)
+    except ValueError as exc:
+        _fail(str(exc))
+    for line in result.lines():
+        typer.echo(line)
 
 
 @app.command()
