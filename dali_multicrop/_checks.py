@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["check_int", "check_probability", "check_range", "check_rgb", "rgb_expectation"]
+__all__ = ["check_int", "check_probability", "check_range", "check_rgb", "install_hint", "rgb_expectation"]
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:
@@ -64,3 +64,9 @@ def check_range(name: str, value: Any, *, low: float, high: float, low_open: boo
     if lo > hi:
         raise ValueError(f"{name} must have min <= max, got {value!r}")
     return lo, hi
+
+
+def install_hint(packages: str, extra: str) -> str:
+    """How to install what an optional feature needs: the packages themselves (the package is not on an index, so
+    ``pip install 'dali-multicrop[extra]'`` cannot work), or the project's extra from a checkout."""
+    return f"pip install {packages}, or in the project's checkout: pip install -e '.[{extra}]'"

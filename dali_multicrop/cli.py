@@ -18,6 +18,7 @@ from typing import Any, List, NoReturn, Optional, Union
 import typer
 
 from . import __version__
+from ._checks import install_hint
 from ._system import cache_dir, visible_cores
 from .graph import HW_DECODER_LOAD
 from .presets import list_presets, load_preset, load_preset_description, parse_crops
@@ -316,7 +317,7 @@ def _measure_gil(recipes: List[str], batch_size: int, threads: int) -> tuple[dic
     if batch_size <= 0:
         return {}, None
     if py_spy() is None:
-        return {}, "no GIL column: py-spy is not installed (pip install 'dali-multicrop[bench]')"
+        return {}, f"no GIL column: py-spy is not installed ({install_hint('py-spy', 'bench')})"
     batches = 40
     data = str(ensure_tiny_data(max(1024, (WARMUP + batches + 2) * batch_size)))
     found = {}

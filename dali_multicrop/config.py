@@ -183,11 +183,21 @@ def _unknown(path: str, key: Any, valid: dict[str, Any]) -> ValueError:
 
 
 def _checked(data: Any, schema: Any, path: str) -> Any:
-    """``data`` validated against ``schema`` (nested dicts of checks; a one-item list: a list of those)."""
+    """``data`` validated against ``schema`` (nested dicts of checks; a one-item list: a list of those); every
+    unknown key in it named in one ``ValueError`` (one line each), not only the first."""
+    unknown: list[str] = []
+    out = _walk(data, schema, path, unknown)
+    if unknown:
+        raise ValueError("; ".join(unknown) if len(unknown) == 1 else
+                         f"{len(unknown)} unknown keys: " + "; ".join(unknown))
+    return out
+
+
+def _walk(data: Any, schema: Any, path: str, unknown: list[str]) -> Any:
     if isinstance(schema, list):
         if not isinstance(data, list) or not data:
             raise ValueError(f"{path}: expected a non-empty list, got {data!r}")
-        return [_checked(item, schema[0], f"{path}[{k}]") for k, item in enumerate(data)]
+        return [_walk(item, schema[0], f"{path}[{k}]", unknown) for k, item in enumerate(data)]
     if schema is dict:  # a section validated by its own reader
         return data
     if isinstance(schema, dict):
@@ -196,8 +206,9 @@ def _checked(data: Any, schema: Any, path: str) -> Any:
         out = {}
         for key, value in data.items():
             if key not in schema:
-                raise _unknown(path, key, schema)
-            out[key] = _checked(value, schema[key], f"{path + '.' if path else ''}{key}")
+                unknown.append(str(_unknown(path, key, schema)))
+                continue
+            out[key] = _walk(value, schema[key], f"{path + '.' if path else ''}{key}", unknown)
         return out
     try:
         return schema(data)

@@ -41,6 +41,7 @@ def _resolve_device(device: Any) -> tuple[str, Optional[int]]:
     "cuda", "cuda:N" and ``torch.device``."""
     if isinstance(device, torch.device):
         device = str(device)
+    given = device
     index: Optional[int] = None
     if isinstance(device, str) and device.startswith("cuda"):
         rest = device[len("cuda"):]
@@ -62,7 +63,7 @@ def _resolve_device(device: Any) -> tuple[str, Optional[int]]:
                      f"CUDA {env.driver_cuda}, DALI installed: {', '.join(env.dali) or 'none'}"]
         else:
             facts = ["there is no NVIDIA driver on this machine"]
-        raise ValueError("device='gpu' but torch sees no CUDA GPU here; use device='cpu' (same augmentations) "
+        raise ValueError(f"device={given!r} but torch sees no CUDA GPU here; use device='cpu' (same augmentations) "
                          "or device='auto'" + "".join(f"\n  {line}" for line in facts + problems(env))
                          + "\n  (dali-multicrop doctor prints the whole pairing)")
     return device, index

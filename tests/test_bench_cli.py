@@ -189,7 +189,8 @@ def test_albumentations_is_skipped_with_the_reason_where_it_is_missing(monkeypat
 
     monkeypatch.setitem(_sys.modules, "albumentations", None)  # import albumentations now raises ImportError
     reason = skip_reason("albumentations", None)
-    assert reason is not None and "pip install 'dali-multicrop[albumentations]'" in reason
+    assert reason is not None and "pip install albumentations, or in the project's checkout: pip install -e " \
+        "'.[albumentations]'" in reason
 
 
 def test_machine_load_is_read_from_proc_and_warned_about():

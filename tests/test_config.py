@@ -69,6 +69,25 @@ def test_ijepa_and_dino_configs():
     assert dino.spec == load_preset("dino") and dino.masking == {} and dino.loader["batch_size"] == 64
 
 
+def test_every_misspelt_key_is_named_at_once():
+    with pytest.raises(ValueError) as caught:
+        load_config({"loader": {"batch_sise": 8, "devcie": "cpu"}, "masking": {"strategyy": "global_only"}})
+    text = str(caught.value)
+    assert text.startswith("config: 3 unknown keys: ")
+    for words in ("loader.batch_sise: unknown key; did you mean 'batch_size'?",
+                  "loader.devcie: unknown key; did you mean 'device'?", "masking.strategyy: unknown key"):
+        assert words in text
+
+
+def test_a_crop_size_the_patch_size_does_not_divide_names_the_config_keys():
+    from dali_multicrop import MultiCropMaskGenerator
+
+    config = {"data": {"multicrop": {"global_crop_size": 224, "local_crop_size": 96}}, "masking": {"patch_size": 14}}
+    with pytest.raises(ValueError, match=r"crop size 96 is not a multiple of patch_size 14: the config's "
+                                         r"masking.patch_size \(14\) must divide every crop size of data"):
+        MultiCropMaskGenerator.from_config(config)
+
+
 def test_use_multicrop_false_keeps_the_global_crops():
     cfg = load_config({"data": {"use_multicrop": False, "multicrop": {"num_global_crops": 1, "global_crop_size": 192}}})
     assert str(cfg.spec) == "1x192"

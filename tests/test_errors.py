@@ -81,7 +81,7 @@ def test_gpu_without_cuda_is_a_clear_error(folder):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     for name in ("gpu", "cuda", "cuda:0", torch.device("cuda", 1)):  # torch's spellings mean the GPU too
-        with pytest.raises(ValueError, match="device='gpu' but torch sees no CUDA GPU"):
+        with pytest.raises(ValueError, match=f"device='{name}' but torch sees no CUDA GPU"):  # as the user wrote it
             DaliMultiCropLoader(folder, device=name)
 
 

@@ -62,7 +62,8 @@ def test_overhead_says_why_there_is_no_gil_column_without_py_spy(monkeypatch):
 
     monkeypatch.setattr(gil, "py_spy", lambda: None)
     found, note = cli._measure_gil(["2x224,6x96"], 256, 2)
-    assert found == {} and note == "no GIL column: py-spy is not installed (pip install 'dali-multicrop[bench]')"
+    assert found == {} and note == ("no GIL column: py-spy is not installed (pip install py-spy, or in the project's "
+                                    "checkout: pip install -e '.[bench]')")
     assert cli._measure_gil(["2x224,6x96"], 0, 2) == ({}, None)
     with pytest.raises(ValueError, match="kind must be one of loader, bare, bare-crops, bare-pixels"):
         gil.measure_gil("other", "2x224,6x96", "unused")
@@ -173,3 +174,19 @@ def test_ready_batches_of_the_gpu_graph_are_timed():
     result = gil.measure_ready("loader", "2x224,6x96", str(ensure_tiny_data(2048)), batch_size=32, threads=2,
                                batches=12, device="gpu")
     assert result.device == "gpu" and 0 < result.p10_ms <= result.median_ms <= result.p90_ms
+
+
+def test_py_spy_beside_the_running_python_is_found_off_path(monkeypatch, tmp_path):
+    """A virtual environment's py-spy is found even where its bin folder is not on PATH."""
+    import shutil
+    import sys
+
+    (tmp_path / "python").write_text("")
+    spy = tmp_path / "py-spy"
+    spy.write_text("#!/bin/sh\n")
+    spy.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    assert gil.py_spy() == str(spy)
+    spy.unlink()
+    assert gil.py_spy() is None

@@ -266,3 +266,15 @@ def test_sizes_that_would_exhaust_memory_are_refused():
         MultiCropMaskGenerator("2x224", num_targets=1000)
     with pytest.raises(ValueError, match="patch_size 1 cuts a 224 px crop into a 224x224 grid; at most 64x64"):
         MultiCropMaskGenerator("2x224", patch_size=1)
+
+
+def test_printing_a_generator_shows_its_settings():
+    from dali_multicrop import PatchMaskGenerator
+
+    patches = repr(PatchMaskGenerator.from_preset("dinov2"))
+    assert patches.startswith("PatchMaskGenerator(crops='1x224,1x224,8x98', patch_size=14, "
+                              "mask_ratio_min_max=(0.1, 0.5)")
+    jepa = repr(MultiCropMaskGenerator(crops="2x224,6x96", num_levels=1, seed=3))
+    assert jepa.startswith("MultiCropMaskGenerator(crops='2x224,6x96', patch_size=16, strategy='global_only', "
+                           "num_targets=4, levels=(MaskLevel(target_scale=(0.05, 0.15)")
+    assert jepa.endswith("min_keep=4, seed=3, rank=0)")

@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
+from .._checks import install_hint
 from ..sources import FileList
 from ..spec import CropGroup, MultiCropSpec
 from .torchvision_baseline import FileListDataset, baseline_loader, per_crop
@@ -28,7 +29,7 @@ def albumentations_missing() -> Optional[str]:
         import albumentations  # noqa: F401
         import cv2  # noqa: F401
     except Exception as exc:
-        return f"albumentations does not import ({exc}); pip install 'dali-multicrop[albumentations]'"
+        return f"albumentations does not import ({exc}); {install_hint('albumentations', 'albumentations')}"
     return None
 
 

@@ -42,6 +42,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._checks import install_hint
+
 __all__ = ["GilResult", "ReadyResult", "bare_pipeline", "core_split", "measure_gil", "measure_ready", "py_spy"]
 
 WARMUP = 8
@@ -72,8 +74,10 @@ def core_split() -> Optional[tuple[int, set[int]]]:
 
 
 def py_spy() -> Optional[str]:
-    """The py-spy executable, or None where it is not installed (the ``bench`` extra brings it)."""
-    return shutil.which("py-spy")
+    """The py-spy executable: on ``PATH``, or beside the running Python (a virtual environment's ``bin`` that is not
+    on ``PATH``); None where it is not installed (the ``bench`` extra brings it)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or (str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None)
 
 
 @dataclass
@@ -127,7 +131,7 @@ def _record(args: list[str], rate: int, out: Path, others: Optional[set[int]]) -
     with it)."""
     exe = py_spy()
     if exe is None:
-        raise RuntimeError("py-spy is not installed (pip install 'dali-multicrop[bench]')")
+        raise RuntimeError(f"py-spy is not installed ({install_hint('py-spy', 'bench')})")
     with subprocess.Popen([sys.executable, "-m", __name__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           text=True) as program:
         try:

@@ -139,6 +139,14 @@ class MultiCropMaskGenerator(KeyedSteps):
             self.rounds = max(self.rounds, self._check_fits(grid))
         self._short: dict[torch.device, torch.Tensor] = {}
 
+
+    def extra_repr(self) -> str:
+        """What ``print(generator)`` shows: its settings, as the constructor takes them."""
+        levels = ", ".join(str(level) for level in self.levels)
+        text = (f"crops='{self.full_spec}', patch_size={self.patch_size}, strategy='{self.strategy}', "
+                f"num_targets={self.num_targets}, levels=({levels}), allow_overlap={self.allow_overlap}, "
+                f"min_keep={self.min_keep}, seed={self.seed}, rank={self.rank}")
+        return text + (f", curriculum={self.curriculum}" if self.curriculum is not None else "")
     @classmethod
     def from_config(cls, config: "ConfigLike", **overrides: Any) -> "MultiCropMaskGenerator":
         """A generator as a training config says (a YAML path or mapping, see :mod:`dali_multicrop.config`):
@@ -146,7 +154,13 @@ class MultiCropMaskGenerator(KeyedSteps):
         from ..config import load_config
 
         cfg = load_config(config)
-        return cls(cfg.spec, **{**cfg.masking, "curriculum": cfg.curriculum, **overrides})
+        try:
+            return cls(cfg.spec, **{**cfg.masking, "curriculum": cfg.curriculum, **overrides})
+        except ValueError as exc:  # name the config's keys the values came from
+            if "not a multiple of patch_size" not in str(exc):
+                raise
+            raise ValueError(f"{exc}: the config's masking.patch_size ({cfg.masking.get('patch_size')}) must divide "
+                             f"every crop size of data (here {cfg.spec})") from None
 
     @property
     def num_levels(self) -> int:

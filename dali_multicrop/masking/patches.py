@@ -175,6 +175,13 @@ class PatchMaskGenerator(KeyedSteps):
         self._strata: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor, int]] = {}
         self.rounds = self._probe_rounds(top)
 
+
+    def extra_repr(self) -> str:
+        """What ``print(generator)`` shows: its settings, as the constructor takes them."""
+        return (f"crops='{self.spec}', patch_size={self.patch_size}, mask_ratio_min_max={self.mask_ratio_min_max}, "
+                f"mask_sample_probability={self.mask_sample_probability}, min_num_patches={self.min_num_patches}, "
+                f"max_num_patches={self.max_num_patches}, min_aspect={self.min_aspect}, "
+                f"max_aspect={self.max_aspect:.4g}, seed={self.seed}, rank={self.rank}")
     @classmethod
     def from_config(cls, config: "ConfigLike", **overrides: Any) -> "PatchMaskGenerator":
         """A generator as a training config says: its crops and its ``patch_masking:`` settings (DINOv2's names);

@@ -5,7 +5,7 @@ this module only lists buckets, reads index files and checks up front that the e
 objects exist, so a wrong bucket is one clear error before the first batch rather than a hang or a DALI
 trace. Credentials, region and endpoint come from the standard AWS variables (``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` for S3-compatible
-stores), which DALI's S3 client reads too. Needs ``boto3`` (``pip install "dali-multicrop[s3]"``).
+stores), which DALI's S3 client reads too. Needs ``boto3`` (``pip install boto3``; the project's ``s3`` extra).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import functools
 import os
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+from .._checks import install_hint
 
 __all__ = ["is_s3", "split_url", "list_keys", "read_text_if_exists", "open_stream", "object_size",
            "write_bytes", "check_objects", "endpoint"]
@@ -60,7 +62,7 @@ def _client_for(settings: tuple[Optional[str], ...]) -> Any:
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise ImportError('s3:// sources need boto3: pip install "dali-multicrop[s3]"') from None
+        raise ImportError(f"s3:// sources need boto3: {install_hint('boto3', 's3')}") from None
     config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
                     retries={"max_attempts": 2, "mode": "standard"})
     return boto3.client("s3", endpoint_url=settings[0] or None, config=config)
