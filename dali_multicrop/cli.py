@@ -501,6 +501,21 @@ def _resolved(function: Any, given: dict[str, Any], skip: tuple[str, ...] = ()) 
     return ", ".join(parts)
 
 
+def _first_sentence(text: str) -> str:
+    """The first sentence of a YAML file's leading comment (its lines joined; a sentence ends at a full stop
+    before a capital letter or at the comment's end)."""
+    import re
+
+    comment = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("# ").strip())
+    words = " ".join(comment)
+    end = re.search(r"\.(?=\s+[A-Z])", words)
+    return words[:end.end()] if end else words
+
+
 @app.command("config")
 def config_command(
     path: Optional[str] = typer.Argument(None, help="The training config to check: a YAML file or a shipped config's "
@@ -513,8 +528,7 @@ def config_command(
 
     if list_:
         for name in list_configs():
-            head = (_shipped() / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ").strip()
-            typer.echo(f"{name}: {head}")
+            typer.echo(f"{name}: {_first_sentence((_shipped() / f'{name}.yaml').read_text())}")
         return
     if path is None:
         _fail("give a config (a YAML file or a shipped config's name), or --list")

@@ -308,6 +308,13 @@ class DaliMultiCropLoader:
             return self.source.epoch_plan(self.plan, epoch)
         return self.plan.epoch_plan(epoch)
 
+    @property
+    def current_spec(self) -> MultiCropSpec:
+        """The crops of the epoch in progress (or, between loops, of the next loop's): ``self.spec`` (the most
+        there will be) as the curriculum makes it for that epoch, e.g. ``2x224,2x96`` at epoch 0 of
+        ``multicrop_training`` while ``self.spec`` is ``2x224,6x96``."""
+        return self.spec_at(self._running[0] if self._running is not None else self._next_epoch)
+
     def spec_at(self, epoch: int) -> MultiCropSpec:
         """The crops of ``epoch``: ``self.spec``, or what the curriculum makes of it."""
         return self.curriculum.spec_at(self.spec, epoch) if self.curriculum is not None else self.spec

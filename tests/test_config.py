@@ -138,6 +138,8 @@ def test_config_command(tmp_path):
     listed = run("config", "--list")
     assert listed.returncode == 0 and [line.split(":")[0] for line in listed.stdout.splitlines()] == [
         "dino_vits16", "ijepa_vith14", "multicrop_training"]
+    assert all(line.endswith(".") for line in listed.stdout.splitlines())  # whole sentences, not cut mid-way
+    assert "and eight local crops at 96 px." in listed.stdout
     by_name = run("config", "dino_vits16")
     assert by_name.returncode == 0 and "crops: 1x224,1x224,8x96" in by_name.stdout
 

@@ -69,3 +69,16 @@ def test_config_curriculum_section(folder):
                        ({"local_crops": {"start": 2, "end": 9, "epochs": 3}}, "asks for 9 local crops")):
         with pytest.raises(ValueError, match=words):
             load_config({**cfg, "curriculum": bad})
+
+
+def test_the_loader_says_the_current_epochs_crops():
+    from dali_multicrop import DaliMultiCropLoader
+    from dali_multicrop.sample_data import ensure_tiny_data
+
+    loader = DaliMultiCropLoader.from_config("multicrop_training", source=str(ensure_tiny_data(40)), device="cpu",
+                                             batch_size=8)
+    assert str(loader.spec) == "2x224,6x96" and str(loader.current_spec) == "2x224,2x96"  # epoch 0: 2 local crops
+    loader.set_epoch(15)
+    assert str(loader.current_spec) == "2x224,4x96"
+    loader.set_epoch(30)
+    assert str(loader.current_spec) == "2x224,6x96"
