@@ -6,7 +6,7 @@ draws, and reads nothing back from the loader; every error of a run is turned in
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, NoReturn, Optional
 
 import torch
 
@@ -78,7 +78,7 @@ class GraphRunner:
                 self._drop()
                 self._raise_feed_failure()
                 if not self.bad.skipping:  # a bad file there is still a bad file: named, then it is over
-                    raise self._explain(self._pulled + 1, exc) from exc
+                    _raise_named(self._explain(self._pulled + 1, exc), exc)
         self._feed.start(plan, first)
         if self._iterator is None:
             graph = build_pipeline(self._feed, self.spec, self._settings, reader=plan.reader)
@@ -137,7 +137,7 @@ class GraphRunner:
                 self._raise_feed_failure()
                 found = self.bad.scan(self._feed.in_flight(j - self._offset))
                 if not found or not self.bad.skipping:
-                    raise (found[0][1] if found else exc) from exc
+                    _raise_named(found[0][1] if found else exc, exc)
                 self.bad.record(found)
                 self._offset = j
                 self._start(plan, first + j)
@@ -200,3 +200,15 @@ class GraphRunner:
             flipped=torch.empty((0, n), dtype=torch.bool, device=dev),
             labels=torch.empty((0,), dtype=torch.int64, device=dev),
             indices=torch.empty((0,), dtype=torch.int64, device=dev))
+
+
+def _raise_named(error: Exception, dali_error: Exception) -> NoReturn:
+    """Raises ``error``: where it names the bad file (not DALI's own), alone, without DALI's long traceback before
+    it (DALI's message's first line kept as a note, the whole on ``error.dali_error``)."""
+    if error is dali_error:
+        raise error
+    error.dali_error = dali_error  # type: ignore[attr-defined]
+    first = next((line.strip() for line in str(dali_error).splitlines() if line.strip()), type(dali_error).__name__)
+    error.add_note(f"(DALI's own error, on .dali_error: {first[:200]})")
+    raise error from None
+

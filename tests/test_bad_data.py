@@ -213,3 +213,23 @@ def test_validate_proves_files_before_dali_batches_them(tmp_path, corpus):
     with pytest.raises(ImageDecodeError, match=r"100.jpg': is a JPEG file DALI cannot decode \(corrupt\?\)"):
         list(strict)
     strict.close()
+
+
+def test_a_bad_file_in_a_users_script_leads_with_the_named_error(tmp_path, corpus):
+    """What a user sees when a run stops on a bad file: the error that names it, not DALI's long traceback first
+    (DALI's message stays on the error, as a one-line note and as ``.dali_error``). A real process."""
+    import subprocess
+    import sys
+
+    root = _folder_with(tmp_path, {"004b.jpg": corpus["truncated.jpg"].read_bytes()})
+    script = (f"from dali_multicrop import DaliMultiCropLoader\n"
+              f"loader = DaliMultiCropLoader({str(root)!r}, crops={CROPS!r}, batch_size=2, device='cpu', "
+              f"shuffle=False, validate=False)\n"
+              f"for batch in loader:\n    pass\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "direct cause of the following exception" not in proc.stderr
+    tail = proc.stderr.strip().splitlines()
+    named = next(k for k, line in enumerate(tail) if line.startswith("dali_multicrop.") and "ImageDecodeError" in line)
+    assert "004b.jpg': is a truncated JPEG" in tail[named] and tail[named + 1].startswith("(DALI's own error")
+    assert len(tail) < 20, proc.stderr  # a short traceback: the user's line, the loader's, the error
