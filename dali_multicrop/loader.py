@@ -206,7 +206,7 @@ class DaliMultiCropLoader:
         source = source if source is not None else cfg.path
         if source is None:
             raise ValueError(f"{cfg.origin}: data.path is not set; give it in the file or pass source=...")
-        return cls(source, crops=cfg.spec, **{**cfg.loader, "curriculum": cfg.curriculum, **overrides})
+        return cls(source, **{"crops": cfg.spec, **cfg.loader, "curriculum": cfg.curriculum, **overrides})
 
     @classmethod
     def for_evaluation(cls, source: SourceLike, size: int = 224, resize: int = 256, batch_size: int = 256,

@@ -27,6 +27,9 @@ def parser(description: str, config: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="DALI threads (default: the loader's)")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--on-error", default=None, choices=["raise", "skip"],
+                   help="a bad image file: stop naming it (raise) or train on without it (skip); default: the config's")
+    p.add_argument("--crops", default=None, help="override the config's crops (e.g. 2x64,4x32 for a quick CPU run)")
     return p
 
 
@@ -44,6 +47,10 @@ def loader_overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["batch_size"] = args.batch_size
     if args.threads is not None:
         out["num_threads"] = args.threads
+    if args.on_error is not None:
+        out["on_error"] = args.on_error
+    if args.crops is not None:
+        out["crops"] = args.crops
     return out
 
 
@@ -136,7 +143,8 @@ class StepLog:
         elif self.every and (step + 1) % self.every == 0:
             self.read()
             elapsed = time.perf_counter() - self.started
-            print(f"step {step + 1}: loss {self.losses[-1]:.4f}  {self.images / elapsed:,.1f} img/s  "
+            others = "".join(f"  {name} {values[-1]:.4f}" for name, values in self.series.items())
+            print(f"step {step + 1}: loss {self.losses[-1]:.4f}{others}  {self.images / elapsed:,.1f} img/s  "
                   f"data wait {1e3 * sum(self.waits[-self.every:]) / self.every:.1f} ms/step", flush=True)
 
     def read(self) -> None:
@@ -161,8 +169,9 @@ class StepLog:
         if not self.losses:
             line = "done: no step ran"
         else:
+            others = "".join(f", {name} {values[0]:.4f} -> {values[-1]:.4f}" for name, values in self.series.items())
             line = (f"done: {len(self.losses)} steps in {_duration(elapsed)}, loss {self.losses[0]:.4f} -> "
-                    f"{self.losses[-1]:.4f}, {self.images / elapsed:,.1f} img/s, waiting for data "
+                    f"{self.losses[-1]:.4f}{others}, {self.images / elapsed:,.1f} img/s, waiting for data "
                     f"{100 * sum(self.waits) / elapsed:.0f}% of the time")
         print(line, flush=True)
         return line

@@ -138,7 +138,8 @@ def main(argv: Optional[Sequence[str]] = None) -> History:
     torch.manual_seed(args.seed)
     loader = DaliMultiCropLoader.from_config(args.config, source=data_folder(args.data), **loader_overrides(args))
     device, spec = loader.torch_device, loader.spec
-    masker = PatchMaskGenerator.from_config(args.config, seed=args.seed) if args.ibot else None
+    crops = {"crops": args.crops} if args.crops else {}
+    masker = PatchMaskGenerator.from_config(args.config, seed=args.seed, **crops) if args.ibot else None
     backbone = vit(args.arch, spec.sizes[0], masker.patch_size if masker else 16)
     if masker:
         student: torch.nn.Module = MaskedNetwork(backbone, DINOHead(backbone.embed_dim),

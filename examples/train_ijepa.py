@@ -68,7 +68,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[float]:
     args = parser(__doc__.splitlines()[0], "multicrop_training.yaml").parse_args(argv)
     torch.manual_seed(args.seed)
     loader = DaliMultiCropLoader.from_config(args.config, source=data_folder(args.data), **loader_overrides(args))
-    gen = MultiCropMaskGenerator.from_config(args.config, seed=args.seed)
+    crops = {"crops": args.crops} if args.crops else {}
+    gen = MultiCropMaskGenerator.from_config(args.config, seed=args.seed, **crops)
     device = loader.torch_device
     spec, patch = loader.spec, gen.patch_size
     encoder = vit(args.arch, spec.sizes[0], patch).to(device)

@@ -73,6 +73,25 @@ def test_dino_example_learns(photos, tmp_path):
     assert falls(history.divergence), history.divergence
 
 
+def test_the_quick_cpu_command_trains_past_a_bad_file(photos, tmp_path, capsys):
+    """The README's CPU command: --crops overrides the config's, --on-error skip trains on past a bad file, and the
+    closing line says what falls (DINO's divergence)."""
+    import shutil
+
+    data = tmp_path / "photos"
+    shutil.copytree(photos, data)
+    (data / "c0" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a JPEG after all")
+    from dali_multicrop.badsamples.policy import BadImageWarning
+
+    with pytest.warns(BadImageWarning, match="broken.jpg"):  # named once, then trained past
+        history = load("train_dino").main(["--data", str(data), "--steps", "4", "--arch", "tiny", "--device", "cpu",
+                                           "--crops", "2x64,2x32", "--batch-size", "8", "--on-error", "skip",
+                                           "--log-every", "0"])
+    assert len(history.losses) == 4
+    out = capsys.readouterr().out
+    assert "divergence " in out.split("done:")[1] and "loader: epoch " in out and "since start: 4 batches" in out
+
+
 def test_ibot_example_learns_the_masked_patches(photos, tmp_path):
     """--ibot: the student's global crops masked with the mask token at PatchMaskGenerator's patches; the patch
     loss's KL part (the student's masked patches against the teacher's unmasked ones) falls."""

@@ -155,7 +155,7 @@ class MultiCropMaskGenerator(KeyedSteps):
 
         cfg = load_config(config)
         try:
-            return cls(cfg.spec, **{**cfg.masking, "curriculum": cfg.curriculum, **overrides})
+            return cls(**{"crops": cfg.spec, **cfg.masking, "curriculum": cfg.curriculum, **overrides})
         except ValueError as exc:  # name the config's keys the values came from
             if "not a multiple of patch_size" not in str(exc):
                 raise

@@ -189,7 +189,7 @@ class PatchMaskGenerator(KeyedSteps):
         from ..config import load_config
 
         cfg = load_config(config)
-        return cls(cfg.spec, **{**cfg.patch_masking, **overrides})
+        return cls(**{"crops": cfg.spec, **cfg.patch_masking, **overrides})
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "PatchMaskGenerator":
