@@ -233,3 +233,36 @@ def test_a_bad_file_in_a_users_script_leads_with_the_named_error(tmp_path, corpu
     named = next(k for k, line in enumerate(tail) if line.startswith("dali_multicrop.") and "ImageDecodeError" in line)
     assert "004b.jpg': is a truncated JPEG" in tail[named] and tail[named + 1].startswith("(DALI's own error")
     assert len(tail) < 20, proc.stderr  # a short traceback: the user's line, the loader's, the error
+
+
+def _damaged_jpeg() -> bytes:
+    """A JPEG whose middle bytes were overwritten: it decodes (to partly noise), with libjpeg's corrupt-data
+    warning on stderr."""
+    from dali_multicrop.sample_data import sample_image
+
+    data = bytearray(sample_image(3))
+    third = len(data) // 3
+    data[third:third + 2000] = np.random.default_rng(0).integers(0, 255, 2000, dtype=np.uint8).tobytes()
+    return bytes(data)
+
+
+def test_a_damaged_jpeg_that_still_decodes_is_named_by_check_data_and_the_validator(tmp_path, corpus):
+    from typer.testing import CliRunner
+
+    from dali_multicrop.badsamples.validation import SuspiciousImageWarning
+    from dali_multicrop.cli import app
+
+    root = _folder_with(tmp_path, {"004b.jpg": _damaged_jpeg()})
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["check-data", str(root), "--min-size", "8", "--report", str(report)])
+    assert result.exit_code == 0, result.output  # it does not stop training: listed for a look
+    suspicious = __import__("json").loads(report.read_text())["found"]["suspicious"]
+    assert list(suspicious) == [str(root / "c" / "004b.jpg")]
+    assert suspicious[str(root / "c" / "004b.jpg")].startswith("Corrupt JPEG data: ")
+    assert "suspicious   1" in result.output
+    loader = DaliMultiCropLoader(str(root), crops=CROPS, batch_size=2, device="cpu", validate=True)
+    with pytest.warns(SuspiciousImageWarning, match=r"004b.jpg' decodes only with the decoder's warning: Corrupt"):
+        assert sorted(i for b in loader for i in b.indices.tolist()) == list(range(11))  # trained on
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named once: no warning in the next epoch
+        assert len(list(loader)) == len(loader)

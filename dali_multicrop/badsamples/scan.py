@@ -6,8 +6,10 @@ file at a time, in a worker process per core (see :mod:`dali_multicrop.badsample
 each file that fails (:func:`~dali_multicrop.badsamples.diagnose.diagnose`).
 
 Categories: ``unreadable`` (missing, unreadable, empty) and ``undecodable`` (not an image, unsupported format,
-truncated, corrupt) would fail training; ``tiny`` (shorter side below ``min_size``), ``grayscale`` and
-``cmyk`` decode fine (to RGB) and are reported for a look.
+truncated, corrupt) would fail training; ``suspicious`` (decodes, but only with the decoder's corrupt-data warnings,
+e.g. libjpeg's "Corrupt JPEG data: 1872 extraneous bytes before marker 0xd9": its pixels may be partly noise, the
+warning text kept), ``tiny`` (shorter side below ``min_size``), ``grayscale`` and ``cmyk`` decode (to RGB) and are
+reported for a look.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from .diagnose import ImageReadError, diagnose
-from .validation import decode_in_workers
+from .validation import SuspiciousImage, decode_in_workers
 
 __all__ = ["DataReport", "check_files", "FAILING", "NOTED"]
 
 FAILING = ("unreadable", "undecodable")
 """Categories that would stop training."""
-NOTED = ("tiny", "grayscale", "cmyk")
+NOTED = ("suspicious", "tiny", "grayscale", "cmyk")
 """Categories that decode (to RGB) but deserve a look."""
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -104,6 +106,9 @@ def check_files(paths: Sequence[str], min_size: int = 96, threads: int = 1,
             report.found[noted][path] = why
     tick(len(paths) - len(to_decode))
     for path, problem in decode_in_workers(to_decode, threads, tick).items():
+        if isinstance(problem, SuspiciousImage):
+            report.found["suspicious"][path] = problem.warning
+            continue
         report.found["undecodable"][path] = str(problem)
         for noted in NOTED:
             report.found[noted].pop(path, None)

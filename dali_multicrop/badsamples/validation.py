@@ -12,6 +12,8 @@ again alone in a fresh worker, and only a file that crashes that one too is repo
 
 from __future__ import annotations
 
+import os
+import warnings
 from concurrent.futures import Future
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -20,13 +22,37 @@ import numpy as np
 from .diagnose import ImageChecker, ImageDecodeError, ImageReadError
 from ..workers import WorkerCrash, WorkerPool, WorkerStartError
 
-__all__ = ["CRASHED", "FileValidator", "Problem", "ValidatorUnavailable", "decode_in_workers"]
+__all__ = ["CRASHED", "DECODER_WARNINGS", "FileValidator", "Problem", "SuspiciousImage", "SuspiciousImageWarning",
+           "ValidatorUnavailable", "decode_in_workers"]
 
 CRASHED = ("it crashes DALI's decoder (the worker decoding it alone, in a fresh process, {how}); a corrupt file: "
            "remove or re-encode it")
 
 Problem = Union[ImageReadError, ImageDecodeError]
 """What is wrong with a file, naming it."""
+
+
+DECODER_WARNINGS = ("corrupt jpeg data", "premature end of jpeg", "invalid sos", "bogus", "warning")
+"""What a decoder's warning on stderr starts with or holds (libjpeg-turbo's corrupt-data warnings, libpng's
+``warning``), lower case: a file that decodes only with one decodes to what the decoder made of damaged data."""
+
+
+class SuspiciousImage:
+    """A file that decodes, but only with the decoder's corrupt-data warnings (``warning``: their text): its pixels
+    may be partly noise. Not an error: check-data lists it as ``suspicious``, the loader's validator names it once."""
+
+    def __init__(self, path: str, warning: str) -> None:
+        self.path, self.warning = path, warning
+
+    def __str__(self) -> str:
+        return f"'{self.path}' decodes only with the decoder's warning: {self.warning}"
+
+    def __repr__(self) -> str:
+        return f"SuspiciousImage({self.path!r}, {self.warning!r})"
+
+
+class SuspiciousImageWarning(UserWarning):
+    """A file the loader's validator decoded only with the decoder's corrupt-data warnings (named once)."""
 
 
 class ValidatorUnavailable(RuntimeError):
@@ -45,9 +71,44 @@ def prepare() -> None:
 
 
 def check_file(path: str) -> Optional[list]:
-    """In a worker: ``path`` decoded alone by DALI's CPU decoder; None, or what is wrong (see :func:`_as_json`)."""
-    problem = _checker.file(path)
-    return None if problem is None else _as_json(problem)
+    """In a worker: ``path`` decoded alone by DALI's CPU decoder; None, or what is wrong (see :func:`_as_json`),
+    or the decoder's corrupt-data warnings where it decodes only with them (what it printed on stderr meanwhile)."""
+    with _StderrCapture() as printed:
+        problem = _checker.file(path)
+    if problem is not None:
+        return _as_json(problem)
+    warning = decoder_warning(printed.text)
+    return None if warning is None else ["suspicious", path, warning]
+
+
+def decoder_warning(text: str) -> Optional[str]:
+    """The decoder's warning lines in ``text`` (what it printed on stderr), joined, or None."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = [line for line in lines if any(mark in line.lower() for mark in DECODER_WARNINGS)]
+    return "; ".join(dict.fromkeys(found))[:300] if found else None
+
+
+class _StderrCapture:
+    """What the process writes to its file descriptor 2 (a native decoder's messages included) inside the block;
+    the descriptor restored after it."""
+
+    def __enter__(self) -> "_StderrCapture":
+        import sys
+        import tempfile
+
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        self.text = ""
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.seek(0)
+        self.text = self._file.read().decode("utf-8", "replace")
+        self._file.close()
 
 
 def _as_json(problem: Problem) -> list:
@@ -56,9 +117,11 @@ def _as_json(problem: Problem) -> list:
     return ["decode", problem.path, problem.reason, problem.kind]
 
 
-def _from_json(value: list) -> Problem:
+def _from_json(value: list) -> Union[Problem, SuspiciousImage]:
     if value[0] == "read":
         return ImageReadError(value[1], value[2])
+    if value[0] == "suspicious":
+        return SuspiciousImage(value[1], value[2])
     return ImageDecodeError(value[1], value[2], value[3])
 
 
@@ -69,7 +132,7 @@ def _pool(workers: int) -> WorkerPool:
     return WorkerPool(f"{here}:check_file", workers, prepare=f"{here}:prepare", what="image validation")
 
 
-def _outcome(path: str, future: "Future[Any]", what: str) -> Optional[Problem]:
+def _outcome(path: str, future: "Future[Any]", what: str) -> Union[None, Problem, SuspiciousImage]:
     """The check's verdict on ``path``; :class:`ValidatorUnavailable` (``what`` cannot run) when the workers
     cannot start."""
     try:
@@ -82,10 +145,11 @@ def _outcome(path: str, future: "Future[Any]", what: str) -> Optional[Problem]:
 
 
 def decode_in_workers(paths: Sequence[str], workers: int,
-                      tick: Callable[[int], None] = lambda n: None) -> dict[str, Problem]:
-    """Decodes ``paths`` in ``workers`` processes, one file at a time; the undecodable ones with why.
-    ``tick(1)`` after each file; :class:`ValidatorUnavailable` if no worker can start."""
-    failed: dict[str, Problem] = {}
+                      tick: Callable[[int], None] = lambda n: None) -> dict[str, Union[Problem, SuspiciousImage]]:
+    """Decodes ``paths`` in ``workers`` processes, one file at a time; the undecodable ones with why, and the ones
+    that decode only with the decoder's warnings (:class:`SuspiciousImage`). ``tick(1)`` after each file;
+    :class:`ValidatorUnavailable` if no worker can start."""
+    failed: dict[str, Union[Problem, SuspiciousImage]] = {}
     with _pool(workers) as pool:
         futures = [(path, pool.submit(path)) for path in paths]
         for path, future in futures:
@@ -141,7 +205,13 @@ class FileValidator:
         for i in (int(i) for i in indices):
             future = self._pending.pop(i, None)
             if future is not None:
-                self._verdicts[i] = _outcome(self._files[i], future, _UNCHECKED)
+                verdict = _outcome(self._files[i], future, _UNCHECKED)
+                if isinstance(verdict, SuspiciousImage):  # it decodes: named once, trained on
+                    warnings.warn(f"{verdict} (it is trained on; dali-multicrop check-data lists such files, "
+                                  f"docs/troubleshooting.md says how to leave them out)", SuspiciousImageWarning,
+                                  stacklevel=2)
+                    verdict = None
+                self._verdicts[i] = verdict
         return {int(i): p for i in indices if (p := self._verdicts[int(i)]) is not None}
 
     def close(self) -> None:
