@@ -35,16 +35,22 @@ GPU_THREADS = (256, 1, 1)
 """Threads per block of the GPU kernels' launch."""
 
 
+@cuda.jit(device=True)
+def _in_registers(row: Any, local: Any) -> Any:
+    """``local`` (the thread's own ``[ROW_FIELDS]``) holding the colour ``row``: read once per thread (and, in Numba's
+    CUDA simulator, a numpy array, which the per-pixel functions take where they would not take its arrays)."""
+    for j in range(ROW_FIELDS):
+        local[j] = row[j]
+    return local
+
+
 def luma_before_contrast(lum: Any, crop: Any, row: Any) -> None:
     """GPU kernel, a thread per pixel: ``lum`` (uint8 ``[H, W]``) = each pixel's luma as the operations before
     contrast in ``row``'s order leave it (0 where the row applies no contrast); their sum over the crop gives the
     contrast's grey (:func:`~dali_multicrop.pil_colour.grey_of`)."""
     start, stride = cuda.grid(1), cuda.gridsize(1)
     height, width = crop.shape[0], crop.shape[1]
-    local = cuda.local.array(ROW_FIELDS, numba.float32)  # the row in registers: read once per thread (and a numpy
-    for j in range(ROW_FIELDS):                          # array in the simulator, which the functions take)
-        local[j] = row[j]
-    row = local
+    row = _in_registers(row, cuda.local.array(ROW_FIELDS, numba.float32))
     contrast = applied(CONTRAST, row)
     stages = contrast_stage(row)
     for i in range(start, height * width, stride):
@@ -62,10 +68,7 @@ def colour_pixels(out: Any, crop: Any, row: Any, total: Any) -> None:
     of :func:`luma_before_contrast`'s output, :func:`luma_total`)."""
     start, stride = cuda.grid(1), cuda.gridsize(1)
     height, width = crop.shape[0], crop.shape[1]
-    local = cuda.local.array(ROW_FIELDS, numba.float32)  # the row in registers: read once per thread (and a numpy
-    for j in range(ROW_FIELDS):                          # array in the simulator, which the functions take)
-        local[j] = row[j]
-    row = local
+    row = _in_registers(row, cuda.local.array(ROW_FIELDS, numba.float32))
     grey = grey_of(total[0, 0], height * width)
     for i in range(start, height * width, stride):
         y, x = i // width, i % width
