@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import coordinate_image, write_folder
-from dali_multicrop import FileList
 from dali_multicrop.presets import load_preset
-from dali_multicrop.spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
+from dali_multicrop.spec import IMAGENET_MEAN, IMAGENET_STD
 
 albumentations = pytest.importorskip("albumentations")
 
@@ -45,23 +43,40 @@ def test_albumentations_recipe_is_each_groups_recipe():
 
 
 def test_albumentations_loader_gives_normalised_crops_of_the_specs_sizes(tmp_path):
-    from dali_multicrop.benchmark.albumentations_baseline import albumentations_loader
+    """Its DataLoader forks its workers (as the peers' loaders do on Linux), so it runs in a process of its own, as
+    the bench runs it: forking this test process, with DALI's and the validators' threads of earlier tests alive in
+    it, can crash a worker (seen once in CI: a segmentation fault in a forked worker)."""
+    import json
+    import subprocess
+    import sys
 
     image = coordinate_image(60, 80)
-    files = FileList.from_folder(write_folder(tmp_path, {"a": [image] * 3, "b": [image] * 3}, fmt="jpg"))
-    spec = MultiCropSpec.parse("2x48,3x24")
-    loader = albumentations_loader(files, spec, batch_size=3, workers=2, num_batches=2, mean=IMAGENET_MEAN,
-                                   std=IMAGENET_STD, dtype=torch.float32, seed=1)
-    batches = list(loader)
-    assert len(batches) == 2
-    crops, labels, indices = batches[0]
-    assert [tuple(c.shape) for c in crops] == [(3, 3, 48, 48)] * 2 + [(3, 3, 24, 24)] * 3
-    assert all(c.dtype == torch.float32 for c in crops) and labels.dtype == torch.int64
+    folder = write_folder(tmp_path, {"a": [image] * 3, "b": [image] * 3}, fmt="jpg")
+    script = f"""
+import json, torch
+from dali_multicrop import FileList, MultiCropSpec
+from dali_multicrop.benchmark.albumentations_baseline import albumentations_loader
+from dali_multicrop.spec import IMAGENET_MEAN, IMAGENET_STD
+files = FileList.from_folder({str(folder)!r})
+loader = albumentations_loader(files, MultiCropSpec.parse("2x48,3x24"), batch_size=3, workers=2, num_batches=2,
+                               mean=IMAGENET_MEAN, std=IMAGENET_STD, dtype=torch.float32, seed=1)
+batches = list(loader)
+crops, labels, indices = batches[0]
+low = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(1, 3, 1, 1)
+high = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(1, 3, 1, 1)
+print(json.dumps({{"batches": len(batches), "shapes": [list(c.shape) for c in crops],
+                  "dtypes": sorted({{str(c.dtype) for c in crops}}), "labels": str(labels.dtype),
+                  "in_range": all(bool((c >= low - 1e-4).all() and (c <= high + 1e-4).all()) for c in crops),
+                  "spread": min(float(c.std()) for c in crops)}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["batches"] == 2
+    assert found["shapes"] == [[3, 3, 48, 48]] * 2 + [[3, 3, 24, 24]] * 3
+    assert found["dtypes"] == ["torch.float32"] and found["labels"] == "torch.int64"
     # normalised: pixel values 0-255 map into [(0 - mean) / std, (1 - mean) / std] per channel
-    low = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(1, 3, 1, 1)
-    high = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(1, 3, 1, 1)
-    for c in crops:
-        assert (c >= low - 1e-4).all() and (c <= high + 1e-4).all() and c.std() > 0.1
+    assert found["in_range"] and found["spread"] > 0.1
 
 
 def test_the_bench_runs_albumentations_beside_the_graph(tmp_path):

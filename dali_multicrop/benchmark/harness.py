@@ -15,6 +15,7 @@ close): a measured figure is reported as measured, never turned into a failure.
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Optional, Sequence
@@ -190,6 +191,8 @@ def measure_backend(name: str, cfg: BenchConfig, tick: Callable[[], None] = lamb
         monitor.stop()
         if stream is not None and hasattr(stream, "close"):
             stream.close()
+        stream = None
+        gc.collect()  # a DALI backend's pipeline and threads go now: a peer's loader forks its workers next
     ms = np.array(times) * 1e3
     return BackendResult(
         name, "ok", note, images=images, seconds=round(elapsed, 4),
