@@ -16,13 +16,13 @@ Imported only when a graph is built, so that importing the package does not load
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numba
 import numpy as np
 from numba import cuda  # a module global: Numba's CUDA simulator swaps it for its own in a kernel's globals
 
+from ._numba import operator_once
 from .crop_colour import colour_crop
 from .pil_colour import CONTRAST, ROW_FIELDS, applied, colour_pixel, contrast_stage, grey_of, luma
 
@@ -93,17 +93,6 @@ def _plane(outs: Any, ins: Any) -> None:
         outs[0][i][0], outs[0][i][1] = ins[0][i][0], ins[0][i][1]
 
 
-_LOCK = threading.Lock()
-_OPERATORS: dict[str, Any] = {}
-
-
-def _operator(name: str, make: Any) -> Any:
-    with _LOCK:
-        if name not in _OPERATORS:
-            _OPERATORS[name] = make()
-        return _OPERATORS[name]
-
-
 def colour_operator() -> Any:
     """DALI's CPU operator for the colour, compiled once per process (a few seconds, at the first CPU graph's
     build) and shared by every crop and graph: call it with a crop node (uint8 HWC) and its colour row's node
@@ -115,14 +104,14 @@ def colour_operator() -> Any:
         return NumbaFunction(run_fn=_run, setup_fn=_same_shape, out_types=[types.UINT8],
                              in_types=[types.UINT8, types.FLOAT], outs_ndim=[3], ins_ndim=[3, 1], device="cpu")
 
-    return _operator("cpu", make)
+    return operator_once("colour, cpu", make)
 
 
 def _gpu_function(**kwargs: Any) -> Any:
     """DALI's GPU ``numba_function`` (its kernel compiled for the pipeline's GPU by Numba's CUDA target). Where no
     GPU is visible the graph can still be defined, never built (``operator_counts`` measures its shape on a CPU
     machine): the operator is then made without its CUDA checks and without compiling its kernel, which leaves it
-    nothing to launch. Called with this module's lock held."""
+    nothing to launch. Called with :func:`~dali_multicrop._numba.operator_once`'s lock held."""
     from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
     if cuda.is_available():
@@ -130,8 +119,9 @@ def _gpu_function(**kwargs: Any) -> Any:
             return NumbaFunction(**kwargs)
         except Exception as error:  # Numba's CUDA target, its NVVM or the driver: say what the graph needs
             raise RuntimeError(f"the GPU graph's colour kernels could not be compiled ({error}); they need Numba's "
-                               "CUDA target for this machine's CUDA (pip install numba-cuda, with CUDA's NVVM: see "
-                               "docs/fidelity.md, 'On the GPU')") from error
+                               "CUDA target and CUDA's NVVM (a CUDA toolkit, or pip install nvidia-nvvm with "
+                               "CUDA_HOME laid out as Numba looks for it: bench/README.md, 'On a lent GPU')"
+                               ) from error
 
     class DefinedOnly(NumbaFunction):
         def _get_run_fn_gpu(self, run_fn: Any, types: Any, dims: Any) -> int:
@@ -161,8 +151,8 @@ def gpu_colour(crop: Any, row: Any) -> Any:
                                      threads_per_block=list(GPU_THREADS))
 
     suffix = "" if cuda.is_available() else " (defined only)"
-    first = _operator("gpu luma" + suffix, make(luma_before_contrast, _plane, 2, []))
-    second = _operator("gpu colour" + suffix, make(colour_pixels, _same_shape, 3, [types.UINT64]))
+    first = operator_once("colour, gpu luma" + suffix, make(luma_before_contrast, _plane, 2, []))
+    second = operator_once("colour, gpu pixels" + suffix, make(colour_pixels, _same_shape, 3, [types.UINT64]))
     return second(crop, row, luma_total(first(crop, row)))
 
 

@@ -3,11 +3,12 @@ only by the modules that hold them, so that importing the package loads neither 
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Callable
 
 import numba
 
-__all__ = ["jit"]
+__all__ = ["jit", "operator_once"]
 
 
 def jit(function: Any) -> Any:
@@ -18,3 +19,16 @@ def jit(function: Any) -> Any:
         return numba.njit(cache=True)(function)
     except RuntimeError:  # Numba found no writable cache folder
         return numba.njit(function)
+
+
+_LOCK = threading.Lock()
+_OPERATORS: dict[str, Any] = {}
+
+
+def operator_once(name: str, make: Callable[[], Any]) -> Any:
+    """The DALI ``numba_function`` operator ``name``, made by ``make()`` (its compilation) the first time it is asked
+    for in this process and shared by every graph after that; ``make`` runs with this module's lock held."""
+    with _LOCK:
+        if name not in _OPERATORS:
+            _OPERATORS[name] = make()
+        return _OPERATORS[name]

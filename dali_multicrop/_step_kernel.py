@@ -4,13 +4,12 @@ the package does not load Numba and LLVM."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 
 from ._draw_kernel import crop_flip, crop_parameters
-from ._numba import jit
+from ._numba import jit, operator_once
 from ._window_kernel import candidates, window
 from .draws import ATTEMPTS, KEY_BYTES
 from .pil_colour import ROW_FIELDS
@@ -95,21 +94,17 @@ def _setup(outs: Any, ins: Any) -> None:
         outs[3][i][0], outs[3][i][1] = n, 1
 
 
-_STEP_LOCK = threading.Lock()
-_STEP: list[Any] = []
-
-
 def step_operator() -> Any:
     """DALI's operator for the step, compiled once per process and shared by every graph (its arguments do not
     depend on the spec). The compilation, at the first graph's build, takes about 4 s (8 s with Numba's disk cache
     cold) and leaves 65-95 MB of private memory (Numba's LLVM) in the process, measured on a 2-core x86 machine."""
-    with _STEP_LOCK:
-        if not _STEP:
-            from nvidia.dali import types
-            from nvidia.dali.plugin.numba.experimental import NumbaFunction
+    def make() -> Any:
+        from nvidia.dali import types
+        from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
-            _STEP.append(NumbaFunction(run_fn=_run, setup_fn=_setup,
-                                       out_types=[types.FLOAT, types.FLOAT, types.FLOAT, types.UINT16],
-                                       in_types=[types.UINT8, types.FLOAT64, types.INT64],
-                                       outs_ndim=[2, 2, 2, 2], ins_ndim=[1, 2, 1]))
-        return _STEP[0]
+        return NumbaFunction(run_fn=_run, setup_fn=_setup,
+                             out_types=[types.FLOAT, types.FLOAT, types.FLOAT, types.UINT16],
+                             in_types=[types.UINT8, types.FLOAT64, types.INT64], outs_ndim=[2, 2, 2, 2],
+                             ins_ndim=[1, 2, 1])
+
+    return operator_once("crop step", make)
