@@ -12,7 +12,7 @@ from .draws import (BLUR_DRAW, FACTOR_DRAWS, FLIP_DRAW, GRAY_DRAW, JITTER_DRAW, 
                     PARAMS_FIRST, SIGMA_DRAW, SOLARIZE_DRAW, SOLARIZE_OFFSET)
 from .pil_colour import BRIGHTNESS as BRIGHTNESS_ID
 from .pil_colour import CONTRAST as CONTRAST_ID
-from .pil_colour import ROW_GRAY, ROW_ORDER, ROW_SHIFT
+from .pil_colour import ROW_GRAY, ROW_ORDER, ROW_SHIFT, hue_shift
 from .pil_colour import SATURATION as SATURATION_ID
 from .step import (BLUR_PROB, BRIGHTNESS, CONTRAST, FLIP_PROB, GRAY_PROB, HUE, JITTER_PROB, SATURATION, SIGMA,
                    SOLARIZE_PROB)
@@ -53,8 +53,8 @@ def crop_colour(row: np.ndarray, key: np.uint64, crop: int, d: np.ndarray) -> No
         row[BRIGHTNESS_ID] = _drawn_in(key, crop, FACTOR_DRAWS, d, BRIGHTNESS)
         row[CONTRAST_ID] = _drawn_in(key, crop, FACTOR_DRAWS + 1, d, CONTRAST)
         row[SATURATION_ID] = _drawn_in(key, crop, FACTOR_DRAWS + 2, d, SATURATION)
-        if d[HUE + 1] > 0:  # torchvision's shift of the hue channel: int(factor * 255), modulo 256
-            row[ROW_SHIFT] = int(_drawn_in(key, crop, FACTOR_DRAWS + 3, d, HUE) * 255.0) & 0xFF
+        if d[HUE + 1] > 0:  # torchvision's shift of the hue channel
+            row[ROW_SHIFT] = hue_shift(_drawn_in(key, crop, FACTOR_DRAWS + 3, d, HUE))
         for k in range(3, 0, -1):
             j = min(int(_draw(key, crop, ORDER_DRAWS[3 - k]) * (k + 1)), k)
             row[ROW_ORDER + k], row[ROW_ORDER + j] = row[ROW_ORDER + j], row[ROW_ORDER + k]

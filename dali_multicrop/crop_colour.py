@@ -14,22 +14,18 @@ from __future__ import annotations
 import numpy as np
 
 from ._numba import jit
-from .pil_colour import (BRIGHTNESS, CONTRAST, HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT, SATURATION, applied, blend,
-                         colour_row, grey_of, hsv_to_rgb, luma, rgb_to_hsv)
+from .pil_colour import (BRIGHTNESS, CONTRAST, HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT, SATURATION, _larger, _smaller,
+                         applied, blend, colour_row, grey_of, hsv_to_rgb, luma, rgb_to_hsv)
 
 __all__ = ["colour_crop", "fast_rgb_to_hsv", "adjust_brightness", "adjust_contrast", "adjust_saturation",
            "adjust_hue", "to_grayscale", "jitter"]
 
 
 @jit
-def _hue_case(r: int, g: int, b: int) -> tuple[int, int, int]:
-    """``(case, range, distance)`` of a pixel that is not grey: ``case`` (0-5) the branch Pillow's ``rgb2hsv`` takes
-    (red, green or blue largest, in that precedence) and which other channel is smallest; ``distance`` the remaining
-    channel's distance from the largest."""
-    top = r if r > g else g
-    top = top if top > b else b
-    bottom = r if r < g else g
-    bottom = bottom if bottom < b else b
+def _hue_case(r: int, g: int, b: int, top: int, bottom: int) -> tuple[int, int, int]:
+    """``(case, range, distance)`` of a pixel that is not grey, ``top`` and ``bottom`` its largest and smallest
+    channel: ``case`` (0-5) the branch Pillow's ``rgb2hsv`` takes (red, green or blue largest, in that precedence)
+    and which other channel is smallest; ``distance`` the remaining channel's distance from the largest."""
     if r == top:
         return (0, top - bottom, top - b) if g == bottom else (1, top - bottom, top - g)
     if g == top:
@@ -80,11 +76,10 @@ HUES, SATURATIONS = _tables()
 @jit
 def fast_rgb_to_hsv(r: int, g: int, b: int) -> tuple[int, int, int]:
     """:func:`~dali_multicrop.pil_colour.rgb_to_hsv`'s values, read from the tables."""
-    if r == g and g == b:
-        return 0, 0, r
-    case, span, distance = _hue_case(r, g, b)
-    top = r if r > g else g
-    top = top if top > b else b
+    top, bottom = _larger(_larger(r, g), b), _smaller(_smaller(r, g), b)
+    if top == bottom:
+        return 0, 0, top
+    case, span, distance = _hue_case(r, g, b, top, bottom)
     return HUES[case, span, distance], SATURATIONS[span, top], top
 
 
@@ -169,14 +164,19 @@ def colour_crop(out: np.ndarray, crop: np.ndarray, row: np.ndarray) -> None:
         _grey(out)
 
 
+def _in_place(crop: np.ndarray, row: np.ndarray) -> None:
+    """:func:`colour_crop` of ``crop`` with ``row``, written back into ``crop``."""
+    out = np.empty_like(crop)
+    colour_crop(out, crop, row)
+    crop[...] = out
+
+
 def _each(crop: np.ndarray, op: int, factor: float, shift: int = -1) -> None:
     """One operation on ``crop`` in place (the others left out)."""
     factors = np.ones(3, dtype=np.float32)
     if op != HUE:
         factors[op] = factor
-    out = np.empty_like(crop)
-    colour_crop(out, crop, colour_row(factors, np.arange(4), shift, False))  # one operation: any order
-    crop[...] = out
+    _in_place(crop, colour_row(factors, np.arange(4), shift, False))  # one operation: any order
 
 
 def adjust_brightness(crop: np.ndarray, factor: float) -> None:
@@ -202,9 +202,7 @@ def adjust_hue(crop: np.ndarray, shift: int) -> None:
 
 def to_grayscale(crop: np.ndarray) -> None:
     """``rgb_to_grayscale(crop, num_output_channels=3)`` on a PIL image, in place."""
-    out = np.empty_like(crop)
-    colour_crop(out, crop, colour_row(np.ones(3), np.arange(4), -1, True))
-    crop[...] = out
+    _in_place(crop, colour_row(np.ones(3), np.arange(4), -1, True))
 
 
 def jitter(crop: np.ndarray, factors: np.ndarray, order: np.ndarray, shift: int, grayscale: bool) -> None:
@@ -213,6 +211,4 @@ def jitter(crop: np.ndarray, factors: np.ndarray, order: np.ndarray, shift: int,
     HWC crop. ``shift``: the hue's shift (:func:`hue_shift`), or -1 where the jitter has no hue (a strength of 0:
     ``ColorJitter`` leaves the operation out, and Pillow's HSV round trip is not lossless, so a shift of 0 is not
     the same). A brightness, contrast or saturation factor of exactly 1 is the identity either way."""
-    out = np.empty_like(crop)
-    colour_crop(out, crop, colour_row(factors, order, shift, grayscale))
-    crop[...] = out
+    _in_place(crop, colour_row(factors, order, shift, grayscale))

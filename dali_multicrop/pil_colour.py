@@ -122,10 +122,11 @@ def hsv_to_rgb(h: int, s: int, v: int) -> tuple[int, int, int]:
     return v, p, q
 
 
+@jit
 def hue_shift(hue: float) -> int:
     """The hue channel's shift for a hue factor (fraction of a turn), as torchvision adds it: the factor times 255
-    in double precision, truncated to int32, wrapped to uint8."""
-    return int(np.int32(hue * 255)) & 0xFF
+    in double precision, truncated toward zero, wrapped to uint8 (the crop step draws it so)."""
+    return int(hue * 255.0) & 0xFF
 
 
 ROW_SHIFT, ROW_ORDER, ROW_GRAY, ROW_FIELDS = 3, 4, 8, 9
