@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
+from .spec import MultiCropSpec
 
 __all__ = ["KS_GOAL", "STATISTICS", "DistributionRow", "compare", "crop_statistics", "distribution_fidelity",
            "ks_critical", "ks_distance", "loader_statistics", "reference_statistics"]
@@ -74,12 +74,12 @@ class DistributionRow:
 
 def _code_values(crop: Any) -> np.ndarray:
     """A crop as uint8 HWC: a PIL image, or a CHW tensor normalised with ImageNet's mean and std (the loader's and
-    the methods' ``Normalize``)."""
+    the methods' ``Normalize``: :func:`dali_multicrop.fidelity._code_values` undoes it)."""
     if hasattr(crop, "convert"):
         return np.asarray(crop.convert("RGB"))
-    values = crop.detach().float().cpu().numpy()
-    mean, std = (np.array(v).reshape(3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
-    return np.clip(np.round((values * std + mean) * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    from .fidelity import _code_values as code_values
+
+    return code_values(crop.detach().cpu()).permute(1, 2, 0).numpy()
 
 
 def loader_statistics(spec: MultiCropSpec, photos: Sequence[np.ndarray], rounds: int, device: str = "cpu",

@@ -15,7 +15,8 @@ class LoaderStats:
     """A snapshot of :attr:`DaliMultiCropLoader.stats <dali_multicrop.DaliMultiCropLoader.stats>`, in seconds.
 
     ``epoch``: the epoch the figures marked ``epoch_`` are for (the current or last loop's). ``first_batch_s``: the
-    wait for that epoch's first batch (the graph's start, its first decode), kept apart from ``epoch_wait_s``, the
+    wait for that epoch's first batch (the graph's start, its first decode; ``first_batch_images`` in it), kept
+    apart from ``epoch_wait_s``, the
     wait for the others; ``epoch_step_s``: the time between batches (the training step); ``epoch_batches`` and
     ``epoch_images`` handed over. The ``total_`` figures add up every epoch since the loader was made (first batches
     included in ``total_wait_s``).
@@ -25,6 +26,7 @@ class LoaderStats:
     epoch_batches: int
     epoch_images: int
     first_batch_s: float
+    first_batch_images: int
     epoch_wait_s: float
     epoch_step_s: float
     total_batches: int
@@ -43,8 +45,7 @@ class LoaderStats:
     def images_per_s(self) -> float:
         """This epoch's images per second after its first batch (wait and step together)."""
         spent = self.epoch_wait_s + self.epoch_step_s
-        after_first = self.epoch_images * (self.epoch_batches - 1) / self.epoch_batches if self.epoch_batches else 0
-        return after_first / spent if spent > 0 else 0.0
+        return (self.epoch_images - self.first_batch_images) / spent if spent > 0 else 0.0
 
     @property
     def total_wait_share(self) -> float:
@@ -69,7 +70,7 @@ class StatsClock:
 
     def __init__(self) -> None:
         self._epoch = 0
-        self._batches = self._images = 0
+        self._batches = self._images = self._first_images = 0
         self._first = self._wait = self._step = 0.0
         self._total_batches = self._total_images = 0
         self._total_wait = self._total_step = 0.0
@@ -77,7 +78,7 @@ class StatsClock:
 
     def start(self, epoch: int) -> None:
         """A loop over ``epoch`` asked for its first batch."""
-        self._epoch, self._batches, self._images = epoch, 0, 0
+        self._epoch, self._batches, self._images, self._first_images = epoch, 0, 0, 0
         self._first = self._wait = self._step = 0.0
         self._mark = time.perf_counter()
 
@@ -86,7 +87,7 @@ class StatsClock:
         now = time.perf_counter()
         waited, self._mark = now - self._mark, now
         if self._batches == 0:
-            self._first = waited
+            self._first, self._first_images = waited, images
         else:
             self._wait += waited
         self._total_wait += waited
@@ -103,6 +104,7 @@ class StatsClock:
         self._total_step += stepped
 
     def snapshot(self) -> LoaderStats:
-        return LoaderStats(self._epoch, self._batches, self._images, round(self._first, 6), round(self._wait, 6),
+        return LoaderStats(self._epoch, self._batches, self._images, round(self._first, 6), self._first_images,
+                           round(self._wait, 6),
                            round(self._step, 6), self._total_batches, self._total_images, round(self._total_wait, 6),
                            round(self._total_step, 6))
