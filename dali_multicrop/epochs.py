@@ -33,7 +33,7 @@ import numpy as np
 from ._checks import check_int
 from ._seeds import derive_seed
 
-__all__ = ["EpochPlan", "ShardPlan", "distributed_defaults"]
+__all__ = ["EpochPlan", "ResumePoint", "ShardPlan", "distributed_defaults"]
 
 
 def _env_int(name: str, default: int) -> int:
@@ -135,3 +135,26 @@ class ShardPlan:
     def epoch_plan(self, epoch: int) -> EpochPlan:
         """:meth:`batches` of ``epoch`` as the plan the loader runs (a source whose samples the loader picks)."""
         return EpochPlan.of(self.batches(epoch), epoch, self.batch_size)
+
+
+class ResumePoint:
+    """Where a loaded state resumes its epoch, held until used: the first ``set_epoch`` of that epoch keeps the
+    position (so the usual loop, ``set_epoch(e)`` at the top of each epoch, resumes exactly), any other epoch starts
+    at 0, and either, or the loop starting, uses it up. The loader's batch and the mask generators' step share it."""
+
+    def __init__(self) -> None:
+        self._held: Optional[tuple[int, int]] = None
+
+    def hold(self, epoch: int, position: int) -> None:
+        """A state of ``epoch`` at ``position`` was loaded."""
+        self._held = (epoch, position)
+
+    def drop(self) -> None:
+        """The position was used (a loop or a call started from it)."""
+        self._held = None
+
+    def take(self, epoch: int) -> int:
+        """Where ``set_epoch(epoch)`` starts: the held position for its own epoch, else 0; used up either way."""
+        held, self._held = self._held, None
+        return held[1] if held is not None and held[0] == epoch else 0
+

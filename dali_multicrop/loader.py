@@ -16,7 +16,7 @@ from .batch import MultiCropBatch
 from .choices import DEVICES, DTYPES
 from .config import ConfigLike, load_config
 from .curriculum import Curriculum
-from .epochs import EpochPlan, ShardPlan, distributed_defaults
+from .epochs import EpochPlan, ResumePoint, ShardPlan, distributed_defaults
 from .executor import ExecutorLike, executor_settings
 from .graph import HW_DECODER_LOAD, DecoderSettings, GraphSettings
 from .presets import parse_crops
@@ -189,7 +189,7 @@ class DaliMultiCropLoader:
         ``DEVICE_PADDING_BUDGET`` of GPU and ``HOST_PADDING_BUDGET`` of pinned host memory, whatever the threads."""
         self._next_epoch = 0
         self._next_batch = 0  # where the next loop starts in its epoch (a resumed run)
-        self._resume: Optional[tuple[int, int]] = None  # (epoch, batch) a loaded state holds until a loop starts
+        self._resume = ResumePoint()  # the batch a loaded state holds until a loop starts
         self._clock = StatsClock()
         self._running: Optional[list[int]] = None  # [epoch, next batch] of the loop in progress
         self._runner: Optional[GraphRunner] = None
@@ -243,10 +243,8 @@ class DaliMultiCropLoader:
         on from it. After :meth:`load_state_dict`, ``set_epoch`` of the epoch the state was saved in keeps the
         state's position, so the usual loop (``set_epoch(e)`` at the top of each epoch) resumes exactly; any other
         epoch starts at its first batch."""
-        epoch = check_int("epoch", epoch, 0)
-        resume, self._resume = self._resume, None
-        self._next_epoch = epoch
-        self._next_batch = resume[1] if resume is not None and resume[0] == epoch else 0
+        self._next_epoch = check_int("epoch", epoch, 0)
+        self._next_batch = self._resume.take(self._next_epoch)
 
     _STATE_KEYS = ("seed", "num_shards", "batch_size", "num_samples", "shuffle", "drop_last", "crops")
 
@@ -289,7 +287,7 @@ class DaliMultiCropLoader:
         if batch > len(self):
             raise ValueError(f"state['batch']={batch} is past the {len(self)} batches of an epoch")
         self._next_epoch, self._next_batch = epoch, batch
-        self._resume = (epoch, batch)
+        self._resume.hold(epoch, batch)
 
     @property
     def epoch(self) -> int:
@@ -298,7 +296,8 @@ class DaliMultiCropLoader:
 
     def __iter__(self) -> Iterator[MultiCropBatch]:
         epoch, first = self._next_epoch, self._next_batch
-        self._next_epoch, self._next_batch, self._resume = epoch + 1, 0, None
+        self._next_epoch, self._next_batch = epoch + 1, 0
+        self._resume.drop()
         return self._run_epoch(epoch, first)
 
     def epoch_plan(self, epoch: int) -> EpochPlan:

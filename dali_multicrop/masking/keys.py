@@ -9,7 +9,7 @@ import torch
 
 from .._checks import check_int
 from .._seeds import derive_seed
-from ..epochs import distributed_defaults
+from ..epochs import ResumePoint, distributed_defaults
 
 __all__ = ["KeyedSteps"]
 
@@ -25,12 +25,12 @@ class KeyedSteps(torch.nn.Module):
         self.rank = distributed_defaults()[0] if rank is None else check_int("rank", rank, 0)
         self.epoch = 0
         self.step = 0
-        self._resume: Optional[tuple[int, int]] = None  # (epoch, step) a loaded state holds until the next call
+        self._resume = ResumePoint()  # the step a loaded state holds until the next call
         self._generators: dict[torch.device, torch.Generator] = {}
 
     def next_step(self, step: Optional[int]) -> int:
         """The step a call draws for: ``step`` where given, else the call count since :meth:`set_epoch` (counted)."""
-        self._resume = None
+        self._resume.drop()
         if step is None:
             step = self.step
             self.step += 1
@@ -51,10 +51,8 @@ class KeyedSteps(torch.nn.Module):
         """Keys the following calls on ``epoch`` and restarts their step count at 0; right after
         :meth:`load_state_dict`, ``set_epoch`` of the state's epoch keeps its step instead, as the loader keeps its
         position (the usual loop, ``set_epoch(e)`` at the top of each epoch, resumes exactly)."""
-        epoch = check_int("epoch", epoch, 0)
-        resume, self._resume = self._resume, None
-        self.epoch = epoch
-        self.step = resume[1] if resume is not None and resume[0] == epoch else 0
+        self.epoch = check_int("epoch", epoch, 0)
+        self.step = self._resume.take(self.epoch)
 
     def state_dict(self) -> dict[str, int]:  # type: ignore[override]
         """The key of the next call (``epoch``, ``step``) and the ``seed``; with :meth:`load_state_dict`, a resumed
@@ -70,4 +68,4 @@ class KeyedSteps(torch.nn.Module):
             raise ValueError(f"state was saved with seed={state['seed']!r}, this generator has seed={self.seed!r}")
         self.epoch = check_int("state['epoch']", state["epoch"], 0)
         self.step = check_int("state['step']", state["step"], 0)
-        self._resume = (self.epoch, self.step)
+        self._resume.hold(self.epoch, self.step)
