@@ -187,9 +187,8 @@ def resize_fidelity(spec: MultiCropSpec, images: Sequence[np.ndarray], device: s
                 found[group_of[c]].append((float((ours - mine).abs().mean()), float((ours - other).abs().mean()),
                                            float((via_tensor - mine).abs().mean())))
     rows = []
-    for k, group in enumerate(plain.groups):
-        values = np.array(found[k])
-        rows.append(FidelityRow("resize", _group_names(spec)[k], group.interpolation, len(values),
+    for group, name, values in zip(plain.groups, _group_names(spec), (np.array(found[k]) for k in found)):
+        rows.append(FidelityRow("resize", name, group.interpolation, len(values),
                                 round(float(values[:, 0].mean()), 3), round(float(values[:, 0].max()), 3),
                                 round(float(values[:, 1].mean()), 3), round(float(values[:, 2].mean()), 3)))
     return rows
@@ -261,6 +260,7 @@ def colour_fidelity(spec: MultiCropSpec, images: Sequence[np.ndarray], device: s
     for epoch, iteration, batches in _batches(specs, images, device, epochs, seed, "colour_fidelity"):
         plain, coloured = batches[0], batches[1:]
         keys = batch_keys(epoch_key(seed, 0, epoch), iteration, len(plain.indices))
+        uncoloured = [_code_values(crops) for crops in plain.crops]  # once a batch, for every variant
         for name, batch in zip(names, coloured):
             draws = draw_batch(variants[name][0], keys)
             if not np.array_equal(draws.flips, batch.flipped.numpy()):
@@ -268,20 +268,20 @@ def colour_fidelity(spec: MultiCropSpec, images: Sequence[np.ndarray], device: s
             for c, crop in enumerate(batch.crops):
                 if not variants[name][1][group_of[c]]:
                     continue
+                coloured_values = _code_values(crop).float()
                 for b in range(crop.shape[0]):
-                    before = _code_values(plain.crops[c][b])
-                    ours = _code_values(crop[b]).float()
-                    row = draws.colour[b, c]
+                    before, ours, row = uncoloured[c][b], coloured_values[b], draws.colour[b, c]
                     pil = TF.pil_to_tensor(torchvision_colour(Image.fromarray(before.permute(1, 2, 0).numpy()), row))
                     tensor = torchvision_colour(before, row)
                     found.setdefault((name, group_of[c]), []).append(
                         (float((ours - pil.float()).abs().mean()), float((tensor.float() - pil.float()).abs().mean())))
     rows = []
+    group_names = _group_names(spec)
     for name in names:
-        for k, group in enumerate(groups):
+        for k in range(len(groups)):
             if (name, k) in found:
                 values = np.array(found[(name, k)])
-                rows.append(FidelityRow(name, _group_names(spec)[k], "", len(values),
+                rows.append(FidelityRow(name, group_names[k], "", len(values),
                                         round(float(values[:, 0].mean()), 3), round(float(values[:, 0].max()), 3),
                                         float("nan"), round(float(values[:, 1].mean()), 3), COLOUR_GOALS[name]))
     return rows
