@@ -176,10 +176,11 @@ _SCHEMA: dict[str, Any] = {
 }
 
 
-def _unknown(path: str, key: Any, valid: dict[str, Any]) -> ValueError:
+def _unknown(path: str, key: Any, valid: dict[str, Any]) -> str:
+    """What is said of an unknown key: its path, and the nearest valid key (or all of them)."""
     near = difflib.get_close_matches(str(key), list(valid), n=1)
     hint = f"; did you mean '{near[0]}'?" if near else f" (expected one of: {', '.join(valid)})"
-    return ValueError(f"{path + '.' if path else ''}{key}: unknown key{hint}")
+    return f"{path + '.' if path else ''}{key}: unknown key{hint}"
 
 
 def _checked(data: Any, schema: Any, path: str) -> Any:
@@ -206,7 +207,7 @@ def _walk(data: Any, schema: Any, path: str, unknown: list[str]) -> Any:
         out = {}
         for key, value in data.items():
             if key not in schema:
-                unknown.append(str(_unknown(path, key, schema)))
+                unknown.append(_unknown(path, key, schema))
                 continue
             out[key] = _walk(value, schema[key], f"{path + '.' if path else ''}{key}", unknown)
         return out
