@@ -1,10 +1,10 @@
-"""The graphs' colour operators: each crop's ``ColorJitter`` (in its own order) and grayscale, as torchvision on PIL
-images computes them (:mod:`dali_multicrop.pil_colour`'s arithmetic), from the crop's colour row (the crop step's
+"""The GPU graph's colour operators: each crop's ``ColorJitter`` (in its own order) and grayscale, as torchvision on
+PIL images computes them (:mod:`dali_multicrop.pil_colour`'s arithmetic), from the crop's colour row (the crop step's
 ``colour`` output, :data:`~dali_multicrop.pil_colour.ROW_FIELDS`).
 
-* CPU: one DALI operator (``numba_function``) for the process, a loop over the crop's pixels
-  (:func:`~dali_multicrop.crop_colour.colour_crop`), compiled once and shared by every crop and graph: no Python per
-  crop or per batch, so the GIL is free while DALI's threads colour the crops (one sample a call, in parallel).
+* CPU (for comparison): the CPU graph colours each crop in its crop operator as it resizes it
+  (:mod:`dali_multicrop._crop_kernel`, :func:`~dali_multicrop.crop_colour.colour_in_place`: one operation at a time
+  over the crop), compiled once and shared by every crop and graph: no Python per crop or per batch.
 * GPU: the same per-pixel functions in two CUDA kernels, a thread per pixel (grid-stride): the first writes each
   pixel's luma as the operations before contrast leave it (:func:`luma_before_contrast`), DALI's
   ``fn.reductions.sum`` adds them up on the device, the second applies the row (:func:`colour_pixels`), its
@@ -23,10 +23,9 @@ import numpy as np
 from numba import cuda  # a module global: Numba's CUDA simulator swaps it for its own in a kernel's globals
 
 from ._numba import operator_once
-from .crop_colour import colour_crop
 from .pil_colour import CONTRAST, ROW_FIELDS, applied, colour_pixel, contrast_stage, grey_of, luma
 
-__all__ = ["GPU_BLOCKS", "GPU_THREADS", "colour_operator", "colour_pixels", "gpu_colour", "launch",
+__all__ = ["GPU_BLOCKS", "GPU_THREADS", "colour_pixels", "gpu_colour", "launch",
            "luma_before_contrast", "luma_total"]
 
 GPU_BLOCKS = (160, 1, 1)
@@ -76,10 +75,6 @@ def colour_pixels(out: Any, crop: Any, row: Any, total: Any) -> None:
         out[y, x, 0], out[y, x, 1], out[y, x, 2] = r, g, b
 
 
-def _run(out: Any, crop: Any, row: Any) -> None:
-    colour_crop(out, crop, row)
-
-
 def _same_shape(outs: Any, ins: Any) -> None:
     """The output's shape per sample: the crop's."""
     for i in range(len(outs[0])):
@@ -91,20 +86,6 @@ def _plane(outs: Any, ins: Any) -> None:
     """The output's shape per sample: the crop's height and width."""
     for i in range(len(outs[0])):
         outs[0][i][0], outs[0][i][1] = ins[0][i][0], ins[0][i][1]
-
-
-def colour_operator() -> Any:
-    """DALI's CPU operator for the colour, compiled once per process (a few seconds, at the first CPU graph's
-    build) and shared by every crop and graph: call it with a crop node (uint8 HWC) and its colour row's node
-    (float32 ``[ROW_FIELDS]``)."""
-    def make() -> Any:
-        from nvidia.dali import types
-        from nvidia.dali.plugin.numba.experimental import NumbaFunction
-
-        return NumbaFunction(run_fn=_run, setup_fn=_same_shape, out_types=[types.UINT8],
-                             in_types=[types.UINT8, types.FLOAT], outs_ndim=[3], ins_ndim=[3, 1], device="cpu")
-
-    return operator_once("colour, cpu", make)
 
 
 def _gpu_function(**kwargs: Any) -> Any:

@@ -15,7 +15,7 @@ from nvidia.dali.data_node import DataNode
 
 from .draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET
 
-__all__ = ["resized_crop", "colour", "blur", "blurred",
+__all__ = ["resized_crop", "colour", "coloured_crop", "blur", "blurred",
            "solarize", "normalize", "when"]
 
 _SOLARIZE_THRESHOLD = 128
@@ -28,33 +28,55 @@ _LUT_VALUES = [v for v in range(SOLARIZE_OFFSET)] + [v if v < _SOLARIZE_THRESHOL
 
 
 _INTERP = {"bilinear": types.INTERP_LINEAR, "bicubic": types.INTERP_CUBIC}
-"""DALI's filter for each of :data:`~dali_multicrop.spec.INTERPOLATIONS`: with antialiasing, within 0.15 code
-values (0-255) of torchvision's resize on PIL images (``docs/fidelity.md``)."""
+"""DALI's filter for each of :data:`~dali_multicrop.spec.INTERPOLATIONS` (the GPU graph's resize): with
+antialiasing, within 0.15 code values (0-255) of torchvision's resize on PIL images (``docs/fidelity.md``)."""
 
 
 def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, interpolation: str = "bilinear",
-                 relative: bool = False, minibatch_size: Optional[int] = None) -> DataNode:
-    """Cuts the window ``[roi_start, roi_end)`` (float ``(y, x)``, pixels or with ``relative`` fractions of the
-    image; x swapped for a mirrored crop) out of an HWC uint8 image and resizes it to ``out_size x out_size``
-    with ``interpolation`` ("bilinear" or "bicubic") and antialiasing, as torchvision on PIL images; uint8 HWC out,
-    on the image's device. ``minibatch_size``: the most samples one kernel launch takes (None: DALI's default, 32;
-    see :mod:`dali_multicrop.executor`)."""
+                 cut: bool = True, minibatch_size: Optional[int] = None) -> DataNode:
+    """Cuts the window ``[roi_start, roi_end)`` (float32 ``(y, x)`` in pixels, x swapped for a mirrored crop) out of
+    an HWC uint8 image and resizes it to ``out_size x out_size`` with ``interpolation`` ("bilinear" or "bicubic"),
+    antialiased, as torchvision on PIL images; uint8 HWC out, on the image's device. ``cut``: a random window, cut
+    out before resizing as ``RandomResizedCrop`` does (False: an evaluation window, a box of the whole image resized,
+    as ``Resize`` then ``CenterCrop``).
+
+    On the CPU, Pillow's own resampling, value for value (:mod:`dali_multicrop._crop_kernel`); on the GPU, DALI's
+    ``fn.resize`` with the same filter (within 0.15 code values). ``minibatch_size`` (the GPU's): the most samples
+    one kernel launch takes (None: DALI's default, 32; see :mod:`dali_multicrop.executor`)."""
+    if image.device == "cpu":
+        from ._crop_kernel import crop_node
+
+        return crop_node(image, roi_start, roi_end, None, out_size, interpolation, cut)
     launch = {} if minibatch_size is None else {"minibatch_size": minibatch_size}
-    return fn.resize(image, roi_start=roi_start, roi_end=roi_end, roi_relative=relative, size=[out_size, out_size],
-                     antialias=True, interp_type=_INTERP[interpolation], device=image.device, **launch)
+    return fn.resize(image, roi_start=roi_start, roi_end=roi_end, size=[out_size, out_size], antialias=True,
+                     interp_type=_INTERP[interpolation], device=image.device, **launch)
 
 
 def colour(crop: DataNode, row: DataNode) -> DataNode:
     """``ColorJitter`` (in the crop's own order) then ``RandomGrayscale``, as torchvision on PIL images computes
-    them, from the crop's colour ``row`` (float32 ``[ROW_FIELDS]``, the crop step's; on the crop's device): on the
-    CPU one compiled operator for the process, on the GPU two CUDA kernels built from the same per-pixel
-    arithmetic (:mod:`dali_multicrop._colour_kernel`). uint8 HWC out."""
-    from ._colour_kernel import colour_operator, gpu_colour
+    them, from the crop's colour ``row`` (float32 ``[ROW_FIELDS]``, the crop step's), on the GPU: two CUDA kernels
+    built from the same per-pixel arithmetic as the CPU's (:mod:`dali_multicrop._colour_kernel`). uint8 HWC out.
+    The CPU colours a crop as it resizes it (:func:`coloured_crop`)."""
+    from ._colour_kernel import gpu_colour
 
-    out = gpu_colour(crop, row) if crop.device == "gpu" else colour_operator()(crop, row)
+    if crop.device != "gpu":
+        raise ValueError("augment.colour runs on the GPU; on the CPU use augment.coloured_crop, which colours each "
+                         "crop as it resizes it")
     # DALI's numba_function sets no layout on its output: name it, or a blur would take the channels for a third
     # spatial axis (a metadata-only reshape, no copy)
-    return fn.reshape(out, layout="HWC")
+    return fn.reshape(gpu_colour(crop, row), layout="HWC")
+
+
+def coloured_crop(image: DataNode, roi_start: Any, roi_end: Any, row: DataNode, out_size: int,
+                  interpolation: str = "bilinear", cut: bool = True, minibatch_size: Optional[int] = None) -> DataNode:
+    """:func:`resized_crop` then :func:`colour` with the crop's colour ``row`` (float32 ``[ROW_FIELDS]``, on the
+    image's device): on the CPU one compiled operator per crop does both (the crop stays in the cache between
+    them), on the GPU DALI's resize and the colour's two kernels. uint8 HWC out."""
+    if image.device == "cpu":
+        from ._crop_kernel import crop_node
+
+        return crop_node(image, roi_start, roi_end, row, out_size, interpolation, cut)
+    return colour(resized_crop(image, roi_start, roi_end, out_size, interpolation, cut, minibatch_size), row)
 
 
 def blur(crop: DataNode, sigma: DataNode) -> DataNode:

@@ -1,6 +1,6 @@
 """A crop through its colour row, one operation at a time over the whole crop as Pillow does: the CPU graph's colour
-(its operator, :func:`~dali_multicrop._colour_kernel.colour_operator`, runs :func:`colour_crop`), and the crop-level
-functions torchvision's are compared with (``tests/test_pil_colour.py``).
+(its crop operator, :mod:`dali_multicrop._crop_kernel`, runs :func:`colour_in_place` on each resized crop), and the
+crop-level functions torchvision's are compared with (``tests/test_pil_colour.py``).
 
 The arithmetic is :mod:`dali_multicrop.pil_colour`'s, value for value. Brightness and contrast go through a table of
 the 256 values; the hue's RGB to HSV reads two tables made of :func:`~dali_multicrop.pil_colour.rgb_to_hsv` itself
@@ -17,7 +17,7 @@ from ._numba import jit
 from .pil_colour import (BRIGHTNESS, CONTRAST, HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT, SATURATION, _larger, _smaller,
                          applied, blend, colour_row, grey_of, hsv_to_rgb, luma, rgb_to_hsv)
 
-__all__ = ["colour_crop", "fast_rgb_to_hsv", "adjust_brightness", "adjust_contrast", "adjust_saturation",
+__all__ = ["colour_in_place", "colour_crop", "fast_rgb_to_hsv", "adjust_brightness", "adjust_contrast", "adjust_saturation",
            "adjust_hue", "to_grayscale", "jitter"]
 
 
@@ -142,12 +142,11 @@ def _turn_hue(out: np.ndarray, shift: int) -> None:
 
 
 @jit
-def colour_crop(out: np.ndarray, crop: np.ndarray, row: np.ndarray) -> None:
-    """``out`` (uint8 HWC, ``crop``'s shape) = ``ColorJitter`` then ``RandomGrayscale`` of ``crop`` as ``row`` (see
+def colour_in_place(out: np.ndarray, row: np.ndarray) -> None:
+    """``out`` (uint8 HWC) in place through ``ColorJitter`` then ``RandomGrayscale`` as ``row`` (see
     :data:`ROW_FIELDS`) draws them, as torchvision on PIL images computes it: one operation at a time over the whole
     crop, as Pillow does (brightness and contrast through a table of the 256 values; contrast's grey the mean luma
     of the crop as it stands). The same arithmetic as :func:`colour_pixel`'s, the same values."""
-    out[...] = crop
     for k in range(4):
         op = int(row[ROW_ORDER + k])
         if not applied(op, row):
@@ -162,6 +161,13 @@ def colour_crop(out: np.ndarray, crop: np.ndarray, row: np.ndarray) -> None:
             _turn_hue(out, int(row[ROW_SHIFT]))
     if row[ROW_GRAY] != 0:
         _grey(out)
+
+
+@jit
+def colour_crop(out: np.ndarray, crop: np.ndarray, row: np.ndarray) -> None:
+    """``out`` (uint8 HWC, ``crop``'s shape) = ``crop`` through its colour ``row`` (:func:`colour_in_place`)."""
+    out[...] = crop
+    colour_in_place(out, row)
 
 
 def _in_place(crop: np.ndarray, row: np.ndarray) -> None:

@@ -13,7 +13,8 @@ One builder serves both devices. The graph reads top to bottom like the data flo
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
       -> per crop: resize its window (the method's interpolation, antialiased as torchvision on PIL images; a
          mirrored crop has its window's x ends swapped)
-         -> ColorJitter + grayscale (as torchvision on PIL images) -> blur -> solarise -> normalise to CHW
+         -> ColorJitter + grayscale (as torchvision on PIL images; on the CPU one operator with the resize)
+         -> blur -> solarise -> normalise to CHW
       -> outputs: crop_0 .. crop_{n-1} (on the graph's device), windows [4n, 2] (resize regions, then boxes
          (x0, y0), (x1, y1); on the host for both devices: the runner copies them to the GPU in one transfer with
          the flips, indices and labels the feed kept on the host, see transfer.py)
@@ -34,12 +35,13 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
   variant itself only by the gpu tests;
-* the colour: the same per-pixel arithmetic (:mod:`dali_multicrop.pil_colour`: torchvision's on PIL images, value
-  for value) as one compiled loop per crop on the CPU and as two CUDA kernels per crop on the GPU (the contrast's grey
-  summed on the device between them, :mod:`dali_multicrop._colour_kernel`); the CUDA kernels run in Numba's CUDA
-  simulator in the CPU tests (``tests/test_colour_kernel.py``), equal to the CPU's, and are compiled for the GPU's
-  instruction set there. The resize is the same operator on both (``fn.resize``, the group's interpolation,
-  antialiased);
+* the resize and colour: on the CPU one compiled operator per crop does both (:mod:`dali_multicrop._crop_kernel`):
+  Pillow's resampling arithmetic (:mod:`dali_multicrop.pil_resize`) and torchvision's colour on PIL images
+  (:mod:`dali_multicrop.pil_colour`), value for value. On the GPU, DALI's ``fn.resize`` (the group's interpolation,
+  antialiased: within 0.15 code values of Pillow's), then the same per-pixel colour arithmetic as two CUDA kernels
+  per crop (the contrast's grey summed on the device between them, :mod:`dali_multicrop._colour_kernel`); the CUDA
+  kernels run in Numba's CUDA simulator in the CPU tests (``tests/test_colour_kernel.py``), equal to the CPU's, and
+  are compiled for the GPU's instruction set there;
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
   decoder), and every random parameter comes from the same crop step on the host, from the same keys.
 """
@@ -297,13 +299,12 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
         if host_stage:
             colour = _split(colours, n)
             return tuple(node for node in (image, windows_out, *ends, *colour, *sigma) if node is not None)
-        # each crop's window resized with its method's interpolation (antialiased, as torchvision on PIL images)
+        # each crop's window resized with its method's interpolation (antialiased), then its ColorJitter and
+        # grayscale, as torchvision on PIL images (the colour rows cross to the GPU in one copy)
         resize = settings.executor.resize_args(settings.batch_size)
-        crops = [augment.resized_crop(image, ends[2 * i], ends[2 * i + 1], group.size, group.interpolation, **resize)
-                 for i, group in enumerate(spec.crops())]
-        # each crop's ColorJitter and grayscale as torchvision on PIL images (the rows cross to the GPU in one copy)
         rows = _split(colours.gpu() if on_gpu else colours, n)
-        crops = [augment.colour(crop, row) for crop, row in zip(crops, rows)]
+        crops = [augment.coloured_crop(image, ends[2 * i], ends[2 * i + 1], rows[i], group.size, group.interpolation,
+                                       cut=group.center is None, **resize) for i, group in enumerate(spec.crops())]
         out = []
         for i, (group, crop) in enumerate(zip(spec.crops(), crops)):
             if skip_blur[i]:
@@ -351,7 +352,7 @@ def build_floor_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: Graph
     """The least any multi-crop graph of ``spec`` does: the decode-only head, then per crop one resize of a
     fixed window and the normalisation, nothing drawn, no colour. A measurement: the floor under the full
     graph's cost. ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` without a spec."""
-    dali, _, _ = dali_modules()
+    dali, fn, types = dali_modules()
     from . import augment
 
     dtype = dali_dtype(settings.dtype)
@@ -359,12 +360,12 @@ def build_floor_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: Graph
     @dali.pipeline_def
     def floor():
         feed = _feed(source)
-        image = _image(feed, settings.device == "gpu", settings.decoder)[0]
+        image, size = _image(feed, settings.device == "gpu", settings.decoder)
+        end = fn.cast(size[0:2], dtype=types.FLOAT)  # the whole image, (y, x) in pixels
         # a slightly different window per crop: identical operators would be merged into one by DALI
         resize = settings.executor.resize_args(settings.batch_size)
-        crops = [augment.normalize(augment.resized_crop(image, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True,
-                                                        **resize),
-                                   settings.mean, settings.std, dtype) for i, size in enumerate(spec.sizes)]
+        crops = [augment.normalize(augment.resized_crop(image, end * (0.01 * i), end, side, **resize),
+                                   settings.mean, settings.std, dtype) for i, side in enumerate(spec.sizes)]
         return (*crops, feed["indices"])
 
     return Graph(floor(**_pipeline_args(settings)), tuple(f"crop_{i}" for i in range(spec.num_crops)) + ("indices",))

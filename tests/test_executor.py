@@ -37,7 +37,8 @@ def test_bad_settings_are_named(text, words):
 
 def test_the_settings_reach_the_pipeline_and_change_no_crop():
     """The CPU graph over the same draws, with and without settings:
-    the pipeline's flags are set, every resize takes the whole batch in one launch, and the crops are identical."""
+    the pipeline's flags are set, every resize of the GPU graph takes the whole batch in one launch, and the crops are
+    identical."""
     from dali_multicrop import FileList
     from dali_multicrop.epochs import EpochPlan, ShardPlan
     from dali_multicrop.feed import EpochFeed
@@ -54,10 +55,15 @@ def test_the_settings_reach_the_pipeline_and_change_no_crop():
         pipe = build_pipeline(feed, spec, GraphSettings(device="cpu", batch_size=8, num_threads=2, seed=0,
                                                         executor=executor)).pipeline
         pipe.build()
-        resizes = [op for op in pipe._ops if getattr(op._op, "schema_name", "") == "Resize"]
-        assert len(resizes) == spec.num_crops
         if executor.concurrency is not None:
             assert pipe.concurrency.name == "FULL" and pipe.stream_policy.name == "SINGLE"
+            # the resize launches are the GPU graph's (the CPU graph resizes in its crop operator): defined, not built
+            gpu = build_pipeline(EpochFeed(files, spec, seed=1), spec,
+                                 GraphSettings(device="gpu", batch_size=8, num_threads=2, seed=0,
+                                               executor=executor)).pipeline
+            gpu._build_graph()
+            resizes = [op for op in gpu._ops if getattr(op._op, "schema_name", "") == "Resize"]
+            assert len(resizes) == spec.num_crops
             assert all(op._op._init_args["minibatch_size"] == 8 for op in resizes)
         outputs.append([np.stack([np.asarray(o.at(k)) for k in range(8)]) for o in pipe.run()[:spec.num_crops]])
         del pipe

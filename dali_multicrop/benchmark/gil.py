@@ -255,7 +255,8 @@ def bare_pipeline(kind: str, files: list[str], crops: str, batch_size: int, thre
         if not pixels:
             return fn.resize(images, size=[size, size])
         # a slightly different window per crop: identical operators would be merged into one by DALI
-        out = augment.resized_crop(images, [0.01 * i, 0.0], [1.0, 1.0], size, relative=True)
+        out = fn.resize(images, roi_start=[0.01 * i, 0.0], roi_end=[1.0, 1.0], roi_relative=True, size=[size, size],
+                        antialias=True)
         coloured = fn.coord_transform(out, MT=_FIXED_COLOUR, dtype=types.UINT8)
         return augment.normalize(coloured, IMAGENET_MEAN, IMAGENET_STD, types.FLOAT)
 
