@@ -15,9 +15,10 @@ import numpy as np
 
 from ._numba import jit
 from .pil_colour import (BRIGHTNESS, CONTRAST, HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT, SATURATION, _larger, _smaller,
-                         applied, blend, colour_row, grey_of, hsv_to_rgb, luma, rgb_to_hsv)
+                         applied, blend, blend_clipped, blend_value, colour_row, grey_of, hsv_from_sector, hsv_sector, hsv_shade, luma,
+                         rgb_to_hsv)
 
-__all__ = ["colour_in_place", "colour_crop", "fast_rgb_to_hsv", "adjust_brightness", "adjust_contrast", "adjust_saturation",
+__all__ = ["colour_in_place", "colour_crop", "fast_rgb_to_hsv", "fast_hsv_to_rgb", "adjust_brightness", "adjust_contrast", "adjust_saturation",
            "adjust_hue", "to_grayscale", "jitter"]
 
 
@@ -84,51 +85,85 @@ def fast_rgb_to_hsv(r: int, g: int, b: int) -> tuple[int, int, int]:
 
 
 @jit
+def _fill_hsv_tables(sectors: np.ndarray, fractions: np.ndarray, shades: np.ndarray) -> None:
+    for h in range(256):
+        sectors[h], fractions[h] = hsv_sector(h)
+    for s in range(256):
+        for v in range(256):
+            shades[s, v] = hsv_shade(v, np.float32(s))
+
+
+def _hsv_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sectors = np.zeros(256, dtype=np.int64)
+    fractions = np.zeros(256, dtype=np.float32)
+    shades = np.zeros((256, 256), dtype=np.uint8)
+    _fill_hsv_tables(sectors, fractions, shades)
+    return sectors, fractions, shades
+
+
+SECTORS, FRACTIONS, SHADES = _hsv_tables()
+"""HSV to RGB's parts that depend on the hue byte alone (its sector and the fraction through it) and on the
+saturation and value alone (Pillow's ``p``), made by :mod:`~dali_multicrop.pil_colour`'s own functions."""
+
+
+@jit
+def fast_hsv_to_rgb(h: int, s: int, v: int) -> tuple[int, int, int]:
+    """:func:`~dali_multicrop.pil_colour.hsv_to_rgb`'s values, its hue and ``p`` parts read from the tables."""
+    if s == 0:
+        return v, v, v
+    return hsv_from_sector(SECTORS[h], FRACTIONS[h], s, v, SHADES[s, v])
+
+
+@jit
 def _through_table(out: np.ndarray, grey: int, factor: np.float32) -> None:
     """``out`` in place: every value ``v`` replaced by ``blend(grey, v, factor)`` (brightness: grey 0; contrast:
     the crop's mean luma), through a table of the 256 values."""
     table = np.empty(256, dtype=np.uint8)
     for v in range(256):
         table[v] = blend(grey, v, factor)
-    height, width, _ = out.shape
-    for y in range(height):
-        for x in range(width):
-            for c in range(3):
-                out[y, x, c] = table[out[y, x, c]]
+    flat = out.reshape(-1)
+    for p in range(flat.size):
+        flat[p] = table[flat[p]]
 
 
 @jit
 def _mean_grey(out: np.ndarray) -> int:
     """The crop's mean luma, rounded (:func:`grey_of`)."""
-    height, width, _ = out.shape
+    flat = out.reshape(-1)
     total = 0
-    for y in range(height):
-        for x in range(width):
-            total += luma(out[y, x, 0], out[y, x, 1], out[y, x, 2])
-    return grey_of(total, height * width)
+    for p in range(flat.size // 3):
+        total += luma(np.int32(flat[3 * p]), np.int32(flat[3 * p + 1]), np.int32(flat[3 * p + 2]))
+    return grey_of(total, flat.size // 3)
 
 
 @jit
 def _saturate(out: np.ndarray, factor: np.float32) -> None:
-    """``out`` in place: each pixel blended with its own luma (saturation; with ``factor`` 0, grayscale)."""
-    height, width, _ = out.shape
-    for y in range(height):
-        for x in range(width):
-            r, g, b = out[y, x, 0], out[y, x, 1], out[y, x, 2]
+    """``out`` in place: each pixel blended with its own luma (saturation; with ``factor`` 0, grayscale). A loop per
+    case of the factor (inside [0, 1] or not) over the crop's values in order, which the compiler vectorises."""
+    flat = out.reshape(-1)
+    if factor >= 0 and factor <= 1:
+        for p in range(flat.size // 3):
+            r, g, b = np.int32(flat[3 * p]), np.int32(flat[3 * p + 1]), np.int32(flat[3 * p + 2])
             grey = luma(r, g, b)
-            out[y, x, 0] = blend(grey, r, factor)
-            out[y, x, 1] = blend(grey, g, factor)
-            out[y, x, 2] = blend(grey, b, factor)
+            flat[3 * p] = np.uint8(np.int32(blend_value(grey, r, factor)))
+            flat[3 * p + 1] = np.uint8(np.int32(blend_value(grey, g, factor)))
+            flat[3 * p + 2] = np.uint8(np.int32(blend_value(grey, b, factor)))
+    else:
+        for p in range(flat.size // 3):
+            r, g, b = np.int32(flat[3 * p]), np.int32(flat[3 * p + 1]), np.int32(flat[3 * p + 2])
+            grey = luma(r, g, b)
+            flat[3 * p] = blend_clipped(blend_value(grey, r, factor))
+            flat[3 * p + 1] = blend_clipped(blend_value(grey, g, factor))
+            flat[3 * p + 2] = blend_clipped(blend_value(grey, b, factor))
 
 
 @jit
 def _grey(out: np.ndarray) -> None:
     """``out`` in place: each pixel's luma in all three channels (grayscale)."""
-    height, width, _ = out.shape
-    for y in range(height):
-        for x in range(width):
-            grey = luma(out[y, x, 0], out[y, x, 1], out[y, x, 2])
-            out[y, x, 0] = out[y, x, 1] = out[y, x, 2] = grey
+    flat = out.reshape(-1)
+    for p in range(flat.size // 3):
+        grey = np.uint8(luma(np.int32(flat[3 * p]), np.int32(flat[3 * p + 1]), np.int32(flat[3 * p + 2])))
+        flat[3 * p] = flat[3 * p + 1] = flat[3 * p + 2] = grey
 
 
 @jit
@@ -138,7 +173,7 @@ def _turn_hue(out: np.ndarray, shift: int) -> None:
     for y in range(height):
         for x in range(width):
             h, s, v = fast_rgb_to_hsv(out[y, x, 0], out[y, x, 1], out[y, x, 2])
-            out[y, x, 0], out[y, x, 1], out[y, x, 2] = hsv_to_rgb((h + shift) & 0xFF, s, v)
+            out[y, x, 0], out[y, x, 1], out[y, x, 2] = fast_hsv_to_rgb((h + shift) & 0xFF, s, v)
 
 
 @jit

@@ -45,17 +45,28 @@ def luma(r: int, g: int, b: int) -> int:
 
 
 @jit
+def blend_value(in1: int, in2: int, alpha: np.float32) -> np.float32:
+    """Pillow's ``Image.blend`` of one value before its conversion to uint8: ``in1 + alpha * (in2 - in1)`` in single
+    precision."""
+    return np.float32(in1) + alpha * np.float32(in2 - in1)
+
+
+@jit
+def blend_clipped(value: np.float32) -> int:
+    """A blended value extrapolated past its two ends (``alpha`` outside [0, 1]) to uint8, as Pillow clips it:
+    truncated, within [0, 255]."""
+    low = value if value > 0 else np.float32(0)  # comparisons: Numba's CUDA target has no two-argument max
+    return int(low if low < 255 else np.float32(255))
+
+
+@jit
 def blend(in1: int, in2: int, alpha: np.float32) -> int:
     """Pillow's ``Image.blend`` of one value: ``in1 + alpha * (in2 - in1)`` in single precision, truncated to uint8
     (clipped to [0, 255] where ``alpha`` is outside [0, 1], as Pillow extrapolates)."""
-    value = np.float32(in1) + alpha * np.float32(in2 - in1)
+    value = blend_value(in1, in2, alpha)
     if alpha >= 0 and alpha <= 1:
         return int(value)
-    if value <= 0:
-        return 0
-    if value >= 255:
-        return 255
-    return int(value)
+    return blend_clipped(value)
 
 
 @jit
@@ -98,28 +109,48 @@ def rgb_to_hsv(r: int, g: int, b: int) -> tuple[int, int, int]:
 
 
 @jit
-def hsv_to_rgb(h: int, s: int, v: int) -> tuple[int, int, int]:
-    """Pillow's HSV to RGB of one pixel (``Convert.c``'s ``hsv2rgb``), uint8 channels."""
-    if s == 0:
-        return v, v, v
+def hsv_sector(h: int) -> tuple[int, np.float32]:
+    """The sector (0-6) of a hue byte and the fraction of the way through it, as Pillow's ``hsv2rgb`` computes them
+    (single precision)."""
     i = int(math.floor(np.float32(h) * 6.0 / 255.0))
-    f = np.float32(np.float32(h) * 6.0 / 255.0 - np.float32(i))
+    return i, np.float32(np.float32(h) * 6.0 / 255.0 - np.float32(i))
+
+
+@jit
+def hsv_shade(v: int, amount: np.float32) -> int:
+    """``v * (1 - amount / 255)``, rounded and clipped to uint8: Pillow's ``p`` (``amount`` the saturation), ``q``
+    and ``t`` (``amount`` the saturation's share left after or before the sector's fraction)."""
+    return _clip8(int(round(np.float32(v) * (1.0 - amount / 255.0))))
+
+
+@jit
+def hsv_from_sector(i: int, f: np.float32, s: int, v: int, p: int) -> tuple[int, int, int]:
+    """Pillow's HSV to RGB of a pixel that is not grey (``s > 0``) from its hue's :func:`hsv_sector` and its ``p``
+    (``hsv_shade(v, s)``)."""
     fs = f * np.float32(s)
-    p = _clip8(int(round(np.float32(v) * (1.0 - np.float32(s) / 255.0))))
     k = i % 6
     if k % 2 == 0:  # Pillow computes q and t both; each sector reads one of them
-        t = _clip8(int(round(np.float32(v) * (1.0 - (np.float32(s) - fs) / 255.0))))
+        t = hsv_shade(v, np.float32(s) - fs)
         if k == 0:
             return v, t, p
         if k == 2:
             return p, v, t
         return t, p, v
-    q = _clip8(int(round(np.float32(v) * (1.0 - fs / 255.0))))
+    q = hsv_shade(v, fs)
     if k == 1:
         return q, v, p
     if k == 3:
         return p, q, v
     return v, p, q
+
+
+@jit
+def hsv_to_rgb(h: int, s: int, v: int) -> tuple[int, int, int]:
+    """Pillow's HSV to RGB of one pixel (``Convert.c``'s ``hsv2rgb``), uint8 channels."""
+    if s == 0:
+        return v, v, v
+    i, f = hsv_sector(h)
+    return hsv_from_sector(i, f, s, v, hsv_shade(v, np.float32(s)))
 
 
 @jit

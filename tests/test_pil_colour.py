@@ -37,6 +37,8 @@ def _per_pixel(values: np.ndarray, kind: int) -> np.ndarray:
             out[i, 0], out[i, 1], out[i, 2] = pc.rgb_to_hsv(a, b, c)
         elif kind == 3:  # the CPU graph's: read from tables made of rgb_to_hsv
             out[i, 0], out[i, 1], out[i, 2] = cc.fast_rgb_to_hsv(a, b, c)
+        elif kind == 4:  # the CPU graph's: the hue's and p's parts read from tables made of hsv_to_rgb's own
+            out[i, 0], out[i, 1], out[i, 2] = cc.fast_hsv_to_rgb(a, b, c)
         else:
             out[i, 0], out[i, 1], out[i, 2] = pc.hsv_to_rgb(a, b, c)
     return out
@@ -47,7 +49,8 @@ def pillow(values: np.ndarray, mode: str, to: str) -> np.ndarray:
     return (out if out.ndim == 3 else np.repeat(out[..., None], 3, -1)).reshape(-1, 3)
 
 
-@pytest.mark.parametrize("kind, mode, to", [(0, "RGB", "L"), (1, "RGB", "HSV"), (2, "HSV", "RGB"), (3, "RGB", "HSV")])
+@pytest.mark.parametrize("kind, mode, to", [(0, "RGB", "L"), (1, "RGB", "HSV"), (2, "HSV", "RGB"), (3, "RGB", "HSV"),
+                                           (4, "HSV", "RGB")])
 def test_luma_and_the_hsv_conversions_are_pillows_for_every_value(every_colour, kind, mode, to):
     mine = _per_pixel(every_colour, kind)
     theirs = pillow(every_colour, mode, to)
