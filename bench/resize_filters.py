@@ -5,8 +5,9 @@
 For each of scikit-image's photographs, ``--crops-per-image`` windows per size (224 px at area (0.4, 1), 96 px at
 (0.05, 0.4), torchvision's ``RandomResizedCrop.get_params``, seeded), resized by: torchvision on PIL (the reference,
 bilinear and bicubic, antialiased), torchvision's tensor path (its own noise), DALI's ``fn.resize`` on the CPU
-(linear and cubic, antialiased: what both graphs run now), and OpenCV as the CPU graph resized before issue #29
-(``INTER_AREA`` where the window shrinks both ways, else ``INTER_LINEAR``). Prints and writes the mean absolute
+(linear and cubic, antialiased: what the GPU graph runs), the CPU graph's own resize (Pillow's arithmetic,
+``dali_multicrop.pil_resize``, through ``augment.resized_crop`` on the CPU) and OpenCV as the CPU graph resized
+before issue #29 (``INTER_AREA`` where the window shrinks both ways, else ``INTER_LINEAR``). Prints and writes the mean absolute
 difference per crop in code values (0-255), averaged over the crops.
 """
 
@@ -50,8 +51,9 @@ def torchvision_crops(photos, jobs, mode: str, tensor: bool) -> list[np.ndarray]
     return out
 
 
-def dali_crops(photos, jobs, mode: str) -> list[np.ndarray]:
-    from nvidia.dali import fn, pipeline_def
+def dali_crops(photos, jobs, mode: str, own: bool = False) -> list[np.ndarray]:
+    """DALI's ``fn.resize`` (the GPU graph's), or with ``own`` the CPU graph's resize, run on the CPU."""
+    from nvidia.dali import fn, pipeline_def, types
 
     from dali_multicrop.augment import resized_crop
 
@@ -65,7 +67,10 @@ def dali_crops(photos, jobs, mode: str) -> list[np.ndarray]:
             start = fn.external_source(source=lambda: [np.float32([q[1], q[2]]) for q in chosen], batch=True)
             end = fn.external_source(source=lambda: [np.float32([q[1] + q[3], q[2] + q[4]]) for q in chosen],
                                      batch=True)
-            return resized_crop(image, start, end, size, mode)  # the graphs' own resize
+            if own:
+                return resized_crop(image, start, end, size, mode)  # the CPU graph's
+            return fn.resize(image, roi_start=start, roi_end=end, size=[size, size], antialias=True,
+                             interp_type=types.INTERP_LINEAR if mode == "bilinear" else types.INTERP_CUBIC)
 
         pipe = resize()
         pipe.build()
@@ -102,6 +107,8 @@ def main() -> None:
         rows[m] = {"torchvision tensor": mad(torchvision_crops(photos, jobs, m, tensor=True), ref[m]),
                    "DALI linear, antialiased": mad(dali_crops(photos, jobs, "bilinear"), ref[m]),
                    "DALI cubic, antialiased": mad(dali_crops(photos, jobs, "bicubic"), ref[m]),
+                   "the CPU graph's (Pillow's arithmetic), same filter": mad(dali_crops(photos, jobs, m, own=True),
+                                                                            ref[m]),
                    "OpenCV area / linear (the CPU graph before)": mad(opencv_crops(photos, jobs), ref[m])}
     print(f"{len(jobs)} crops of {len(photos)} photographs; mean |difference| per crop, code values (0-255), "
           f"against torchvision on PIL")
