@@ -41,7 +41,7 @@ from .badsamples.policy import ON_ERROR
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
 
-__all__ = ["TrainingConfig", "load_config", "list_configs", "patch_masking_settings", "ConfigLike"]
+__all__ = ["TrainingConfig", "load_config", "list_configs", "patch_masking_settings", "preset_patch_masking", "ConfigLike"]
 
 ConfigLike = Union[str, "os.PathLike[str]", dict]
 """A config file's path, or the parsed mapping."""
@@ -130,7 +130,7 @@ def _executor(value: Any) -> str:
 
 
 def _strategy(value: Any) -> str:
-    from .masking import STRATEGIES
+    from .masking.levels import STRATEGIES
 
     return _choice(*STRATEGIES)(value)
 
@@ -241,6 +241,17 @@ def patch_masking_settings(data: Any, origin: str) -> dict[str, Any]:
         raise ValueError(f"{origin}: {exc}") from None
 
 
+def preset_patch_masking(name_or_path: Union[str, os.PathLike]) -> dict[str, Any]:
+    """A recipe's ``patch_masking`` settings (keyword arguments of :class:`~dali_multicrop.PatchMaskGenerator`,
+    DINOv2's names, checked as a config's ``patch_masking:`` section is); empty where the recipe has none."""
+    from .presets import read_recipe
+
+    data, origin = read_recipe(name_or_path)
+    if not isinstance(data, dict):
+        return {}
+    return patch_masking_settings(data.get("patch_masking", {}), origin)
+
+
 def _spec(data: dict[str, Any], origin: str) -> MultiCropSpec:
     from .presets import parse_crops
 
@@ -303,7 +314,7 @@ def load_config(config: ConfigLike) -> TrainingConfig:
                              f"'{masking['strategy']}' disagree")
         masking["strategy"] = strategy
     if "levels" in masking:
-        from .masking import MaskLevel
+        from .masking.levels import MaskLevel
 
         if "num_levels" in masking and masking["num_levels"] != len(masking["levels"]):
             raise ValueError(f"{origin}: masking.num_levels is {masking['num_levels']} but masking.levels lists "
@@ -322,9 +333,9 @@ def load_config(config: ConfigLike) -> TrainingConfig:
         except ValueError as exc:
             raise ValueError(f"{origin}: curriculum: {exc}") from None
     patch_masking = dict(data.get("patch_masking", {}))
-    from .presets import is_recipe, load_preset_patch_masking
+    from .presets import is_recipe
 
     if is_recipe(str(section.get("preset", ""))):  # the method's own settings, where its recipe has them
-        patch_masking = {**load_preset_patch_masking(section["preset"]), **patch_masking}
+        patch_masking = {**preset_patch_masking(section["preset"]), **patch_masking}
     return TrainingConfig(spec=spec, path=section.get("path"), loader=data.get("loader", {}), masking=masking,
                           patch_masking=patch_masking, curriculum=curriculum, origin=origin)

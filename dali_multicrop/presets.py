@@ -5,7 +5,8 @@ default 1) and ``groups``: a list of :class:`CropGroup` fields (``count``, ``siz
 ``flip_prob``, ``color_jitter: {probability, brightness, contrast, saturation, hue}``, ``grayscale_prob``,
 ``blur_prob``, ``blur_sigma``, ``solarize_prob``), in the units :mod:`dali_multicrop.spec` states. A top-level
 ``defaults`` mapping is free for YAML anchors; ``patch_masking`` (optional) holds the method's own masked-patch
-settings, :class:`~dali_multicrop.PatchMaskGenerator`'s keyword arguments (see :func:`load_preset_patch_masking`).
+settings, :class:`~dali_multicrop.PatchMaskGenerator`'s keyword arguments (read by
+:func:`dali_multicrop.config.preset_patch_masking`).
 Unknown keys are errors; omitted fields take CropGroup's defaults (``ratio`` (3/4, 4/3) exactly, which YAML cannot
 write as a fraction).
 """
@@ -22,7 +23,7 @@ from typing import Any, Union
 from ._shipped import read_yaml, shipped_folder, yaml_names
 from .spec import ColorJitter, CropGroup, CropsLike, MultiCropSpec
 
-__all__ = ["list_presets", "load_preset", "load_preset_description", "load_preset_patch_masking", "is_recipe",
+__all__ = ["list_presets", "load_preset", "load_preset_description", "read_recipe", "is_recipe",
            "parse_crops", "spec_from_mapping"]
 
 _TOP_KEYS = {"name", "description", "global_groups", "groups", "defaults", "patch_masking"}
@@ -95,7 +96,7 @@ def is_recipe(text: str) -> bool:
     return text in list_presets() or (bool(text) and _is_recipe_path(text))
 
 
-def _read_recipe(name_or_path: Union[str, os.PathLike]) -> tuple[Any, str]:
+def read_recipe(name_or_path: Union[str, os.PathLike]) -> tuple[Any, str]:
     """A recipe's parsed YAML and its name for errors (``preset 'dino'``, ``recipe 'my.yaml'``)."""
     text_name = os.fspath(name_or_path)
     if text_name not in list_presets() and _is_recipe_path(text_name):
@@ -114,18 +115,7 @@ def _read_recipe(name_or_path: Union[str, os.PathLike]) -> tuple[Any, str]:
 
 def load_preset(name_or_path: Union[str, os.PathLike]) -> MultiCropSpec:
     """A shipped recipe by name (see :func:`list_presets`), or a recipe YAML file by path."""
-    return spec_from_mapping(*_read_recipe(name_or_path))
-
-
-def load_preset_patch_masking(name_or_path: Union[str, os.PathLike]) -> dict[str, Any]:
-    """The recipe's ``patch_masking`` settings (keyword arguments of :class:`~dali_multicrop.PatchMaskGenerator`,
-    DINOv2's names, checked as a config's ``patch_masking:`` section is); empty where the recipe has none."""
-    from .config import patch_masking_settings
-
-    data, origin = _read_recipe(name_or_path)
-    if not isinstance(data, dict):
-        return {}
-    return patch_masking_settings(data.get("patch_masking", {}), origin)
+    return spec_from_mapping(*read_recipe(name_or_path))
 
 
 _NAME = re.compile(r"^[A-Za-z][\w.-]*$")

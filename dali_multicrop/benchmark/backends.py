@@ -15,7 +15,7 @@ from ..choices import torch_dtype
 from ..executor import executor_settings
 
 if TYPE_CHECKING:
-    from .harness import BenchConfig
+    from .settings import BenchConfig
 
 __all__ = ["BACKENDS", "DALI_BACKENDS", "GPU_BACKENDS", "PEER_BACKENDS", "Item", "bench_rows", "row_name", "skip_reason",
            "split_name", "open_backend"]

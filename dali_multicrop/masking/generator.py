@@ -17,16 +17,13 @@ from . import _sync
 from .keys import KeyedSteps
 from .functional import (locate_in_crop, masks_to_indices, max_block_dims, patch_centres, sample_blocks,
                          visible_in_box)
-from .levels import MaskLevel, hierarchical_levels
+from .levels import STRATEGIES, MaskLevel, hierarchical_levels
 
 if TYPE_CHECKING:
     from ..config import ConfigLike
     from ..curriculum import Curriculum
 
 __all__ = ["MultiCropMaskGenerator", "MultiCropMasks", "STRATEGIES"]
-
-STRATEGIES = ("global_only", "global_with_local_context", "cross_crop_prediction")
-"""Available strategies; see :class:`MultiCropMasks` for what each one fills in."""
 
 _MAX_ROUNDS = 32
 """The most draws per mask: the generator makes as many as keep the chance that all of them miss ``min_keep`` below

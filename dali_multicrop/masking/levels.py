@@ -1,4 +1,5 @@
-"""Per-level block settings of the hierarchical masks (H-JEPA) and the I-JEPA setting.
+"""Per-level block settings of the hierarchical masks (H-JEPA) and the I-JEPA setting, and the strategies' names:
+what a training config may name (:mod:`dali_multicrop.config` reads them from here).
 
 All scales are fractions of a crop's patch grid; aspects are width / height (log-uniform).
 """
@@ -10,7 +11,10 @@ from dataclasses import dataclass
 
 from .._checks import check_int, check_range
 
-__all__ = ["MaskLevel", "IJEPA_LEVEL", "hierarchical_levels"]
+__all__ = ["MaskLevel", "IJEPA_LEVEL", "STRATEGIES", "hierarchical_levels"]
+
+STRATEGIES = ("global_only", "global_with_local_context", "cross_crop_prediction")
+"""Available strategies; see :class:`~dali_multicrop.masking.generator.MultiCropMasks` for what each one fills in."""
 
 
 @dataclass(frozen=True)

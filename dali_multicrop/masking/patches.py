@@ -195,10 +195,10 @@ class PatchMaskGenerator(KeyedSteps):
     def from_preset(cls, name: str, **overrides: Any) -> "PatchMaskGenerator":
         """A generator for a recipe's crops with the method's own patch-mask settings, where the recipe carries them
         (its ``patch_masking``: ``dinov2`` patch 14 and DINOv2's defaults, ``ibot`` iBOT's; see
-        :func:`~dali_multicrop.presets.load_preset_patch_masking`); keyword ``overrides`` win over the recipe."""
-        from ..presets import load_preset_patch_masking
+        :func:`~dali_multicrop.config.preset_patch_masking`); keyword ``overrides`` win over the recipe."""
+        from ..config import preset_patch_masking
 
-        return cls(name, **{**load_preset_patch_masking(name), **overrides})
+        return cls(name, **{**preset_patch_masking(name), **overrides})
 
     def _probe_rounds(self, top: int) -> int:
         """Rounds run per call on CUDA: the most blocks any of ``_PROBE_MASKS`` masks at the largest target took
