@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from dali_multicrop.benchmark.environment import describe_machine
-from dali_multicrop.draws import batch_keys, draw_batch, epoch_key
+from dali_multicrop.step.draws import batch_keys, draw_batch, epoch_key
 from dali_multicrop.fidelity import natural_photos, photo_crops, torchvision_colour
 from dali_multicrop.crop_colour import colour_crop
 from dali_multicrop.pil_colour import ROW_GRAY, ROW_SHIFT

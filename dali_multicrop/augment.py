@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Sequence
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
 
-from .draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET
+from .step.layout import NO_BLUR_SIGMA, SOLARIZE_OFFSET
 
 __all__ = ["resized_crop", "colour", "coloured_crop", "blur", "blurred",
            "solarize", "normalize", "when"]

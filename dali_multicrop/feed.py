@@ -4,7 +4,7 @@ which the graph draws every random parameter of the sample's crops.
 The graph reads the files itself (``fn.io.file.read``, in DALI's threads), so the training loop's thread only
 hands over a few bytes per sample, as one array: each row a sample's path (one gather from
 :attr:`FileList.path_bytes <dali_multicrop.FileList>`), NUL-terminated, then its 64-bit key
-(:func:`~dali_multicrop.draws.batch_keys`: one compiled call per batch, whatever the number of crops; the graph's
+(:func:`~dali_multicrop.step.draws.batch_keys`: one compiled call per batch, whatever the number of crops; the graph's
 crop step reads the key from the row's last 8 bytes and draws the rest, see :mod:`dali_multicrop.step`). One input,
 not two: DALI takes each input of a batch at about 60 µs and 0.15-0.2 µs a sample (``bench/dali_floor.py``).
 The indices, labels and flips the training loop gets stay on the host (:meth:`EpochFeed.side`).
@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .draws import KEY_BYTES, BatchDraws, batch_keys, draw_batch, epoch_key, key_rows
+from .step.draws import KEY_BYTES, BatchDraws, batch_keys, draw_batch, epoch_key, key_rows
 from .badsamples.policy import BadSamples
 from .epochs import EpochPlan
 from .sources import AnySource, ArraySource, DatasetSource, FileList, TarShards
@@ -30,7 +30,7 @@ __all__ = ["EpochFeed", "SideOutputs", "feed_outputs", "head_of", "keyed_paths"]
 def keyed_paths(paths: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """uint8 ``[B, L + 1 + KEY_BYTES]``: each row of ``paths`` (uint8 ``[B, L]``, NUL-padded,
     :func:`~dali_multicrop.sources.files.encode_paths`), a NUL (so that even the longest path ends there, and
-    ``fn.io.file.read`` opens the path alone), then the sample's key (:func:`~dali_multicrop.draws.key_rows` of
+    ``fn.io.file.read`` opens the path alone), then the sample's key (:func:`~dali_multicrop.step.draws.key_rows` of
     ``keys``, ``[B]``)."""
     width = paths.shape[1]
     rows = np.zeros((paths.shape[0], width + 1 + KEY_BYTES), dtype=np.uint8)
@@ -66,7 +66,7 @@ def feed_outputs(spec: Optional[MultiCropSpec], head: str = "paths") -> list[str
     graphs, measurements), the head and the samples' indices. With one, the samples' stream keys too (the crop step
     draws everything from them; indices, labels and flips stay on the host, :meth:`EpochFeed.side`): for a paths
     head, in the same rows as the paths (``keyed_paths``, :func:`keyed_paths`); else the head, if any, then ``keys``
-    (uint8 ``[B, KEY_BYTES]``, :func:`~dali_multicrop.draws.key_rows`)."""
+    (uint8 ``[B, KEY_BYTES]``, :func:`~dali_multicrop.step.draws.key_rows`)."""
     if spec is not None and head == "paths":
         return ["keyed_paths"]
     names = [] if head == "reader" else [head]

@@ -15,7 +15,7 @@ The colour (:func:`colour_fidelity`): per group, one operation at a time (bright
 grayscale: each on every crop, over the group's whole range), then the recipe's whole ``ColorJitter`` (on every crop,
 its order drawn per crop) and grayscale. The loader makes each crop twice, with the operation and without any colour
 (the same windows and flips: a crop's draws do not depend on the other operations); torchvision's functions apply
-the crop step's own parameters (:func:`~dali_multicrop.draws.draw_batch`: factors, hue shift, order, grayscale) to
+the crop step's own parameters (:func:`~dali_multicrop.step.draws.draw_batch`: factors, hue shift, order, grayscale) to
 the uncoloured crop as a PIL image, and the figure is again the mean absolute difference to the coloured crop, with
 torchvision's tensor path against its PIL path at the same parameters beside it.
 
@@ -249,7 +249,7 @@ def colour_fidelity(spec: MultiCropSpec, images: Sequence[np.ndarray], device: s
     import torchvision.transforms.functional as TF
     from PIL import Image
 
-    from .draws import batch_keys, draw_batch, epoch_key
+    from .step.draws import batch_keys, draw_batch, epoch_key
 
     variants = _colour_variants(spec)
     names = list(variants)

@@ -271,7 +271,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
     """
     dali, fn, types = dali_modules()
     from . import augment
-    from .draws import blurs, solarizes
+    from .step.draws import blurs, solarizes
     from .step import crop_constants, crop_step
 
     n = spec.num_crops

@@ -372,7 +372,7 @@ class DaliMultiCropLoader:
     def graph_seed(self) -> int:
         """The DALI pipeline's own seed, keyed on the user's seed and this shard. No operator of the graph draws
         with it: every random parameter of the crops is drawn by the graph's crop step from the keys the feed hands
-        it (:mod:`dali_multicrop.draws`, :mod:`dali_multicrop.step`)."""
+        it (:mod:`dali_multicrop.step.draws`, :mod:`dali_multicrop.step`)."""
         return derive_seed(self.seed, self.plan.shard_id, 0xC0)
 
     def __repr__(self) -> str:

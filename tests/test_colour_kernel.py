@@ -16,7 +16,7 @@ import pytest
 SIMULATED = textwrap.dedent("""
     import numpy as np
     from dali_multicrop import _colour_kernel as kernels
-    from dali_multicrop.draws import batch_keys, draw_batch, epoch_key
+    from dali_multicrop.step.draws import batch_keys, draw_batch, epoch_key
     from dali_multicrop.fidelity import natural_photos, photo_crops
     from dali_multicrop.crop_colour import colour_crop
     from dali_multicrop.pil_colour import ROW_SHIFT

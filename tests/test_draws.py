@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dali_multicrop import ColorJitter, CropGroup, MultiCropSpec
-from dali_multicrop.draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET, batch_keys, draw_batch, epoch_key
+from dali_multicrop.step.draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET, batch_keys, draw_batch, epoch_key
 from dali_multicrop.crop_colour import colour_crop
 from dali_multicrop.pil_colour import ROW_FIELDS, ROW_GRAY, ROW_ORDER, ROW_SHIFT
 from dali_multicrop.presets import load_preset

@@ -211,7 +211,7 @@ def test_the_gpu_graphs_unconditional_blur_is_an_exact_identity_where_a_crop_is_
     from conftest import coordinate_image
     from dali_multicrop import augment
     from dali_multicrop._dali import dali_modules
-    from dali_multicrop.draws import NO_BLUR_SIGMA
+    from dali_multicrop.step.layout import NO_BLUR_SIGMA
 
     dali, fn, types = dali_modules()
     images = [coordinate_image(33, 47), np.random.default_rng(0).integers(0, 256, (20, 31, 3), dtype=np.uint8)]

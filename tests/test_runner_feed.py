@@ -14,7 +14,7 @@ import torch
 
 from conftest import coordinate_image, write_folder, write_shards
 from dali_multicrop import ArraySource, Curriculum, DaliMultiCropLoader, FileList, Ramp, TarShards
-from dali_multicrop.draws import batch_keys, draw_batch, epoch_key
+from dali_multicrop.step.draws import batch_keys, draw_batch, epoch_key
 from dali_multicrop.epochs import EpochPlan, ShardPlan
 from dali_multicrop.feed import EpochFeed
 from dali_multicrop.graph import GraphSettings
@@ -59,7 +59,7 @@ def test_a_file_feed_hands_each_path_and_its_key_in_one_row(tmp_path):
     """A file list's feed has one output: per sample its path's bytes, NUL-padded, a NUL, then its key's 8 bytes
     little-endian; the crop step's reader of the key (``key_of``) gives the key back, and DALI's file reader reads
     the right file from such rows, the longest path's included."""
-    from dali_multicrop._step_kernel import key_of
+    from dali_multicrop.step.step_kernel import key_of
     from dali_multicrop.feed import keyed_paths
     from nvidia.dali import fn, pipeline_def, types
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from dali_multicrop.draws import ATTEMPTS
+from dali_multicrop.step.layout import ATTEMPTS
 from dali_multicrop.spec import CropGroup, MultiCropSpec
 from dali_multicrop.step import FIELDS, crop_constants, crop_flips, step_outputs
-from dali_multicrop.windows import crop_windows, window_candidates
+from dali_multicrop.step.windows import crop_windows, window_candidates
 
 
 def reference_window(height: int, width: int, draws: np.ndarray, ratio: tuple[float, float]) -> tuple[int, ...]:
@@ -144,8 +144,8 @@ def test_windows_compile_where_no_cache_folder_is_writable(tmp_path):
     """A read-only install and home: Numba finds no folder for its cache (forced here by leaving it only the
     IPython locator, which answers nothing outside IPython); the kernel then compiles in the process instead of
     failing the import."""
-    code = ("import numpy as np; from dali_multicrop import windows as w, _window_kernel as k; "
-            "from dali_multicrop.draws import ATTEMPTS; "
+    code = ("import numpy as np; from dali_multicrop.step import windows as w, window_kernel as k; "
+            "from dali_multicrop.step.layout import ATTEMPTS; "
             "print(type(k.window._cache).__name__, w.crop_windows(np.array([[10, 10]]), "
             "np.full((1, 1, ATTEMPTS + 1, 2), 0.5), np.array([[0.75, 4 / 3]])).tolist())")
     env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "_IPythonCacheLocator"}
@@ -208,7 +208,7 @@ def test_the_graphs_boxes_are_the_windows_of_the_feeds_keys():
     """End to end on the CPU graph: every batch's boxes are, to float32, the windows Python computes from the
     feed's keys for that batch (``draw_batch`` keyed on seed, shard, epoch and batch) and the images' sizes."""
     from dali_multicrop import ArraySource, DaliMultiCropLoader
-    from dali_multicrop.draws import batch_keys, draw_batch, epoch_key
+    from dali_multicrop.step.draws import batch_keys, draw_batch, epoch_key
 
     rng = np.random.default_rng(0)
     shapes = [(60, 80), (45, 30), (20, 200), (64, 64)] * 3

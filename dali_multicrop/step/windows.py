@@ -25,13 +25,9 @@ from typing import Optional
 
 import numpy as np
 
-from .step import CENTER, FIELDS, RATIO_HIGH, RATIO_LOW, SIZE
+from .layout import CENTER, FIELDS, RATIO_HIGH, RATIO_LOW, SIZE, STREAM
 
 __all__ = ["STREAM", "crop_windows", "window_candidates"]
-
-STREAM = 32
-"""Draws of a sample's stream set aside per crop for its window (``2 * ATTEMPTS + 2`` used): crop ``c`` reads draws
-``STREAM * c`` onwards, so a crop's window does not depend on the other crops of the spec."""
 
 
 def window_candidates(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -39,7 +35,7 @@ def window_candidates(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
     ``constants`` (:func:`~dali_multicrop.step.crop_constants`): float64 ``[B, n, ATTEMPTS + 1, 2]``, per crop
     ``ATTEMPTS`` rows (area fraction, aspect ratio w/h), then (u_y, u_x). :func:`crop_windows` on them gives the
     graph's windows."""
-    from ._window_kernel import batch_candidates
+    from .window_kernel import batch_candidates
 
     return batch_candidates(np.ascontiguousarray(constants, dtype=np.float64),
                             np.ascontiguousarray(np.asarray(keys, dtype=np.uint64).reshape(-1)))
@@ -57,7 +53,7 @@ def crop_windows(hw: np.ndarray, window_draws: np.ndarray, ratio_bounds: np.ndar
     (``R = round(S / c)``; the resized size and the crop offset rounded as torchvision rounds them), so one resize
     of that region samples the same points.
     """
-    from ._window_kernel import batch_windows
+    from .window_kernel import batch_windows
 
     bounds = np.asarray(ratio_bounds, dtype=np.float64)
     draws = np.asarray(window_draws, dtype=np.float64)

@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from ._draw_kernel import crop_flip, crop_parameters
-from ._numba import jit, operator_once
-from ._window_kernel import candidates, window
-from .draws import ATTEMPTS, KEY_BYTES
-from .pil_colour import ROW_FIELDS
-from .step import CENTER
+from .._numba import jit, operator_once
+from ..pil_colour import ROW_FIELDS
+from .draw_kernel import crop_flip, crop_parameters
+from .layout import ATTEMPTS, CENTER, KEY_BYTES
+from .window_kernel import candidates, window
 
 __all__ = ["batch_flips", "batch_step", "key_of", "step_operator"]
 
@@ -69,7 +68,7 @@ def batch_flips(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
 @jit
 def key_of(row: np.ndarray) -> np.uint64:
     """The stream key in the last ``KEY_BYTES`` bytes of a uint8 ``row``, little-endian (a row of the feed's
-    ``keyed_paths`` or ``keys``: :func:`~dali_multicrop.draws.key_rows`)."""
+    ``keyed_paths`` or ``keys``: :func:`~dali_multicrop.step.draws.key_rows`)."""
     key = np.uint64(0)
     start = row.shape[0] - KEY_BYTES
     for j in range(KEY_BYTES):

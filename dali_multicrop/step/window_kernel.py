@@ -1,4 +1,4 @@
-"""The crop-window kernel, compiled by Numba (see :mod:`dali_multicrop.windows`; imported only when a window is
+"""The crop-window kernel, compiled by Numba (see :mod:`dali_multicrop.step.windows`; imported only when a window is
 computed, so that importing the package does not load Numba and LLVM)."""
 
 from __future__ import annotations
@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 
-from ._numba import jit as _jit
-from ._stream import uniform, unit
-from .draws import ATTEMPTS
-from .step import CENTER, LOG_RATIO_HIGH, LOG_RATIO_LOW, RATIO_HIGH, RATIO_LOW, SCALE_HIGH, SCALE_LOW, SIZE
-from .windows import STREAM
+from .._numba import jit as _jit
+from .layout import (ATTEMPTS, CENTER, LOG_RATIO_HIGH, LOG_RATIO_LOW, RATIO_HIGH, RATIO_LOW, SCALE_HIGH, SCALE_LOW,
+                     SIZE, STREAM)
+from .stream import uniform, unit
 
 
 @_jit

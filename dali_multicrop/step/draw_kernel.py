@@ -1,4 +1,4 @@
-"""The random parameters of a crop (see :mod:`dali_multicrop.draws`), compiled by Numba: drawn
+"""The random parameters of a crop (see :mod:`dali_multicrop.step.draws`), compiled by Numba: drawn
 from the sample's stream key in the graph's step, one pass, no temporary arrays. Imported when a batch is drawn,
 not with the package."""
 
@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numba import jit
-from ._stream import uniform, unit
-from .draws import (BLUR_DRAW, FACTOR_DRAWS, FLIP_DRAW, GRAY_DRAW, JITTER_DRAW, NO_BLUR_SIGMA, ORDER_DRAWS, PARAMS,
-                    PARAMS_FIRST, SIGMA_DRAW, SOLARIZE_DRAW, SOLARIZE_OFFSET)
-from .pil_colour import BRIGHTNESS as BRIGHTNESS_ID
-from .pil_colour import CONTRAST as CONTRAST_ID
-from .pil_colour import ROW_GRAY, ROW_ORDER, ROW_SHIFT, hue_shift
-from .pil_colour import SATURATION as SATURATION_ID
-from .step import (BLUR_PROB, BRIGHTNESS, CONTRAST, FLIP_PROB, GRAY_PROB, HUE, JITTER_PROB, SATURATION, SIGMA,
-                   SOLARIZE_PROB)
+from .._numba import jit
+from ..pil_colour import BRIGHTNESS as BRIGHTNESS_ID
+from ..pil_colour import CONTRAST as CONTRAST_ID
+from ..pil_colour import ROW_GRAY, ROW_ORDER, ROW_SHIFT, hue_shift
+from ..pil_colour import SATURATION as SATURATION_ID
+from .layout import (BLUR_DRAW, BLUR_PROB, BRIGHTNESS, CONTRAST, FACTOR_DRAWS, FLIP_DRAW, FLIP_PROB, GRAY_DRAW,
+                     GRAY_PROB, HUE, JITTER_DRAW, JITTER_PROB, NO_BLUR_SIGMA, ORDER_DRAWS, PARAMS, PARAMS_FIRST,
+                     SATURATION, SIGMA, SIGMA_DRAW, SOLARIZE_DRAW, SOLARIZE_OFFSET, SOLARIZE_PROB)
+from .stream import uniform, unit
 
 __all__ = ["crop_colour", "crop_flip", "crop_parameters"]
 
