@@ -58,13 +58,13 @@ def test_gil_per_batch_is_measured_for_the_loader_and_the_bare_reader():
 
 
 def test_overhead_says_why_there_is_no_gil_column_without_py_spy(monkeypatch):
-    from dali_multicrop import cli
+    from dali_multicrop.cli import measure
 
     monkeypatch.setattr(gil, "py_spy", lambda: None)
-    found, note = cli._measure_gil(["2x224,6x96"], 256, 2)
+    found, note = measure._measure_gil(["2x224,6x96"], 256, 2)
     assert found == {} and note == ("no GIL column: py-spy is not installed (pip install py-spy, or in the project's "
                                     "checkout: pip install -e '.[bench]')")
-    assert cli._measure_gil(["2x224,6x96"], 0, 2) == ({}, None)
+    assert measure._measure_gil(["2x224,6x96"], 0, 2) == ({}, None)
     with pytest.raises(ValueError, match="kind must be one of loader, bare, bare-crops, bare-pixels"):
         gil.measure_gil("other", "2x224,6x96", "unused")
 
