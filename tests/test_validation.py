@@ -64,7 +64,7 @@ def test_a_worker_killed_from_outside_condemns_none_of_the_files_it_held(tmp_pat
 
 
 def test_a_validator_that_cannot_start_is_one_clear_error(folder_with_one_corrupt, monkeypatch):
-    import dali_multicrop.workers as workers
+    import dali_multicrop.workers.pool as workers  # where the pool looks the command up
 
     broken = [sys.executable, "-c", "import sys; sys.stderr.write('OSError: libnvimgcodec.so: cannot open\\n'); "
                                     "sys.exit(7)"]
