@@ -107,46 +107,40 @@ def _clip8(value: int) -> np.uint8:
 
 
 @jit
-def _horizontal(out: np.ndarray, src: np.ndarray, y0: int, x0: int, bounds: np.ndarray, fixed: np.ndarray,
-                mirror: bool) -> None:
-    """Pillow's ``ImagingResampleHorizontal_8bpc``: ``out[r]`` (uint8 ``[rows, width, 3]``) from row ``y0 + r`` of
-    ``src`` (uint8 HWC), its columns counted from ``x0``; left-right mirrored where ``mirror``."""
-    rows, width = out.shape[0], out.shape[1]
-    for r in range(rows):
-        line = src[y0 + r]
-        for i in range(width):
-            first, count = x0 + bounds[i, 0], bounds[i, 1]
-            s0 = s1 = s2 = np.int32(_HALF)
-            for x in range(count):
-                k = fixed[i, x]
-                s0 += np.int32(line[first + x, 0]) * k
-                s1 += np.int32(line[first + x, 1]) * k
-                s2 += np.int32(line[first + x, 2]) * k
-            at = width - 1 - i if mirror else i
-            out[r, at, 0], out[r, at, 1], out[r, at, 2] = _clip8(s0), _clip8(s1), _clip8(s2)
-
-
-@jit
-def _vertical(out: np.ndarray, src: np.ndarray, y0: int, x0: int, bounds: np.ndarray, fixed: np.ndarray,
-              mirror: bool) -> None:
-    """Pillow's ``ImagingResampleVertical_8bpc``: ``out`` (uint8 ``[height, width, 3]``) from ``src`` (uint8 HWC,
-    its rows counted from ``y0``, its columns from ``x0``), a row of sums at a time; left-right mirrored where
-    ``mirror``."""
+def _pass(out: np.ndarray, src: np.ndarray, y0: int, x0: int, bounds: np.ndarray, fixed: np.ndarray) -> None:
+    """One of Pillow's passes along the first axis (its ``ImagingResampleVertical_8bpc``; the horizontal pass is the
+    same on the transposed pixels): ``out`` (uint8 ``[height, width, 3]``) row ``j`` = the rows of ``src`` (uint8
+    HWC, C-contiguous, its rows counted from ``y0``, its columns from ``x0``) that ``bounds[j]`` names, weighted by
+    ``fixed[j]``, summed in 32-bit integers from half a unit and clipped as Pillow's ``clip8``. A row of sums at a
+    time over the values in order, which the compiler vectorises."""
     height, width = out.shape[0], out.shape[1]
     n, skip = 3 * width, 3 * x0
+    flat = src.reshape(src.shape[0], -1)
     acc = np.empty(n, dtype=np.int32)
     for j in range(height):
         first, count = y0 + bounds[j, 0], bounds[j, 1]
-        acc[:] = _HALF
+        for t in range(n):
+            acc[t] = _HALF
         for y in range(count):
             k = fixed[j, y]
-            line = src[first + y].reshape(-1)  # the row's values in order (HWC rows are contiguous)
+            line = flat[first + y, skip:skip + n]
             for t in range(n):
-                acc[t] += np.int32(line[skip + t]) * k
-        for i in range(width):
-            at = width - 1 - i if mirror else i
+                acc[t] += np.int32(line[t]) * k
+        row = out[j].reshape(-1)
+        for t in range(n):
+            row[t] = _clip8(acc[t])
+
+
+@jit
+def _transposed(out: np.ndarray, src: np.ndarray, y0: int, x0: int, mirror: bool) -> None:
+    """``out[a, b]`` = ``src[y0 + b, x0 + a]`` (uint8, 3 channels): the pixels' rows and columns swapped, ``b``
+    counted from the end where ``mirror``."""
+    size_a, size_b = out.shape[0], out.shape[1]
+    for a in range(size_a):
+        for b in range(size_b):
+            at = size_b - 1 - b if mirror else b
             for c in range(3):
-                out[j, at, c] = _clip8(acc[3 * i + c])
+                out[a, b, c] = src[y0 + at, x0 + a, c]
 
 
 HORIZONTAL_FIRST, PILLOW_13 = 0, 1
@@ -191,13 +185,25 @@ def resized_crop(out: np.ndarray, image: np.ndarray, y0: float, x0: float, y1: f
         by0, bx0, by1, bx1 = y0, x0, y1, x1
     col_bounds, col_fixed = weights(in_w, bx0, bx1, size_x, kind)
     row_bounds, row_fixed = weights(in_h, by0, by1, size_y, kind)
+    # the columns and rows the passes read (Pillow's horizontal pass reads only the rows its vertical pass will)
+    col0 = col_bounds[0, 0]
+    cols = col_bounds[size_x - 1, 0] + col_bounds[size_x - 1, 1] - col0
+    row0 = row_bounds[0, 0]
+    rows = row_bounds[size_y - 1, 0] + row_bounds[size_y - 1, 1] - row0
+    # each pass runs along the first axis of C-contiguous pixels; the horizontal one on the transposed pixels
     if vertical_first(in_h, in_w, size_y, size_x, rule):
-        first = col_bounds[0, 0]
-        cols = np.empty((size_y, col_bounds[size_x - 1, 0] + col_bounds[size_x - 1, 1] - first, 3), dtype=np.uint8)
-        _vertical(cols, image, top, left + first, row_bounds, row_fixed, False)
-        _horizontal(out, cols, 0, -first, col_bounds, col_fixed, mirror)
+        tall = np.empty((size_y, cols, 3), dtype=np.uint8)
+        _pass(tall, image, top, left + col0, row_bounds, row_fixed)
+        turned = np.empty((cols, size_y, 3), dtype=np.uint8)
+        _transposed(turned, tall, 0, 0, False)
+        done = np.empty((size_x, size_y, 3), dtype=np.uint8)
+        _pass(done, turned, -col0, 0, col_bounds, col_fixed)
+        _transposed(out, done, 0, 0, mirror)
     else:
-        first = row_bounds[0, 0]
-        rows = np.empty((row_bounds[size_y - 1, 0] + row_bounds[size_y - 1, 1] - first, size_x, 3), dtype=np.uint8)
-        _horizontal(rows, image, top + first, left, col_bounds, col_fixed, False)
-        _vertical(out, rows, -first, 0, row_bounds, row_fixed, mirror)
+        turned = np.empty((cols, rows, 3), dtype=np.uint8)
+        _transposed(turned, image, top + row0, left + col0, False)
+        wide = np.empty((size_x, rows, 3), dtype=np.uint8)
+        _pass(wide, turned, -col0, 0, col_bounds, col_fixed)
+        back = np.empty((rows, size_x, 3), dtype=np.uint8)
+        _transposed(back, wide, 0, 0, mirror)
+        _pass(out, back, -row0, 0, row_bounds, row_fixed)
