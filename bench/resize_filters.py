@@ -7,8 +7,8 @@ For each of scikit-image's photographs, ``--crops-per-image`` windows per size (
 bilinear and bicubic, antialiased), torchvision's tensor path (its own noise), DALI's ``fn.resize`` on the CPU
 (linear and cubic, antialiased: what the GPU graph runs), the CPU graph's own resize (Pillow's arithmetic,
 ``dali_multicrop.pil_resize``, through ``augment.resized_crop`` on the CPU) and OpenCV as the CPU graph resized
-before issue #29 (``INTER_AREA`` where the window shrinks both ways, else ``INTER_LINEAR``). Prints and writes the mean absolute
-difference per crop in code values (0-255), averaged over the crops.
+before issue #29 (``INTER_AREA`` where the window shrinks both ways, else ``INTER_LINEAR``). Prints and writes the mean
+absolute difference per crop in code values (0-255), averaged over the crops.
 """
 
 from __future__ import annotations

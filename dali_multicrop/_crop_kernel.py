@@ -8,9 +8,9 @@ every crop size, filter and kind of window: a loop over the crop's pixels in DAL
 Python and no GIL. Its inputs, per crop:
 
 * the crop group's *plan*, a constant of the graph, uint8 ``[S]``: its length is the crop's side ``S``, its values
-  the filter, the kind of window and the installed Pillow's pass order (:func:`plan_code`). It comes first because DALI's setup of a
-  ``numba_function``'s output shapes sees only its inputs' shapes, and (DALI 2.4) only as many inputs as the
-  operator has outputs;
+  the filter, the kind of window and the installed Pillow's pass order (:func:`plan_code`). It comes first because
+  DALI's setup of a ``numba_function``'s output shapes sees only its inputs' shapes, and (DALI 2.4) only as many
+  inputs as the operator has outputs;
 * the image (uint8 HWC);
 * the crop's resize region as the crop step gives it: start and end ``(y, x)`` in pixels (float32 ``[2]`` each), x
   start and end swapped for a mirrored crop;

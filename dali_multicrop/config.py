@@ -41,7 +41,8 @@ from .badsamples.policy import ON_ERROR
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
 
-__all__ = ["TrainingConfig", "load_config", "list_configs", "patch_masking_settings", "preset_patch_masking", "ConfigLike"]
+__all__ = ["TrainingConfig", "load_config", "list_configs", "patch_masking_settings", "preset_patch_masking",
+           "ConfigLike"]
 
 ConfigLike = Union[str, "os.PathLike[str]", dict]
 """A config file's path, or the parsed mapping."""

@@ -15,11 +15,11 @@ import numpy as np
 
 from ._numba import jit
 from .pil_colour import (BRIGHTNESS, CONTRAST, HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT, SATURATION, _larger, _smaller,
-                         applied, blend, blend_clipped, blend_value, colour_row, grey_of, hsv_from_sector, hsv_sector, hsv_shade, luma,
-                         rgb_to_hsv)
+                         applied, blend, blend_clipped, blend_value, colour_row, grey_of, hsv_from_sector, hsv_sector,
+                         hsv_shade, luma, rgb_to_hsv)
 
-__all__ = ["colour_in_place", "colour_crop", "fast_rgb_to_hsv", "fast_hsv_to_rgb", "adjust_brightness", "adjust_contrast", "adjust_saturation",
-           "adjust_hue", "to_grayscale", "jitter"]
+__all__ = ["colour_in_place", "colour_crop", "fast_rgb_to_hsv", "fast_hsv_to_rgb", "adjust_brightness",
+           "adjust_contrast", "adjust_saturation", "adjust_hue", "to_grayscale", "jitter"]
 
 
 @jit
@@ -138,23 +138,15 @@ def _mean_grey(out: np.ndarray) -> int:
 
 @jit
 def _saturate(out: np.ndarray, factor: np.float32) -> None:
-    """``out`` in place: each pixel blended with its own luma (saturation; with ``factor`` 0, grayscale). A loop per
-    case of the factor (inside [0, 1] or not) over the crop's values in order, which the compiler vectorises."""
+    """``out`` in place: each pixel blended with its own luma (saturation; with ``factor`` 0, grayscale). One loop
+    over the crop's values in order, which the compiler vectorises."""
     flat = out.reshape(-1)
-    if factor >= 0 and factor <= 1:
-        for p in range(flat.size // 3):
-            r, g, b = np.int32(flat[3 * p]), np.int32(flat[3 * p + 1]), np.int32(flat[3 * p + 2])
-            grey = luma(r, g, b)
-            flat[3 * p] = np.uint8(np.int32(blend_value(grey, r, factor)))
-            flat[3 * p + 1] = np.uint8(np.int32(blend_value(grey, g, factor)))
-            flat[3 * p + 2] = np.uint8(np.int32(blend_value(grey, b, factor)))
-    else:
-        for p in range(flat.size // 3):
-            r, g, b = np.int32(flat[3 * p]), np.int32(flat[3 * p + 1]), np.int32(flat[3 * p + 2])
-            grey = luma(r, g, b)
-            flat[3 * p] = blend_clipped(blend_value(grey, r, factor))
-            flat[3 * p + 1] = blend_clipped(blend_value(grey, g, factor))
-            flat[3 * p + 2] = blend_clipped(blend_value(grey, b, factor))
+    for p in range(flat.size // 3):
+        r, g, b = np.int32(flat[3 * p]), np.int32(flat[3 * p + 1]), np.int32(flat[3 * p + 2])
+        grey = luma(r, g, b)
+        flat[3 * p] = blend_clipped(blend_value(grey, r, factor))
+        flat[3 * p + 1] = blend_clipped(blend_value(grey, g, factor))
+        flat[3 * p + 2] = blend_clipped(blend_value(grey, b, factor))
 
 
 @jit

@@ -53,8 +53,8 @@ def blend_value(in1: int, in2: int, alpha: np.float32) -> np.float32:
 
 @jit
 def blend_clipped(value: np.float32) -> int:
-    """A blended value extrapolated past its two ends (``alpha`` outside [0, 1]) to uint8, as Pillow clips it:
-    truncated, within [0, 255]."""
+    """A blended value to uint8 as Pillow converts it: truncated, within [0, 255] (the clip only acts where ``alpha``
+    was outside [0, 1]: inside, the value lies between its two ends)."""
     low = value if value > 0 else np.float32(0)  # comparisons: Numba's CUDA target has no two-argument max
     return int(low if low < 255 else np.float32(255))
 
@@ -63,10 +63,7 @@ def blend_clipped(value: np.float32) -> int:
 def blend(in1: int, in2: int, alpha: np.float32) -> int:
     """Pillow's ``Image.blend`` of one value: ``in1 + alpha * (in2 - in1)`` in single precision, truncated to uint8
     (clipped to [0, 255] where ``alpha`` is outside [0, 1], as Pillow extrapolates)."""
-    value = blend_value(in1, in2, alpha)
-    if alpha >= 0 and alpha <= 1:
-        return int(value)
-    return blend_clipped(value)
+    return blend_clipped(blend_value(in1, in2, alpha))
 
 
 @jit

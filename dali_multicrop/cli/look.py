@@ -9,7 +9,8 @@ from typing import Any, Optional
 import typer
 
 
-from .common import (app, DEFAULT_CROPS, CROPS_HELP, CONFIG_HELP, _fail, _spec, _spec_or_config, _positive, _check_data_folder, _data, _strategy)
+from .common import (app, DEFAULT_CROPS, CROPS_HELP, CONFIG_HELP, _fail, _spec, _spec_or_config, _positive,
+                     _check_data_folder, _data, _strategy)
 
 
 @app.command()

@@ -16,7 +16,8 @@ from .._system import visible_cores
 from ..graph import HW_DECODER_LOAD
 from ..sources import FileList
 
-from .common import (app, DEFAULT_CROPS, CROPS_HELP, CONFIG_HELP, _fail, _spec, _spec_or_config, _wide_console, _positive, _check_data_folder, _data, _strategy)
+from .common import (app, DEFAULT_CROPS, CROPS_HELP, CONFIG_HELP, _fail, _spec, _spec_or_config, _wide_console,
+                     _positive, _check_data_folder, _data, _strategy)
 
 
 @app.command()
