@@ -154,10 +154,10 @@ def test_overhead_command_counts_operators_and_times_both_graphs(tmp_path):
     assert default["tiny_spec"] == "2x32,6x16" and dino["tiny_spec"] == "1x32,1x32,8x16"
     for r in (default, dino):
         assert r["ms_full"] > 0 and r["ms_host"] > 0 and r["ms_decode"] > 0
-        # the ratios are written to 2 decimals: within half a hundredth of the written times' ratio
-        assert r["ratio"] == pytest.approx(r["ms_full"] / r["ms_decode"], abs=0.006)
-        assert r["host_ratio"] == pytest.approx(r["ms_host"] / r["ms_decode"], abs=0.006)
-        assert r["floor_ratio"] == pytest.approx(r["ms_floor"] / r["ms_decode"], abs=0.006)
+        # the ratios of the written times, written to 2 decimals
+        assert r["ratio"] == round(r["ms_full"] / r["ms_decode"], 2)
+        assert r["host_ratio"] == round(r["ms_host"] / r["ms_decode"], 2)
+        assert r["floor_ratio"] == round(r["ms_floor"] / r["ms_decode"], 2)
     assert default["operators_gpu_graph"]["mixed"] == 2  # the GPU decoder, the colour rows' one copy to the GPU
     assert dino["operators_gpu_graph"]["mixed"] == 3  # and the solarisation offsets' one copy to the GPU
     # dino's blur and solarisation come out of the same crop step: one more host operator only, the blur's split
