@@ -28,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from ._numba import operator_once
+from numba import carray
+
+from ._numba import RUN_SIGNATURE, SETUP_SIGNATURE, c_function, cpu_operator, data, operator_once, shape
 from .crop_colour import colour_in_place
-from .pil_colour import colour_row
+from .pil_colour import ROW_FIELDS, colour_row
 from .pil_resize import FILTERS, pillow_rule, resized_crop
 
 __all__ = ["NO_COLOUR", "plan_code", "crop_operator", "crop_node"]
@@ -45,35 +47,45 @@ def plan_code(interpolation: str, cut: bool, rule: int) -> int:
     return 4 * rule + 2 * FILTERS[interpolation] + int(cut)
 
 
-def _shape(outs: Any, ins: Any) -> None:
+@c_function(SETUP_SIGNATURE)
+def _shape(out_shapes: Any, out_ndims: Any, num_outs: Any, in_shapes: Any, in_ndims: Any, num_ins: Any,
+           samples: Any) -> None:
     """The operator's setup: each output ``S x S x 3``, ``S`` the length of the sample's plan (its first input)."""
-    for i in range(len(outs[0])):
-        side = ins[0][i][0]
-        outs[0][i][0] = side
-        outs[0][i][1] = side
-        outs[0][i][2] = 3
+    for i in range(samples):
+        side = shape(in_shapes, 0, 1, i, samples)[0]
+        out = shape(out_shapes, 0, 3, i, samples)
+        out[0], out[1], out[2] = side, side, 3
 
 
-def _run(out: Any, plan: Any, image: Any, start: Any, end: Any, row: Any) -> None:
+@c_function(RUN_SIGNATURE)
+def _run(outs: Any, out_shapes: Any, out_ndims: Any, num_outs: Any, ins: Any, in_shapes: Any, in_ndims: Any,
+         num_ins: Any) -> None:
     """The operator's per-sample function (see the module's notes)."""
+    side = shape(out_shapes, 0, 3)
+    out = carray(data(outs, 0), (side[0], side[1], side[2]), dtype=np.uint8)
+    size = shape(in_shapes, 1, 3)
+    image = carray(data(ins, 1), (size[0], size[1], size[2]), dtype=np.uint8)
+    start = carray(data(ins, 2), 2, dtype=np.float32)
+    end = carray(data(ins, 3), 2, dtype=np.float32)
+    row = carray(data(ins, 4), ROW_FIELDS, dtype=np.float32)
     y0, x0, y1, x1 = start[0], start[1], end[0], end[1]
     mirror = x0 > x1
     if mirror:
         x0, x1 = x1, x0
-    code = plan[0]
+    code = carray(data(ins, 0), 1, dtype=np.uint8)[0]
     resized_crop(out, image, y0, x0, y1, x1, (code >> 1) & 1, (code & 1) == 1, mirror, code >> 2)
     colour_in_place(out, row)
 
 
 def crop_operator() -> Any:
-    """DALI's CPU crop operator for the process (see the module's notes), compiled on first use."""
+    """DALI's CPU crop operator for the process (see the module's notes); its C functions are compiled at the first
+    import of this module in a fresh install and cached on disk."""
     def make() -> Any:
         from nvidia.dali import types
-        from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
-        return NumbaFunction(run_fn=_run, setup_fn=_shape, out_types=[types.UINT8],
-                             in_types=[types.UINT8, types.UINT8, types.FLOAT, types.FLOAT, types.FLOAT],
-                             outs_ndim=[3], ins_ndim=[1, 3, 1, 1, 1], device="cpu")
+        return cpu_operator(_run, _shape, out_types=[types.UINT8],
+                            in_types=[types.UINT8, types.UINT8, types.FLOAT, types.FLOAT, types.FLOAT],
+                            outs_ndim=[3], ins_ndim=[1, 3, 1, 1, 1])
 
     return operator_once("crop, cpu", make)
 

@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .._numba import jit, operator_once
+from numba import carray
+
+from .._numba import (RUN_SIGNATURE, SETUP_SIGNATURE, c_function, cpu_operator, data, jit, operator_once,
+                      shape)
 from ..pil_colour import ROW_FIELDS
 from .draw_kernel import crop_flip, crop_parameters
 from .layout import ATTEMPTS, CENTER, KEY_BYTES
@@ -76,34 +79,45 @@ def key_of(row: np.ndarray) -> np.uint64:
     return key
 
 
-def _run(rows: Any, colour: Any, blur: Any, solarize: Any, key: Any, constants: Any, shape: Any) -> None:
-    """The step's per-sample function (compiled by DALI's plugin); ``key``: the sample's row of the feed's keyed
-    paths or keys."""
-    _sample(rows, colour, blur, solarize, key_of(key), constants, shape)
+@c_function(RUN_SIGNATURE)
+def _run(outs: Any, out_shapes: Any, out_ndims: Any, num_outs: Any, ins: Any, in_shapes: Any, in_ndims: Any,
+         num_ins: Any) -> None:
+    """The step's per-sample function: :func:`_sample` on DALI's outputs and inputs (the sample's key row of the
+    feed's keyed paths or keys, the constants, the image's shape)."""
+    n = shape(out_shapes, 1, 2)[0]
+    rows = carray(data(outs, 0), (4 * n, 2), dtype=np.float32)
+    colour = carray(data(outs, 1), (n, ROW_FIELDS), dtype=np.float32)
+    blur = carray(data(outs, 2), (n, 1), dtype=np.float32)
+    solarize = carray(data(outs, 3), (n, 1), dtype=np.uint16)
+    key = carray(data(ins, 0), shape(in_shapes, 0, 1)[0], dtype=np.uint8)
+    table = shape(in_shapes, 1, 2)
+    constants = carray(data(ins, 1), (table[0], table[1]), dtype=np.float64)
+    image_shape = carray(data(ins, 2), shape(in_shapes, 2, 1)[0], dtype=np.int64)
+    _sample(rows, colour, blur, solarize, key_of(key), constants, image_shape)
 
 
-def _setup(outs: Any, ins: Any) -> None:
+@c_function(SETUP_SIGNATURE)
+def _setup(out_shapes: Any, out_ndims: Any, num_outs: Any, in_shapes: Any, in_ndims: Any, num_ins: Any,
+           samples: Any) -> None:
     """The step's output shapes per sample, ``n`` the constants' rows: ``[4n, 2]``, ``[n, ROW_FIELDS]``, ``[n, 1]``,
     ``[n, 1]``."""
-    for i in range(len(outs[0])):
-        n = ins[1][i][0]
-        outs[0][i][0], outs[0][i][1] = 4 * n, 2
-        outs[1][i][0], outs[1][i][1] = n, ROW_FIELDS
-        outs[2][i][0], outs[2][i][1] = n, 1
-        outs[3][i][0], outs[3][i][1] = n, 1
+    for i in range(samples):
+        n = shape(in_shapes, 1, 2, i, samples)[0]
+        fields = (2, ROW_FIELDS, 1, 1)
+        for k in range(4):
+            out = shape(out_shapes, k, 2, i, samples)
+            out[0], out[1] = (4 * n if k == 0 else n), fields[k]
 
 
 def step_operator() -> Any:
-    """DALI's operator for the step, compiled once per process and shared by every graph (its arguments do not
-    depend on the spec). The compilation, at the first graph's build, takes about 4 s (8 s with Numba's disk cache
-    cold) and leaves 65-95 MB of private memory (Numba's LLVM) in the process, measured on a 2-core x86 machine."""
+    """DALI's operator for the step, made once per process and shared by every graph (its arguments do not depend on
+    the spec). Its C functions are compiled at the first import of this module after an install and cached on disk
+    (:func:`~dali_multicrop._numba.c_function`); other processes load them."""
     def make() -> Any:
         from nvidia.dali import types
-        from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
-        return NumbaFunction(run_fn=_run, setup_fn=_setup,
-                             out_types=[types.FLOAT, types.FLOAT, types.FLOAT, types.UINT16],
-                             in_types=[types.UINT8, types.FLOAT64, types.INT64], outs_ndim=[2, 2, 2, 2],
-                             ins_ndim=[1, 2, 1])
+        return cpu_operator(_run, _setup, out_types=[types.FLOAT, types.FLOAT, types.FLOAT, types.UINT16],
+                            in_types=[types.UINT8, types.FLOAT64, types.INT64], outs_ndim=[2, 2, 2, 2],
+                            ins_ndim=[1, 2, 1])
 
     return operator_once("crop step", make)
