@@ -3,6 +3,7 @@ on disk: a fresh process loads them instead of compiling (dali_multicrop._numba)
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -23,8 +24,8 @@ def test_a_fresh_process_compiles_nothing_to_build_and_run_the_cpu_graph(tmp_pat
     """With the cache written (importing the kernel modules compiles their C functions, as the first process after
     an install does), a new process's CPU loader makes its graph and first batch without one Numba compilation
     (DALI's own numba_function wrapper compiled both operators in every process: 88 compilations, 7 s here)."""
-    import dali_multicrop._crop_kernel  # noqa: F401  (writes the cache where it is cold)
-    import dali_multicrop.step.step_kernel  # noqa: F401
+    for module in ("dali_multicrop._crop_kernel", "dali_multicrop.step.step_kernel"):
+        importlib.import_module(module)  # writes the cache where it is cold
 
     done = subprocess.run([sys.executable, "-c", _RECORD], cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
