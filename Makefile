@@ -4,6 +4,9 @@ PYTHON ?= python3
 # runs on machines without a GPU), cuda12 or cuda13.
 DALI ?= auto
 PYTEST_ARGS ?=
+# make test's pytest-xdist workers (most tests wait on subprocesses: two workers on 2 cores take 4 minutes where one
+# takes 7); 0 runs the suite in one process
+TEST_WORKERS ?= 2
 CROPS ?= 2x224,6x96
 BENCH_ARGS ?=
 PROFILES ?= profiles
@@ -22,7 +25,7 @@ install:
 	$(PYTHON) -m pip install -e ".[$$dali,bench,albumentations,test,examples,s3]"
 
 test:
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 test-gpu:
 	$(PYTHON) -m pytest -q -m gpu $(PYTEST_ARGS)

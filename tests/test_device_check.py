@@ -91,7 +91,8 @@ def hidden(tmp_path: Path, *names: str) -> dict[str, str]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(
             f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not a worker of this run's pytest
+    return {**outer, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
 
 
 def test_a_call_refuses_to_start_with_one_line_when_numba_is_missing(tmp_path):
