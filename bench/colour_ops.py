@@ -24,10 +24,10 @@ import torch
 
 from dali_multicrop.benchmark.environment import describe_machine
 from dali_multicrop.step.draws import batch_keys, draw_batch, epoch_key
-from dali_multicrop.fidelity import natural_photos, photo_crops, torchvision_colour
-from dali_multicrop.crop_colour import colour_crop
-from dali_multicrop.pil_colour import ROW_GRAY, ROW_SHIFT
-from dali_multicrop.presets import load_preset
+from dali_multicrop.fidelity.table import natural_photos, photo_crops, torchvision_colour
+from dali_multicrop.pixels.crop_colour import colour_crop
+from dali_multicrop.pixels.pil_colour import ROW_GRAY, ROW_SHIFT
+from dali_multicrop.recipes.presets import load_preset
 
 OPS = ("brightness", "contrast", "saturation", "hue", "grayscale", "whole jitter")
 

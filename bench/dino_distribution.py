@@ -5,7 +5,7 @@
 
 Both make crops of scikit-image's 8 photographs ``--rounds`` times (the loader on the CPU graph, DINO's transform as
 its ``main_dino.py`` builds it with global scale (0.4, 1), local scale (0.05, 0.4) and 8 local crops); per crop
-position (global 1, global 2, the locals pooled) and statistic (:mod:`dali_multicrop.crop_statistics`: mean luma,
+position (global 1, global 2, the locals pooled) and statistic (:mod:`dali_multicrop.fidelity.distribution`: mean luma,
 luma spread, saturation, hue, sharpness) the KS distance between the two samples, beside what chance gives at these
 sizes (p = 0.001) and the goal (0.05). Prints the table and writes ``dino-distribution.json``.
 """
@@ -20,9 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from dali_multicrop.benchmark.environment import describe_machine
-from dali_multicrop.crop_statistics import KS_GOAL, distribution_fidelity
-from dali_multicrop.fidelity import natural_photos
-from dali_multicrop.presets import load_preset
+from dali_multicrop.fidelity.distribution import KS_GOAL, distribution_fidelity
+from dali_multicrop.fidelity.table import natural_photos
+from dali_multicrop.recipes.presets import load_preset
 
 POSITIONS = (("global 1", [0]), ("global 2", [1]), ("locals", list(range(2, 10))))
 

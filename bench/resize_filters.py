@@ -6,7 +6,7 @@ For each of scikit-image's photographs, ``--crops-per-image`` windows per size (
 (0.05, 0.4), torchvision's ``RandomResizedCrop.get_params``, seeded), resized by: torchvision on PIL (the reference,
 bilinear and bicubic, antialiased), torchvision's tensor path (its own noise), DALI's ``fn.resize`` on the CPU
 (linear and cubic, antialiased: what the GPU graph runs), the CPU graph's own resize (Pillow's arithmetic,
-``dali_multicrop.pil_resize``, through ``augment.resized_crop`` on the CPU) and OpenCV as the CPU graph resized
+``dali_multicrop.pixels.pil_resize``, through ``augment.resized_crop`` on the CPU) and OpenCV as the CPU graph resized
 before issue #29 (``INTER_AREA`` where the window shrinks both ways, else ``INTER_LINEAR``). Prints and writes the mean
 absolute difference per crop in code values (0-255), averaged over the crops.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from dali_multicrop.benchmark.environment import describe_machine
-from dali_multicrop.fidelity import natural_photos
+from dali_multicrop.fidelity.table import natural_photos
 
 
 def windows(photos: list[np.ndarray], per_image: int, seed: int = 0) -> list[tuple[int, int, int, int, int, int]]:
@@ -55,7 +55,7 @@ def dali_crops(photos, jobs, mode: str, own: bool = False) -> list[np.ndarray]:
     """DALI's ``fn.resize`` (the GPU graph's), or with ``own`` the CPU graph's resize, run on the CPU."""
     from nvidia.dali import fn, pipeline_def, types
 
-    from dali_multicrop.augment import resized_crop
+    from dali_multicrop.graph.augment import resized_crop
 
     found = {}
     for size in sorted({job[-1] for job in jobs}):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dali_multicrop import DaliMultiCropLoader, FileList, TarShards
-from dali_multicrop._system import cache_dir
+from dali_multicrop.common.system import cache_dir
 from dali_multicrop.benchmark.sources import write_tar_shards
 from dali_multicrop.sample_data import ensure_sample_data
 

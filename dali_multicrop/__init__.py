@@ -10,25 +10,25 @@ from typing import TYPE_CHECKING, Any
 # Where each public name lives. Imported on first use (PEP 562), so that a worker process importing one small module
 # of the package (dali_multicrop.workers) does not import torch.
 _EXPORTS = {
-    "MultiCropBatch": "batch", "Curriculum": "curriculum", "Ramp": "curriculum",
-    "ImageDecodeError": "badsamples.diagnose", "ImageReadError": "badsamples.diagnose", "DaliMultiCropLoader": "loader",
+    "MultiCropBatch": "loader.batch", "Curriculum": "recipes.curriculum", "Ramp": "recipes.curriculum",
+    "ImageDecodeError": "badsamples.diagnose", "ImageReadError": "badsamples.diagnose", "DaliMultiCropLoader": "loader.loader",
     "IJEPA_LEVEL": "masking", "MaskLevel": "masking", "MultiCropMaskGenerator": "masking",
     "MultiCropMasks": "masking", "PatchMaskGenerator": "masking", "PatchMasks": "masking",
-    "masks_to_indices": "masking", "list_presets": "presets", "load_preset": "presets",
-    "parse_crops": "presets", "DatasetSource": "sources", "TarShards": "sources", "ArraySource": "sources",
-    "FileList": "sources", "ColorJitter": "spec", "CropGroup": "spec", "MultiCropSpec": "spec",
+    "masks_to_indices": "masking", "list_presets": "recipes.presets", "load_preset": "recipes.presets",
+    "parse_crops": "recipes.presets", "DatasetSource": "sources", "TarShards": "sources", "ArraySource": "sources",
+    "FileList": "sources", "ColorJitter": "recipes.spec", "CropGroup": "recipes.spec", "MultiCropSpec": "recipes.spec",
 }
 
 if TYPE_CHECKING:
-    from .batch import MultiCropBatch
-    from .curriculum import Curriculum, Ramp
+    from .loader.batch import MultiCropBatch
+    from .recipes.curriculum import Curriculum, Ramp
     from .badsamples.diagnose import ImageDecodeError, ImageReadError
-    from .loader import DaliMultiCropLoader
+    from .loader.loader import DaliMultiCropLoader
     from .masking import (IJEPA_LEVEL, MaskLevel, MultiCropMaskGenerator, MultiCropMasks, PatchMaskGenerator,
                           PatchMasks, masks_to_indices)
-    from .presets import list_presets, load_preset, parse_crops
+    from .recipes.presets import list_presets, load_preset, parse_crops
     from .sources import ArraySource, DatasetSource, FileList, TarShards
-    from .spec import ColorJitter, CropGroup, MultiCropSpec
+    from .recipes.spec import ColorJitter, CropGroup, MultiCropSpec
 
 
 def __getattr__(name: str) -> Any:

@@ -14,8 +14,8 @@ import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from ._dali import DALI_CUDA
-from ._system import installed_version
+from .common.dali import DALI_CUDA
+from .common.system import installed_version
 
 __all__ = ["Environment", "diagnose", "problems", "report"]
 

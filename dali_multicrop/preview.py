@@ -22,10 +22,10 @@ from typing import Any, Sequence, Union
 import numpy as np
 import torch
 
-from .batch import MultiCropBatch
+from .loader.batch import MultiCropBatch
 from .masking import MultiCropMasks
 from .masking.patches import PatchMasks
-from .spec import IMAGENET_MEAN, IMAGENET_STD
+from .recipes.spec import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["render_preview", "preview_size"]
 

@@ -17,8 +17,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from . import _system
-from ._system import visible_cores
+from .common import system
+from .common.system import visible_cores
 from .workers import WorkerPool
 
 __all__ = ["sample_image", "tiny_image", "ensure_sample_data", "ensure_tiny_data", "SAMPLE_CLASSES",
@@ -103,7 +103,7 @@ def _ensure(name: str, count: int, tiny: bool, cache_dir: Optional[Union[str, os
             workers: Optional[int], progress) -> Path:
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
-    root = Path(cache_dir) if cache_dir is not None else _system.cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else system.cache_dir()
     target = root / name
     if (target / ".complete").exists():
         return target

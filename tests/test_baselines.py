@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import coordinate_image, write_folder
-from dali_multicrop.presets import load_preset
-from dali_multicrop.spec import IMAGENET_MEAN, IMAGENET_STD
+from dali_multicrop.recipes.presets import load_preset
+from dali_multicrop.recipes.spec import IMAGENET_MEAN, IMAGENET_STD
 
 albumentations = pytest.importorskip("albumentations")
 
@@ -56,7 +56,7 @@ def test_albumentations_loader_gives_normalised_crops_of_the_specs_sizes(tmp_pat
 import json, torch
 from dali_multicrop import FileList, MultiCropSpec
 from dali_multicrop.benchmark.albumentations_baseline import albumentations_loader
-from dali_multicrop.spec import IMAGENET_MEAN, IMAGENET_STD
+from dali_multicrop.recipes.spec import IMAGENET_MEAN, IMAGENET_STD
 files = FileList.from_folder({str(folder)!r})
 loader = albumentations_loader(files, MultiCropSpec.parse("2x48,3x24"), batch_size=3, workers=2, num_batches=2,
                                mean=IMAGENET_MEAN, std=IMAGENET_STD, dtype=torch.float32, seed=1)

@@ -15,12 +15,12 @@ import pytest
 
 SIMULATED = textwrap.dedent("""
     import numpy as np
-    from dali_multicrop import _colour_kernel as kernels
+    from dali_multicrop.graph import gpu_colour as kernels
     from dali_multicrop.step.draws import batch_keys, draw_batch, epoch_key
-    from dali_multicrop.fidelity import natural_photos, photo_crops
-    from dali_multicrop.crop_colour import colour_crop
-    from dali_multicrop.pil_colour import ROW_SHIFT
-    from dali_multicrop.presets import load_preset
+    from dali_multicrop.fidelity.table import natural_photos, photo_crops
+    from dali_multicrop.pixels.crop_colour import colour_crop
+    from dali_multicrop.pixels.pil_colour import ROW_SHIFT
+    from dali_multicrop.recipes.presets import load_preset
 
     crops = photo_crops(natural_photos()[:4], sizes=(19, 24), seed=2)
     rows = draw_batch(load_preset("dino"), batch_keys(epoch_key(0, 0, 0), 0, 8)).colour.reshape(-1, 9)
@@ -68,7 +68,7 @@ COMPILED = textwrap.dedent("""
     numba.cuda.api.get_current_device = h100
     if hasattr(numba.cuda.dispatcher, "get_current_device"):
         numba.cuda.dispatcher.get_current_device = h100
-    from dali_multicrop import _colour_kernel as kernels
+    from dali_multicrop.graph import gpu_colour as kernels
 
     image, plane = nt.Array(nt.uint8, 3, "C"), nt.Array(nt.uint8, 2, "C")
     row, total = nt.Array(nt.float32, 1, "C"), nt.Array(nt.uint64, 2, "C")
@@ -96,7 +96,7 @@ def test_the_sum_between_the_kernels_is_defined_as_dali_takes_it():
     import numpy as np
     from nvidia.dali import fn, pipeline_def
 
-    from dali_multicrop._colour_kernel import luma_total
+    from dali_multicrop.graph.gpu_colour import luma_total
 
     planes = [np.full((448, 448), 255, np.uint8), np.arange(12, dtype=np.uint8).reshape(3, 4)]
 

@@ -1,5 +1,5 @@
 """The package's compiled DALI operators (the crop step, the CPU graph's crop operator) are Numba C functions cached
-on disk: a fresh process loads them instead of compiling (dali_multicrop._numba)."""
+on disk: a fresh process loads them instead of compiling (dali_multicrop.common.compiled)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_a_fresh_process_compiles_nothing_to_build_and_run_the_cpu_graph(tmp_pat
     """With the cache written (importing the kernel modules compiles their C functions, as the first process after
     an install does), a new process's CPU loader makes its graph and first batch without one Numba compilation
     (DALI's own numba_function wrapper compiled both operators in every process: 88 compilations, 7 s here)."""
-    for module in ("dali_multicrop._crop_kernel", "dali_multicrop.step.step_kernel"):
+    for module in ("dali_multicrop.graph.cpu_crop", "dali_multicrop.step.step_kernel"):
         importlib.import_module(module)  # writes the cache where it is cold
 
     done = subprocess.run([sys.executable, "-c", _RECORD], cwd=tmp_path, capture_output=True, text=True, timeout=180)
@@ -40,7 +40,7 @@ def test_a_c_function_compiles_in_the_process_where_no_cache_folder_is_writable(
 import ctypes
 import numpy as np
 from numba import carray
-from dali_multicrop._numba import RUN_SIGNATURE, c_function, data, shape
+from dali_multicrop.common.compiled import RUN_SIGNATURE, c_function, data, shape
 
 @c_function(RUN_SIGNATURE)
 def run(outs, out_shapes, out_ndims, num_outs, ins, in_shapes, in_ndims, num_ins):

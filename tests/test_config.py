@@ -11,7 +11,7 @@ import torch
 
 from conftest import coordinate_image, write_folder
 from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator, MultiCropSpec, load_preset
-from dali_multicrop.config import load_config
+from dali_multicrop.recipes.config import load_config
 from dali_multicrop.masking import IJEPA_LEVEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_every_loader_argument_reads_from_a_config(tmp_path):
     crops and curriculum) are loader keys, checked like the rest, and reach the loader."""
     import inspect
 
-    from dali_multicrop.config import _SCHEMA
+    from dali_multicrop.recipes.config import _SCHEMA
 
     own_keys = {"self", "source", "crops", "curriculum"}
     arguments = set(inspect.signature(DaliMultiCropLoader.__init__).parameters) - own_keys
@@ -145,7 +145,7 @@ def test_config_command(tmp_path):
 
 
 def test_shipped_configs_load_by_name_from_another_folder(tmp_path, monkeypatch):
-    from dali_multicrop.config import list_configs
+    from dali_multicrop.recipes.config import list_configs
 
     monkeypatch.chdir(tmp_path)  # not the repository: the names resolve to the package's own files
     assert list_configs() == ["dino_vits16", "ijepa_vith14", "multicrop_training"]

@@ -13,10 +13,10 @@ pytest.importorskip("torchvision")
 pytest.importorskip("skimage", reason="the natural photographs come with scikit-image")
 
 from dino_reference import dino_augmentation  # noqa: E402
-from dali_multicrop.crop_statistics import (compare, crop_statistics, ks_critical, ks_distance,  # noqa: E402
+from dali_multicrop.fidelity.distribution import (compare, crop_statistics, ks_critical, ks_distance,  # noqa: E402
                                             loader_statistics, reference_statistics)
-from dali_multicrop.fidelity import natural_photos  # noqa: E402
-from dali_multicrop.presets import load_preset  # noqa: E402
+from dali_multicrop.fidelity.table import natural_photos  # noqa: E402
+from dali_multicrop.recipes.presets import load_preset  # noqa: E402
 
 POSITIONS = (("global 1", [0]), ("global 2", [1]), ("locals", list(range(2, 10))))
 ROUNDS = 30

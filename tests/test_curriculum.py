@@ -7,7 +7,7 @@ import torch
 
 from conftest import coordinate_image, write_folder
 from dali_multicrop import Curriculum, DaliMultiCropLoader, MultiCropMaskGenerator, MultiCropSpec, Ramp
-from dali_multicrop.config import load_config
+from dali_multicrop.recipes.config import load_config
 
 CURRICULUM = Curriculum(local_crops=Ramp(2, 6, epochs=4), global_scale_min=Ramp(0.6, 0.3, epochs=4))
 

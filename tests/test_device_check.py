@@ -53,7 +53,7 @@ def test_the_ab_call_runs_each_executor_setting_and_decoder_load_with_the_defaul
     assert executors[0] == executors[-1] == "" and len(executors) == len(check.EXECUTOR_AB) + 1
     for part in ("concurrency=full", "stream_policy=per_operator", "resize_batch=batch"):
         assert part in executors
-    from dali_multicrop.executor import ExecutorSettings
+    from dali_multicrop.graph.executor import ExecutorSettings
 
     for text in executors:
         ExecutorSettings.parse(text)  # every one valid

@@ -11,9 +11,9 @@ import pytest
 
 from dali_multicrop import ColorJitter, CropGroup, MultiCropSpec
 from dali_multicrop.step.draws import NO_BLUR_SIGMA, SOLARIZE_OFFSET, batch_keys, draw_batch, epoch_key
-from dali_multicrop.crop_colour import colour_crop
-from dali_multicrop.pil_colour import ROW_FIELDS, ROW_GRAY, ROW_ORDER, ROW_SHIFT
-from dali_multicrop.presets import load_preset
+from dali_multicrop.pixels.crop_colour import colour_crop
+from dali_multicrop.pixels.pil_colour import ROW_FIELDS, ROW_GRAY, ROW_ORDER, ROW_SHIFT
+from dali_multicrop.recipes.presets import load_preset
 
 OFF = ColorJitter(probability=0.0)
 

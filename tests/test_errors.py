@@ -89,7 +89,7 @@ def test_torch_device_names_pick_the_gpu(folder, monkeypatch):
     """"cuda:N" is device "gpu" with device_id N (checked with torch told it has 2 GPUs; nothing is built)."""
     import torch
 
-    from dali_multicrop.loader import _resolve_device
+    from dali_multicrop.loader.loader import _resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert _resolve_device("cuda") == ("gpu", None) and _resolve_device("cuda:1") == ("gpu", 1)

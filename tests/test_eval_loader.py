@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import coordinate_image
 from dali_multicrop import DaliMultiCropLoader, MultiCropSpec
 from dali_multicrop.sample_data import sample_image
-from dali_multicrop.spec import IMAGENET_MEAN, IMAGENET_STD
+from dali_multicrop.recipes.spec import IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""DALI's executor settings (dali_multicrop.executor): parsed with errors that name the bad part, given to the
+"""DALI's executor settings (dali_multicrop.graph.executor): parsed with errors that name the bad part, given to the
 pipeline and to every resize, and scheduling only: the same crops as DALI's defaults."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from dali_multicrop.executor import ExecutorSettings, executor_settings
+from dali_multicrop.graph.executor import ExecutorSettings, executor_settings
 
 
 def test_the_text_form_parses_and_prints_back():
@@ -40,10 +40,10 @@ def test_the_settings_reach_the_pipeline_and_change_no_crop():
     the pipeline's flags are set, every resize of the GPU graph takes the whole batch in one launch, and the crops are
     identical."""
     from dali_multicrop import FileList
-    from dali_multicrop.epochs import EpochPlan, ShardPlan
-    from dali_multicrop.feed import EpochFeed
-    from dali_multicrop.graph import GraphSettings, build_pipeline
-    from dali_multicrop.presets import parse_crops
+    from dali_multicrop.loader.epochs import EpochPlan, ShardPlan
+    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.graph.builder import GraphSettings, build_pipeline
+    from dali_multicrop.recipes.presets import parse_crops
     from dali_multicrop.sample_data import ensure_sample_data
 
     files = FileList.from_folder(ensure_sample_data(16))

@@ -14,9 +14,9 @@ pytest.importorskip("torchvision")
 pytest.importorskip("skimage", reason="the natural photographs come with scikit-image: pip install 'dali-multicrop[test]'")
 
 from conftest import DEVICES  # noqa: E402
-from dali_multicrop.fidelity import (COLOUR_GOALS, RESIZE_GOAL, colour_fidelity, natural_photos,  # noqa: E402
+from dali_multicrop.fidelity.table import (COLOUR_GOALS, RESIZE_GOAL, colour_fidelity, natural_photos,  # noqa: E402
                                      resize_fidelity)
-from dali_multicrop.presets import load_preset, parse_crops  # noqa: E402
+from dali_multicrop.recipes.presets import load_preset, parse_crops  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from dali_multicrop import MaskLevel, MultiCropMaskGenerator, MultiCropSpec, parse_crops  # noqa: E402
-from dali_multicrop.config import load_config  # noqa: E402
+from dali_multicrop.recipes.config import load_config  # noqa: E402
 from dali_multicrop.masking.levels import hierarchical_levels  # noqa: E402
 
 # derandomize: CI sees the same examples every run (a failure is reproducible, never flaky)

@@ -137,7 +137,7 @@ def test_the_bare_references_hand_over_a_crop_per_output(kind):
     import numpy as np
 
     from dali_multicrop.benchmark.overhead import tiny_spec
-    from dali_multicrop.presets import parse_crops
+    from dali_multicrop.recipes.presets import parse_crops
     from dali_multicrop.sample_data import ensure_tiny_data
     from dali_multicrop.sources import FileList
 

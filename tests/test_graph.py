@@ -6,7 +6,7 @@ import pytest
 
 from dali_multicrop import DaliMultiCropLoader, FileList, MultiCropSpec
 from dali_multicrop.benchmark.overhead import operator_counts, tiny_spec
-from dali_multicrop.presets import load_preset
+from dali_multicrop.recipes.presets import load_preset
 
 
 @pytest.mark.parametrize("device", ["cpu", "gpu"])
@@ -34,8 +34,8 @@ def test_the_gpu_graph_copies_nothing_small_to_the_gpu_but_the_colour_rows_and_s
 
     from dali_multicrop import ArraySource
     from dali_multicrop.benchmark.overhead import host_to_gpu_copies
-    from dali_multicrop.feed import EpochFeed
-    from dali_multicrop.graph import GraphSettings, build_pipeline
+    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.graph.builder import GraphSettings, build_pipeline
 
     spec = load_preset(crops) if "x" not in crops else MultiCropSpec.parse(crops)
     solarised = sum(g.count for g in spec.groups if g.solarize_prob > 0)
@@ -97,7 +97,7 @@ def test_defining_a_graph_catches_a_misplaced_argument():
 
 @pytest.mark.parametrize("threads", [1, 2, 4, 8, 16, 64])
 def test_the_gpu_decoders_memory_stays_within_the_per_rank_budget(threads):
-    from dali_multicrop.graph import (DEVICE_PADDING_BUDGET, HOST_PADDING_BUDGET, NVIDIA_DEVICE_PADDING,
+    from dali_multicrop.graph.builder import (DEVICE_PADDING_BUDGET, HOST_PADDING_BUDGET, NVIDIA_DEVICE_PADDING,
                                       NVIDIA_HOST_PADDING, DecoderSettings)
 
     settings = DecoderSettings.for_threads(threads)
@@ -112,8 +112,8 @@ def test_the_gpu_decoders_memory_stays_within_the_per_rank_budget(threads):
 
 
 def test_the_gpu_graph_and_the_loader_use_the_budgeted_decoder():
-    from dali_multicrop.feed import EpochFeed
-    from dali_multicrop.graph import DecoderSettings, GraphSettings, build_pipeline
+    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.graph.builder import DecoderSettings, GraphSettings, build_pipeline
 
     spec = MultiCropSpec.parse("2x224,6x96")
     decoder = DecoderSettings.for_threads(16)
@@ -155,8 +155,8 @@ def test_sizes_read_before_decoding_are_the_decoders_for_every_orientation_and_f
     from PIL import Image
 
     from conftest import coordinate_image
-    from dali_multicrop._dali import dali_modules
-    from dali_multicrop.graph import DecoderSettings, _decode, _sizes
+    from dali_multicrop.common.dali import dali_modules
+    from dali_multicrop.graph.builder import DecoderSettings, _decode, _sizes
 
     def png(mode: str) -> bytes:
         out = io.BytesIO()
@@ -183,8 +183,8 @@ def test_no_host_step_of_the_gpu_graph_waits_for_the_gpu():
     """Defined without a GPU: no CPU operator takes a GPU or mixed operator's output, for every head (files,
     decoded pixels in memory, encoded bytes) and recipe."""
     from dali_multicrop import ArraySource
-    from dali_multicrop.feed import EpochFeed
-    from dali_multicrop.graph import GraphSettings, build_pipeline
+    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.graph.builder import GraphSettings, build_pipeline
 
     import numpy as np
 
@@ -209,8 +209,8 @@ def test_the_gpu_graphs_unconditional_blur_is_an_exact_identity_where_a_crop_is_
     import numpy as np
 
     from conftest import coordinate_image
-    from dali_multicrop import augment
-    from dali_multicrop._dali import dali_modules
+    from dali_multicrop.graph import augment
+    from dali_multicrop.common.dali import dali_modules
     from dali_multicrop.step.layout import NO_BLUR_SIGMA
 
     dali, fn, types = dali_modules()

@@ -6,7 +6,7 @@ import time
 
 from dali_multicrop import DaliMultiCropLoader
 from dali_multicrop.sample_data import ensure_tiny_data
-from dali_multicrop.stats import LoaderStats
+from dali_multicrop.loader.stats import LoaderStats
 
 
 def test_stats_tell_the_loops_step_from_its_wait_for_data():

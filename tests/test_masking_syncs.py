@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dali_multicrop import IJEPA_LEVEL, MultiCropMaskGenerator, PatchMaskGenerator
-from dali_multicrop.batch import MultiCropBatch
+from dali_multicrop.loader.batch import MultiCropBatch
 from dali_multicrop.benchmark.dispatch import DispatchCounter
 from dali_multicrop.masking import _sync
 

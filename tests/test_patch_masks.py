@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dali_multicrop import MultiCropBatch, PatchMaskGenerator
-from dali_multicrop.config import load_config
+from dali_multicrop.recipes.config import load_config
 
 from conftest import has_cuda
 from dinov2_reference import ReferenceMaskingGenerator, reference_masks

@@ -1,5 +1,5 @@
 """torchvision's colour operations on PIL images, reproduced bit for bit by the compiled kernels of
-dali_multicrop.pil_colour (issue #29): Pillow's luma, HSV conversions and blend over every value they can take, and
+dali_multicrop.pixels.pil_colour (issue #29): Pillow's luma, HSV conversions and blend over every value they can take, and
 each operation and the whole ColorJitter (random order, grayscale) on crops of natural photographs: equal, value for
 value, to torchvision's own output."""
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dali_multicrop import crop_colour as cc
-from dali_multicrop import pil_colour as pc
+from dali_multicrop.pixels import crop_colour as cc
+from dali_multicrop.pixels import pil_colour as pc
 
 tvF = pytest.importorskip("torchvision.transforms.functional")
 from torchvision.transforms import ColorJitter, RandomGrayscale  # noqa: E402
@@ -78,7 +78,7 @@ def test_blend_is_pillows_for_every_pair(alpha):
 @pytest.fixture(scope="module")
 def crops() -> list[np.ndarray]:
     """Crops of natural photographs (scikit-image's), or of the built-in sample where it is missing."""
-    from dali_multicrop.fidelity import natural_photos, photo_crops
+    from dali_multicrop.fidelity.table import natural_photos, photo_crops
 
     try:
         photos = natural_photos()

@@ -1,4 +1,4 @@
-"""The CPU graph's resize is Pillow's, value for value (issue #29): dali_multicrop.pil_resize against the installed
+"""The CPU graph's resize is Pillow's, value for value (issue #29): dali_multicrop.pixels.pil_resize against the installed
 Pillow over both filters, shrinking and enlarging, torchvision's crop-then-resize and Pillow's box, both pass orders;
 and the CPU graph's crop operator (DALI numba_function) against the same functions."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dali_multicrop.pil_resize import (BICUBIC, BILINEAR, HORIZONTAL_FIRST, PILLOW_13, pillow_rule, resized_crop,
+from dali_multicrop.pixels.pil_resize import (BICUBIC, BILINEAR, HORIZONTAL_FIRST, PILLOW_13, pillow_rule, resized_crop,
                                        vertical_first, weights)
 
 _PIL_FILTER = {BILINEAR: Image.BILINEAR, BICUBIC: Image.BICUBIC}
@@ -94,9 +94,9 @@ def test_the_cpu_crop_operator_resizes_and_colours_as_the_functions_do(images):
     crops are resized_crop's then colour_in_place's."""
     from nvidia.dali import fn, pipeline_def, types
 
-    from dali_multicrop._crop_kernel import NO_COLOUR, crop_node
-    from dali_multicrop.crop_colour import colour_in_place
-    from dali_multicrop.pil_colour import colour_row
+    from dali_multicrop.graph.cpu_crop import NO_COLOUR, crop_node
+    from dali_multicrop.pixels.crop_colour import colour_in_place
+    from dali_multicrop.pixels.pil_colour import colour_row
 
     image = images[0]
     windows = [np.float32([[10, 20], [110, 180]]), np.float32([[0, 200], [157, 3]]), np.float32([[5, 5], [60, 61]])]

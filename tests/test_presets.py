@@ -12,7 +12,7 @@ import pytest
 
 from conftest import coordinate_image, write_folder
 from dali_multicrop import DaliMultiCropLoader, MultiCropMaskGenerator, list_presets, load_preset, parse_crops
-from dali_multicrop.spec import GLOBAL_SCALE, LOCAL_SCALE
+from dali_multicrop.recipes.spec import GLOBAL_SCALE, LOCAL_SCALE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,7 +125,8 @@ def test_the_wheel_carries_recipes_and_configs_and_works_alone(tmp_path):
 
 
 def test_source_checkout_without_install_finds_the_recipes(monkeypatch):
-    from dali_multicrop import _shipped, presets
+    from dali_multicrop.common import shipped as _shipped
+    from dali_multicrop.recipes import presets
 
     def not_installed(name):
         raise ModuleNotFoundError(name)

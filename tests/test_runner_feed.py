@@ -15,11 +15,11 @@ import torch
 from conftest import coordinate_image, write_folder, write_shards
 from dali_multicrop import ArraySource, Curriculum, DaliMultiCropLoader, FileList, Ramp, TarShards
 from dali_multicrop.step.draws import batch_keys, draw_batch, epoch_key
-from dali_multicrop.epochs import EpochPlan, ShardPlan
-from dali_multicrop.feed import EpochFeed
-from dali_multicrop.graph import GraphSettings
-from dali_multicrop.presets import parse_crops
-from dali_multicrop.runner import GraphRunner
+from dali_multicrop.loader.epochs import EpochPlan, ShardPlan
+from dali_multicrop.loader.feed import EpochFeed
+from dali_multicrop.graph.builder import GraphSettings
+from dali_multicrop.recipes.presets import parse_crops
+from dali_multicrop.loader.runner import GraphRunner
 
 CROPS = "1x32,2x16"
 
@@ -60,7 +60,7 @@ def test_a_file_feed_hands_each_path_and_its_key_in_one_row(tmp_path):
     little-endian; the crop step's reader of the key (``key_of``) gives the key back, and DALI's file reader reads
     the right file from such rows, the longest path's included."""
     from dali_multicrop.step.step_kernel import key_of
-    from dali_multicrop.feed import keyed_paths
+    from dali_multicrop.loader.feed import keyed_paths
     from nvidia.dali import fn, pipeline_def, types
 
     names = ["a.png", "much-longer-name.png", "bb.png"]

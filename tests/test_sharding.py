@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dali_multicrop._seeds import derive_seed
-from dali_multicrop.epochs import ShardPlan
+from dali_multicrop.common.seeds import derive_seed
+from dali_multicrop.loader.epochs import ShardPlan
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 11, 64, 101])

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from dali_multicrop import ColorJitter, CropGroup, MultiCropSpec, parse_crops
-from dali_multicrop.spec import DEFAULT_RATIO, GLOBAL_SCALE, LOCAL_SCALE
+from dali_multicrop.recipes.spec import DEFAULT_RATIO, GLOBAL_SCALE, LOCAL_SCALE
 
 
 def test_parse_default_recipe():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dali_multicrop.transfer import ALIGN, stage, to_device, unstage
+from dali_multicrop.loader.transfer import ALIGN, stage, to_device, unstage
 
 from conftest import has_cuda
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dali_multicrop.step.layout import ATTEMPTS
-from dali_multicrop.spec import CropGroup, MultiCropSpec
+from dali_multicrop.recipes.spec import CropGroup, MultiCropSpec
 from dali_multicrop.step import FIELDS, crop_constants, crop_flips, step_outputs
 from dali_multicrop.step.windows import crop_windows, window_candidates
 

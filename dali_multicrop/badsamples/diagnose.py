@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._dali import dali_modules
+from ..common.dali import dali_modules
 
 __all__ = ["ImageChecker", "ImageDecodeError", "ImageReadError", "SUPPORTED_FORMATS", "decoder_pipeline", "diagnose",
            "diagnose_data", "read_encoded", "sniff_format"]

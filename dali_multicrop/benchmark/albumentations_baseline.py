@@ -15,9 +15,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .._checks import install_hint
+from ..common.checks import install_hint
 from ..sources import FileList
-from ..spec import CropGroup, MultiCropSpec
+from ..recipes.spec import CropGroup, MultiCropSpec
 from .torchvision_baseline import FileListDataset, baseline_loader, per_crop
 
 __all__ = ["AlbumentationsMultiCrop", "albumentations_loader", "albumentations_missing", "cv2_rgb"]

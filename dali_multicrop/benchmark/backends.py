@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, Sequence
 
 import torch
 
-from ..choices import torch_dtype
-from ..executor import executor_settings
+from ..common.choices import torch_dtype
+from ..graph.executor import executor_settings
 
 if TYPE_CHECKING:
     from .settings import BenchConfig
@@ -44,7 +44,7 @@ PEER_BACKENDS = ("torchvision", "albumentations")
 
 def _dali_missing() -> Optional[str]:
     try:
-        from .._dali import dali_modules
+        from ..common.dali import dali_modules
 
         dali_modules()
     except ImportError as exc:
@@ -73,14 +73,14 @@ def skip_reason(name: str, cfg: "BenchConfig") -> Optional[str]:
 
 
 def _decoder(cfg: "BenchConfig") -> Any:
-    from ..graph import DecoderSettings
+    from ..graph.builder import DecoderSettings
 
     return DecoderSettings.for_threads(cfg.threads, cfg.hw_decoder_load)
 
 
 def _dali_multicrop(cfg: "BenchConfig", device: str, source: str = "folder") -> Iterator[Item]:
-    from ..loader import DaliMultiCropLoader
-    from .._system import cache_dir
+    from ..loader.loader import DaliMultiCropLoader
+    from ..common.system import cache_dir
     from .sources import bench_source
 
     data = bench_source(source, cfg.data, cache_dir(), cfg.threads)
@@ -94,9 +94,9 @@ def _dali_multicrop(cfg: "BenchConfig", device: str, source: str = "folder") -> 
 
 
 def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[Item]:
-    from ..feed import EpochFeed
-    from ..graph import GraphSettings, build_decode_pipeline
-    from ..epochs import ShardPlan
+    from ..loader.feed import EpochFeed
+    from ..graph.builder import GraphSettings, build_decode_pipeline
+    from ..loader.epochs import ShardPlan
 
     feed = EpochFeed(cfg.data)
     plan = ShardPlan(len(cfg.data), cfg.batch_size, drop_last=True, seed=cfg.seed)
@@ -122,7 +122,7 @@ def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[Item]:
 
 def _dataloader_backend(cfg: "BenchConfig", make_loader: Any) -> Iterator[Item]:
     """A peer's DataLoader (``torchvision_loader`` or ``albumentations_loader``) as a backend."""
-    from ..spec import IMAGENET_MEAN, IMAGENET_STD
+    from ..recipes.spec import IMAGENET_MEAN, IMAGENET_STD
 
     cuda = torch.cuda.is_available()
     dtype = torch_dtype(cfg.dtype)

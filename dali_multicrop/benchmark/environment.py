@@ -6,7 +6,7 @@ import platform
 import subprocess
 from typing import Any
 
-from .._system import installed_version, visible_cores
+from ..common.system import installed_version, visible_cores
 
 __all__ = ["describe_machine"]
 

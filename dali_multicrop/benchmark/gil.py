@@ -42,7 +42,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .._checks import install_hint
+from ..common.checks import install_hint
 
 __all__ = ["GilResult", "ReadyResult", "bare_pipeline", "core_split", "measure_gil", "measure_ready", "py_spy"]
 
@@ -53,8 +53,8 @@ KINDS = ("loader", "bare", "bare-crops", "bare-pixels", "feed-decode")
 """What is measured: the project's loader; the bare DALI loader of the same files (two outputs); the bare loader with
 one plain resize of the decoded image per crop of ``crops`` as outputs (``n + 1`` of them: DALI's own cost of
 handing over as many outputs as the loader); ``bare-pixels``, the bare loader running per crop the pixel operators
-of the loader's (a resize of a fixed window, :mod:`dali_multicrop.augment`'s own; a fixed colour map, DALI's
-``fn.coord_transform``; the normalisation, :mod:`dali_multicrop.augment`'s), on the loader's executor, with nothing
+of the loader's (a resize of a fixed window, :mod:`dali_multicrop.graph.augment`'s own; a fixed colour map, DALI's
+``fn.coord_transform``; the normalisation, :mod:`dali_multicrop.graph.augment`'s), on the loader's executor, with nothing
 drawn: DALI's own cost of the crops' operators, the reference for how the loader's own cost grows with the crops; or
 ``feed-decode``, the loader's own head alone: its feed's paths through DALI's external source, read and decoded by
 the decode-only graph (``bench --backend decode-cpu``'s), no crops: what feeding its own epoch plans costs, where in
@@ -243,9 +243,9 @@ def bare_pipeline(kind: str, files: list[str], crops: str, batch_size: int, thre
     (the last ``labels``, the reader being ``reader``)."""
     from nvidia.dali import fn, pipeline_def, types
 
-    from .. import augment
-    from ..presets import parse_crops
-    from ..spec import IMAGENET_MEAN, IMAGENET_STD
+    from ..graph import augment
+    from ..recipes.presets import parse_crops
+    from ..recipes.spec import IMAGENET_MEAN, IMAGENET_STD
     from .overhead import tiny_spec
 
     sizes = tiny_spec(parse_crops(crops)).sizes if kind != "bare" else ()
@@ -276,12 +276,12 @@ def bare_pipeline(kind: str, files: list[str], crops: str, batch_size: int, thre
 
 def _feed_decode(files: Any, batch_size: int, threads: int) -> Any:
     """The ``feed-decode`` kind's batches: one epoch of the decode-only graph over ``files`` (a FileList), fed by
-    the project's :class:`~dali_multicrop.feed.EpochFeed`, through ``DALIGenericIterator``."""
+    the project's :class:`~dali_multicrop.loader.feed.EpochFeed`, through ``DALIGenericIterator``."""
     from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-    from ..epochs import ShardPlan
-    from ..feed import EpochFeed
-    from ..graph import GraphSettings, build_decode_pipeline
+    from ..loader.epochs import ShardPlan
+    from ..loader.feed import EpochFeed
+    from ..graph.builder import GraphSettings, build_decode_pipeline
 
     feed = EpochFeed(files)
     feed.start(ShardPlan(len(files), batch_size, drop_last=True, seed=0).epoch_plan(0))
@@ -314,8 +314,8 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
     elif kind == "feed-decode":
         it = _feed_decode(files, batch_size, threads)
     else:
-        from ..loader import DaliMultiCropLoader
-        from ..presets import parse_crops
+        from ..loader.loader import DaliMultiCropLoader
+        from ..recipes.presets import parse_crops
         from .overhead import tiny_spec
 
         # the loader as users get it: on the CPU its default graph (every pixel step an operator, the colour maps

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any, Optional
 
-from .._system import visible_cores
+from ..common.system import visible_cores
 
 try:
     import psutil

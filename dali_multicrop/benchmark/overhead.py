@@ -28,11 +28,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..feed import AnySource, EpochFeed
-from ..graph import GraphSettings, build_decode_pipeline, build_floor_pipeline, build_pipeline
-from ..epochs import EpochPlan, ShardPlan
+from ..loader.feed import AnySource, EpochFeed
+from ..graph.builder import GraphSettings, build_decode_pipeline, build_floor_pipeline, build_pipeline
+from ..loader.epochs import EpochPlan, ShardPlan
 from ..sources import FileList
-from ..spec import MultiCropSpec
+from ..recipes.spec import MultiCropSpec
 
 __all__ = ["TINY_GLOBAL", "TINY_LOCAL", "OverheadResult", "host_to_gpu_copies", "operator_counts", "tiny_spec",
            "measure_overhead"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..sources import FileList
-from ..spec import MultiCropSpec
+from ..recipes.spec import MultiCropSpec
 
 __all__ = ["ProbeResult", "probe"]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from ..choices import DEVICES
-from ..loader import DaliMultiCropLoader
+from ..common.choices import DEVICES
+from ..loader.loader import DaliMultiCropLoader
 from ..masking import MultiCropMaskGenerator
 from ..sample_data import ensure_sample_data
 

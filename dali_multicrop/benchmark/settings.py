@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-from .._checks import check_probability
-from .._system import visible_cores
-from ..choices import DTYPES
-from ..executor import executor_settings
-from ..graph import HW_DECODER_LOAD
+from ..common.checks import check_probability
+from ..common.system import visible_cores
+from ..common.choices import DTYPES
+from ..graph.executor import executor_settings
+from ..graph.builder import HW_DECODER_LOAD
 from ..sources import FileList
-from ..spec import MultiCropSpec
+from ..recipes.spec import MultiCropSpec
 
 __all__ = ["BenchConfig", "check_settings"]
 
@@ -56,7 +56,7 @@ class BenchConfig:
     seed: int = 0
     hw_decoder_load: float = HW_DECODER_LOAD
     executor: str = ""
-    """DALI's executor settings for the DALI backends, as text (:mod:`dali_multicrop.executor`); "": DALI's own."""
+    """DALI's executor settings for the DALI backends, as text (:mod:`dali_multicrop.graph.executor`); "": DALI's own."""
 
     def __post_init__(self) -> None:
         check_settings(self.spec, **{f.name: getattr(self, f.name) for f in fields(self)

@@ -40,7 +40,7 @@ def usage() -> Usage:
 
 
 def _loader(folder: str, batch_size: int, device: str = "cpu"):
-    from ..loader import DaliMultiCropLoader
+    from ..loader.loader import DaliMultiCropLoader
 
     return DaliMultiCropLoader(folder, crops=CROPS, batch_size=batch_size, device=device, num_threads=2, seed=1)
 
@@ -48,7 +48,7 @@ def _loader(folder: str, batch_size: int, device: str = "cpu"):
 def tiny_source(kind: str = "folder", images: int = 256) -> str:
     """The tiny images as a ``folder`` or as ``tar`` shards (64 per shard: the tar loader builds a pipeline
     per epoch, so a tar soak also soaks that)."""
-    from .._system import cache_dir
+    from ..common.system import cache_dir
     from ..sample_data import ensure_tiny_data
     from ..sources import FileList
     from .sources import write_tar_shards
@@ -84,7 +84,7 @@ def churn_loaders(count: int = 50, warmup: int = 10, batch_size: int = 16, image
     after the ``count`` (no ``gc.collect()`` between them: reference counting alone must free each), and after a
     collection and handing the C heap's freed memory back to the OS (``after_trim``: what is left is held, not
     garbage or fragments)."""
-    from .._system import release_freed_memory
+    from ..common.system import release_freed_memory
     from ..sample_data import ensure_tiny_data
 
     folder = folder or str(ensure_tiny_data(images))
@@ -105,7 +105,7 @@ def churn_loaders(count: int = 50, warmup: int = 10, batch_size: int = 16, image
         after = usage()
     finally:
         gc.enable()
-    from .._system import release_freed_memory
+    from ..common.system import release_freed_memory
 
     gc.collect()
     release_freed_memory()

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from ..sources import FileList
-from ..spec import CropGroup, MultiCropSpec
+from ..recipes.spec import CropGroup, MultiCropSpec
 
 __all__ = ["MultiCropTransform", "FileListDataset", "baseline_loader", "per_crop", "pil_rgb", "torchvision_loader"]
 

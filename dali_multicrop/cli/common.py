@@ -8,10 +8,10 @@ from typing import Any, NoReturn, Optional, Union
 
 import typer
 
-from .._system import cache_dir
-from ..presets import parse_crops
+from ..common.system import cache_dir
+from ..recipes.presets import parse_crops
 from ..sources import FileList
-from ..spec import MultiCropSpec
+from ..recipes.spec import MultiCropSpec
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -57,7 +57,7 @@ def _wide_console(width: int) -> Any:
 
 
 def _config(config: Union[str, Path]):
-    from ..config import load_config
+    from ..recipes.config import load_config
 
     try:
         return load_config(config)

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .._system import visible_cores
+from ..common.system import visible_cores
 from ..sources import FileList, s3
 from ..sources.tar import expand_shards
 from ..sources.tar_index import index_path_for, write_index

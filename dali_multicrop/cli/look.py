@@ -32,7 +32,7 @@ def preview(
     out: Path = typer.Option(Path("results/preview.png"), "--out", help="PNG file to write.", show_default=True),
 ) -> None:
     """Draw a few images with their crop windows, the crops, and the masks of a strategy, level by level."""
-    from ..loader import DaliMultiCropLoader
+    from ..loader.loader import DaliMultiCropLoader
     from ..masking import MultiCropMaskGenerator, PatchMaskGenerator
     from ..masking.patches import PATCH_STRATEGIES
     from ..preview import preview_size, render_preview
@@ -76,7 +76,7 @@ def fidelity(
     """How close each crop group's operations are to torchvision on PIL images, the method's own transform, in code
     values (0-255): the resize with the group's interpolation, then each colour operation, the whole ColorJitter in
     its order drawn per crop and grayscale (docs/fidelity.md)."""
-    from ..fidelity import colour_fidelity, format_rows, natural_photos, resize_fidelity
+    from ..fidelity.table import colour_fidelity, format_rows, natural_photos, resize_fidelity
 
     spec = _spec(crops)
     _positive("--epochs", epochs)

@@ -11,9 +11,9 @@ from typing import Any, List, Optional
 
 import typer
 
-from .._checks import install_hint
-from .._system import visible_cores
-from ..graph import HW_DECODER_LOAD
+from ..common.checks import install_hint
+from ..common.system import visible_cores
+from ..graph.builder import HW_DECODER_LOAD
 from ..sources import FileList
 
 from .common import (app, DEFAULT_CROPS, CROPS_HELP, CONFIG_HELP, _fail, _spec, _spec_or_config, _wide_console,

@@ -9,8 +9,8 @@ from typing import Any, Optional
 
 import typer
 
-from ..presets import list_presets, load_preset, load_preset_description
-from ..spec import MultiCropSpec
+from ..recipes.presets import list_presets, load_preset, load_preset_description
+from ..recipes.spec import MultiCropSpec
 
 from .common import (app, CROPS_HELP, _fail, _spec, _wide_console, _config)
 
@@ -93,7 +93,7 @@ def config_command(
 ) -> None:
     """Validate a training config and print the whole configuration it resolves to (crops, loader, masks,
     curriculum; defaults included, the file's own values marked)."""
-    from ..config import _shipped, list_configs
+    from ..recipes.config import _shipped, list_configs
 
     if list_:
         for name in list_configs():
@@ -102,7 +102,7 @@ def config_command(
     if path is None:
         _fail("give a config (a YAML file or a shipped config's name), or --list")
     cfg = _config(path)  # a file, else a shipped config's name
-    from ..loader import DaliMultiCropLoader
+    from ..loader.loader import DaliMultiCropLoader
     from ..masking import MultiCropMaskGenerator, PatchMaskGenerator
 
     for section, cls, given in (("masking", MultiCropMaskGenerator, cfg.masking),

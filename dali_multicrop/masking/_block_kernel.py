@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .._numba import jit
+from ..common.compiled import jit
 
 __all__ = ["grow_masks"]
 

@@ -13,7 +13,7 @@ from typing import Optional, Union
 
 import torch
 
-from .._checks import check_int
+from ..common.checks import check_int
 
 __all__ = ["block_dims", "max_block_dims", "sample_blocks", "masks_to_indices", "patch_centres", "visible_in_box",
            "locate_in_crop"]

@@ -9,10 +9,10 @@ import math
 
 import torch
 
-from .._checks import check_int
-from ..batch import MultiCropBatch
-from ..presets import parse_crops
-from ..spec import CropsLike
+from ..common.checks import check_int
+from ..loader.batch import MultiCropBatch
+from ..recipes.presets import parse_crops
+from ..recipes.spec import CropsLike
 from . import _sync
 from .keys import KeyedSteps
 from .functional import (locate_in_crop, masks_to_indices, max_block_dims, patch_centres, sample_blocks,
@@ -20,8 +20,8 @@ from .functional import (locate_in_crop, masks_to_indices, max_block_dims, patch
 from .levels import STRATEGIES, MaskLevel, hierarchical_levels
 
 if TYPE_CHECKING:
-    from ..config import ConfigLike
-    from ..curriculum import Curriculum
+    from ..recipes.config import ConfigLike
+    from ..recipes.curriculum import Curriculum
 
 __all__ = ["MultiCropMaskGenerator", "MultiCropMasks", "STRATEGIES"]
 
@@ -146,9 +146,9 @@ class MultiCropMaskGenerator(KeyedSteps):
         return text + (f", curriculum={self.curriculum}" if self.curriculum is not None else "")
     @classmethod
     def from_config(cls, config: "ConfigLike", **overrides: Any) -> "MultiCropMaskGenerator":
-        """A generator as a training config says (a YAML path or mapping, see :mod:`dali_multicrop.config`):
+        """A generator as a training config says (a YAML path or mapping, see :mod:`dali_multicrop.recipes.config`):
         the config's crops and its ``masking:`` settings; keyword ``overrides`` win over the file."""
-        from ..config import load_config
+        from ..recipes.config import load_config
 
         cfg = load_config(config)
         try:

@@ -7,9 +7,9 @@ from typing import Optional
 
 import torch
 
-from .._checks import check_int
-from .._seeds import derive_seed
-from ..epochs import ResumePoint, distributed_defaults
+from ..common.checks import check_int
+from ..common.seeds import derive_seed
+from ..loader.epochs import ResumePoint, distributed_defaults
 
 __all__ = ["KeyedSteps"]
 

@@ -1,5 +1,5 @@
 """Per-level block settings of the hierarchical masks (H-JEPA) and the I-JEPA setting, and the strategies' names:
-what a training config may name (:mod:`dali_multicrop.config` reads them from here).
+what a training config may name (:mod:`dali_multicrop.recipes.config` reads them from here).
 
 All scales are fractions of a crop's patch grid; aspects are width / height (log-uniform).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .._checks import check_int, check_range
+from ..common.checks import check_int, check_range
 
 __all__ = ["MaskLevel", "IJEPA_LEVEL", "STRATEGIES", "hierarchical_levels"]
 

@@ -34,15 +34,15 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import torch
 
-from .._checks import check_int, check_probability, check_range
-from ..batch import MultiCropBatch
-from ..presets import parse_crops
-from ..spec import CropsLike
+from ..common.checks import check_int, check_probability, check_range
+from ..loader.batch import MultiCropBatch
+from ..recipes.presets import parse_crops
+from ..recipes.spec import CropsLike
 from . import _sync
 from .keys import KeyedSteps
 
 if TYPE_CHECKING:
-    from ..config import ConfigLike
+    from ..recipes.config import ConfigLike
 
 __all__ = ["PATCH_STRATEGIES", "PatchMaskGenerator", "PatchMasks", "TRIES"]
 
@@ -186,7 +186,7 @@ class PatchMaskGenerator(KeyedSteps):
     def from_config(cls, config: "ConfigLike", **overrides: Any) -> "PatchMaskGenerator":
         """A generator as a training config says: its crops and its ``patch_masking:`` settings (DINOv2's names);
         keyword ``overrides`` win over the file."""
-        from ..config import load_config
+        from ..recipes.config import load_config
 
         cfg = load_config(config)
         return cls(**{"crops": cfg.spec, **cfg.patch_masking, **overrides})
@@ -195,8 +195,8 @@ class PatchMaskGenerator(KeyedSteps):
     def from_preset(cls, name: str, **overrides: Any) -> "PatchMaskGenerator":
         """A generator for a recipe's crops with the method's own patch-mask settings, where the recipe carries them
         (its ``patch_masking``: ``dinov2`` patch 14 and DINOv2's defaults, ``ibot`` iBOT's; see
-        :func:`~dali_multicrop.config.preset_patch_masking`); keyword ``overrides`` win over the recipe."""
-        from ..config import preset_patch_masking
+        :func:`~dali_multicrop.recipes.config.preset_patch_masking`); keyword ``overrides`` win over the recipe."""
+        from ..recipes.config import preset_patch_masking
 
         return cls(name, **{**preset_patch_masking(name), **overrides})
 

@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .._checks import check_int
+from ..common.checks import check_int
 from ..badsamples.diagnose import diagnose_data
 
 __all__ = ["DatasetSource"]

@@ -15,7 +15,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from .._checks import check_int
+from ..common.checks import check_int
 from . import s3
 
 __all__ = ["FileList", "IMAGE_EXTENSIONS", "encode_paths", "is_image"]

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from .._checks import install_hint
+from ..common.checks import install_hint
 
 __all__ = ["is_s3", "split_url", "list_keys", "read_text_if_exists", "open_stream", "object_size",
            "write_bytes", "check_objects", "endpoint"]

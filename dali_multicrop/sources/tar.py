@@ -24,9 +24,9 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from .._checks import check_int
-from .._seeds import derive_seed
-from ..epochs import EpochPlan, ShardPlan
+from ..common.checks import check_int
+from ..common.seeds import derive_seed
+from ..loader.epochs import EpochPlan, ShardPlan
 from . import s3
 from .files import IMAGE_EXTENSIONS
 from .tar_index import load_index, split_member
@@ -101,7 +101,7 @@ class TarEpoch:
 
     def nodes(self) -> tuple[Any, Any]:
         """The reader in a pipeline: ``(encoded image, label text)`` (label text ``None`` without labels)."""
-        from .._dali import dali_modules
+        from ..common.dali import dali_modules
 
         _, fn, _ = dali_modules()
         ext = [";".join(TAR_IMAGE_EXTENSIONS)] + ([_LABEL_EXT] if self.labelled else [])

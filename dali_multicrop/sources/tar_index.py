@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 from typing import Any, Optional
 
-from .._system import cache_dir
+from ..common.system import cache_dir
 from . import s3
 
 __all__ = ["INDEX_VERSION", "Member", "index_path_for", "load_index", "split_member", "write_index"]

@@ -6,7 +6,7 @@ DALI's threads with neither Python nor the GIL) turns three things into everythi
 * the sample's 64-bit stream key (the feed's only draw per sample: :func:`~dali_multicrop.step.draws.batch_keys`,
   keyed on seed, shard, epoch and batch), read from the last 8 bytes of the sample's row of the feed's keyed paths
   (or keys, for the other heads), little-endian (:func:`~dali_multicrop.step.draws.key_rows`);
-* the image's size (int64 HWC, read from the encoded header before decoding: see :mod:`dali_multicrop.graph`);
+* the image's size (int64 HWC, read from the encoded header before decoding: see :mod:`dali_multicrop.graph.builder`);
 * the spec's per-crop constants (float64 ``[n, FIELDS]``, :func:`crop_constants`: a constant of the graph, made
   once, never handed over by Python).
 
@@ -18,7 +18,7 @@ grayscale, blur and solarisation (:mod:`dali_multicrop.step.draws`), and outputs
   (a mirrored crop has its x start and end swapped, which makes the resize mirror it); rows ``2n + 2c, 2n + 2c +
   1`` its box ``(x0, y0), (x1, y1)`` as fractions of the image's width and height;
 * ``colour`` float32 ``[n, ROW_FIELDS]``: each crop's colour row (its jitter's factors, hue shift and order, and
-  grayscale: :mod:`dali_multicrop.pil_colour`);
+  grayscale: :mod:`dali_multicrop.pixels.pil_colour`);
 * ``blur`` float32 ``[n, 1]``: each crop's blur sigma in output pixels (``NO_BLUR_SIGMA``: not blurred);
 * ``solarize`` uint16 ``[n, 1]``: 0, or ``SOLARIZE_OFFSET`` for a solarised crop.
 

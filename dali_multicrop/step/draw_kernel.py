@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._numba import jit
-from ..pil_colour import BRIGHTNESS as BRIGHTNESS_ID
-from ..pil_colour import CONTRAST as CONTRAST_ID
-from ..pil_colour import ROW_GRAY, ROW_ORDER, ROW_SHIFT, hue_shift
-from ..pil_colour import SATURATION as SATURATION_ID
+from ..common.compiled import jit
+from ..pixels.pil_colour import BRIGHTNESS as BRIGHTNESS_ID
+from ..pixels.pil_colour import CONTRAST as CONTRAST_ID
+from ..pixels.pil_colour import ROW_GRAY, ROW_ORDER, ROW_SHIFT, hue_shift
+from ..pixels.pil_colour import SATURATION as SATURATION_ID
 from .layout import (BLUR_DRAW, BLUR_PROB, BRIGHTNESS, CONTRAST, FACTOR_DRAWS, FLIP_DRAW, FLIP_PROB, GRAY_DRAW,
                      GRAY_PROB, HUE, JITTER_DRAW, JITTER_PROB, NO_BLUR_SIGMA, ORDER_DRAWS, PARAMS, PARAMS_FIRST,
                      SATURATION, SIGMA, SIGMA_DRAW, SOLARIZE_DRAW, SOLARIZE_OFFSET, SOLARIZE_PROB)
@@ -39,7 +39,7 @@ def crop_flip(key: np.uint64, crop: int, d: np.ndarray) -> bool:
 
 @jit
 def crop_colour(row: np.ndarray, key: np.uint64, crop: int, d: np.ndarray) -> None:
-    """Writes crop ``crop``'s colour row (float32 ``[ROW_FIELDS]``, :mod:`dali_multicrop.pil_colour`), drawn from
+    """Writes crop ``crop``'s colour row (float32 ``[ROW_FIELDS]``, :mod:`dali_multicrop.pixels.pil_colour`), drawn from
     the stream ``key`` with its constants ``d``: torchvision's ``ColorJitter`` applied with its probability (each
     factor uniform in its range, the hue's as its shift, the order a uniform permutation of the four operations,
     shuffled as Fisher and Yates; nothing where it is not applied), then ``RandomGrayscale``'s coin. Every draw has

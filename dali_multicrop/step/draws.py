@@ -12,8 +12,8 @@ stream (the same numbers in whichever thread and order it runs), per crop:
 * its parameters, at draws ``PARAMS_FIRST + PARAMS * crop`` onwards: the horizontal flip; ``ColorJitter`` with its
   probability (the three factors, the hue's shift and the order of the four operations, a uniform permutation as
   torchvision's ``torch.randperm(4)``), then grayscale's coin, as one colour row per crop (its fields:
-  :data:`dali_multicrop.pil_colour.ROW_FIELDS`; the graph's colour operators apply it as torchvision on PIL
-  images does, :mod:`dali_multicrop.pil_colour`); the Gaussian blur's sigma
+  :data:`dali_multicrop.pixels.pil_colour.ROW_FIELDS`; the graph's colour operators apply it as torchvision on PIL
+  images does, :mod:`dali_multicrop.pixels.pil_colour`); the Gaussian blur's sigma
   (``NO_BLUR_SIGMA`` for a crop that is not blurred: an exact identity); solarisation (an index offset of 256 into
   the graph's solarising lookup table, 0 for no).
 
@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..spec import MultiCropSpec
+from ..recipes.spec import MultiCropSpec
 from .layout import ATTEMPTS, KEY_BYTES, NO_BLUR_SIGMA, SOLARIZE_OFFSET, crop_constants
 
 __all__ = ["ATTEMPTS", "KEY_BYTES", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET", "BatchDraws", "batch_keys", "draw_batch",
@@ -69,7 +69,7 @@ class BatchDraws:
     - ``keys``: uint64 ``[B]``, each sample's stream key, from which every field below and the windows' tries
       (:func:`dali_multicrop.step.windows.window_candidates`) are drawn.
     - ``flips``: bool ``[B, n]``, True: the crop is mirrored left-right.
-    - ``colour``: float32 ``[B, n, ROW_FIELDS]``, each crop's colour row (:mod:`dali_multicrop.pil_colour`: the
+    - ``colour``: float32 ``[B, n, ROW_FIELDS]``, each crop's colour row (:mod:`dali_multicrop.pixels.pil_colour`: the
       brightness, contrast and saturation factors, the hue's shift, the jitter's order, grayscale).
     - ``blur_sigma``: float32 ``[B, n, 1]`` in output pixels (``NO_BLUR_SIGMA``: not blurred), or None where no
       crop of the spec is ever blurred.

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..spec import MultiCropSpec
+from ..recipes.spec import MultiCropSpec
 
 __all__ = ["FIELDS", "ATTEMPTS", "STREAM", "PARAMS_FIRST", "PARAMS", "KEY_BYTES", "NO_BLUR_SIGMA", "SOLARIZE_OFFSET",
            "ORDER_DRAWS", "crop_constants"]

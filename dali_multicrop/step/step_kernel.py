@@ -10,9 +10,9 @@ import numpy as np
 
 from numba import carray
 
-from .._numba import (RUN_SIGNATURE, SETUP_SIGNATURE, c_function, cpu_operator, data, jit, operator_once,
+from ..common.compiled import (RUN_SIGNATURE, SETUP_SIGNATURE, c_function, cpu_operator, data, jit, operator_once,
                       shape)
-from ..pil_colour import ROW_FIELDS
+from ..pixels.pil_colour import ROW_FIELDS
 from .draw_kernel import crop_flip, crop_parameters
 from .layout import ATTEMPTS, CENTER, KEY_BYTES
 from .window_kernel import candidates, window
@@ -112,7 +112,7 @@ def _setup(out_shapes: Any, out_ndims: Any, num_outs: Any, in_shapes: Any, in_nd
 def step_operator() -> Any:
     """DALI's operator for the step, made once per process and shared by every graph (its arguments do not depend on
     the spec). Its C functions are compiled at the first import of this module after an install and cached on disk
-    (:func:`~dali_multicrop._numba.c_function`); other processes load them."""
+    (:func:`~dali_multicrop.common.compiled.c_function`); other processes load them."""
     def make() -> Any:
         from nvidia.dali import types
 

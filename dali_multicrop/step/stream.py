@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._numba import jit
+from ..common.compiled import jit
 
 __all__ = ["batch_keys_into", "mix", "uniform", "unit", "word"]
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .._numba import jit as _jit
+from ..common.compiled import jit as _jit
 from .layout import (ATTEMPTS, CENTER, LOG_RATIO_HIGH, LOG_RATIO_LOW, RATIO_HIGH, RATIO_LOW, SCALE_HIGH, SCALE_LOW,
                      SIZE, STREAM)
 from .stream import uniform, unit

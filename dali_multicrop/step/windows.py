@@ -3,7 +3,7 @@
 The graph computes every crop's window in its crop step (:mod:`dali_multicrop.step`: one compiled operator per
 batch, in DALI's threads, with neither Python nor the GIL; the Python step it replaced cost 2-4 µs of GIL time per
 sample in DALI's conversions alone), from the images' sizes (read from the encoded headers, see
-:mod:`dali_multicrop.graph`), the spec's per-crop constants and each sample's 64-bit stream key.
+:mod:`dali_multicrop.graph.builder`), the spec's per-crop constants and each sample's 64-bit stream key.
 
 Per crop, as ``RandomResizedCrop.get_params``: ``ATTEMPTS`` candidates (area fraction uniform in ``scale``,
 aspect ratio w/h log-uniform in ``ratio``) and one position pair (uniform in [0, 1)) are drawn from the sample's

@@ -16,7 +16,7 @@ Units and frames, stated once for every field below:
   ``[max(0, 1 - s), 1 + s]`` for brightness, contrast and saturation; hue is a shift drawn from
   ``[-h, h]`` in *fractions of a turn* (``0 <= h <= 0.5``, torchvision's unit), added to the HSV hue as torchvision
   adds it to a PIL image's; the four operations run in an order drawn per crop, each as torchvision on PIL images
-  computes it (:mod:`dali_multicrop.pil_colour`).
+  computes it (:mod:`dali_multicrop.pixels.pil_colour`).
 * ``blur_sigma`` is the Gaussian blur's standard deviation range in output pixels.
 * ``interpolation`` is how a crop's window is resampled to ``size``: ``"bilinear"`` (torchvision's
   ``RandomResizedCrop`` default) or ``"bicubic"`` (DINO, DINOv2, iBOT), antialiased as torchvision does on PIL
@@ -31,7 +31,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Optional, Sequence, Union
 
-from ._checks import check_int, check_probability, check_range
+from ..common.checks import check_int, check_probability, check_range
 
 __all__ = [
     "ColorJitter",
@@ -293,4 +293,4 @@ class MultiCropSpec:
 
 CropsLike = Union[str, MultiCropSpec, Sequence[CropGroup]]
 """A crop spec string, a preset name or recipe path, a spec, or a list of groups (one global group); see
-:func:`dali_multicrop.presets.parse_crops`."""
+:func:`dali_multicrop.recipes.presets.parse_crops`."""

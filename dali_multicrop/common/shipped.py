@@ -16,7 +16,7 @@ def shipped_folder(package: str, checkout_folder: str) -> Any:
     try:
         return resources.files(package)
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[1] / checkout_folder
+        return Path(__file__).resolve().parents[2] / checkout_folder
 
 
 def read_yaml(file: Any, origin: str) -> Any:

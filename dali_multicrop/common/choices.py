@@ -22,7 +22,7 @@ def torch_dtype(name: str) -> Any:
 
 def dali_dtype(name: str) -> Any:
     """DALI's type for crops of dtype ``name`` (one of :data:`DTYPES`)."""
-    from ._dali import dali_modules
+    from .dali import dali_modules
 
     _, _, types = dali_modules()
     return {"float32": types.FLOAT, "float16": types.FLOAT16}[name]

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ._checks import check_int
+from ..common.checks import check_int
 from .spec import MultiCropSpec
 
 __all__ = ["Ramp", "Curriculum"]

@@ -30,8 +30,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ._checks import check_int
-from ._seeds import derive_seed
+from ..common.checks import check_int
+from ..common.seeds import derive_seed
 
 __all__ = ["EpochPlan", "ResumePoint", "ShardPlan", "distributed_defaults"]
 

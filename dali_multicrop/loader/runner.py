@@ -10,15 +10,15 @@ from typing import Any, Iterator, NoReturn, Optional
 
 import torch
 
-from ._system import release_freed_memory
-from .badsamples.policy import BadImageWarning, BadSamples
+from ..common.system import release_freed_memory
+from ..badsamples.policy import BadImageWarning, BadSamples
 from .batch import MultiCropBatch
-from .choices import torch_dtype
+from ..common.choices import torch_dtype
 from .epochs import EpochPlan, ShardPlan
 from .feed import EpochFeed
-from .graph import GraphSettings, build_pipeline
-from .sources import AnySource, TarShards
-from .spec import MultiCropSpec
+from ..graph.builder import GraphSettings, build_pipeline
+from ..sources import AnySource, TarShards
+from ..recipes.spec import MultiCropSpec
 from .transfer import to_device
 
 __all__ = ["BadImageWarning", "GraphRunner"]
@@ -172,7 +172,7 @@ class GraphRunner:
     def _to_batch(self, outputs: dict[str, torch.Tensor]) -> MultiCropBatch:
         """The crops are on the loader's device already; the boxes (the second half of the crop step's rows)
         and the side outputs the feed kept on the host for this batch are moved there in one copy
-        (:func:`~dali_multicrop.transfer.to_device`). A tar reader's batch gets its indices and labels from the
+        (:func:`~dali_multicrop.loader.transfer.to_device`). A tar reader's batch gets its indices and labels from the
         samples' bytes (and its flips cut to the batch: the reader's padding is gone from DALI's outputs)."""
         n = self.spec.num_crops
         side = self._feed.side(self._pulled)

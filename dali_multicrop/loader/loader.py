@@ -7,23 +7,23 @@ from typing import Any, Iterator, Optional, Sequence
 
 import torch
 
-from ._checks import check_int, check_probability, check_rgb
-from ._dali import dali_modules
-from ._seeds import derive_seed
-from ._system import visible_cores
-from .badsamples.policy import BadSamples, check_on_error
+from ..common.checks import check_int, check_probability, check_rgb
+from ..common.dali import dali_modules
+from ..common.seeds import derive_seed
+from ..common.system import visible_cores
+from ..badsamples.policy import BadSamples, check_on_error
 from .batch import MultiCropBatch
-from .choices import DEVICES, DTYPES
-from .config import ConfigLike, load_config
-from .curriculum import Curriculum
+from ..common.choices import DEVICES, DTYPES
+from ..recipes.config import ConfigLike, load_config
+from ..recipes.curriculum import Curriculum
 from .epochs import EpochPlan, ResumePoint, ShardPlan, distributed_defaults
-from .executor import ExecutorLike, executor_settings
-from .graph import HW_DECODER_LOAD, DecoderSettings, GraphSettings
-from .presets import parse_crops
+from ..graph.executor import ExecutorLike, executor_settings
+from ..graph.builder import HW_DECODER_LOAD, DecoderSettings, GraphSettings
+from ..recipes.presets import parse_crops
 from .runner import GraphRunner
-from .sources import AnySource, ArraySource, DatasetSource, FileList, SourceLike, TarShards, resolve_source
-from .sources.tar import TarMembers
-from .spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
+from ..sources import AnySource, ArraySource, DatasetSource, FileList, SourceLike, TarShards, resolve_source
+from ..sources.tar import TarMembers
+from ..recipes.spec import IMAGENET_MEAN, IMAGENET_STD, CropsLike, MultiCropSpec
 from .stats import LoaderStats, StatsClock
 
 __all__ = ["DaliMultiCropLoader", "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -55,7 +55,7 @@ def _resolve_device(device: Any) -> tuple[str, Optional[int]]:
     if device == "auto":
         return ("gpu" if has_cuda else "cpu"), None
     if device == "gpu" and not has_cuda:
-        from .doctor import diagnose, problems
+        from ..doctor import diagnose, problems
 
         env = diagnose()
         if env.driver_cuda:  # a driver: say the whole pairing, then what does not fit
@@ -93,7 +93,7 @@ class DaliMultiCropLoader:
         num_threads: DALI CPU threads; default the visible cores divided by ``LOCAL_WORLD_SIZE``.
         shuffle: draw a new order of the whole dataset each epoch (keyed on seed and epoch). Default True.
         drop_last: skip the tail of each epoch that does not fill a batch on every rank. Default False
-            (every sample exactly once per epoch; see :mod:`dali_multicrop.epochs` for the table).
+            (every sample exactly once per epoch; see :mod:`dali_multicrop.loader.epochs` for the table).
         dtype: "float32" or "float16" crops. mean, std: RGB normalisation in [0, 1] units (ImageNet's).
         prefetch: batches DALI computes ahead of the training step. Default 2.
         curriculum: a :class:`~dali_multicrop.Curriculum` changing the number of local crops and the crop scales
@@ -117,7 +117,7 @@ class DaliMultiCropLoader:
             on 2 CPU cores: 217-222 vs 240 img/s in that epoch). Image folders and file lists; default: True with
             ``on_error="skip"`` (a run that must not stop), else False.
         executor: how DALI schedules the graph: operator concurrency, CUDA stream policy, samples per resize
-            launch (:class:`~dali_multicrop.executor.ExecutorSettings` or its text, ``"concurrency=full"``); default
+            launch (:class:`~dali_multicrop.graph.executor.ExecutorSettings` or its text, ``"concurrency=full"``); default
             DALI's own. Scheduling only: the crops are the same (``dali-multicrop bench --executor`` measures it).
 
     One ``for`` loop is one epoch; each new loop starts the next epoch unless :meth:`set_epoch` says which.
@@ -199,7 +199,7 @@ class DaliMultiCropLoader:
     @classmethod
     def from_config(cls, config: "ConfigLike", source: Optional[SourceLike] = None,
                     **overrides: Any) -> "DaliMultiCropLoader":
-        """A loader as a training config says (a YAML path or mapping, see :mod:`dali_multicrop.config`): its
+        """A loader as a training config says (a YAML path or mapping, see :mod:`dali_multicrop.recipes.config`): its
         crops and ``loader:`` settings, reading ``source`` (default: the config's ``data.path``); keyword
         ``overrides`` win over the file (e.g. ``device="cpu"``)."""
         cfg = load_config(config)
@@ -342,7 +342,7 @@ class DaliMultiCropLoader:
     def stats(self) -> LoaderStats:
         """The loader's side of the training loop, counted always (two clock reads a batch): this epoch's and all
         epochs' batches and images, the time the loop waited for data inside ``next()`` against the time between
-        batches, images per second (see :class:`~dali_multicrop.stats.LoaderStats`; ``print(loader.stats)``
+        batches, images per second (see :class:`~dali_multicrop.loader.stats.LoaderStats`; ``print(loader.stats)``
         says it in one line)."""
         return self._clock.snapshot()
 

@@ -1,9 +1,9 @@
 """A crop through its colour row, one operation at a time over the whole crop as Pillow does: the CPU graph's colour
-(its crop operator, :mod:`dali_multicrop._crop_kernel`, runs :func:`colour_in_place` on each resized crop), and the
+(its crop operator, :mod:`dali_multicrop.graph.cpu_crop`, runs :func:`colour_in_place` on each resized crop), and the
 crop-level functions torchvision's are compared with (``tests/test_pil_colour.py``).
 
-The arithmetic is :mod:`dali_multicrop.pil_colour`'s, value for value. Brightness and contrast go through a table of
-the 256 values; the hue's RGB to HSV reads two tables made of :func:`~dali_multicrop.pil_colour.rgb_to_hsv` itself
+The arithmetic is :mod:`dali_multicrop.pixels.pil_colour`'s, value for value. Brightness and contrast go through a table of
+the 256 values; the hue's RGB to HSV reads two tables made of :func:`~dali_multicrop.pixels.pil_colour.rgb_to_hsv` itself
 (the hue byte depends only on which channel is largest, which smallest, the range and the third channel's distance
 from the top; the saturation byte on the range and the top), built once per process (about 460 KB), checked
 against the arithmetic over all 2**24 colours in the tests.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._numba import jit
+from ..common.compiled import jit
 from .pil_colour import (BRIGHTNESS, CONTRAST, HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT, SATURATION, _larger, _smaller,
                          applied, blend, blend_clipped, blend_value, colour_row, grey_of, hsv_from_sector, hsv_sector,
                          hsv_shade, luma, rgb_to_hsv)
@@ -76,7 +76,7 @@ HUES, SATURATIONS = _tables()
 
 @jit
 def fast_rgb_to_hsv(r: int, g: int, b: int) -> tuple[int, int, int]:
-    """:func:`~dali_multicrop.pil_colour.rgb_to_hsv`'s values, read from the tables."""
+    """:func:`~dali_multicrop.pixels.pil_colour.rgb_to_hsv`'s values, read from the tables."""
     top, bottom = _larger(_larger(r, g), b), _smaller(_smaller(r, g), b)
     if top == bottom:
         return 0, 0, top
@@ -103,12 +103,12 @@ def _hsv_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 SECTORS, FRACTIONS, SHADES = _hsv_tables()
 """HSV to RGB's parts that depend on the hue byte alone (its sector and the fraction through it) and on the
-saturation and value alone (Pillow's ``p``), made by :mod:`~dali_multicrop.pil_colour`'s own functions."""
+saturation and value alone (Pillow's ``p``), made by :mod:`~dali_multicrop.pixels.pil_colour`'s own functions."""
 
 
 @jit
 def fast_hsv_to_rgb(h: int, s: int, v: int) -> tuple[int, int, int]:
-    """:func:`~dali_multicrop.pil_colour.hsv_to_rgb`'s values, its hue and ``p`` parts read from the tables."""
+    """:func:`~dali_multicrop.pixels.pil_colour.hsv_to_rgb`'s values, its hue and ``p`` parts read from the tables."""
     if s == 0:
         return v, v, v
     return hsv_from_sector(SECTORS[h], FRACTIONS[h], s, v, SHADES[s, v])

@@ -34,10 +34,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-from ._checks import check_int, check_probability, check_rgb, rgb_expectation
-from ._shipped import read_yaml, shipped_folder, yaml_names
-from .choices import DEVICES, DTYPES
-from .badsamples.policy import ON_ERROR
+from ..common.checks import check_int, check_probability, check_rgb, rgb_expectation
+from ..common.shipped import read_yaml, shipped_folder, yaml_names
+from ..common.choices import DEVICES, DTYPES
+from ..badsamples.policy import ON_ERROR
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
 
@@ -120,7 +120,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
 
 
 def _executor(value: Any) -> str:
-    from .executor import ExecutorSettings
+    from ..graph.executor import ExecutorSettings
 
     if not isinstance(value, str):
         raise _Bad("executor settings as text, e.g. 'concurrency=full,resize_batch=batch'")
@@ -131,7 +131,7 @@ def _executor(value: Any) -> str:
 
 
 def _strategy(value: Any) -> str:
-    from .masking.levels import STRATEGIES
+    from ..masking.levels import STRATEGIES
 
     return _choice(*STRATEGIES)(value)
 
@@ -275,7 +275,7 @@ def _spec(data: dict[str, Any], origin: str) -> MultiCropSpec:
 
 
 def _shipped() -> Any:
-    """The shipped configs' folder (see :func:`~dali_multicrop._shipped.shipped_folder`)."""
+    """The shipped configs' folder (see :func:`~dali_multicrop.common.shipped.shipped_folder`)."""
     return shipped_folder("dali_multicrop.configs", "configs")
 
 
@@ -315,7 +315,7 @@ def load_config(config: ConfigLike) -> TrainingConfig:
                              f"'{masking['strategy']}' disagree")
         masking["strategy"] = strategy
     if "levels" in masking:
-        from .masking.levels import MaskLevel
+        from ..masking.levels import MaskLevel
 
         if "num_levels" in masking and masking["num_levels"] != len(masking["levels"]):
             raise ValueError(f"{origin}: masking.num_levels is {masking['num_levels']} but masking.levels lists "

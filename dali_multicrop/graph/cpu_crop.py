@@ -1,6 +1,6 @@
 """The CPU graph's crop operator: each crop's window resized, mirrored and coloured as torchvision on PIL images
-does it, in one compiled call per crop: :func:`~dali_multicrop.pil_resize.resized_crop` (Pillow's two resampling
-passes, value for value) then :func:`~dali_multicrop.crop_colour.colour_in_place` (``ColorJitter`` and grayscale,
+does it, in one compiled call per crop: :func:`~dali_multicrop.pixels.pil_resize.resized_crop` (Pillow's two resampling
+passes, value for value) then :func:`~dali_multicrop.pixels.crop_colour.colour_in_place` (``ColorJitter`` and grayscale,
 value for value) on the crop while it is still in the cache.
 
 One DALI ``numba_function`` for the process (compiled at the first CPU graph's build, a couple of seconds) serves
@@ -14,11 +14,11 @@ Python and no GIL. Its inputs, per crop:
 * the image (uint8 HWC);
 * the crop's resize region as the crop step gives it: start and end ``(y, x)`` in pixels (float32 ``[2]`` each), x
   start and end swapped for a mirrored crop;
-* the crop's colour row (float32 ``[ROW_FIELDS]``, :data:`~dali_multicrop.pil_colour.ROW_FIELDS`; :data:`NO_COLOUR`
+* the crop's colour row (float32 ``[ROW_FIELDS]``, :data:`~dali_multicrop.pixels.pil_colour.ROW_FIELDS`; :data:`NO_COLOUR`
   for a resize alone).
 
 The GPU graph runs the same steps as separate operators: DALI's ``fn.resize`` (the same filter, antialiased) and the
-colour's CUDA kernels (:mod:`dali_multicrop._colour_kernel`); see :func:`dali_multicrop.augment.coloured_crop`.
+colour's CUDA kernels (:mod:`dali_multicrop.graph.gpu_colour`); see :func:`dali_multicrop.graph.augment.coloured_crop`.
 Imported only when a graph is built, so that importing the package does not load Numba and LLVM.
 """
 
@@ -30,10 +30,10 @@ import numpy as np
 
 from numba import carray
 
-from ._numba import RUN_SIGNATURE, SETUP_SIGNATURE, c_function, cpu_operator, data, operator_once, shape
-from .crop_colour import colour_in_place
-from .pil_colour import ROW_FIELDS, colour_row
-from .pil_resize import FILTERS, pillow_rule, resized_crop
+from ..common.compiled import RUN_SIGNATURE, SETUP_SIGNATURE, c_function, cpu_operator, data, operator_once, shape
+from ..pixels.crop_colour import colour_in_place
+from ..pixels.pil_colour import ROW_FIELDS, colour_row
+from ..pixels.pil_resize import FILTERS, pillow_rule, resized_crop
 
 __all__ = ["NO_COLOUR", "plan_code", "crop_operator", "crop_node"]
 
@@ -42,8 +42,8 @@ NO_COLOUR = colour_row(np.ones(3), np.arange(4), -1, False)
 
 
 def plan_code(interpolation: str, cut: bool, rule: int) -> int:
-    """The value of a crop group's plan: ``4 * rule + 2 * filter + cut`` (filter: :data:`~dali_multicrop.pil_resize.
-    FILTERS`; rule: the pass order of the Pillow matched, :func:`~dali_multicrop.pil_resize.pillow_rule`)."""
+    """The value of a crop group's plan: ``4 * rule + 2 * filter + cut`` (filter: :data:`~dali_multicrop.pixels.pil_resize.
+    FILTERS`; rule: the pass order of the Pillow matched, :func:`~dali_multicrop.pixels.pil_resize.pillow_rule`)."""
     return 4 * rule + 2 * FILTERS[interpolation] + int(cut)
 
 

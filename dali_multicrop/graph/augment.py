@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Sequence
 from nvidia.dali import fn, types
 from nvidia.dali.data_node import DataNode
 
-from .step.layout import NO_BLUR_SIGMA, SOLARIZE_OFFSET
+from ..step.layout import NO_BLUR_SIGMA, SOLARIZE_OFFSET
 
 __all__ = ["resized_crop", "colour", "coloured_crop", "blur", "blurred",
            "solarize", "normalize", "when"]
@@ -28,7 +28,7 @@ _LUT_VALUES = [v for v in range(SOLARIZE_OFFSET)] + [v if v < _SOLARIZE_THRESHOL
 
 
 _INTERP = {"bilinear": types.INTERP_LINEAR, "bicubic": types.INTERP_CUBIC}
-"""DALI's filter for each of :data:`~dali_multicrop.spec.INTERPOLATIONS` (the GPU graph's resize): with
+"""DALI's filter for each of :data:`~dali_multicrop.recipes.spec.INTERPOLATIONS` (the GPU graph's resize): with
 antialiasing, within 0.15 code values (0-255) of torchvision's resize on PIL images (``docs/fidelity.md``)."""
 
 
@@ -40,11 +40,11 @@ def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, i
     out before resizing as ``RandomResizedCrop`` does (False: an evaluation window, a box of the whole image resized,
     as ``Resize`` then ``CenterCrop``).
 
-    On the CPU, Pillow's own resampling, value for value (:mod:`dali_multicrop._crop_kernel`); on the GPU, DALI's
+    On the CPU, Pillow's own resampling, value for value (:mod:`dali_multicrop.graph.cpu_crop`); on the GPU, DALI's
     ``fn.resize`` with the same filter (within 0.15 code values). ``minibatch_size`` (the GPU's): the most samples
-    one kernel launch takes (None: DALI's default, 32; see :mod:`dali_multicrop.executor`)."""
+    one kernel launch takes (None: DALI's default, 32; see :mod:`dali_multicrop.graph.executor`)."""
     if image.device == "cpu":
-        from ._crop_kernel import crop_node
+        from .cpu_crop import crop_node
 
         return crop_node(image, roi_start, roi_end, None, out_size, interpolation, cut)
     launch = {} if minibatch_size is None else {"minibatch_size": minibatch_size}
@@ -55,9 +55,9 @@ def resized_crop(image: DataNode, roi_start: Any, roi_end: Any, out_size: int, i
 def colour(crop: DataNode, row: DataNode) -> DataNode:
     """``ColorJitter`` (in the crop's own order) then ``RandomGrayscale``, as torchvision on PIL images computes
     them, from the crop's colour ``row`` (float32 ``[ROW_FIELDS]``, the crop step's), on the GPU: two CUDA kernels
-    built from the same per-pixel arithmetic as the CPU's (:mod:`dali_multicrop._colour_kernel`). uint8 HWC out.
+    built from the same per-pixel arithmetic as the CPU's (:mod:`dali_multicrop.graph.gpu_colour`). uint8 HWC out.
     The CPU colours a crop as it resizes it (:func:`coloured_crop`)."""
-    from ._colour_kernel import gpu_colour
+    from .gpu_colour import gpu_colour
 
     if crop.device != "gpu":
         raise ValueError("augment.colour runs on the GPU; on the CPU use augment.coloured_crop, which colours each "
@@ -73,7 +73,7 @@ def coloured_crop(image: DataNode, roi_start: Any, roi_end: Any, row: DataNode, 
     image's device): on the CPU one compiled operator per crop does both (the crop stays in the cache between
     them), on the GPU DALI's resize and the colour's two kernels. uint8 HWC out."""
     if image.device == "cpu":
-        from ._crop_kernel import crop_node
+        from .cpu_crop import crop_node
 
         return crop_node(image, roi_start, roi_end, row, out_size, interpolation, cut)
     return colour(resized_crop(image, roi_start, roi_end, out_size, interpolation, cut, minibatch_size), row)

@@ -18,8 +18,8 @@ Pillow's blend computes ``in1 + alpha * (in2 - in1)`` in single precision and tr
 [0, 255] where ``alpha`` is outside [0, 1]); its luma is ``(19595 R + 38470 G + 7471 B + 2**15) >> 16``.
 ``ColorJitter`` applies its four operations in a random order drawn per call (``torch.randperm(4)``). The graph hands
 each crop its parameters as a row of numbers (:data:`ROW_FIELDS`, :func:`colour_row`). From these functions
-(``njit``) are built the CPU graph's operator (:mod:`dali_multicrop.crop_colour`: a crop, one operation at a time)
-and the GPU graph's kernels (a thread per pixel, :mod:`dali_multicrop._colour_kernel`).
+(``njit``) are built the CPU graph's operator (:mod:`dali_multicrop.pixels.crop_colour`: a crop, one operation at a time)
+and the GPU graph's kernels (a thread per pixel, :mod:`dali_multicrop.graph.gpu_colour`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ._numba import jit
+from ..common.compiled import jit
 
 __all__ = ["BRIGHTNESS", "CONTRAST", "SATURATION", "HUE", "ROW_FIELDS", "ROW_GRAY", "ROW_ORDER", "ROW_SHIFT", "luma",
            "blend", "rgb_to_hsv", "hsv_to_rgb", "hue_shift", "apply", "applied", "colour_pixel", "contrast_stage",

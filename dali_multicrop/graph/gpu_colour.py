@@ -1,9 +1,9 @@
 """The GPU graph's colour operators: each crop's ``ColorJitter`` (in its own order) and grayscale, as torchvision on
-PIL images computes them (:mod:`dali_multicrop.pil_colour`'s arithmetic), from the crop's colour row (the crop step's
-``colour`` output, :data:`~dali_multicrop.pil_colour.ROW_FIELDS`).
+PIL images computes them (:mod:`dali_multicrop.pixels.pil_colour`'s arithmetic), from the crop's colour row (the crop step's
+``colour`` output, :data:`~dali_multicrop.pixels.pil_colour.ROW_FIELDS`).
 
 * CPU (for comparison): the CPU graph colours each crop in its crop operator as it resizes it
-  (:mod:`dali_multicrop._crop_kernel`, :func:`~dali_multicrop.crop_colour.colour_in_place`: one operation at a time
+  (:mod:`dali_multicrop.graph.cpu_crop`, :func:`~dali_multicrop.pixels.crop_colour.colour_in_place`: one operation at a time
   over the crop), compiled once and shared by every crop and graph: no Python per crop or per batch.
 * GPU: the same per-pixel functions in two CUDA kernels, a thread per pixel (grid-stride): the first writes each
   pixel's luma as the operations before contrast leave it (:func:`luma_before_contrast`), DALI's
@@ -22,8 +22,8 @@ import numba
 import numpy as np
 from numba import cuda  # a module global: Numba's CUDA simulator swaps it for its own in a kernel's globals
 
-from ._numba import operator_once
-from .pil_colour import CONTRAST, ROW_FIELDS, applied, colour_pixel, contrast_stage, grey_of, luma
+from ..common.compiled import operator_once
+from ..pixels.pil_colour import CONTRAST, ROW_FIELDS, applied, colour_pixel, contrast_stage, grey_of, luma
 
 __all__ = ["GPU_BLOCKS", "GPU_THREADS", "colour_pixels", "gpu_colour", "launch",
            "luma_before_contrast", "luma_total"]
@@ -46,7 +46,7 @@ def _in_registers(row: Any, local: Any) -> Any:
 def luma_before_contrast(lum: Any, crop: Any, row: Any) -> None:
     """GPU kernel, a thread per pixel: ``lum`` (uint8 ``[H, W]``) = each pixel's luma as the operations before
     contrast in ``row``'s order leave it (0 where the row applies no contrast); their sum over the crop gives the
-    contrast's grey (:func:`~dali_multicrop.pil_colour.grey_of`)."""
+    contrast's grey (:func:`~dali_multicrop.pixels.pil_colour.grey_of`)."""
     start, stride = cuda.grid(1), cuda.gridsize(1)
     height, width = crop.shape[0], crop.shape[1]
     row = _in_registers(row, cuda.local.array(ROW_FIELDS, numba.float32))
@@ -63,7 +63,7 @@ def luma_before_contrast(lum: Any, crop: Any, row: Any) -> None:
 
 def colour_pixels(out: Any, crop: Any, row: Any, total: Any) -> None:
     """GPU kernel, a thread per pixel: ``out`` (uint8 HWC) = ``crop`` through ``row`` (see
-    :func:`~dali_multicrop.crop_colour.colour_crop`), the contrast's grey from ``total`` (uint64 ``[1, 1]``: the sum
+    :func:`~dali_multicrop.pixels.crop_colour.colour_crop`), the contrast's grey from ``total`` (uint64 ``[1, 1]``: the sum
     of :func:`luma_before_contrast`'s output, :func:`luma_total`)."""
     start, stride = cuda.grid(1), cuda.gridsize(1)
     height, width = crop.shape[0], crop.shape[1]
@@ -92,7 +92,7 @@ def _gpu_function(**kwargs: Any) -> Any:
     """DALI's GPU ``numba_function`` (its kernel compiled for the pipeline's GPU by Numba's CUDA target). Where no
     GPU is visible the graph can still be defined, never built (``operator_counts`` measures its shape on a CPU
     machine): the operator is then made without its CUDA checks and without compiling its kernel, which leaves it
-    nothing to launch. Called with :func:`~dali_multicrop._numba.operator_once`'s lock held."""
+    nothing to launch. Called with :func:`~dali_multicrop.common.compiled.operator_once`'s lock held."""
     from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
     if cuda.is_available():

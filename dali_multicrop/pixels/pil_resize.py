@@ -14,7 +14,7 @@ Pillow: ``img.crop((x0, y0, x1, y1))`` (whole pixels), then ``resize((S, S), fil
 
 These functions do the same integer arithmetic (``tests/test_pil_resize.py`` checks them against Pillow, value for
 value, over both filters, shrinking and enlarging, whole and fractional boxes). The CPU graph's resize is built of
-them (:mod:`dali_multicrop._crop_kernel`); the GPU graph resizes with DALI's ``fn.resize`` (the same filter,
+them (:mod:`dali_multicrop.graph.cpu_crop`); the GPU graph resizes with DALI's ``fn.resize`` (the same filter,
 antialiased: within 0.15 code values of these, ``docs/fidelity.md``).
 
 A crop of a random window is torchvision's crop then resize: the filter is cut at the window's edges
@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ._numba import jit
+from ..common.compiled import jit
 
 __all__ = ["BILINEAR", "BICUBIC", "FILTERS", "PRECISION_BITS", "HORIZONTAL_FIRST", "PILLOW_13", "weights",
            "pillow_rule", "vertical_first", "resized_crop"]
@@ -36,7 +36,7 @@ __all__ = ["BILINEAR", "BICUBIC", "FILTERS", "PRECISION_BITS", "HORIZONTAL_FIRST
 BILINEAR, BICUBIC = 0, 1
 """The filters' ids (:data:`FILTERS` names them as recipes do)."""
 FILTERS = {"bilinear": BILINEAR, "bicubic": BICUBIC}
-"""A recipe's ``interpolation`` (:data:`~dali_multicrop.spec.INTERPOLATIONS`) to its filter's id."""
+"""A recipe's ``interpolation`` (:data:`~dali_multicrop.recipes.spec.INTERPOLATIONS`) to its filter's id."""
 PRECISION_BITS = 32 - 8 - 2
 """Fractional bits of Pillow's fixed-point weights for 8-bit images (22)."""
 _HALF = 1 << (PRECISION_BITS - 1)

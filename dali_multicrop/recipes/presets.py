@@ -3,10 +3,10 @@
 A recipe file holds ``name``, ``description``, ``global_groups`` (how many of the first groups are global,
 default 1) and ``groups``: a list of :class:`CropGroup` fields (``count``, ``size``, ``scale``, ``ratio``,
 ``flip_prob``, ``color_jitter: {probability, brightness, contrast, saturation, hue}``, ``grayscale_prob``,
-``blur_prob``, ``blur_sigma``, ``solarize_prob``), in the units :mod:`dali_multicrop.spec` states. A top-level
+``blur_prob``, ``blur_sigma``, ``solarize_prob``), in the units :mod:`dali_multicrop.recipes.spec` states. A top-level
 ``defaults`` mapping is free for YAML anchors; ``patch_masking`` (optional) holds the method's own masked-patch
 settings, :class:`~dali_multicrop.PatchMaskGenerator`'s keyword arguments (read by
-:func:`dali_multicrop.config.preset_patch_masking`).
+:func:`dali_multicrop.recipes.config.preset_patch_masking`).
 Unknown keys are errors; omitted fields take CropGroup's defaults (``ratio`` (3/4, 4/3) exactly, which YAML cannot
 write as a fraction).
 """
@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any, Union
 
-from ._shipped import read_yaml, shipped_folder, yaml_names
+from ..common.shipped import read_yaml, shipped_folder, yaml_names
 from .spec import ColorJitter, CropGroup, CropsLike, MultiCropSpec
 
 __all__ = ["list_presets", "load_preset", "load_preset_description", "read_recipe", "is_recipe",
@@ -32,7 +32,7 @@ _JITTER_KEYS = {f.name for f in dataclasses.fields(ColorJitter)}
 
 
 def _recipes() -> Any:
-    """The recipes folder (see :func:`~dali_multicrop._shipped.shipped_folder`)."""
+    """The recipes folder (see :func:`~dali_multicrop.common.shipped.shipped_folder`)."""
     return shipped_folder("dali_multicrop.pipelines", "pipelines")
 
 

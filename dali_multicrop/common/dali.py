@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from ._system import installed_version
+from .system import installed_version
 
 DALI_CUDA = {"nvidia-dali-cuda120": 12, "nvidia-dali-cuda130": 13}
 """DALI's wheels, by the CUDA major version each is built for."""

@@ -35,11 +35,11 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
   the GPU every such crop runs it, an exact identity (``NO_BLUR_SIGMA``) where it is not blurred. The identity is
   tested on the CPU (``tests/test_graph.py``: the same operator leaves the pixels exactly as they are), the GPU
   variant itself only by the gpu tests;
-* the resize and colour: on the CPU one compiled operator per crop does both (:mod:`dali_multicrop._crop_kernel`):
-  Pillow's resampling arithmetic (:mod:`dali_multicrop.pil_resize`) and torchvision's colour on PIL images
-  (:mod:`dali_multicrop.pil_colour`), value for value. On the GPU, DALI's ``fn.resize`` (the group's interpolation,
+* the resize and colour: on the CPU one compiled operator per crop does both (:mod:`dali_multicrop.graph.cpu_crop`):
+  Pillow's resampling arithmetic (:mod:`dali_multicrop.pixels.pil_resize`) and torchvision's colour on PIL images
+  (:mod:`dali_multicrop.pixels.pil_colour`), value for value. On the GPU, DALI's ``fn.resize`` (the group's interpolation,
   antialiased: within 0.15 code values of Pillow's), then the same per-pixel colour arithmetic as two CUDA kernels
-  per crop (the contrast's grey summed on the device between them, :mod:`dali_multicrop._colour_kernel`); the CUDA
+  per crop (the contrast's grey summed on the device between them, :mod:`dali_multicrop.graph.gpu_colour`); the CUDA
   kernels run in Numba's CUDA simulator in the CPU tests (``tests/test_colour_kernel.py``), equal to the CPU's, and
   are compiled for the GPU's instruction set there;
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
@@ -51,12 +51,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ._dali import dali_modules
-from .choices import dali_dtype
+from ..common.dali import dali_modules
+from ..common.choices import dali_dtype
 from .executor import ExecutorSettings
-from .feed import EpochFeed
-from .sources.tar import READER_NAME, TarEpoch
-from .spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
+from ..loader.feed import EpochFeed
+from ..sources.tar import READER_NAME, TarEpoch
+from ..recipes.spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
 
 __all__ = ["Graph", "GraphSettings", "DecoderMemory", "DecoderSettings", "HW_DECODER_LOAD", "DEVICE_PADDING_BUDGET",
@@ -135,7 +135,7 @@ class GraphSettings:
     ``dtype``: "float32" or "float16" crops. ``mean``/``std``: per channel, in [0, 1] units (RGB).
     ``seed``: the pipeline's own seed (the graph draws nothing with it; its crop step draws from the feed's keys).
     ``prefetch``: batches DALI computes ahead. ``decoder``: the GPU decoder's settings. ``executor``: how DALI
-    schedules the graph (:class:`~dali_multicrop.executor.ExecutorSettings`; default DALI's own).
+    schedules the graph (:class:`~dali_multicrop.graph.executor.ExecutorSettings`; default DALI's own).
     """
 
     device: str
@@ -192,7 +192,7 @@ _FEED_KINDS = {"paths": ("UINT8", ""), "keyed_paths": ("UINT8", ""), "images": (
 
 
 def _feed(source: "EpochFeed") -> dict[str, Any]:
-    """The external source's outputs by name: the feed's ``names`` (see :func:`~dali_multicrop.feed.feed_outputs`),
+    """The external source's outputs by name: the feed's ``names`` (see :func:`~dali_multicrop.loader.feed.feed_outputs`),
     its ``keyed_paths`` under both the names the graph reads them by, ``paths`` and ``keys``."""
     _, fn, types = dali_modules()
     names = source.names
@@ -260,9 +260,9 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
                    reader: Optional[TarEpoch] = None) -> Graph:
     """Builds (not yet runs) the multi-crop pipeline.
 
-    ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` for ``spec``: per batch, the outputs named by
-    :func:`~dali_multicrop.feed.feed_outputs`; ``StopIteration`` at the end of an epoch. With a ``reader`` (tar
-    shards: an :class:`~dali_multicrop.epochs.EpochPlan`'s reader), DALI's webdataset reader reads the samples and
+    ``source`` is an :class:`~dali_multicrop.loader.feed.EpochFeed` for ``spec``: per batch, the outputs named by
+    :func:`~dali_multicrop.loader.feed.feed_outputs`; ``StopIteration`` at the end of an epoch. With a ``reader`` (tar
+    shards: an :class:`~dali_multicrop.loader.epochs.EpochPlan`'s reader), DALI's webdataset reader reads the samples and
     the feed carries only the stream keys (see :class:`Graph` and :func:`_output_names` for the outputs).
 
     ``host_stage=True`` (a measurement, with ``settings.device == "cpu"``): only what the GPU variant of this
@@ -271,8 +271,8 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
     """
     dali, fn, types = dali_modules()
     from . import augment
-    from .step.draws import blurs, solarizes
-    from .step import crop_constants, crop_step
+    from ..step.draws import blurs, solarizes
+    from ..step import crop_constants, crop_step
 
     n = spec.num_crops
     dtype = dali_dtype(settings.dtype)
@@ -336,7 +336,7 @@ def _split(node: Any, count: int) -> list[Any]:
 
 def build_decode_pipeline(source: EpochFeed, settings: GraphSettings) -> Graph:
     """The multi-crop graph's head alone (read and decode, no crops): the ceiling the full graph is measured
-    against. ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` without a spec. Outputs the decoded
+    against. ``source`` is an :class:`~dali_multicrop.loader.feed.EpochFeed` without a spec. Outputs the decoded
     images and the sample indices."""
     dali, _, _ = dali_modules()
 
@@ -351,7 +351,7 @@ def build_decode_pipeline(source: EpochFeed, settings: GraphSettings) -> Graph:
 def build_floor_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettings) -> Graph:
     """The least any multi-crop graph of ``spec`` does: the decode-only head, then per crop one resize of a
     fixed window and the normalisation, nothing drawn, no colour. A measurement: the floor under the full
-    graph's cost. ``source`` is an :class:`~dali_multicrop.feed.EpochFeed` without a spec."""
+    graph's cost. ``source`` is an :class:`~dali_multicrop.loader.feed.EpochFeed` without a spec."""
     dali, fn, types = dali_modules()
     from . import augment
 

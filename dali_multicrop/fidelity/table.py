@@ -35,7 +35,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .spec import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, NO_JITTER, MultiCropSpec
+from ..recipes.spec import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, NO_JITTER, MultiCropSpec
 
 __all__ = ["COLOUR_GOALS", "RESIZE_GOAL", "FidelityRow", "colour_fidelity", "format_rows", "natural_photos",
            "photo_crops", "resize_fidelity", "torchvision_colour"]
@@ -132,7 +132,7 @@ def _batches(specs: Sequence[MultiCropSpec], images: Sequence[np.ndarray], devic
     one loader per spec of ``specs``, all with ``seed``, in step, the batches on the CPU."""
     from PIL import Image
 
-    from .loader import DaliMultiCropLoader
+    from ..loader.loader import DaliMultiCropLoader
 
     if not images:
         raise ValueError(f"{caller} needs at least one image")
@@ -195,13 +195,13 @@ def resize_fidelity(spec: MultiCropSpec, images: Sequence[np.ndarray], device: s
 
 
 COLOUR_OPERATIONS = ("brightness", "contrast", "saturation", "hue")
-"""``ColorJitter``'s operations, in the ids' order (:data:`dali_multicrop.pil_colour.BRIGHTNESS` ...)."""
+"""``ColorJitter``'s operations, in the ids' order (:data:`dali_multicrop.pixels.pil_colour.BRIGHTNESS` ...)."""
 
 
 def _colour_variants(spec: MultiCropSpec) -> dict[str, tuple[MultiCropSpec, list[bool]]]:
     """Per colour measurement (see the module): the spec that runs it on every crop, and which groups it concerns
     (where the recipe's strength or probability is 0 the operation is not the recipe's)."""
-    from .spec import ColorJitter
+    from ..recipes.spec import ColorJitter
 
     plain = _plain(spec)
     out = {}
@@ -225,10 +225,10 @@ def _colour_variants(spec: MultiCropSpec) -> dict[str, tuple[MultiCropSpec, list
 
 def torchvision_colour(image: Any, row: np.ndarray) -> Any:
     """torchvision's functions applied to ``image`` (a PIL image or a uint8 CHW tensor) with a crop's colour
-    ``row`` (:mod:`dali_multicrop.pil_colour`): its operations in its order, then grayscale."""
+    ``row`` (:mod:`dali_multicrop.pixels.pil_colour`): its operations in its order, then grayscale."""
     import torchvision.transforms.functional as TF
 
-    from .pil_colour import HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT
+    from ..pixels.pil_colour import HUE, ROW_GRAY, ROW_ORDER, ROW_SHIFT
 
     for op in row[ROW_ORDER:ROW_ORDER + 4].astype(int):
         if op == HUE and row[ROW_SHIFT] >= 0:
@@ -249,7 +249,7 @@ def colour_fidelity(spec: MultiCropSpec, images: Sequence[np.ndarray], device: s
     import torchvision.transforms.functional as TF
     from PIL import Image
 
-    from .step.draws import batch_keys, draw_batch, epoch_key
+    from ..step.draws import batch_keys, draw_batch, epoch_key
 
     variants = _colour_variants(spec)
     names = list(variants)

@@ -1,6 +1,6 @@
 """The loader's crops against a method's own transform, in distribution: per-crop statistics and their KS distance.
 
-Where :mod:`dali_multicrop.fidelity` compares operations at matched parameters, this compares what comes out: the
+Where :mod:`dali_multicrop.fidelity.table` compares operations at matched parameters, this compares what comes out: the
 loader and the method's transform (e.g. DINO's ``DataAugmentationDINO``, run from its code) each make crops of the
 same photographs, the same number of times, and for each crop position (DINO: two global crops, then the local ones,
 pooled) and each statistic of a crop the two samples' Kolmogorov-Smirnov distance (the largest gap between their
@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .spec import MultiCropSpec
+from ..recipes.spec import MultiCropSpec
 
 __all__ = ["KS_GOAL", "STATISTICS", "DistributionRow", "compare", "crop_statistics", "distribution_fidelity",
            "ks_critical", "ks_distance", "loader_statistics", "reference_statistics"]
@@ -74,10 +74,10 @@ class DistributionRow:
 
 def _code_values(crop: Any) -> np.ndarray:
     """A crop as uint8 HWC: a PIL image, or a CHW tensor normalised with ImageNet's mean and std (the loader's and
-    the methods' ``Normalize``: :func:`dali_multicrop.fidelity._code_values` undoes it)."""
+    the methods' ``Normalize``: :func:`dali_multicrop.fidelity.table._code_values` undoes it)."""
     if hasattr(crop, "convert"):
         return np.asarray(crop.convert("RGB"))
-    from .fidelity import _code_values as code_values
+    from .table import _code_values as code_values
 
     return code_values(crop.detach().cpu()).permute(1, 2, 0).numpy()
 
@@ -86,7 +86,7 @@ def loader_statistics(spec: MultiCropSpec, photos: Sequence[np.ndarray], rounds:
                       seed: int = 0) -> list[np.ndarray]:
     """Per crop of ``spec`` (in its order), float64 ``[rounds * len(photos), len(STATISTICS)]``: the statistics of
     the loader's crops of every photograph, ``rounds`` times."""
-    from .fidelity import _batches
+    from .table import _batches
 
     found: list[list[np.ndarray]] = [[] for _ in range(spec.num_crops)]
     for _, _, (batch,) in _batches([spec], photos, device, rounds, seed, "loader_statistics"):
