@@ -8,7 +8,7 @@ Timed apart on the dynamic executor (the loader's), CPU only, mean ms per batch:
 - ``feed_input``: DALI taking a batch from the calling thread (``Pipeline.feed_input``, what an external source does
   with what its callback returns), dense arrays: two inputs, the paths (uint8 ``[B, 64]``) and the keys (uint64
   ``[B, 1]``), as the loader handed them until its feed put each key in its path's row; then that one input
-  (uint8 ``[B, 73]``, :func:`dali_multicrop.loader.feed.keyed_paths`);
+  (uint8 ``[B, 73]``, :func:`dali_multicrop.graph.feed.keyed_paths`);
 - ``as_tensor``, ``from_dlpack``: what ``DALIGenericIterator`` does to each output of a ready batch, for
   ``--outputs`` outputs (the loader's ``2x224,6x96``: 8 crops and the windows), tiny float32 samples ``[3, 16, 16]``.
 
@@ -62,7 +62,7 @@ def measure(batch: int, outputs: int, calls: int) -> dict[str, float]:
     import torch
     from nvidia.dali import types
 
-    from dali_multicrop.loader.feed import keyed_paths
+    from dali_multicrop.graph.feed import keyed_paths
 
     paths, keys = np.full((batch, 64), 47, np.uint8), np.arange(batch, dtype=np.uint64)
     found = {}

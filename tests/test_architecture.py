@@ -121,3 +121,37 @@ def test_no_module_grows_past_the_limit():
     over = {name for name, lines in sizes.items() if lines > MAX_LINES}
     assert over <= OVERSIZED, f"modules over {MAX_LINES} lines: {sorted(over - OVERSIZED)}"
     assert OVERSIZED <= over, f"these are small now: take them out of OVERSIZED: {sorted(OVERSIZED - over)}"
+
+
+CHAIN = ("common", "recipes", "sources", "pixels", "step", "graph", "loader", "masking")
+"""The package's folders in the order a batch's data flows through them (docs/architecture.md, "Folders"), after the
+rules every folder uses."""
+
+BESIDE = {"badsamples", "workers", "fidelity", "benchmark", "cli", "doctor", "preview", "sample_data", "draws"}
+"""What sits beside the chain (and may import any of it); ``""`` is the package's ``__init__``."""
+
+UPWARD = {("recipes.config", "graph.executor"), ("recipes.config", "masking.levels"),
+          ("recipes.config", "badsamples.policy")}
+"""Imports against the chain's order, each named: the training config validates every layer's keys."""
+
+
+def test_the_folders_are_the_documented_flow_and_imports_follow_it():
+    """The top level holds the chain's folders, those beside it and nothing else; each folder of the chain imports
+    only earlier ones (or what is beside the chain), save :data:`UPWARD`; and docs/architecture.md names them in
+    that order."""
+    modules = _modules()
+    top = {name.split(".")[0] for name in modules if name} - {"__main__"}
+    assert top == set(CHAIN) | BESIDE
+    for name, path in modules.items():
+        here = name.split(".")[0]
+        if here not in CHAIN:
+            continue
+        for target in _imports(name, path, modules):
+            there = target.split(".")[0]
+            if there in CHAIN and CHAIN.index(there) > CHAIN.index(here):
+                assert (name, target) in UPWARD, f"{name} imports {target}, later in the chain {CHAIN}"
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    assert " -> ".join(CHAIN[1:]) in doc
+    listed = [line.split()[0].rstrip("/") for line in doc.split("```\ndali_multicrop/\n", 1)[1].split("```")[0]
+              .splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    assert set(listed) - {"preview.py"} == set(CHAIN) | BESIDE - {"doctor", "preview", "sample_data", "draws"}

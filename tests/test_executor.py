@@ -40,8 +40,8 @@ def test_the_settings_reach_the_pipeline_and_change_no_crop():
     the pipeline's flags are set, every resize of the GPU graph takes the whole batch in one launch, and the crops are
     identical."""
     from dali_multicrop import FileList
-    from dali_multicrop.loader.epochs import EpochPlan, ShardPlan
-    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.sources.epochs import EpochPlan, ShardPlan
+    from dali_multicrop.graph.feed import EpochFeed
     from dali_multicrop.graph.builder import GraphSettings, build_pipeline
     from dali_multicrop.recipes.presets import parse_crops
     from dali_multicrop.sample_data import ensure_sample_data

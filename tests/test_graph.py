@@ -34,7 +34,7 @@ def test_the_gpu_graph_copies_nothing_small_to_the_gpu_but_the_colour_rows_and_s
 
     from dali_multicrop import ArraySource
     from dali_multicrop.benchmark.overhead import host_to_gpu_copies
-    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.graph.feed import EpochFeed
     from dali_multicrop.graph.builder import GraphSettings, build_pipeline
 
     spec = load_preset(crops) if "x" not in crops else MultiCropSpec.parse(crops)
@@ -112,7 +112,7 @@ def test_the_gpu_decoders_memory_stays_within_the_per_rank_budget(threads):
 
 
 def test_the_gpu_graph_and_the_loader_use_the_budgeted_decoder():
-    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.graph.feed import EpochFeed
     from dali_multicrop.graph.builder import DecoderSettings, GraphSettings, build_pipeline
 
     spec = MultiCropSpec.parse("2x224,6x96")
@@ -183,7 +183,7 @@ def test_no_host_step_of_the_gpu_graph_waits_for_the_gpu():
     """Defined without a GPU: no CPU operator takes a GPU or mixed operator's output, for every head (files,
     decoded pixels in memory, encoded bytes) and recipe."""
     from dali_multicrop import ArraySource
-    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.graph.feed import EpochFeed
     from dali_multicrop.graph.builder import GraphSettings, build_pipeline
 
     import numpy as np

@@ -197,7 +197,7 @@ def test_the_cpu_graph_colours_each_crop_in_one_compiled_operator(recipe):
     torchvision's) nor its resize (not Pillow's): the crop step and one compiled crop operator per crop (the resize
     and the colour)."""
     from dali_multicrop import FileList
-    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.graph.feed import EpochFeed
     from dali_multicrop.graph.builder import GraphSettings, build_pipeline
     from dali_multicrop.recipes.presets import parse_crops
 

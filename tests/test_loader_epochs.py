@@ -184,7 +184,7 @@ def test_batches_are_independent_tensors(uneven_folder):
 
 
 def test_each_epoch_reads_and_augments_its_batches_once(uneven_folder, monkeypatch):
-    from dali_multicrop.loader import feed
+    from dali_multicrop.graph import feed
 
     served = []
     original = feed.EpochFeed.__call__

@@ -15,8 +15,8 @@ import torch
 from conftest import coordinate_image, write_folder, write_shards
 from dali_multicrop import ArraySource, Curriculum, DaliMultiCropLoader, FileList, Ramp, TarShards
 from dali_multicrop.step.draws import batch_keys, draw_batch, epoch_key
-from dali_multicrop.loader.epochs import EpochPlan, ShardPlan
-from dali_multicrop.loader.feed import EpochFeed
+from dali_multicrop.sources.epochs import EpochPlan, ShardPlan
+from dali_multicrop.graph.feed import EpochFeed
 from dali_multicrop.graph.builder import GraphSettings
 from dali_multicrop.recipes.presets import parse_crops
 from dali_multicrop.loader.runner import GraphRunner
@@ -60,7 +60,7 @@ def test_a_file_feed_hands_each_path_and_its_key_in_one_row(tmp_path):
     little-endian; the crop step's reader of the key (``key_of``) gives the key back, and DALI's file reader reads
     the right file from such rows, the longest path's included."""
     from dali_multicrop.step.step_kernel import key_of
-    from dali_multicrop.loader.feed import keyed_paths
+    from dali_multicrop.graph.feed import keyed_paths
     from nvidia.dali import fn, pipeline_def, types
 
     names = ["a.png", "much-longer-name.png", "bb.png"]

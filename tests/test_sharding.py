@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dali_multicrop.common.seeds import derive_seed
-from dali_multicrop.loader.epochs import ShardPlan
+from dali_multicrop.sources.epochs import ShardPlan
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 11, 64, 101])

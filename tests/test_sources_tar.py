@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from conftest import write_shards
 from dali_multicrop import DaliMultiCropLoader, FileList, TarShards
 from dali_multicrop.cli import app
-from dali_multicrop.loader.epochs import ShardPlan
+from dali_multicrop.sources.epochs import ShardPlan
 from dali_multicrop.sources.tar import expand_shards
 from dali_multicrop.sources.tar_index import index_path_for
 
@@ -208,7 +208,7 @@ def test_gpu_graph_over_tar_shards_is_defined_here(shards):
     definition step without a GPU; tested on a lent GPU by the gpu tests."""
     from collections import Counter
 
-    from dali_multicrop.loader.feed import EpochFeed
+    from dali_multicrop.graph.feed import EpochFeed
     from dali_multicrop.graph.builder import GraphSettings, build_pipeline
     from dali_multicrop.recipes.presets import parse_crops
 

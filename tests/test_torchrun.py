@@ -15,7 +15,7 @@ import pytest
 
 from conftest import coordinate_image, write_folder, write_shards
 from dali_multicrop import DaliMultiCropLoader, FileList
-from dali_multicrop.loader.epochs import ShardPlan
+from dali_multicrop.sources.epochs import ShardPlan
 
 WORKER = str(Path(__file__).resolve().parent / "torchrun_worker.py")
 N = 11  # uneven for 2 and 3 ranks and batches of 2

@@ -94,9 +94,9 @@ def _dali_multicrop(cfg: "BenchConfig", device: str, source: str = "folder") -> 
 
 
 def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[Item]:
-    from ..loader.feed import EpochFeed
+    from ..graph.feed import EpochFeed
     from ..graph.builder import GraphSettings, build_decode_pipeline
-    from ..loader.epochs import ShardPlan
+    from ..sources.epochs import ShardPlan
 
     feed = EpochFeed(cfg.data)
     plan = ShardPlan(len(cfg.data), cfg.batch_size, drop_last=True, seed=cfg.seed)

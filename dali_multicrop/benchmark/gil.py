@@ -276,11 +276,11 @@ def bare_pipeline(kind: str, files: list[str], crops: str, batch_size: int, thre
 
 def _feed_decode(files: Any, batch_size: int, threads: int) -> Any:
     """The ``feed-decode`` kind's batches: one epoch of the decode-only graph over ``files`` (a FileList), fed by
-    the project's :class:`~dali_multicrop.loader.feed.EpochFeed`, through ``DALIGenericIterator``."""
+    the project's :class:`~dali_multicrop.graph.feed.EpochFeed`, through ``DALIGenericIterator``."""
     from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-    from ..loader.epochs import ShardPlan
-    from ..loader.feed import EpochFeed
+    from ..sources.epochs import ShardPlan
+    from ..graph.feed import EpochFeed
     from ..graph.builder import GraphSettings, build_decode_pipeline
 
     feed = EpochFeed(files)

@@ -28,9 +28,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..loader.feed import AnySource, EpochFeed
+from ..graph.feed import AnySource, EpochFeed
 from ..graph.builder import GraphSettings, build_decode_pipeline, build_floor_pipeline, build_pipeline
-from ..loader.epochs import EpochPlan, ShardPlan
+from ..sources.epochs import EpochPlan, ShardPlan
 from ..sources import FileList
 from ..recipes.spec import MultiCropSpec
 

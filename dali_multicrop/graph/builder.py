@@ -54,7 +54,7 @@ from typing import Any, Optional
 from ..common.dali import dali_modules
 from ..common.choices import dali_dtype
 from .executor import ExecutorSettings
-from ..loader.feed import EpochFeed
+from .feed import EpochFeed
 from ..sources.tar import READER_NAME, TarEpoch
 from ..recipes.spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
@@ -192,7 +192,7 @@ _FEED_KINDS = {"paths": ("UINT8", ""), "keyed_paths": ("UINT8", ""), "images": (
 
 
 def _feed(source: "EpochFeed") -> dict[str, Any]:
-    """The external source's outputs by name: the feed's ``names`` (see :func:`~dali_multicrop.loader.feed.feed_outputs`),
+    """The external source's outputs by name: the feed's ``names`` (see :func:`~dali_multicrop.graph.feed.feed_outputs`),
     its ``keyed_paths`` under both the names the graph reads them by, ``paths`` and ``keys``."""
     _, fn, types = dali_modules()
     names = source.names
@@ -260,9 +260,9 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
                    reader: Optional[TarEpoch] = None) -> Graph:
     """Builds (not yet runs) the multi-crop pipeline.
 
-    ``source`` is an :class:`~dali_multicrop.loader.feed.EpochFeed` for ``spec``: per batch, the outputs named by
-    :func:`~dali_multicrop.loader.feed.feed_outputs`; ``StopIteration`` at the end of an epoch. With a ``reader`` (tar
-    shards: an :class:`~dali_multicrop.loader.epochs.EpochPlan`'s reader), DALI's webdataset reader reads the samples and
+    ``source`` is an :class:`~dali_multicrop.graph.feed.EpochFeed` for ``spec``: per batch, the outputs named by
+    :func:`~dali_multicrop.graph.feed.feed_outputs`; ``StopIteration`` at the end of an epoch. With a ``reader`` (tar
+    shards: an :class:`~dali_multicrop.sources.epochs.EpochPlan`'s reader), DALI's webdataset reader reads the samples and
     the feed carries only the stream keys (see :class:`Graph` and :func:`_output_names` for the outputs).
 
     ``host_stage=True`` (a measurement, with ``settings.device == "cpu"``): only what the GPU variant of this
@@ -336,7 +336,7 @@ def _split(node: Any, count: int) -> list[Any]:
 
 def build_decode_pipeline(source: EpochFeed, settings: GraphSettings) -> Graph:
     """The multi-crop graph's head alone (read and decode, no crops): the ceiling the full graph is measured
-    against. ``source`` is an :class:`~dali_multicrop.loader.feed.EpochFeed` without a spec. Outputs the decoded
+    against. ``source`` is an :class:`~dali_multicrop.graph.feed.EpochFeed` without a spec. Outputs the decoded
     images and the sample indices."""
     dali, _, _ = dali_modules()
 
@@ -351,7 +351,7 @@ def build_decode_pipeline(source: EpochFeed, settings: GraphSettings) -> Graph:
 def build_floor_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettings) -> Graph:
     """The least any multi-crop graph of ``spec`` does: the decode-only head, then per crop one resize of a
     fixed window and the normalisation, nothing drawn, no colour. A measurement: the floor under the full
-    graph's cost. ``source`` is an :class:`~dali_multicrop.loader.feed.EpochFeed` without a spec."""
+    graph's cost. ``source`` is an :class:`~dali_multicrop.graph.feed.EpochFeed` without a spec."""
     dali, fn, types = dali_modules()
     from . import augment
 

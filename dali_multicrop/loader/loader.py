@@ -16,7 +16,7 @@ from .batch import MultiCropBatch
 from ..common.choices import DEVICES, DTYPES
 from ..recipes.config import ConfigLike, load_config
 from ..recipes.curriculum import Curriculum
-from .epochs import EpochPlan, ResumePoint, ShardPlan, distributed_defaults
+from ..sources.epochs import EpochPlan, ResumePoint, ShardPlan, distributed_defaults
 from ..graph.executor import ExecutorLike, executor_settings
 from ..graph.builder import HW_DECODER_LOAD, DecoderSettings, GraphSettings
 from ..recipes.presets import parse_crops
@@ -93,7 +93,7 @@ class DaliMultiCropLoader:
         num_threads: DALI CPU threads; default the visible cores divided by ``LOCAL_WORLD_SIZE``.
         shuffle: draw a new order of the whole dataset each epoch (keyed on seed and epoch). Default True.
         drop_last: skip the tail of each epoch that does not fill a batch on every rank. Default False
-            (every sample exactly once per epoch; see :mod:`dali_multicrop.loader.epochs` for the table).
+            (every sample exactly once per epoch; see :mod:`dali_multicrop.sources.epochs` for the table).
         dtype: "float32" or "float16" crops. mean, std: RGB normalisation in [0, 1] units (ImageNet's).
         prefetch: batches DALI computes ahead of the training step. Default 2.
         curriculum: a :class:`~dali_multicrop.Curriculum` changing the number of local crops and the crop scales

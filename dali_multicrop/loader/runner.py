@@ -14,8 +14,8 @@ from ..common.system import release_freed_memory
 from ..badsamples.policy import BadImageWarning, BadSamples
 from .batch import MultiCropBatch
 from ..common.choices import torch_dtype
-from .epochs import EpochPlan, ShardPlan
-from .feed import EpochFeed
+from ..sources.epochs import EpochPlan, ShardPlan
+from ..graph.feed import EpochFeed
 from ..graph.builder import GraphSettings, build_pipeline
 from ..sources import AnySource, TarShards
 from ..recipes.spec import MultiCropSpec

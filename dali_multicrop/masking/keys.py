@@ -9,7 +9,7 @@ import torch
 
 from ..common.checks import check_int
 from ..common.seeds import derive_seed
-from ..loader.epochs import ResumePoint, distributed_defaults
+from ..sources.epochs import ResumePoint, distributed_defaults
 
 __all__ = ["KeyedSteps"]
 

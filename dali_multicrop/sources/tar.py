@@ -26,7 +26,7 @@ import numpy as np
 
 from ..common.checks import check_int
 from ..common.seeds import derive_seed
-from ..loader.epochs import EpochPlan, ShardPlan
+from .epochs import EpochPlan, ShardPlan
 from . import s3
 from .files import IMAGE_EXTENSIONS
 from .tar_index import load_index, split_member

@@ -47,7 +47,7 @@ def crop_flips(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:
 def crop_step(keys: Any, shapes: Any, constants: np.ndarray) -> tuple[Any, Any, Any, Any]:
     """In a pipeline definition: the step's nodes ``(rows, colour, blur, solarize)`` (per sample, see the module's
     docstring) from the keys' node (uint8 per sample, the key in its last 8 bytes: the feed's ``keyed_paths`` or
-    ``keys``, see :func:`~dali_multicrop.loader.feed.feed_outputs`), the images' shapes (int64 HWC) and the spec's
+    ``keys``, see :func:`~dali_multicrop.graph.feed.feed_outputs`), the images' shapes (int64 HWC) and the spec's
     ``constants`` (:func:`crop_constants`), which become a constant of the graph (DALI's constants hold no
     float64: the bits travel as int64 and are reinterpreted, exactly)."""
     from nvidia.dali import fn, types

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..step.draws import KEY_BYTES, BatchDraws, batch_keys, draw_batch, epoch_key, key_rows
 from ..badsamples.policy import BadSamples
-from .epochs import EpochPlan
+from ..sources.epochs import EpochPlan
 from ..sources import AnySource, ArraySource, DatasetSource, FileList, TarShards
 from ..recipes.spec import MultiCropSpec
 from ..step import crop_constants, crop_flips
