@@ -236,3 +236,21 @@ def test_presets_command_prints_a_table_per_recipe():
     described = subprocess.run([sys.executable, "-m", "dali_multicrop", "presets", "--describe"],
                                capture_output=True, text=True, timeout=120).stdout
     assert "DataAugmentationDINO" in described and "DataAugmentationDINO" not in out
+
+
+def test_recipes_and_configs_resolve_a_name_by_one_rule(tmp_path, monkeypatch):
+    """A shipped name first, then a file at that path, for recipes and training configs alike (common/shipped.
+    find_yaml): a file in the working folder named like a shipped one does not hide it; any other path is read."""
+    from dali_multicrop.recipes.config import load_config
+    from dali_multicrop.recipes.presets import read_recipe
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dino").write_text("groups: []\n")
+    (tmp_path / "multicrop_training").write_text("nonsense: [\n")
+    assert read_recipe("dino")[1] == "preset 'dino'"
+    assert load_config("multicrop_training").spec.num_crops > 0
+    (tmp_path / "mine").write_text("groups:\n  - {count: 2, size: 64, scale: [0.3, 1.0]}\n")
+    assert read_recipe("mine")[1] == "recipe 'mine'"
+    assert load_preset("mine").num_crops == 2
+    (tmp_path / "run.yaml").write_text("data:\n  multicrop: {num_global_crops: 2, num_local_crops: 3}\n")
+    assert load_config("run.yaml").spec.num_crops == 5

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-__all__ = ["read_yaml", "shipped_folder", "yaml_names"]
+__all__ = ["find_yaml", "read_yaml", "shipped_folder", "yaml_names"]
 
 
 def shipped_folder(package: str, checkout_folder: str) -> Any:
@@ -34,3 +34,13 @@ def read_yaml(file: Any, origin: str) -> Any:
 def yaml_names(folder: Any) -> list[str]:
     """The names (without ``.yaml``) of the YAML files in ``folder``, sorted."""
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def find_yaml(text: str, folder: Any) -> Optional[tuple[Any, bool]]:
+    """Where the YAML that ``text`` names lies, by the package's one rule for "a shipped name or a file" (recipes and
+    training configs alike): a shipped file's name first (``folder``'s ``<text>.yaml``), else an existing file at
+    that path (``~`` expanded); with whether it is the shipped one. None where neither exists."""
+    if text in yaml_names(folder):
+        return folder / f"{text}.yaml", True
+    path = Path(text).expanduser()
+    return (path, False) if path.is_file() else None

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
 from ..common.checks import check_int, check_probability, check_rgb, rgb_expectation
-from ..common.shipped import read_yaml, shipped_folder, yaml_names
+from ..common.shipped import find_yaml, read_yaml, shipped_folder, yaml_names
 from ..common.choices import DEVICES, DTYPES
 from ..badsamples.policy import ON_ERROR
 from .curriculum import Curriculum
@@ -285,19 +285,19 @@ def list_configs() -> list[str]:
 
 
 def load_config(config: ConfigLike) -> TrainingConfig:
-    """Reads and validates a config (a YAML path, a shipped config's name such as ``"multicrop_training"`` (see
-    :func:`list_configs`), or a parsed mapping); see the module's notes."""
+    """Reads and validates a config (a shipped config's name such as ``"multicrop_training"`` (see
+    :func:`list_configs`), else a YAML path: :func:`~dali_multicrop.common.shipped.find_yaml`; or a parsed mapping);
+    see the module's notes."""
     if isinstance(config, (str, os.PathLike)):
-        path, shipped = os.fspath(config), list_configs()
-        if os.path.isfile(path):
-            file: Any = path
-        elif path in shipped:
-            file = _shipped() / f"{path}.yaml"
-        else:
+        path = os.fspath(config)
+        found = find_yaml(path, _shipped())
+        if found is None:
+            shipped = list_configs()
             near = difflib.get_close_matches(path, shipped, n=1)
             hint = f"; did you mean the shipped '{near[0]}'?" if near else \
                 f" (nor a shipped config: {', '.join(shipped)})"
             raise ValueError(f"config file '{path}' does not exist{hint}")
+        file: Any = found[0]
         origin = f"config '{path}'"
         raw = read_yaml(file, origin)
     else:

@@ -17,10 +17,9 @@ import dataclasses
 import difflib
 import os
 import re
-from pathlib import Path
 from typing import Any, Union
 
-from ..common.shipped import read_yaml, shipped_folder, yaml_names
+from ..common.shipped import find_yaml, read_yaml, shipped_folder, yaml_names
 from .spec import ColorJitter, CropGroup, CropsLike, MultiCropSpec
 
 __all__ = ["list_presets", "load_preset", "load_preset_description", "read_recipe", "is_recipe",
@@ -99,17 +98,14 @@ def is_recipe(text: str) -> bool:
 def read_recipe(name_or_path: Union[str, os.PathLike]) -> tuple[Any, str]:
     """A recipe's parsed YAML and its name for errors (``preset 'dino'``, ``recipe 'my.yaml'``)."""
     text_name = os.fspath(name_or_path)
-    if text_name not in list_presets() and _is_recipe_path(text_name):
-        path = Path(text_name).expanduser()
-        if not path.is_file():
+    found = find_yaml(text_name, _recipes())
+    if found is None:
+        if _is_recipe_path(text_name):
             raise ValueError(f"recipe file '{text_name}' does not exist")
-        file, origin = path, f"recipe '{text_name}'"
-    else:
-        file = _recipes() / f"{text_name}.yaml"
-        if not file.is_file():
-            raise ValueError(f"'{text_name}' is neither a shipped preset ({', '.join(list_presets())}) nor a crop "
-                             f"spec (COUNTxSIZE groups, e.g. 2x224,6x96)")
-        origin = f"preset '{text_name}'"
+        raise ValueError(f"'{text_name}' is neither a shipped preset ({', '.join(list_presets())}) nor a crop "
+                         f"spec (COUNTxSIZE groups, e.g. 2x224,6x96)")
+    file, shipped = found
+    origin = f"preset '{text_name}'" if shipped else f"recipe '{text_name}'"
     return read_yaml(file, origin), origin
 
 
