@@ -146,18 +146,12 @@ class MultiCropMaskGenerator(KeyedSteps):
         return text + (f", curriculum={self.curriculum}" if self.curriculum is not None else "")
     @classmethod
     def from_config(cls, config: "ConfigLike", **overrides: Any) -> "MultiCropMaskGenerator":
-        """A generator as a training config says (a YAML path or mapping, see :mod:`dali_multicrop.recipes.config`):
-        the config's crops and its ``masking:`` settings; keyword ``overrides`` win over the file."""
-        from ..recipes.config import load_config
+        """A generator as a training config says (a shipped name, a YAML path or a mapping; read by
+        :func:`~dali_multicrop.recipes.config.masks_from_config`): the config's crops and its ``masking:`` settings;
+        keyword ``overrides`` win over the file."""
+        from ..recipes.config import masks_from_config
 
-        cfg = load_config(config)
-        try:
-            return cls(**{"crops": cfg.spec, **cfg.masking, "curriculum": cfg.curriculum, **overrides})
-        except ValueError as exc:  # name the config's keys the values came from
-            if "not a multiple of patch_size" not in str(exc):
-                raise
-            raise ValueError(f"{exc}: the config's masking.patch_size ({cfg.masking.get('patch_size')}) must divide "
-                             f"every crop size of data (here {cfg.spec})") from None
+        return masks_from_config(cls, config, overrides)
 
     @property
     def num_levels(self) -> int:

@@ -184,12 +184,11 @@ class PatchMaskGenerator(KeyedSteps):
                 f"max_aspect={self.max_aspect:.4g}, seed={self.seed}, rank={self.rank}")
     @classmethod
     def from_config(cls, config: "ConfigLike", **overrides: Any) -> "PatchMaskGenerator":
-        """A generator as a training config says: its crops and its ``patch_masking:`` settings (DINOv2's names);
-        keyword ``overrides`` win over the file."""
-        from ..recipes.config import load_config
+        """A generator as a training config says (read by :func:`~dali_multicrop.recipes.config.masks_from_config`):
+        its crops and its ``patch_masking:`` settings (DINOv2's names); keyword ``overrides`` win over the file."""
+        from ..recipes.config import masks_from_config
 
-        cfg = load_config(config)
-        return cls(**{"crops": cfg.spec, **cfg.patch_masking, **overrides})
+        return masks_from_config(cls, config, overrides, section="patch_masking")
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "PatchMaskGenerator":

@@ -41,8 +41,8 @@ from ..badsamples.policy import ON_ERROR
 from .curriculum import Curriculum
 from .spec import GLOBAL_SCALE, LOCAL_SCALE, CropGroup, MultiCropSpec
 
-__all__ = ["TrainingConfig", "load_config", "list_configs", "patch_masking_settings", "preset_patch_masking",
-           "ConfigLike"]
+__all__ = ["TrainingConfig", "load_config", "list_configs", "masks_from_config", "patch_masking_settings",
+           "preset_patch_masking", "ConfigLike"]
 
 ConfigLike = Union[str, "os.PathLike[str]", dict]
 """A config file's path, or the parsed mapping."""
@@ -240,6 +240,22 @@ def patch_masking_settings(data: Any, origin: str) -> dict[str, Any]:
         return dict(_checked(data, _SCHEMA["patch_masking"], "patch_masking"))
     except ValueError as exc:
         raise ValueError(f"{origin}: {exc}") from None
+
+
+def masks_from_config(cls: Any, config: ConfigLike, overrides: dict[str, Any], section: str = "masking") -> Any:
+    """A mask generator of class ``cls`` as ``config`` says (the ``from_config`` of
+    :class:`~dali_multicrop.MultiCropMaskGenerator` and :class:`~dali_multicrop.PatchMaskGenerator`): the config's
+    crops, curriculum (``masking`` only) and ``section`` settings (``"masking"`` or ``"patch_masking"``), keyword
+    ``overrides`` over them; a patch size that does not divide the crops is named by its config key."""
+    cfg = load_config(config)
+    own = {"curriculum": cfg.curriculum, **cfg.masking} if section == "masking" else dict(cfg.patch_masking)
+    try:
+        return cls(**{"crops": cfg.spec, **own, **overrides})
+    except ValueError as exc:  # name the config's keys the values came from
+        if section != "masking" or "not a multiple of patch_size" not in str(exc):
+            raise
+        raise ValueError(f"{exc}: the config's masking.patch_size ({cfg.masking.get('patch_size')}) must divide "
+                         f"every crop size of data (here {cfg.spec})") from None
 
 
 def preset_patch_masking(name_or_path: Union[str, os.PathLike]) -> dict[str, Any]:
