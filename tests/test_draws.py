@@ -141,3 +141,18 @@ def test_a_crops_parameters_do_not_depend_on_the_crops_after_it():
     np.testing.assert_array_equal(few.flips, many.flips[:, :4])
     np.testing.assert_array_equal(few.colour, many.colour[:, :4])
     assert not np.array_equal(many.flips[:, 4:8], many.flips[:, :4])  # and the crops' draws differ
+
+
+def test_draw_batch_gives_the_steps_parameters_for_images_of_any_size():
+    """draw_batch draws no windows: its colour rows, blur sigmas and solarisation equal the whole step's on images
+    of random sizes (a crop's parameters do not depend on its image)."""
+    from dali_multicrop.step import crop_constants, step_outputs
+
+    spec = load_preset("dino")
+    keys = batch_keys(epoch_key(3, 0, 1), 2, 64)
+    shapes = np.random.default_rng(0).integers(16, 900, (64, 2))
+    whole = step_outputs(crop_constants(spec), keys, shapes)
+    draws = draw_batch(spec, keys)
+    assert np.array_equal(draws.colour, whole.colour)
+    assert np.array_equal(draws.blur_sigma, whole.blur) and np.array_equal(draws.solarize, whole.solarize)
+    assert len(np.unique(draws.blur_sigma)) > 10  # the draws differ between crops

@@ -96,11 +96,10 @@ def solarizes(spec: MultiCropSpec) -> bool:
 def draw_batch(spec: MultiCropSpec, keys: np.ndarray) -> BatchDraws:
     """All parameters of the crops of samples with stream ``keys`` (uint64 ``[B]``, e.g. :func:`batch_keys`; see
     :class:`BatchDraws`), computed by the crop step's own compiled functions (the graph's numbers)."""
-    from .outputs import crop_flips, step_outputs
+    from .outputs import crop_flips, crop_parameters
 
     keys = np.asarray(keys, dtype=np.uint64).reshape(-1)
     constants = crop_constants(spec)
-    out = step_outputs(constants, keys, np.ones((len(keys), 2), dtype=np.int64))  # the parameters ignore the sizes
-    return BatchDraws(keys=keys, flips=crop_flips(constants, keys), colour=out.colour,
-                      blur_sigma=out.blur if blurs(spec) else None,
-                      solarize=out.solarize if solarizes(spec) else None)
+    colour, blur, solarize = crop_parameters(constants, keys)
+    return BatchDraws(keys=keys, flips=crop_flips(constants, keys), colour=colour,
+                      blur_sigma=blur if blurs(spec) else None, solarize=solarize if solarizes(spec) else None)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StepOutputs", "crop_flips", "crop_step", "step_outputs"]
+__all__ = ["StepOutputs", "crop_flips", "crop_parameters", "crop_step", "step_outputs"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,14 @@ def step_outputs(constants: np.ndarray, keys: np.ndarray, shapes: np.ndarray) ->
 
     return StepOutputs(*batch_step(np.ascontiguousarray(constants, dtype=np.float64), _keys(keys),
                                    np.ascontiguousarray(np.asarray(shapes)[:, :2], dtype=np.int64)))
+
+
+def crop_parameters(constants: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(colour, blur, solarize)`` as :func:`step_outputs` gives them for samples with stream ``keys`` (``[B]``
+    uint64), without the windows (a crop's parameters do not depend on its image)."""
+    from .step_kernel import batch_parameters
+
+    return batch_parameters(np.ascontiguousarray(constants, dtype=np.float64), _keys(keys))
 
 
 def crop_flips(constants: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from .draw_kernel import crop_flip, crop_parameters
 from .layout import ATTEMPTS, CENTER, KEY_BYTES
 from .window_kernel import candidates, window
 
-__all__ = ["batch_flips", "batch_step", "key_of", "step_operator"]
+__all__ = ["batch_flips", "batch_parameters", "batch_step", "key_of", "step_operator"]
 
 
 @jit
@@ -56,6 +56,21 @@ def batch_step(constants: np.ndarray, keys: np.ndarray, shapes: np.ndarray) -> t
     for i in range(b):
         _sample(rows[i], colour[i], blur[i], solarize[i], keys[i], constants, shapes[i])
     return rows, colour, blur, solarize
+
+
+@jit
+def batch_parameters(constants: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every crop's random parameters without its window (they do not depend on the image): ``colour`` float32
+    ``[B, n, ROW_FIELDS]``, ``blur`` float32 and ``solarize`` uint16 ``[B, n, 1]``, as :func:`batch_step` draws them,
+    from ``[n, FIELDS]`` constants and ``[B]`` uint64 keys."""
+    b, n = keys.shape[0], constants.shape[0]
+    colour = np.empty((b, n, ROW_FIELDS), dtype=np.float32)
+    blur = np.empty((b, n, 1), dtype=np.float32)
+    solarize = np.empty((b, n, 1), dtype=np.uint16)
+    for i in range(b):
+        for c in range(n):
+            blur[i, c, 0], solarize[i, c, 0] = crop_parameters(colour[i, c], keys[i], c, constants[c])
+    return colour, blur, solarize
 
 
 @jit
