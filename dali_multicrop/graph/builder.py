@@ -272,8 +272,11 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
     dali, fn, types = dali_modules()
     from . import augment
     from ..step.draws import blurs, solarizes
-    from ..step import crop_constants, crop_step
+    from ..step import crop_step
 
+    if source.spec != spec:
+        raise ValueError(f"the feed draws for {source.spec}, the graph would make {spec}: give both the same spec")
+    constants = source.constants  # made once, with the feed's flips
     n = spec.num_crops
     dtype = dali_dtype(settings.dtype)
     on_gpu = settings.device == "gpu"
@@ -290,7 +293,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
         else:
             image, size = _image(feed, on_gpu, settings.decoder)
         # every crop's resize region and box, colour row, blur sigma and solarisation, per sample (see step.py)
-        windows_out, colours, sigmas, offsets = crop_step(feed["keys"], size, crop_constants(spec))
+        windows_out, colours, sigmas, offsets = crop_step(feed["keys"], size, constants)
         ends = _split(windows_out, 2 * n)
         sigma = _split(sigmas, n) if blurs(spec) else [None] * n
         solar = [None] * n

@@ -114,6 +114,17 @@ class EpochFeed:
         self.bad = bad if bad is not None else BadSamples(source)
         self.failure: Optional[Exception] = None
 
+    @property
+    def spec(self) -> Optional[MultiCropSpec]:
+        """The crops this feed draws keys and flips for (None: a decode-only feed)."""
+        return self._spec
+
+    @property
+    def constants(self) -> Optional[np.ndarray]:
+        """float64 ``[n, FIELDS]``: :func:`~dali_multicrop.step.crop_constants` of :attr:`spec`, made once for the feed
+        and the graph it feeds (None without a spec)."""
+        return self._constants
+
     def start(self, plan: EpochPlan, first: int = 0) -> None:
         """Serves the batches of ``plan`` that hold samples, from batch ``first`` of its epoch on (a resumed epoch,
         or the rest of one after a restart), from the next call on: DALI's iteration ``k`` is batch ``first + k``,
