@@ -94,15 +94,12 @@ def _dali_multicrop(cfg: "BenchConfig", device: str, source: str = "folder") -> 
 
 
 def _decode_only(cfg: "BenchConfig", device: str) -> Iterator[Item]:
-    from ..graph.feed import EpochFeed
-    from ..graph.builder import GraphSettings, build_decode_pipeline
-    from ..sources.epochs import ShardPlan
+    from ..graph.builder import GraphSettings, decode_only
 
-    feed = EpochFeed(cfg.data)
-    plan = ShardPlan(len(cfg.data), cfg.batch_size, drop_last=True, seed=cfg.seed)
-    settings = GraphSettings(device=device, batch_size=cfg.batch_size, num_threads=cfg.threads, seed=cfg.seed,
-                             decoder=_decoder(cfg), executor=executor_settings(cfg.executor))
-    pipe = build_decode_pipeline(feed, settings).pipeline
+    feed, plan, graph = decode_only(cfg.data, GraphSettings(
+        device=device, batch_size=cfg.batch_size, num_threads=cfg.threads, seed=cfg.seed, decoder=_decoder(cfg),
+        executor=executor_settings(cfg.executor)))
+    pipe = graph.pipeline
     epoch = 0
     while True:
         feed.start(plan.epoch_plan(epoch))

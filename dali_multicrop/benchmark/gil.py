@@ -279,14 +279,11 @@ def _feed_decode(files: Any, batch_size: int, threads: int) -> Any:
     the project's :class:`~dali_multicrop.graph.feed.EpochFeed`, through ``DALIGenericIterator``."""
     from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-    from ..sources.epochs import ShardPlan
-    from ..graph.feed import EpochFeed
-    from ..graph.builder import GraphSettings, build_decode_pipeline
+    from ..graph.builder import GraphSettings, decode_only
 
-    feed = EpochFeed(files)
-    feed.start(ShardPlan(len(files), batch_size, drop_last=True, seed=0).epoch_plan(0))
-    graph = build_decode_pipeline(feed, GraphSettings(device="cpu", batch_size=batch_size, num_threads=threads,
-                                                      seed=0))
+    feed, plan, graph = decode_only(files, GraphSettings(device="cpu", batch_size=batch_size, num_threads=threads,
+                                                         seed=0))
+    feed.start(plan.epoch_plan(0))
     return iter(DALIGenericIterator(graph.pipeline, list(graph.names)))
 
 

@@ -351,6 +351,17 @@ def build_decode_pipeline(source: EpochFeed, settings: GraphSettings) -> Graph:
     return Graph(decode_only(**_pipeline_args(settings)), ("images", "indices"))
 
 
+def decode_only(data: Any, settings: GraphSettings) -> tuple[EpochFeed, Any, Graph]:
+    """``data``'s decode-only graph (:func:`build_decode_pipeline`, not yet built) with its feed and the
+    :class:`~dali_multicrop.sources.epochs.ShardPlan` of its epochs (full batches of ``settings.batch_size``, shuffled
+    by ``settings.seed``): the ceiling the benchmark and the GIL measurement put beside the loader."""
+    from ..sources.epochs import ShardPlan
+
+    feed = EpochFeed(data)
+    plan = ShardPlan(len(data), settings.batch_size, drop_last=True, seed=settings.seed)
+    return feed, plan, build_decode_pipeline(feed, settings)
+
+
 def build_floor_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettings) -> Graph:
     """The least any multi-crop graph of ``spec`` does: the decode-only head, then per crop one resize of a
     fixed window and the normalisation, nothing drawn, no colour. A measurement: the floor under the full
