@@ -2,9 +2,10 @@
 patch masks): imported only by the modules that hold them, so that importing the package loads neither Numba nor
 LLVM.
 
-DALI's CPU ``numba_function`` operators are made here from C functions of the package's own, compiled by Numba and
-cached on disk like every kernel (:func:`c_function`, :func:`cpu_operator`): DALI's plugin would otherwise compile
-its wrapper of each operator's Python function in every process, uncached (about 3.5 s an operator on a 2-core x86
+DALI's ``numba_function`` operators are made here from C functions of the package's own, compiled by Numba and
+cached on disk like every kernel (:func:`c_function`, :func:`operator_class`; on the GPU the setups, the kernels
+being compiled for the device by DALI's plugin): the plugin would otherwise compile its wrapper of each operator's
+Python functions in every process, uncached (about 3.5 s an operator on a 2-core x86
 machine; a fresh process's first CPU batch took 7 s, most of it these compilations). The C functions follow the
 plugin's calling convention (``RUN_SIGNATURE``, ``SETUP_SIGNATURE``): every argument an address or a count, the
 outputs' and inputs' data and shapes read with :func:`data` and :func:`shape`."""
@@ -20,8 +21,8 @@ from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["RUN_SIGNATURE", "SETUP_SIGNATURE", "c_function", "cpu_operator", "data", "jit", "operator_once",
-           "shape"]
+__all__ = ["RUN_SIGNATURE", "SETUP_SIGNATURE", "c_function", "cpu_operator", "data", "jit", "operator_class",
+           "operator_once", "shape"]
 
 RUN_SIGNATURE = types.void(types.uint64, types.uint64, types.uint64, types.int32,
                            types.uint64, types.uint64, types.uint64, types.int32)
@@ -79,10 +80,10 @@ def shape(shapes: np.uint64, k: int, ndim: int, sample: int = 0, samples: int = 
     return carray(_pointer(row), ndim, dtype=np.int64)
 
 
-def cpu_operator(run: Any, setup: Any, out_types: list[Any], in_types: list[Any], outs_ndim: list[int],
-                 ins_ndim: list[int]) -> Any:
-    """DALI's CPU ``numba_function`` operator calling the C functions ``run`` (:data:`RUN_SIGNATURE`, per sample)
-    and ``setup`` (:data:`SETUP_SIGNATURE`), both from :func:`c_function`: nothing compiled here."""
+def operator_class() -> Any:
+    """DALI's ``NumbaFunction`` taking C functions of :func:`c_function` where it would compile Python ones: the
+    setup (:data:`SETUP_SIGNATURE`) on both devices, the per-sample run (:data:`RUN_SIGNATURE`) on the CPU. A GPU
+    operator's run stays a CUDA kernel, which DALI's plugin compiles for the device."""
     from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
     class Compiled(NumbaFunction):
@@ -92,8 +93,15 @@ def cpu_operator(run: Any, setup: Any, out_types: list[Any], in_types: list[Any]
         def _get_setup_fn_cpu(self, setup_fn: Any) -> int:
             return setup_fn.address
 
-    return Compiled(run_fn=run, setup_fn=setup, out_types=out_types, in_types=in_types, outs_ndim=outs_ndim,
-                    ins_ndim=ins_ndim, device="cpu")
+    return Compiled
+
+
+def cpu_operator(run: Any, setup: Any, out_types: list[Any], in_types: list[Any], outs_ndim: list[int],
+                 ins_ndim: list[int]) -> Any:
+    """DALI's CPU ``numba_function`` operator calling the C functions ``run`` (:data:`RUN_SIGNATURE`, per sample)
+    and ``setup`` (:data:`SETUP_SIGNATURE`), both from :func:`c_function`: nothing compiled here."""
+    return operator_class()(run_fn=run, setup_fn=setup, out_types=out_types, in_types=in_types,
+                            outs_ndim=outs_ndim, ins_ndim=ins_ndim, device="cpu")
 
 
 _LOCK = threading.Lock()

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import cuda  # a module global: Numba's CUDA simulator swaps it for its own in a kernel's globals
 
-from ..common.compiled import operator_once
+from ..common.compiled import SETUP_SIGNATURE, c_function, operator_class, operator_once, shape
 from ..pixels.pil_colour import CONTRAST, ROW_FIELDS, applied, colour_pixel, contrast_stage, grey_of, luma
 
 __all__ = ["GPU_BLOCKS", "GPU_THREADS", "colour_pixels", "gpu_colour", "launch",
@@ -75,17 +75,22 @@ def colour_pixels(out: Any, crop: Any, row: Any, total: Any) -> None:
         out[y, x, 0], out[y, x, 1], out[y, x, 2] = r, g, b
 
 
-def _same_shape(outs: Any, ins: Any) -> None:
-    """The output's shape per sample: the crop's."""
-    for i in range(len(outs[0])):
-        for d in range(3):
-            outs[0][i][d] = ins[0][i][d]
+@c_function(SETUP_SIGNATURE)
+def _same_shape(out_shapes: Any, out_ndims: Any, num_outs: Any, in_shapes: Any, in_ndims: Any, num_ins: Any,
+                samples: Any) -> None:
+    """The output's shape per sample: the crop's (its first input, HWC)."""
+    for i in range(samples):
+        crop, out = shape(in_shapes, 0, 3, i, samples), shape(out_shapes, 0, 3, i, samples)
+        out[0], out[1], out[2] = crop[0], crop[1], crop[2]
 
 
-def _plane(outs: Any, ins: Any) -> None:
+@c_function(SETUP_SIGNATURE)
+def _plane(out_shapes: Any, out_ndims: Any, num_outs: Any, in_shapes: Any, in_ndims: Any, num_ins: Any,
+           samples: Any) -> None:
     """The output's shape per sample: the crop's height and width."""
-    for i in range(len(outs[0])):
-        outs[0][i][0], outs[0][i][1] = ins[0][i][0], ins[0][i][1]
+    for i in range(samples):
+        crop, out = shape(in_shapes, 0, 3, i, samples), shape(out_shapes, 0, 2, i, samples)
+        out[0], out[1] = crop[0], crop[1]
 
 
 def _gpu_function(**kwargs: Any) -> Any:
@@ -95,16 +100,17 @@ def _gpu_function(**kwargs: Any) -> Any:
     nothing to launch. Called with :func:`~dali_multicrop.common.compiled.operator_once`'s lock held."""
     from nvidia.dali.plugin.numba.experimental import NumbaFunction
 
+    Compiled = operator_class()  # the setups are cached C functions; DALI compiles the kernel for the device
     if cuda.is_available():
         try:
-            return NumbaFunction(**kwargs)
+            return Compiled(**kwargs)
         except Exception as error:  # Numba's CUDA target, its NVVM or the driver: say what the graph needs
             raise RuntimeError(f"the GPU graph's colour kernels could not be compiled ({error}); they need Numba's "
                                "CUDA target and CUDA's NVVM (a CUDA toolkit, or pip install nvidia-nvvm with "
                                "CUDA_HOME laid out as Numba looks for it: bench/README.md, 'On a lent GPU')"
                                ) from error
 
-    class DefinedOnly(NumbaFunction):
+    class DefinedOnly(Compiled):
         def _get_run_fn_gpu(self, run_fn: Any, types: Any, dims: Any) -> int:
             return 0
 
