@@ -166,21 +166,24 @@ def test_overhead_command_counts_operators_and_times_both_graphs(tmp_path):
 
 
 def test_bench_source_measures_each_kind_of_source_on_the_same_images(tmp_path):
-    """`--source` runs the DALI backend once per kind of source (tar shards written once into the cache)."""
+    """`--source` runs the DALI backend once per kind of source (tar shards and the Parquet file written once into
+    the cache)."""
     out, cache = tmp_path / "results", tmp_path / "cache"
     cmd = [sys.executable, "-m", "dali_multicrop", "bench", "--crops", "1x64,2x32", "--sample-images", "12",
            "--batch-size", "4", "--warmup", "1", "--batches", "2", "--threads", "2", "--backend", "dali-cpu",
-           "--source", "folder", "--source", "arrays", "--source", "tar", "--source", "dataset", "--out", str(out)]
+           "--source", "folder", "--source", "arrays", "--source", "tar", "--source", "dataset", "--source", "parquet",
+           "--out", str(out)]
     env = {**__import__("os").environ, "DALI_MULTICROP_CACHE": str(cache)}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload = json.loads(next(out.iterdir()).joinpath("results.json").read_text())
     results = {r["backend"]: r for r in payload["results"]}
-    assert set(results) == {"dali-cpu", "dali-cpu@arrays", "dali-cpu@tar", "dali-cpu@dataset"}
+    assert set(results) == {"dali-cpu", "dali-cpu@arrays", "dali-cpu@tar", "dali-cpu@dataset", "dali-cpu@parquet"}
     assert all(r["status"] == "ok" and r["images"] == 8 for r in results.values()), results
     assert len(list(cache.glob("bench-shards-*/train-*.idx"))) == 1  # 12 images: one shard of up to 256
+    assert len(list(cache.glob("bench-parquet-*/train.parquet"))) == 1
     bad = subprocess.run(cmd[:-4] + ["--source", "lmdb"], capture_output=True, text=True, timeout=120, env=env)
-    assert bad.returncode == 2 and "unknown --source 'lmdb' (choose from folder, arrays, tar, dataset)" in bad.stderr
+    assert bad.returncode == 2 and "unknown --source 'lmdb' (choose from folder, arrays, tar, dataset, parquet)" in bad.stderr
 
 
 def test_albumentations_is_skipped_with_the_reason_where_it_is_missing(monkeypatch):

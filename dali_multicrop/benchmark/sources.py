@@ -4,7 +4,9 @@
 :class:`~dali_multicrop.ArraySource` of varied sizes; the graph skips decoding). ``tar``: the files packed in
 order into WebDataset shards of :data:`SAMPLES_PER_SHARD` with index files (written once into the cache).
 ``dataset``: a map-style torch Dataset giving PIL images (the usual ``torchvision.datasets`` item), fetched by
-worker threads.
+worker threads. ``parquet``: the files' bytes in Parquet files as Hugging Face writes them (an ``image`` column of
+``{bytes, path}`` structs, a ``label`` column; :data:`ROWS_PER_GROUP` rows per row group, written once into the
+cache), read by :class:`~dali_multicrop.sources.ParquetTable` (needs pyarrow).
 """
 
 from __future__ import annotations
@@ -16,15 +18,33 @@ from typing import Any
 
 import numpy as np
 
-from ..sources import ArraySource, DatasetSource, FileList, TarShards
+from ..sources import ArraySource, DatasetSource, FileList, TarShards, parquet_source
 from ..sources.tar import pack_shards
 from ..sources.tar_index import write_index
 
-__all__ = ["SOURCES", "SAMPLES_PER_SHARD", "bench_source", "write_tar_shards"]
+__all__ = ["ROWS_PER_GROUP", "SOURCES", "SAMPLES_PER_SHARD", "bench_source", "write_parquet", "write_tar_shards"]
 
-SOURCES = ("folder", "arrays", "tar", "dataset")
+SOURCES = ("folder", "arrays", "tar", "dataset", "parquet")
 SAMPLES_PER_SHARD = 256
 """Samples per tar shard the benchmark writes (small shards: many shard switches per epoch, the hard case)."""
+ROWS_PER_GROUP = 256
+"""Rows per Parquet row group the benchmark writes (as small as the tar shards)."""
+
+
+def write_parquet(files: FileList, folder: Path, rows_per_group: int = ROWS_PER_GROUP) -> str:
+    """``files``' bytes and labels in order into ``folder/train.parquet`` (Hugging Face's image struct); returns its
+    path. Kept when already complete."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path, done = folder / "train.parquet", folder / "complete"
+    if done.is_file() and done.read_text() == str(len(files)):
+        return str(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = [{"bytes": Path(f).read_bytes(), "path": Path(f).name} for f in files.files]
+    pq.write_table(pa.table({"image": images, "label": list(files.labels)}), path, row_group_size=rows_per_group)
+    done.write_text(str(len(files)))
+    return str(path)
 
 
 def write_tar_shards(files: FileList, folder: Path, per_shard: int = SAMPLES_PER_SHARD) -> str:
@@ -81,6 +101,9 @@ def bench_source(kind: str, files: FileList, cache: Path, threads: int) -> Any:
         return TarShards(write_tar_shards(files, cache / f"bench-shards-{key}"))
     if kind == "dataset":
         return DatasetSource(_PilDataset(files), workers=threads)
+    if kind == "parquet":
+        key = hashlib.sha1("\n".join(files.files).encode()).hexdigest()[:12]
+        return parquet_source(write_parquet(files, cache / f"bench-parquet-{key}"), workers=threads)
     raise ValueError(f"unknown source '{kind}' (choose from {', '.join(SOURCES)})")
 
 

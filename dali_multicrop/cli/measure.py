@@ -46,7 +46,8 @@ def bench(
     seed: int = typer.Option(0, "--seed", show_default=True),
     source: Optional[List[str]] = typer.Option(None, "--source", help="Source kinds the DALI backends read the "
                                                "same images from: folder, arrays (decoded in memory), tar "
-                                               "(WebDataset shards), dataset (a torch Dataset of PIL images). "
+                                               "(WebDataset shards), dataset (a torch Dataset of PIL images), "
+                                               "parquet (a Parquet file of the encoded images; needs pyarrow). "
                                                "Repeatable. Default: folder."),
     hw_decoder_load: float = typer.Option(HW_DECODER_LOAD, "--hw-decoder-load",
                                           help="Share of JPEG decoding given to the GPU's hardware decoder (0-1; "

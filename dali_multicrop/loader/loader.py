@@ -176,7 +176,8 @@ class DaliMultiCropLoader:
                              f"fail")
         self.validate = files and ((on_error == "skip") if validate is None else bool(validate))
         self.plan = ShardPlan(num_samples=len(self.source), batch_size=batch_size, shard_id=shard_id,
-                              num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed)
+                              num_shards=num_shards, shuffle=bool(shuffle), drop_last=bool(drop_last), seed=seed,
+                              order_of=getattr(getattr(self.source, "dataset", None), "epoch_order", None))
         self.settings = GraphSettings(device=self.device, batch_size=batch_size, num_threads=self.num_threads,
                                       seed=self.graph_seed(), device_id=self.device_id, dtype=dtype, mean=self.mean,
                                       std=self.std, prefetch=self.prefetch,

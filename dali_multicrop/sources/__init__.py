@@ -9,6 +9,8 @@ module              source                                               what th
                     CIFAR's pickles
 ``dataset.py``      :class:`DatasetSource`: a map-style torch Dataset    the pixels or the encoded bytes
 ``tar.py``          :class:`TarShards`: WebDataset tar shards            DALI's webdataset reader
+``parquet.py``      :class:`ParquetTable`: Parquet files (an image        the encoded bytes (through
+                    column of encoded bytes, a label column)             :class:`DatasetSource`)
 ``tar_index.py``    the shards' index files (DALI's ``v1.2`` format)
 ``s3.py``           object storage: listing, small reads, checks
 ==================  ===================================================  ====================================
@@ -25,10 +27,11 @@ from typing import Any, Sequence, Union
 from .arrays import ArraySource
 from .dataset import DatasetSource
 from .files import IMAGE_EXTENSIONS, FileList
+from .parquet import PREFIX as PARQUET, ParquetTable, parquet_source
 from .tar import TarShards
 
-__all__ = ["AnySource", "ArraySource", "DatasetSource", "FileList", "IMAGE_EXTENSIONS", "SourceLike", "TarShards",
-           "resolve_source"]
+__all__ = ["AnySource", "ArraySource", "DatasetSource", "FileList", "IMAGE_EXTENSIONS", "ParquetTable", "SourceLike",
+           "TarShards", "parquet_source", "resolve_source"]
 
 AnySource = Union[FileList, ArraySource, TarShards, DatasetSource]
 """A resolved source."""
@@ -43,12 +46,15 @@ def _is_tar(item: Any) -> bool:
 
 
 def resolve_source(source: SourceLike) -> AnySource:
-    """A folder path (local or ``s3://``), ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the training split), tar
+    """A folder path (local or ``s3://``), ``"parquet:PATTERN"`` (Parquet files), ``"cifar10:PATH"`` /
+    ``"cifar100:PATH"`` (the training split), tar
     shards (a ``.tar`` path or brace pattern, or a list of them), a map-style torch ``Dataset`` of ``(image,
     label)``, a :class:`FileList`, an :class:`ArraySource`, a :class:`TarShards`, a :class:`DatasetSource` or
     ``(path, label)`` pairs, as the source object."""
     if isinstance(source, (FileList, ArraySource, TarShards, DatasetSource)):
         return source
+    if isinstance(source, str) and source.startswith(PARQUET):
+        return parquet_source(source[len(PARQUET):])
     if isinstance(source, str) and source.split(":", 1)[0] in ("cifar10", "cifar100") and ":" in source:
         return ArraySource.cifar(source.split(":", 1)[1])
     if _is_tar(source) or (isinstance(source, (list, tuple)) and source and all(_is_tar(s) for s in source)):

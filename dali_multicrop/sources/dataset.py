@@ -44,7 +44,8 @@ class DatasetSource:
 
     ``workers``: threads fetching items ahead (default: the visible cores, at most 16). ``timeout_s``: the
     longest one item may take (default 600 s) before the loop stops with an error naming it, rather than hang.
-    The first item is read now to learn the kind of images (see the module); ``classes`` is the dataset's
+    The first item is read now to learn the kind of images (see the module), unless the dataset says it as
+    ``item_kind`` (``"images"`` or ``"encoded"``); ``classes`` is the dataset's
     ``classes`` if it has them.
     """
 
@@ -59,7 +60,10 @@ class DatasetSource:
             raise ValueError(f"timeout_s must be a number of seconds > 0, got {timeout_s!r}")
         self.timeout_s = float(timeout_s)
         self.workers = check_int("workers", workers, 1) if workers is not None else min(16, os.cpu_count() or 1)
-        self.kind = _kind(self._item(0)[0])
+        declared = getattr(dataset, "item_kind", None)  # a dataset that says so is not read at start
+        if declared not in (None, "images", "encoded"):
+            raise ValueError(f"{type(dataset).__name__}.item_kind must be 'images' or 'encoded', got {declared!r}")
+        self.kind = declared or _kind(self._item(0)[0])
         """``"images"`` (decoded pixels reach the graph) or ``"encoded"`` (the graph decodes)."""
         self.classes = tuple(getattr(dataset, "classes", ()) or ())
         self._pool: Optional[ThreadPoolExecutor] = None
@@ -71,7 +75,11 @@ class DatasetSource:
         return f"DatasetSource({type(self.dataset).__name__}, {len(self)} samples, {self.kind})"
 
     def _item(self, index: int) -> tuple[Any, int]:
-        item = self.dataset[index]
+        return self._pair(index, self.dataset[index])
+
+    @staticmethod
+    def _pair(index: int, item: Any) -> tuple[Any, int]:
+        """Item ``index`` checked as ``(image, label)``, the label an int."""
         try:
             image, label = item
         except (TypeError, ValueError):
@@ -95,12 +103,16 @@ class DatasetSource:
     def _pixels(self, index: int, check: bool = True) -> tuple[np.ndarray, int]:
         """Item ``index`` as the graph takes it: RGB HWC uint8 pixels or a 1-D uint8 array of bytes (checked
         for what can be seen without decoding: an image format DALI reads, not cut short)."""
-        image, label = self._item(index)
+        return self._as_taken(index, self._item(index), check)
+
+    def _as_taken(self, index: int, item: tuple[Any, int], check: bool = True) -> tuple[np.ndarray, int]:
+        """:meth:`_pixels` of item ``index`` already fetched (``(image, label)``, checked by :meth:`_item`)."""
+        image, label = item
         if _kind(image) != self.kind:
             raise ValueError(f"dataset item {index} holds {_kind(image)} but item 0 held {self.kind}; every item's "
                              f"image must be of one kind")
         if self.kind == "encoded":
-            data = np.frombuffer(bytes(image), dtype=np.uint8)
+            data = np.frombuffer(image, dtype=np.uint8)  # no copy (bytes, or a view of the dataset's buffer)
             problem = diagnose_data(data, self.item_name(index), decode=False) if check else None
             if problem is not None:
                 raise problem
@@ -116,10 +128,34 @@ class DatasetSource:
         return np.ascontiguousarray(array), label
 
     def submit(self, indices: np.ndarray) -> list[tuple[int, "Future[tuple[np.ndarray, int]]"]]:
-        """Starts fetching the items of ``indices`` on the pool (see :meth:`collect`)."""
+        """Starts fetching the items of ``indices`` on the pool (see :meth:`collect`): one task per item, or, for a
+        dataset with torch's batched ``__getitems__``, one call per thread for its share of them."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dali-multicrop-dataset")
-        return [(int(i), self._pool.submit(self._pixels, int(i))) for i in indices]
+        if not hasattr(self.dataset, "__getitems__") or len(indices) == 0:
+            return [(int(i), self._pool.submit(self._pixels, int(i))) for i in indices]
+        parts: list[tuple[int, "Future[tuple[np.ndarray, int]]"]] = []
+        for chunk in np.array_split(np.asarray(indices), min(self.workers, len(indices))):
+            futures: list["Future[tuple[np.ndarray, int]]"] = [Future() for _ in chunk]
+            self._pool.submit(self._fetch_many, [int(i) for i in chunk], futures)
+            parts.extend(zip((int(i) for i in chunk), futures))
+        return parts
+
+    def _fetch_many(self, indices: list[int], futures: list["Future[tuple[np.ndarray, int]]"]) -> None:
+        """Items ``indices`` by one ``__getitems__`` call, into ``futures``; where that call fails, one at a time,
+        so that each item's own error is its own."""
+        try:
+            items = self.dataset.__getitems__(indices)
+            taken = [self._as_taken(i, self._pair(i, item)) for i, item in zip(indices, items)]
+        except Exception:
+            for index, future in zip(indices, futures):
+                try:
+                    future.set_result(self._pixels(index))
+                except Exception as exc:
+                    future.set_exception(exc)
+            return
+        for future, value in zip(futures, taken):
+            future.set_result(value)
 
     def collect(self, parts: list[tuple[int, "Future[tuple[np.ndarray, int]]"]]) -> list[Fetched]:
         """The submitted items, in order, each ``(index, (image, label))`` or ``(index, the error it raised)``,

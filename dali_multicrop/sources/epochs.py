@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -98,6 +98,9 @@ class ShardPlan:
     shuffle: bool = True
     drop_last: bool = False
     seed: int = 0
+    order_of: Optional[Callable[[int, int], np.ndarray]] = None
+    """The source's own shuffled order of an epoch, ``order_of(seed, epoch)`` (a permutation of the samples, the
+    same on every rank), where it reads in blocks (Parquet row groups); None: a uniform permutation."""
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -122,6 +125,8 @@ class ShardPlan:
         """The whole dataset's order in ``epoch`` (identical on every rank), int64."""
         if not self.shuffle:
             return np.arange(self.num_samples, dtype=np.int64)
+        if self.order_of is not None:
+            return self.order_of(self.seed, epoch)
         rng = np.random.default_rng(derive_seed(self.seed, epoch, 0x5EED))
         return rng.permutation(self.num_samples).astype(np.int64)
 

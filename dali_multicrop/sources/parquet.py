@@ -1,0 +1,256 @@
+"""Parquet files as a source: an image column of encoded bytes (Hugging Face's ``{bytes, path}`` structs, or plain
+binary) and a label column, the bytes handed to the graph's decoder (on the GPU for ``device="gpu"``), never through
+PIL.
+
+:class:`ParquetTable` is the files as a map-style dataset whose items are ``(bytes, label)``; the loader fetches a
+batch's items in one call (:meth:`ParquetTable.__getitems__`, a zero-copy slice of the Arrow buffers per row, grouped
+by row group) in :class:`~dali_multicrop.sources.dataset.DatasetSource`'s threads, ahead of DALI.
+:func:`parquet_source` (``"parquet:train-*.parquet"``) makes that source.
+
+What is read when:
+
+* at start, each file's footer (its row groups' row counts: ``len`` without reading an image byte) and the label
+  column alone (a few bytes per row; string labels become class indices in sorted order, ``classes``);
+* in the loop, whole row groups of the image column, kept in a cache of ``cache_row_groups`` row groups (least
+  recently used out first). The epoch's order (:meth:`ParquetTable.epoch_order`) shuffles the row groups, then the
+  rows within each ``shuffle_window`` consecutive row groups, so each stretch of batches reads only the row groups of
+  its window: the cache holds a window and the next (the batches fetched ahead), about ``2 * shuffle_window`` row
+  groups of image bytes per process.
+
+Every rank reads every row group of the dataset once per epoch (ranks take interleaved positions of one order), so
+the bytes read grow with the ranks while each rank decodes only its own samples.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import threading
+from collections import OrderedDict
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ..common.checks import check_int
+from ..common.seeds import derive_seed
+
+__all__ = ["ParquetTable", "parquet_source"]
+
+PREFIX = "parquet:"
+"""The source string's prefix: ``"parquet:PATTERN"`` (a glob, or a single file)."""
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("reading Parquet files needs pyarrow: pip install 'dali-multicrop[parquet]'",
+                                  name="pyarrow") from None
+    return pq
+
+
+def _open(pq: Any, file: str) -> Any:
+    """``file`` opened for reading row groups (read, not memory-mapped: a row group's first read through a map
+    took 2-5x as long here, page by page)."""
+    return pq.ParquetFile(file)
+
+
+def _files(pattern: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> list[str]:
+    if isinstance(pattern, (list, tuple)):
+        files = [os.fspath(p) for p in pattern]
+    else:
+        text = os.path.expanduser(os.fspath(pattern))
+        files = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+    if not files:
+        raise ValueError(f"no Parquet file matches '{pattern}'")
+    for file in files:
+        if not os.path.isfile(file):
+            raise ValueError(f"Parquet file '{file}' does not exist")
+    return files
+
+
+class ParquetTable:
+    """Parquet ``files`` (a glob pattern, one path or a list) as a dataset of ``(encoded bytes, label)`` items, in the
+    files' order (sorted, for a pattern), rows in order within each.
+
+    ``image``: the column of encoded images (a struct with a ``bytes`` field, as Hugging Face writes it, or binary).
+    ``label``: the column of labels (integers >= 0, or strings: class indices in sorted order), or None (every label
+    0). ``shuffle_window``: row groups whose rows are shuffled together (see the module); ``cache_row_groups``: row
+    groups of image bytes kept per process (default ``2 * shuffle_window + 2``).
+    """
+
+    item_kind = "encoded"
+    """What its items' images are, for :class:`~dali_multicrop.sources.dataset.DatasetSource` (so that no row is read
+    at start)."""
+
+    def __init__(self, files: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], image: str = "image",
+                 label: Optional[str] = "label", shuffle_window: int = 8,
+                 cache_row_groups: Optional[int] = None) -> None:
+        pq = _pyarrow()
+        self.files = _files(files)
+        self.image = image
+        self.shuffle_window = check_int("shuffle_window", shuffle_window, 1)
+        self.cache_row_groups = (check_int("cache_row_groups", cache_row_groups, 1) if cache_row_groups is not None
+                                 else 2 * self.shuffle_window + 2)
+        self._readers = [_open(pq, f) for f in self.files]
+        groups: list[tuple[int, int]] = []  # (file, row group) per row group, in order
+        sizes: list[int] = []
+        for f, reader in enumerate(self._readers):
+            names = reader.schema_arrow.names
+            for column in (image, label):
+                if column is not None and column not in names:
+                    raise ValueError(f"Parquet file '{self.files[f]}' has no column '{column}' (its columns: "
+                                     f"{', '.join(names)})")
+            for g in range(reader.metadata.num_row_groups):
+                groups.append((f, g))
+                sizes.append(reader.metadata.row_group(g).num_rows)
+        self._groups = groups
+        self.row_group_sizes = np.array(sizes, dtype=np.int64)
+        """Rows of each row group, over the files in order."""
+        self._starts = np.concatenate([[0], np.cumsum(self.row_group_sizes)])
+        if self._starts[-1] < 1:
+            raise ValueError(f"the Parquet files {self.files[0]}{' ...' if len(self.files) > 1 else ''} hold no rows")
+        self.labels, self.classes = self._read_labels(label)
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[int, threading.Event] = {}
+
+    def _read_labels(self, label: Optional[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+        if label is None:
+            return np.zeros(len(self), dtype=np.int64), ()
+        columns = [reader.read(columns=[label], use_threads=False).column(0) for reader in self._readers]
+        values = [v for column in columns for v in column.to_pylist()]
+        if any(v is None for v in values):
+            at = next(i for i, v in enumerate(values) if v is None)
+            raise ValueError(f"{self.item_name(at)}: the label column '{label}' is empty (null)")
+        if all(isinstance(v, str) for v in values):
+            classes = tuple(sorted(set(values)))
+            index = {name: i for i, name in enumerate(classes)}
+            return np.array([index[v] for v in values], dtype=np.int64), classes
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            bad = next(v for v in values if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0))
+            raise ValueError(f"the label column '{label}' must hold integers >= 0 or strings, got {bad!r}")
+        return np.array(values, dtype=np.int64), ()
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __repr__(self) -> str:
+        return (f"ParquetTable({len(self.files)} file(s), {len(self)} rows in {len(self._groups)} row groups, "
+                f"image='{self.image}')")
+
+    def _where(self, index: int) -> tuple[int, int]:
+        """Row group and row within it of sample ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"row {index} is out of range for {len(self)} rows")
+        group = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return group, index - int(self._starts[group])
+
+    def item_name(self, index: int) -> str:
+        """How errors name row ``index``: its file and its row in that file."""
+        group, row = self._where(index)
+        f, g = self._groups[group]
+        in_file = row + sum(self._readers[f].metadata.row_group(k).num_rows for k in range(g))
+        return f"{self.files[f]} (row {in_file})"
+
+    def _row_group(self, group: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """Row group ``group``'s image bytes as ``(data, offsets, valid)``: one uint8 buffer, int64 offsets per row
+        (row ``r`` is ``data[offsets[r]:offsets[r + 1]]``), and which rows hold an image (None: all). Read once and
+        cached; threads asking for the same row group wait for one read."""
+        while True:
+            with self._lock:
+                if group in self._cache:
+                    self._cache.move_to_end(group)
+                    return self._cache[group]
+                waiting = self._loading.get(group)
+                if waiting is None:
+                    self._loading[group] = threading.Event()
+                    break
+            waiting.wait()
+        try:
+            f, g = self._groups[group]
+            # Arrow's own threads would fight the loader's and DALI's for the cores (a row group took 9x as long)
+            column = self._readers[f].read_row_group(g, columns=[self.image], use_threads=False).column(0)
+            column = column.combine_chunks()
+            read = _bytes_of(column, self.image, self.files[f])
+            with self._lock:
+                self._cache[group] = read
+                while len(self._cache) > self.cache_row_groups:
+                    self._cache.popitem(last=False)
+            return read
+        finally:
+            with self._lock:
+                self._loading.pop(group).set()
+
+    def __getitem__(self, index: int) -> tuple[memoryview, int]:
+        """Row ``index`` as ``(encoded bytes, label)``: the bytes a view of the row group's buffer (no copy)."""
+        group, row = self._where(int(index))
+        data, offsets, valid = self._row_group(group)
+        if valid is not None and not valid[row]:
+            raise ValueError(f"{self.item_name(int(index))}: the image column '{self.image}' is empty (null)")
+        return data[offsets[row]:offsets[row + 1]].data, int(self.labels[index])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[memoryview, int]]:
+        """The rows ``indices`` at once (torch's batched fetch): each row group read once for them."""
+        return [self[int(i)] for i in indices]
+
+    def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
+        """The whole table's order in ``epoch`` (identical on every rank): the row groups shuffled, then the rows of
+        each ``shuffle_window`` consecutive row groups of that order shuffled together."""
+        rng = np.random.default_rng(derive_seed(seed, epoch, 0x9A2E7))
+        groups = rng.permutation(len(self._groups))
+        parts = []
+        for w in range(0, len(groups), self.shuffle_window):
+            window = groups[w:w + self.shuffle_window]
+            rows = np.concatenate([np.arange(self._starts[g], self._starts[g + 1]) for g in window])
+            parts.append(rng.permutation(rows))
+        return np.concatenate(parts).astype(np.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its open files and cache (reopened on unpickling)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_readers", "_cache", "_lock", "_loading")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        pq = _pyarrow()
+        self._readers = [_open(pq, f) for f in self.files]
+        self._cache, self._lock, self._loading = OrderedDict(), threading.Lock(), {}
+
+
+def _bytes_of(column: Any, name: str, file: str) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """An Arrow column of images (struct with ``bytes``, or binary) as ``(data, offsets, valid)`` without copying the
+    bytes."""
+    import pyarrow as pa
+
+    valid = None
+    if pa.types.is_struct(column.type):
+        if column.type.get_field_index("bytes") < 0:
+            raise ValueError(f"Parquet file '{file}': the image column '{name}' is a struct without a 'bytes' field "
+                             f"(its fields: {', '.join(f.name for f in column.type)})")
+        if column.null_count:
+            valid = np.asarray(column.is_valid())
+        column = column.field("bytes")
+    if pa.types.is_large_binary(column.type):
+        offset_type = np.int64
+    elif pa.types.is_binary(column.type):
+        offset_type = np.int32
+    else:
+        raise ValueError(f"Parquet file '{file}': the image column '{name}' holds {column.type}, not encoded images "
+                         f"(binary, or a struct with a 'bytes' field)")
+    if column.null_count:
+        inner = np.asarray(column.is_valid())
+        valid = inner if valid is None else valid & inner
+    _, offsets_buffer, data_buffer = column.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[column.offset:column.offset + len(column) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    return data, offsets.astype(np.int64), valid
+
+
+def parquet_source(files: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], image: str = "image",
+                   label: Optional[str] = "label", shuffle_window: int = 8, workers: Optional[int] = None) -> Any:
+    """The loader's source for Parquet ``files`` (see :class:`ParquetTable`): a
+    :class:`~dali_multicrop.sources.dataset.DatasetSource` of encoded images."""
+    from .dataset import DatasetSource
+
+    return DatasetSource(ParquetTable(files, image=image, label=label, shuffle_window=shuffle_window),
+                         workers=workers)

@@ -1,0 +1,193 @@
+"""Parquet files as a source (issue #32), written by pyarrow from generated images: Hugging Face's ``{bytes, path}``
+image structs and plain binary columns, string and integer labels; every row once per epoch over 1-3 ranks,
+the row groups read in windows, ``len`` from the footers, resume, bad rows named by file and row."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import coordinate_image
+from dali_multicrop import DaliMultiCropLoader, ImageDecodeError
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from dali_multicrop.sources import ParquetTable  # noqa: E402
+from dali_multicrop.sources.epochs import ShardPlan  # noqa: E402
+
+CROPS = "2x32,2x16"
+FILES, ROWS, GROUP = 3, 20, 6  # rows per file, rows per row group (the last of each file shorter)
+
+
+def jpeg(k: int) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(coordinate_image(24 + k % 9, 32 + k % 5)).save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def write(folder, images=None, labels=None, struct=True, name="train"):
+    """``FILES`` Parquet files of ``ROWS`` rows each (row ``i`` overall: ``images[i]``, ``labels[i]``)."""
+    n = FILES * ROWS
+    images = images if images is not None else [jpeg(i) for i in range(n)]
+    labels = labels if labels is not None else [f"class-{i % 4}" for i in range(n)]
+    for f in range(FILES):
+        rows = range(f * ROWS, (f + 1) * ROWS)
+        column = ([None if images[i] is None else {"bytes": images[i], "path": f"{i}.jpg"} for i in rows] if struct
+                  else [images[i] for i in rows])
+        table = pa.table({"image": column, "label": [labels[i] for i in rows]})
+        pq.write_table(table, folder / f"{name}-{f:05d}.parquet", row_group_size=GROUP)
+    return str(folder / f"{name}-*.parquet")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return write(tmp_path_factory.mktemp("parquet"))
+
+
+def indices_of(loader):
+    return [int(i) for batch in loader for i in batch.indices]
+
+
+def test_every_row_once_per_epoch_with_its_label_over_one_to_three_ranks(files):
+    n = FILES * ROWS
+    for ranks in (1, 2, 3):
+        loaders = [DaliMultiCropLoader(f"parquet:{files}", crops=CROPS, batch_size=5, device="cpu", seed=3,
+                                       shard_id=r, num_shards=ranks, num_threads=1) for r in range(ranks)]
+        assert len({len(loader) for loader in loaders}) == 1  # equal batch counts on every rank
+        for epoch in (0, 1):
+            seen = []
+            for loader in loaders:
+                loader.set_epoch(epoch)
+                for batch in loader:
+                    seen += batch.indices.tolist()
+                    assert batch.labels.tolist() == [i % 4 for i in batch.indices.tolist()]
+                    assert batch.crops[0].shape[1:] == (3, 32, 32)
+            assert sorted(seen) == list(range(n)), (ranks, epoch)
+        for loader in loaders:
+            loader.close()
+    table = loaders[0].source.dataset
+    assert table.classes == ("class-0", "class-1", "class-2", "class-3")
+
+
+def test_the_order_shuffles_row_groups_then_rows_within_a_window(files):
+    table = ParquetTable(files, shuffle_window=2)
+    assert len(table.row_group_sizes) == FILES * 4 and table.row_group_sizes.tolist()[:4] == [6, 6, 6, 2]
+    starts = np.concatenate([[0], np.cumsum(table.row_group_sizes)])
+    group_of = np.searchsorted(starts, np.arange(len(table)), side="right") - 1
+    orders = [table.epoch_order(seed=3, epoch=e) for e in (0, 1)]
+    for order in orders:
+        assert sorted(order.tolist()) == list(range(len(table)))
+        groups = group_of[order]
+        # each window's rows form one stretch of the order: at most 2 row groups between two changes of window
+        windows, position = [], 0
+        while position < len(order):
+            pair = set()
+            end = position
+            while end < len(order) and len(pair | {groups[end]}) <= 2:
+                pair.add(groups[end])
+                end += 1
+            windows.append(pair)
+            position = end
+        assert len(windows) <= len(table.row_group_sizes) // 2 + 1
+        assert np.any(np.diff(order) != 1)  # shuffled within the windows
+    assert not np.array_equal(orders[0], orders[1])
+    assert np.array_equal(table.epoch_order(3, 0), orders[0])  # the same on every rank and run
+    plan = ShardPlan(len(table), 4, shard_id=1, num_shards=2, seed=3, order_of=table.epoch_order)
+    assert np.array_equal(plan.order(0), orders[0])
+
+
+def test_len_and_labels_come_without_reading_an_image_byte(files, monkeypatch):
+    def no_reads(self, group):
+        raise AssertionError("an image row group was read")
+
+    monkeypatch.setattr(ParquetTable, "_row_group", no_reads)
+    loader = DaliMultiCropLoader(f"parquet:{files}", crops=CROPS, batch_size=8, device="cpu")
+    assert len(loader.source) == FILES * ROWS and len(loader) == -(-FILES * ROWS // 8)
+    loader.close()
+
+
+def test_integer_labels_a_binary_column_and_a_table_passed_directly(tmp_path):
+    n = FILES * ROWS
+    pattern = write(tmp_path, labels=[(7 * i) % 11 for i in range(n)], struct=False)
+    table = ParquetTable(pattern, shuffle_window=1, cache_row_groups=1)
+    assert table.classes == () and table.labels.tolist() == [(7 * i) % 11 for i in range(n)]
+    image, label = table[25]
+    assert bytes(image) == jpeg(25) and label == (7 * 25) % 11
+    loader = DaliMultiCropLoader(table, crops=CROPS, batch_size=7, device="cpu", seed=1)
+    assert sorted(indices_of(loader)) == list(range(n))
+    loader.close()
+    again = pickle.loads(pickle.dumps(table))
+    assert bytes(again[59][0]) == jpeg(59)
+
+
+def test_a_missing_column_is_named_with_the_columns_that_exist(files):
+    with pytest.raises(ValueError, match=r"has no column 'img' \(its columns: image, label\)"):
+        ParquetTable(files, image="img")
+    with pytest.raises(ValueError, match=r"has no column 'class'"):
+        DaliMultiCropLoader(ParquetTable(files, label="class"), crops=CROPS, batch_size=4, device="cpu")
+    with pytest.raises(ValueError, match="no Parquet file matches"):
+        ParquetTable(files.replace("train", "valid"))
+
+
+def test_resume_mid_epoch_repeats_the_rest_exactly(files):
+    def make():
+        return DaliMultiCropLoader(f"parquet:{files}", crops=CROPS, batch_size=6, device="cpu", seed=9)
+
+    first = make()
+    first.set_epoch(1)
+    rest, state = [], None
+    for k, batch in enumerate(first):
+        if k == 3:
+            state = json.loads(json.dumps(first.state_dict()))
+        elif k > 3:
+            rest.append((batch.indices.clone(), batch.crops[0].clone()))
+    first.close()
+    resumed = make()
+    resumed.load_state_dict(state)
+    resumed.set_epoch(1)
+    again = [(b.indices.clone(), b.crops[0].clone()) for b in resumed]
+    assert len(again) == len(rest) > 0
+    for (i, c), (j, d) in zip(rest, again):
+        assert torch.equal(i, j) and torch.equal(c, d)
+    resumed.close()
+
+
+def test_bad_rows_are_named_by_file_and_row_and_skipped(tmp_path):
+    n = FILES * ROWS
+    images = [jpeg(i) for i in range(n)]
+    images[7] = None  # a null image
+    images[30] = b"<!DOCTYPE html><html>404</html>"  # not an image
+    pattern = write(tmp_path, images=images)
+    with pytest.warns(UserWarning):
+        loader = DaliMultiCropLoader(f"parquet:{pattern}", crops=CROPS, batch_size=6, device="cpu",
+                                     on_error="skip", seed=2)
+        seen = indices_of(loader)
+    assert sorted(i for i in seen if i >= 0) == [i for i in range(n) if i not in (7, 30)]
+    names = sorted(loader.skipped)
+    assert names == [f"{tmp_path}/train-00000.parquet (row 7)", f"{tmp_path}/train-00001.parquet (row 10)"]
+    assert "empty (null)" in loader.skipped[names[0]] and "HTML" in loader.skipped[names[1]]
+    loader.close()
+    with pytest.raises((ValueError, ImageDecodeError), match=r"train-00000\.parquet \(row 7\)"):
+        list(DaliMultiCropLoader(f"parquet:{pattern}", crops=CROPS, batch_size=6, device="cpu", seed=2))
+
+
+def test_without_pyarrow_the_error_names_the_extra(tmp_path):
+    (tmp_path / "pyarrow").mkdir()
+    (tmp_path / "pyarrow" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'pyarrow'\", name='pyarrow')\n")
+    code = ("from dali_multicrop import DaliMultiCropLoader\n"
+            "try:\n    DaliMultiCropLoader('parquet:x-*.parquet', crops='2x32', batch_size=2, device='cpu')\n"
+            "except ModuleNotFoundError as e:\n    print(e)\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert "pip install 'dali-multicrop[parquet]'" in done.stdout, done.stdout + done.stderr
