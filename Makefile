@@ -22,7 +22,7 @@ install:
 	  *) echo "DALI must be auto, cuda12 or cuda13, got '$$dali'" >&2; exit 2;; esac; \
 	if $(PYTHON) -m pip show -q $$other >/dev/null 2>&1; then \
 	  echo "removing $$other: only one DALI flavour may be installed"; $(PYTHON) -m pip uninstall -y -q $$other; fi; \
-	$(PYTHON) -m pip install -e ".[$$dali,bench,albumentations,test,examples,s3,parquet]"
+	$(PYTHON) -m pip install -e ".[$$dali,bench,albumentations,test,examples,s3,parquet,hf]"
 
 test:
 	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)

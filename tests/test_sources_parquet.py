@@ -110,7 +110,7 @@ def test_len_and_labels_come_without_reading_an_image_byte(files, monkeypatch):
     def no_reads(self, group):
         raise AssertionError("an image row group was read")
 
-    monkeypatch.setattr(ParquetTable, "_row_group", no_reads)
+    monkeypatch.setattr(ParquetTable, "_block", no_reads)
     loader = DaliMultiCropLoader(f"parquet:{files}", crops=CROPS, batch_size=8, device="cpu")
     assert len(loader.source) == FILES * ROWS and len(loader) == -(-FILES * ROWS // 8)
     loader.close()

@@ -6,7 +6,10 @@ order into WebDataset shards of :data:`SAMPLES_PER_SHARD` with index files (writ
 ``dataset``: a map-style torch Dataset giving PIL images (the usual ``torchvision.datasets`` item), fetched by
 worker threads. ``parquet``: the files' bytes in Parquet files as Hugging Face writes them (an ``image`` column of
 ``{bytes, path}`` structs, a ``label`` column; :data:`ROWS_PER_GROUP` rows per row group, written once into the
-cache), read by :class:`~dali_multicrop.sources.ParquetTable` (needs pyarrow).
+cache), read by :class:`~dali_multicrop.sources.ParquetTable` (needs pyarrow). ``hf``: the same as a Hugging Face
+``datasets.Dataset`` (``save_to_disk`` into the cache, ``load_from_disk``: memory-mapped Arrow), read from its Arrow
+table (:class:`~dali_multicrop.sources.ArrowDatasetTable`); ``hf-pil``: that dataset the usual way, its
+``__getitem__`` decoding each image with PIL, in a :class:`~dali_multicrop.DatasetSource` (needs datasets).
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from ..sources import ArraySource, DatasetSource, FileList, TarShards, parquet_source
+from ..sources.hf_dataset import hf_source
 from ..sources.tar import pack_shards
 from ..sources.tar_index import write_index
 
-__all__ = ["ROWS_PER_GROUP", "SOURCES", "SAMPLES_PER_SHARD", "bench_source", "write_parquet", "write_tar_shards"]
+__all__ = ["ROWS_PER_GROUP", "SOURCES", "SAMPLES_PER_SHARD", "bench_source", "hf_dataset", "write_parquet",
+           "write_tar_shards"]
 
-SOURCES = ("folder", "arrays", "tar", "dataset", "parquet")
+SOURCES = ("folder", "arrays", "tar", "dataset", "parquet", "hf", "hf-pil")
 SAMPLES_PER_SHARD = 256
 """Samples per tar shard the benchmark writes (small shards: many shard switches per epoch, the hard case)."""
 ROWS_PER_GROUP = 256
@@ -45,6 +50,36 @@ def write_parquet(files: FileList, folder: Path, rows_per_group: int = ROWS_PER_
     pq.write_table(pa.table({"image": images, "label": list(files.labels)}), path, row_group_size=rows_per_group)
     done.write_text(str(len(files)))
     return str(path)
+
+
+def hf_dataset(files: FileList, folder: Path) -> Any:
+    """``files``' bytes and labels as a ``datasets.Dataset`` saved in ``folder`` (an ``Image`` column and a
+    ``ClassLabel``), loaded back memory-mapped; written once."""
+    import datasets
+
+    done = folder / "complete"
+    if not (done.is_file() and done.read_text() == str(len(files))):
+        images = [{"bytes": Path(f).read_bytes(), "path": None} for f in files.files]
+        features = datasets.Features({"image": datasets.Image(),
+                                      "label": datasets.ClassLabel(names=list(files.classes) or ["0"])})
+        datasets.Dataset.from_dict({"image": images, "label": list(files.labels)}, features=features).save_to_disk(
+            str(folder / "dataset"))
+        done.write_text(str(len(files)))
+    return datasets.load_from_disk(str(folder / "dataset"))
+
+
+class _HfPairs:
+    """A ``datasets.Dataset`` as ``(PIL image, label)`` items, through its own ``__getitem__`` (PIL decodes)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        row = self.dataset[int(i)]
+        return row["image"].convert("RGB"), row["label"]
 
 
 def write_tar_shards(files: FileList, folder: Path, per_shard: int = SAMPLES_PER_SHARD) -> str:
@@ -104,6 +139,11 @@ def bench_source(kind: str, files: FileList, cache: Path, threads: int) -> Any:
     if kind == "parquet":
         key = hashlib.sha1("\n".join(files.files).encode()).hexdigest()[:12]
         return parquet_source(write_parquet(files, cache / f"bench-parquet-{key}"), workers=threads)
+    if kind in ("hf", "hf-pil"):
+        key = hashlib.sha1("\n".join(files.files).encode()).hexdigest()[:12]
+        dataset = hf_dataset(files, cache / f"bench-hf-{key}")
+        return hf_source(dataset, workers=threads) if kind == "hf" else DatasetSource(_HfPairs(dataset),
+                                                                                      workers=threads)
     raise ValueError(f"unknown source '{kind}' (choose from {', '.join(SOURCES)})")
 
 

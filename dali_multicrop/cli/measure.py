@@ -47,7 +47,9 @@ def bench(
     source: Optional[List[str]] = typer.Option(None, "--source", help="Source kinds the DALI backends read the "
                                                "same images from: folder, arrays (decoded in memory), tar "
                                                "(WebDataset shards), dataset (a torch Dataset of PIL images), "
-                                               "parquet (a Parquet file of the encoded images; needs pyarrow). "
+                                               "parquet (a Parquet file of the encoded images; needs pyarrow), "
+                                               "hf (a Hugging Face datasets.Dataset read from its Arrow table), "
+                                               "hf-pil (the same through its own __getitem__, PIL decoding). "
                                                "Repeatable. Default: folder."),
     hw_decoder_load: float = typer.Option(HW_DECODER_LOAD, "--hw-decoder-load",
                                           help="Share of JPEG decoding given to the GPU's hardware decoder (0-1; "

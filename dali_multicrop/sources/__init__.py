@@ -11,6 +11,8 @@ module              source                                               what th
 ``tar.py``          :class:`TarShards`: WebDataset tar shards            DALI's webdataset reader
 ``parquet.py``      :class:`ParquetTable`: Parquet files (an image        the encoded bytes (through
                     column of encoded bytes, a label column)             :class:`DatasetSource`)
+``hf_dataset.py``   :class:`ArrowDatasetTable`: a Hugging Face           the encoded bytes (through
+                    ``datasets.Dataset``, read from its Arrow table      :class:`DatasetSource`)
 ``tar_index.py``    the shards' index files (DALI's ``v1.2`` format)
 ``s3.py``           object storage: listing, small reads, checks
 ==================  ===================================================  ====================================
@@ -27,11 +29,12 @@ from typing import Any, Sequence, Union
 from .arrays import ArraySource
 from .dataset import DatasetSource
 from .files import IMAGE_EXTENSIONS, FileList
+from .hf_dataset import ArrowDatasetTable, hf_source, is_hf_dataset
 from .parquet import PREFIX as PARQUET, ParquetTable, parquet_source
 from .tar import TarShards
 
-__all__ = ["AnySource", "ArraySource", "DatasetSource", "FileList", "IMAGE_EXTENSIONS", "ParquetTable", "SourceLike",
-           "TarShards", "parquet_source", "resolve_source"]
+__all__ = ["AnySource", "ArraySource", "ArrowDatasetTable", "DatasetSource", "FileList", "IMAGE_EXTENSIONS",
+           "ParquetTable", "SourceLike", "TarShards", "parquet_source", "resolve_source"]
 
 AnySource = Union[FileList, ArraySource, TarShards, DatasetSource]
 """A resolved source."""
@@ -46,11 +49,11 @@ def _is_tar(item: Any) -> bool:
 
 
 def resolve_source(source: SourceLike) -> AnySource:
-    """A folder path (local or ``s3://``), ``"parquet:PATTERN"`` (Parquet files), ``"cifar10:PATH"`` /
-    ``"cifar100:PATH"`` (the training split), tar
-    shards (a ``.tar`` path or brace pattern, or a list of them), a map-style torch ``Dataset`` of ``(image,
-    label)``, a :class:`FileList`, an :class:`ArraySource`, a :class:`TarShards`, a :class:`DatasetSource` or
-    ``(path, label)`` pairs, as the source object."""
+    """What a user passes as the loader's source, as the source object: a folder path (local or ``s3://``),
+    ``"parquet:PATTERN"`` (Parquet files), ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the training split), tar shards
+    (a ``.tar`` path or brace pattern, or a list of them), a Hugging Face ``datasets.Dataset`` (read from its Arrow
+    table), a map-style torch ``Dataset`` of ``(image, label)``, a :class:`FileList`, an :class:`ArraySource`, a
+    :class:`TarShards`, a :class:`DatasetSource` or ``(path, label)`` pairs."""
     if isinstance(source, (FileList, ArraySource, TarShards, DatasetSource)):
         return source
     if isinstance(source, str) and source.startswith(PARQUET):
@@ -63,6 +66,8 @@ def resolve_source(source: SourceLike) -> AnySource:
         return FileList.from_folder(source)
     if isinstance(source, (list, tuple)):
         return FileList.from_pairs(source)
+    if is_hf_dataset(source):  # its Arrow table, not its __getitem__ (which decodes with PIL)
+        return hf_source(source)
     if hasattr(source, "__getitem__") and hasattr(source, "__len__"):
         return DatasetSource(source)
     raise ValueError(f"source must be an image folder path, tar shards ('train-{{000..127}}.tar'), 'cifar10:PATH', "

@@ -27,14 +27,14 @@ import glob
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from ..common.checks import check_int
 from ..common.seeds import derive_seed
 
-__all__ = ["ParquetTable", "parquet_source"]
+__all__ = ["BlockTable", "ParquetTable", "labels_of", "parquet_source"]
 
 PREFIX = "parquet:"
 """The source string's prefix: ``"parquet:PATTERN"`` (a glob, or a single file)."""
@@ -69,29 +69,132 @@ def _files(pattern: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) 
     return files
 
 
-class ParquetTable:
-    """Parquet ``files`` (a glob pattern, one path or a list) as a dataset of ``(encoded bytes, label)`` items, in the
-    files' order (sorted, for a pattern), rows in order within each.
-
-    ``image``: the column of encoded images (a struct with a ``bytes`` field, as Hugging Face writes it, or binary).
-    ``label``: the column of labels (integers >= 0, or strings: class indices in sorted order), or None (every label
-    0). ``shuffle_window``: row groups whose rows are shuffled together (see the module); ``cache_row_groups``: row
-    groups of image bytes kept per process (default ``2 * shuffle_window + 2``).
-    """
+class BlockTable:
+    """Encoded images and labels stored in blocks of rows (Parquet row groups, Arrow record batches) as a map-style
+    dataset of ``(encoded bytes, label)`` items: the blocks read one at a time and cached, the epoch's order shuffled
+    by blocks then within windows of blocks (see the module). A subclass gives the blocks' sizes, reads a block's
+    image column (:meth:`_read_block`) and names a row (:meth:`item_name`)."""
 
     item_kind = "encoded"
     """What its items' images are, for :class:`~dali_multicrop.sources.dataset.DatasetSource` (so that no row is read
     at start)."""
+
+    def _setup(self, image: str, sizes: Sequence[int], shuffle_window: int, cache_row_groups: Optional[int]) -> None:
+        self.image = image
+        self.shuffle_window = check_int("shuffle_window", shuffle_window, 1)
+        self.cache_row_groups = (check_int("cache_row_groups", cache_row_groups, 1) if cache_row_groups is not None
+                                 else 2 * self.shuffle_window + 2)
+        self.row_group_sizes = np.array(sizes, dtype=np.int64)
+        """Rows of each block (row group), in order."""
+        self._starts = np.concatenate([[0], np.cumsum(self.row_group_sizes)]).astype(np.int64)
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """The empty cache and its locks (also after unpickling)."""
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[int, threading.Event] = {}
+
+    def _read_block(self, block: int) -> Any:
+        """Block ``block``'s image column (an Arrow array)."""
+        raise NotImplementedError
+
+    def item_name(self, index: int) -> str:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _where(self, index: int) -> tuple[int, int]:
+        """Block and row within it of sample ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"row {index} is out of range for {len(self)} rows")
+        block = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return block, index - int(self._starts[block])
+
+    def _block(self, block: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """Block ``block``'s image bytes as ``(data, offsets, valid)``: one uint8 buffer, int64 offsets per row
+        (row ``r`` is ``data[offsets[r]:offsets[r + 1]]``), and which rows hold an image (None: all). Read once and
+        cached; threads asking for the same block wait for one read."""
+        while True:
+            with self._lock:
+                if block in self._cache:
+                    self._cache.move_to_end(block)
+                    return self._cache[block]
+                waiting = self._loading.get(block)
+                if waiting is None:
+                    self._loading[block] = threading.Event()
+                    break
+            waiting.wait()
+        try:
+            read = _bytes_of(self._read_block(block), self.image, self.item_name(int(self._starts[block])))
+            with self._lock:
+                self._cache[block] = read
+                while len(self._cache) > self.cache_row_groups:
+                    self._cache.popitem(last=False)
+            return read
+        finally:
+            with self._lock:
+                self._loading.pop(block).set()
+
+    def __getitem__(self, index: int) -> tuple[memoryview, int]:
+        """Row ``index`` as ``(encoded bytes, label)``: the bytes a view of the block's buffer (no copy)."""
+        block, row = self._where(int(index))
+        data, offsets, valid = self._block(block)
+        if valid is not None and not valid[row]:
+            raise ValueError(f"{self.item_name(int(index))}: the image column '{self.image}' is empty (null)")
+        return data[offsets[row]:offsets[row + 1]].data, int(self.labels[index])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[memoryview, int]]:
+        """The rows ``indices`` at once (torch's batched fetch): each block read once for them."""
+        return [self[int(i)] for i in indices]
+
+    def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
+        """The whole table's order in ``epoch`` (identical on every rank): the blocks shuffled, then the rows of
+        each ``shuffle_window`` consecutive blocks of that order shuffled together."""
+        rng = np.random.default_rng(derive_seed(seed, epoch, 0x9A2E7))
+        blocks = rng.permutation(len(self.row_group_sizes))
+        parts = []
+        for w in range(0, len(blocks), self.shuffle_window):
+            window = blocks[w:w + self.shuffle_window]
+            rows = np.concatenate([np.arange(self._starts[g], self._starts[g + 1]) for g in window])
+            parts.append(rng.permutation(rows))
+        return np.concatenate(parts).astype(np.int64)
+
+
+def labels_of(values: list[Any], column: str, name_of: Callable[[int], str],
+              classes: Sequence[str] = ()) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A label column's ``values`` as int64 class indices and the class names: strings in sorted order, integers
+    >= 0 as they are (named by ``classes`` where the data says them); a null names its row (``name_of``)."""
+    if any(v is None for v in values):
+        raise ValueError(f"{name_of(next(i for i, v in enumerate(values) if v is None))}: the label column "
+                         f"'{column}' is empty (null)")
+    if all(isinstance(v, str) for v in values):
+        names = tuple(sorted(set(values)))
+        index = {name: i for i, name in enumerate(names)}
+        return np.array([index[v] for v in values], dtype=np.int64), names
+    bad = next((v for v in values if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0)), None)
+    if bad is not None:
+        raise ValueError(f"the label column '{column}' must hold integers >= 0 or strings, got {bad!r}")
+    return np.array(values, dtype=np.int64), tuple(classes)
+
+
+class ParquetTable(BlockTable):
+    """Parquet ``files`` (a glob pattern, one path or a list) as a dataset of ``(encoded bytes, label)`` items, in the
+    files' order (sorted, for a pattern), rows in order within each; the blocks are the row groups.
+
+    ``image``: the column of encoded images (a struct with a ``bytes`` field, as Hugging Face writes it, or binary).
+    ``label``: the column of labels (integers >= 0, named by the file's Hugging Face ``ClassLabel`` where it has one;
+    or strings: class indices in sorted order), or None (every label 0). ``shuffle_window``: row groups whose rows
+    are shuffled together (see the module); ``cache_row_groups``: row groups of image bytes kept per process
+    (default ``2 * shuffle_window + 2``).
+    """
 
     def __init__(self, files: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]], image: str = "image",
                  label: Optional[str] = "label", shuffle_window: int = 8,
                  cache_row_groups: Optional[int] = None) -> None:
         pq = _pyarrow()
         self.files = _files(files)
-        self.image = image
-        self.shuffle_window = check_int("shuffle_window", shuffle_window, 1)
-        self.cache_row_groups = (check_int("cache_row_groups", cache_row_groups, 1) if cache_row_groups is not None
-                                 else 2 * self.shuffle_window + 2)
         self._readers = [_open(pq, f) for f in self.files]
         groups: list[tuple[int, int]] = []  # (file, row group) per row group, in order
         sizes: list[int] = []
@@ -105,46 +208,20 @@ class ParquetTable:
                 groups.append((f, g))
                 sizes.append(reader.metadata.row_group(g).num_rows)
         self._groups = groups
-        self.row_group_sizes = np.array(sizes, dtype=np.int64)
-        """Rows of each row group, over the files in order."""
-        self._starts = np.concatenate([[0], np.cumsum(self.row_group_sizes)])
-        if self._starts[-1] < 1:
+        self._setup(image, sizes, shuffle_window, cache_row_groups)
+        if len(self) < 1:
             raise ValueError(f"the Parquet files {self.files[0]}{' ...' if len(self.files) > 1 else ''} hold no rows")
-        self.labels, self.classes = self._read_labels(label)
-        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading: dict[int, threading.Event] = {}
-
-    def _read_labels(self, label: Optional[str]) -> tuple[np.ndarray, tuple[str, ...]]:
         if label is None:
-            return np.zeros(len(self), dtype=np.int64), ()
-        columns = [reader.read(columns=[label], use_threads=False).column(0) for reader in self._readers]
-        values = [v for column in columns for v in column.to_pylist()]
-        if any(v is None for v in values):
-            at = next(i for i, v in enumerate(values) if v is None)
-            raise ValueError(f"{self.item_name(at)}: the label column '{label}' is empty (null)")
-        if all(isinstance(v, str) for v in values):
-            classes = tuple(sorted(set(values)))
-            index = {name: i for i, name in enumerate(classes)}
-            return np.array([index[v] for v in values], dtype=np.int64), classes
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-            bad = next(v for v in values if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0))
-            raise ValueError(f"the label column '{label}' must hold integers >= 0 or strings, got {bad!r}")
-        return np.array(values, dtype=np.int64), ()
-
-    def __len__(self) -> int:
-        return int(self._starts[-1])
+            self.labels, self.classes = np.zeros(len(self), dtype=np.int64), ()
+        else:
+            values = [v for reader in self._readers
+                      for v in reader.read(columns=[label], use_threads=False).column(0).to_pylist()]
+            self.labels, self.classes = labels_of(values, label, self.item_name,
+                                                  _class_names(self._readers[0].schema_arrow, label))
 
     def __repr__(self) -> str:
         return (f"ParquetTable({len(self.files)} file(s), {len(self)} rows in {len(self._groups)} row groups, "
                 f"image='{self.image}')")
-
-    def _where(self, index: int) -> tuple[int, int]:
-        """Row group and row within it of sample ``index``."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"row {index} is out of range for {len(self)} rows")
-        group = int(np.searchsorted(self._starts, index, side="right")) - 1
-        return group, index - int(self._starts[group])
 
     def item_name(self, index: int) -> str:
         """How errors name row ``index``: its file and its row in that file."""
@@ -153,58 +230,10 @@ class ParquetTable:
         in_file = row + sum(self._readers[f].metadata.row_group(k).num_rows for k in range(g))
         return f"{self.files[f]} (row {in_file})"
 
-    def _row_group(self, group: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-        """Row group ``group``'s image bytes as ``(data, offsets, valid)``: one uint8 buffer, int64 offsets per row
-        (row ``r`` is ``data[offsets[r]:offsets[r + 1]]``), and which rows hold an image (None: all). Read once and
-        cached; threads asking for the same row group wait for one read."""
-        while True:
-            with self._lock:
-                if group in self._cache:
-                    self._cache.move_to_end(group)
-                    return self._cache[group]
-                waiting = self._loading.get(group)
-                if waiting is None:
-                    self._loading[group] = threading.Event()
-                    break
-            waiting.wait()
-        try:
-            f, g = self._groups[group]
-            # Arrow's own threads would fight the loader's and DALI's for the cores (a row group took 9x as long)
-            column = self._readers[f].read_row_group(g, columns=[self.image], use_threads=False).column(0)
-            column = column.combine_chunks()
-            read = _bytes_of(column, self.image, self.files[f])
-            with self._lock:
-                self._cache[group] = read
-                while len(self._cache) > self.cache_row_groups:
-                    self._cache.popitem(last=False)
-            return read
-        finally:
-            with self._lock:
-                self._loading.pop(group).set()
-
-    def __getitem__(self, index: int) -> tuple[memoryview, int]:
-        """Row ``index`` as ``(encoded bytes, label)``: the bytes a view of the row group's buffer (no copy)."""
-        group, row = self._where(int(index))
-        data, offsets, valid = self._row_group(group)
-        if valid is not None and not valid[row]:
-            raise ValueError(f"{self.item_name(int(index))}: the image column '{self.image}' is empty (null)")
-        return data[offsets[row]:offsets[row + 1]].data, int(self.labels[index])
-
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[memoryview, int]]:
-        """The rows ``indices`` at once (torch's batched fetch): each row group read once for them."""
-        return [self[int(i)] for i in indices]
-
-    def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
-        """The whole table's order in ``epoch`` (identical on every rank): the row groups shuffled, then the rows of
-        each ``shuffle_window`` consecutive row groups of that order shuffled together."""
-        rng = np.random.default_rng(derive_seed(seed, epoch, 0x9A2E7))
-        groups = rng.permutation(len(self._groups))
-        parts = []
-        for w in range(0, len(groups), self.shuffle_window):
-            window = groups[w:w + self.shuffle_window]
-            rows = np.concatenate([np.arange(self._starts[g], self._starts[g + 1]) for g in window])
-            parts.append(rng.permutation(rows))
-        return np.concatenate(parts).astype(np.int64)
+    def _read_block(self, block: int) -> Any:
+        f, g = self._groups[block]
+        # Arrow's own threads would fight the loader's and DALI's for the cores (a row group took 9x as long)
+        return self._readers[f].read_row_group(g, columns=[self.image], use_threads=False).column(0)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without its open files and cache (reopened on unpickling)."""
@@ -214,18 +243,33 @@ class ParquetTable:
         self.__dict__.update(state)
         pq = _pyarrow()
         self._readers = [_open(pq, f) for f in self.files]
-        self._cache, self._lock, self._loading = OrderedDict(), threading.Lock(), {}
+        self._fresh()
 
 
-def _bytes_of(column: Any, name: str, file: str) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+def _class_names(schema: Any, label: str) -> tuple[str, ...]:
+    """The names of a Hugging Face ``ClassLabel`` column ``label``, from the schema's ``huggingface`` metadata (what
+    ``Dataset.to_parquet`` writes); empty where there are none."""
+    import json
+
+    try:
+        features = json.loads((schema.metadata or {})[b"huggingface"])["info"]["features"]
+        names = features[label].get("names") if features[label].get("_type") == "ClassLabel" else None
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return ()
+    return tuple(str(n) for n in names) if names else ()
+
+
+def _bytes_of(column: Any, name: str, where: str) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """An Arrow column of images (struct with ``bytes``, or binary) as ``(data, offsets, valid)`` without copying the
     bytes."""
     import pyarrow as pa
 
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
     valid = None
     if pa.types.is_struct(column.type):
         if column.type.get_field_index("bytes") < 0:
-            raise ValueError(f"Parquet file '{file}': the image column '{name}' is a struct without a 'bytes' field "
+            raise ValueError(f"{where}: the image column '{name}' is a struct without a 'bytes' field "
                              f"(its fields: {', '.join(f.name for f in column.type)})")
         if column.null_count:
             valid = np.asarray(column.is_valid())
@@ -235,7 +279,7 @@ def _bytes_of(column: Any, name: str, file: str) -> tuple[np.ndarray, np.ndarray
     elif pa.types.is_binary(column.type):
         offset_type = np.int32
     else:
-        raise ValueError(f"Parquet file '{file}': the image column '{name}' holds {column.type}, not encoded images "
+        raise ValueError(f"{where}: the image column '{name}' holds {column.type}, not encoded images "
                          f"(binary, or a struct with a 'bytes' field)")
     if column.null_count:
         inner = np.asarray(column.is_valid())

@@ -1,0 +1,86 @@
+"""A Hugging Face ``datasets.Dataset`` (a ``DatasetDict``'s split) as a source, read from its Arrow table.
+
+``datasets`` keeps a dataset as Arrow files in its cache, memory-mapped; an ``Image`` column stores the encoded bytes
+(a struct ``{bytes, path}``) whether or not the dataset decodes them on access. :class:`ArrowDatasetTable` reads that
+storage directly, never through ``Dataset.__getitem__`` (which decodes every image with PIL): the blocks are the
+table's record batches, each a view of the mapped file (see :mod:`dali_multicrop.sources.parquet` for the epoch
+order, the cache and the items). Needs ``datasets`` only to be given one; nothing here imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .parquet import BlockTable, labels_of
+
+__all__ = ["ArrowDatasetTable", "hf_source", "is_hf_dataset"]
+
+
+def is_hf_dataset(source: Any) -> bool:
+    """Whether ``source`` is a ``datasets.Dataset`` or ``DatasetDict`` (told by its type's module, without importing
+    ``datasets``)."""
+    kind = type(source)
+    return kind.__module__.split(".")[0] == "datasets" and kind.__name__ in ("Dataset", "DatasetDict")
+
+
+class ArrowDatasetTable(BlockTable):
+    """A ``datasets.Dataset`` as a dataset of ``(encoded bytes, label)`` items, in its order; ``image`` and ``label``
+    its columns (``label=None``: every label 0; a ``ClassLabel``'s names become ``classes``, string labels class
+    indices in sorted order). ``shuffle_window`` and ``cache_row_groups`` as for
+    :class:`~dali_multicrop.sources.parquet.ParquetTable`, over the table's record batches."""
+
+    def __init__(self, dataset: Any, image: str = "image", label: Optional[str] = "label", shuffle_window: int = 8,
+                 cache_row_groups: Optional[int] = None) -> None:
+        if type(dataset).__name__ == "DatasetDict":
+            raise ValueError(f"a DatasetDict holds several splits ({', '.join(dataset)}): pass one, e.g. "
+                             f"dataset['{next(iter(dataset), 'train')}']")
+        if getattr(dataset, "_indices", None) is not None:
+            raise ValueError("the dataset has an indices mapping (after shuffle, select, filter or train_test_split): "
+                             "the loader shuffles by itself; pass the dataset before it, or dataset.flatten_indices()")
+        self.dataset = dataset
+        self.name = getattr(getattr(dataset, "info", None), "dataset_name", None) or "Dataset"
+        table = dataset.data.table  # pyarrow.Table (memory-mapped from the cache's Arrow files)
+        names = table.schema.names
+        for column in (image, label):
+            if column is not None and column not in names:
+                raise ValueError(f"the dataset has no column '{column}' (its columns: {', '.join(names)})")
+        self._column = table.column(image)
+        self._setup(image, [len(chunk) for chunk in self._column.chunks], shuffle_window, cache_row_groups)
+        if len(self) < 1:
+            raise ValueError("the dataset is empty: it has no rows")
+        if label is None:
+            import numpy as np
+
+            self.labels, self.classes = np.zeros(len(self), dtype=np.int64), ()
+        else:
+            feature = dataset.features.get(label)
+            names_of = tuple(getattr(feature, "names", None) or ())
+            self.labels, self.classes = labels_of(table.column(label).to_pylist(), label, self.item_name, names_of)
+
+    def __repr__(self) -> str:
+        return (f"ArrowDatasetTable({self.name}, {len(self)} rows in {len(self.row_group_sizes)} record batches, "
+                f"image='{self.image}')")
+
+    def item_name(self, index: int) -> str:
+        """How errors name row ``index``: ``Dataset[17]`` (the dataset's name where it has one)."""
+        return f"{self.name}[{index}]"
+
+    def _read_block(self, block: int) -> Any:
+        return self._column.chunk(block)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled as its dataset (which pickles by its cache files) and settings, without the cache."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_column", "_cache", "_lock", "_loading")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._column = self.dataset.data.table.column(self.image)
+        self._fresh()
+
+
+def hf_source(dataset: Any, image: str = "image", label: Optional[str] = "label",
+              workers: Optional[int] = None) -> Any:
+    """The loader's source for a ``datasets.Dataset`` (see :class:`ArrowDatasetTable`)."""
+    from .dataset import DatasetSource
+
+    return DatasetSource(ArrowDatasetTable(dataset, image=image, label=label), workers=workers)
