@@ -115,3 +115,31 @@ def test_two_nodes_of_two(uneven, tmp_path):
     assert sorted(r["local_rank"] for r in ranks) == [0, 0, 1, 1]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert {r["threads"] for r in ranks} == {max(1, cores // 2)}
+
+
+@pytest.fixture(scope="module")
+def uneven_parquet(uneven, tmp_path_factory):
+    """The same 11 images' file bytes in a Parquet file (Hugging Face's image structs) of row groups of 3 rows."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    files = FileList.from_folder(uneven)
+    path = tmp_path_factory.mktemp("uneven_parquet") / "train.parquet"
+    images = [{"bytes": Path(f).read_bytes(), "path": Path(f).name} for f in files.files]
+    pq.write_table(pa.table({"image": images, "label": list(files.labels)}), path, row_group_size=3)
+    return str(path)
+
+
+def test_one_node_parquet(uneven_parquet, tmp_path):
+    """The same guarantees for a Parquet source (its rows shuffled by row groups, then within windows)."""
+    from dali_multicrop.sources import ParquetTable
+
+    out = tmp_path / "ranks.json"
+    _wait(_torchrun("--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                    WORKER, f"parquet:{uneven_parquet}", str(out)))
+    order = ParquetTable(uneven_parquet).epoch_order
+
+    def expected(epoch, rank):
+        return np.concatenate(ShardPlan(N, 2, shard_id=rank, num_shards=2, seed=3, order_of=order)
+                              .batches(epoch)).tolist()
+
+    _check(json.loads(out.read_text()), 2, expected)

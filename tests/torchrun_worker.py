@@ -1,5 +1,5 @@
 """Run by tests/test_torchrun.py under torchrun (CPU, gloo): two epochs of a loader on every rank, gathered.
-Arguments: the source (an image folder or tar shards) and the output JSON file."""
+Arguments: the source (an image folder, tar shards or "parquet:PATH") and the output JSON file."""
 
 import json
 import os
