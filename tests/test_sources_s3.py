@@ -132,3 +132,24 @@ def test_missing_bucket_object_and_unreachable_endpoint_are_clear_errors(s3, mon
     with pytest.raises(ValueError, match=r"cannot reach the S3 endpoint http://127.0.0.1:\d+ .*AWS_ENDPOINT_URL"):
         DaliMultiCropLoader(f"s3://{BUCKET}/folder", crops=CROPS, device="cpu")
     assert time.monotonic() - start < 30, "an unreachable endpoint must fail fast, not hang"
+
+
+def test_parquet_files_on_s3_give_the_local_files_crops(s3, tmp_path):
+    """Parquet files read from S3 by Arrow's S3 file system (the same endpoint and credentials as the other s3://
+    sources): the same rows, order and crops as the same files on disk; a pattern matching nothing is one error."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    files = FileList.from_folder(s3["folder"])
+    images = [{"bytes": Path(f).read_bytes(), "path": None} for f in files.files]
+    half = len(images) // 2
+    for k, rows in enumerate((slice(0, half), slice(half, None))):
+        local = tmp_path / f"train-{k}.parquet"
+        pq.write_table(pa.table({"image": images[rows], "label": list(files.labels)[rows]}), local, row_group_size=3)
+        s3["client"].upload_file(str(local), BUCKET, f"parquet/train-{k}.parquet")
+    remote = DaliMultiCropLoader(f"parquet:s3://{BUCKET}/parquet/train-*.parquet", crops=CROPS, batch_size=4,
+                                 device="cpu", seed=6)
+    here = DaliMultiCropLoader(f"parquet:{tmp_path}/train-*.parquet", crops=CROPS, batch_size=4, device="cpu", seed=6)
+    assert len(remote.source) == len(files) and remote.source.dataset.files[1].startswith("s3://")
+    _same_batches(remote, here)
+    with pytest.raises(ValueError, match="no Parquet file matches"):
+        DaliMultiCropLoader(f"parquet:s3://{BUCKET}/parquet/valid-*.parquet", crops=CROPS, batch_size=4, device="cpu")

@@ -1,6 +1,7 @@
 """Parquet files as a source: an image column of encoded bytes (Hugging Face's ``{bytes, path}`` structs, or plain
 binary) and a label column, the bytes handed to the graph's decoder (on the GPU for ``device="gpu"``), never through
-PIL.
+PIL. The files may lie on disk or in object storage (``s3://``, read by Arrow's S3 file system with the endpoint and
+credentials the other ``s3://`` sources use).
 
 :class:`ParquetTable` is the files as a map-style dataset whose items are ``(bytes, label)``; the loader fetches a
 batch's items in one call (:meth:`ParquetTable.__getitems__`, a zero-copy slice of the Arrow buffers per row, grouped
@@ -23,6 +24,7 @@ the bytes read grow with the ranks while each rank decodes only its own samples.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import threading
@@ -33,6 +35,7 @@ import numpy as np
 
 from ..common.checks import check_int
 from ..common.seeds import derive_seed
+from . import s3
 
 __all__ = ["BlockTable", "ParquetTable", "labels_of", "parquet_source"]
 
@@ -50,22 +53,55 @@ def _pyarrow() -> Any:
 
 
 def _open(pq: Any, file: str) -> Any:
-    """``file`` opened for reading row groups (read, not memory-mapped: a row group's first read through a map
-    took 2-5x as long here, page by page)."""
-    return pq.ParquetFile(file)
+    """``file`` (a path or an ``s3://`` URL) opened for reading row groups (read, not memory-mapped: a row group's
+    first read through a map took 2-5x as long here, page by page)."""
+    if not s3.is_s3(file):
+        return pq.ParquetFile(file)
+    bucket, key = s3.split_url(file)
+    try:
+        return pq.ParquetFile(_s3_filesystem().open_input_file(f"{bucket}/{key}"))
+    except OSError as exc:
+        raise ValueError(f"cannot read Parquet file '{file}' from {s3.endpoint()}: {exc}") from None
+
+
+def _s3_filesystem() -> Any:
+    """Arrow's S3 file system for the AWS settings in the environment (the endpoint as the package's other
+    ``s3://`` sources take it: ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``; credentials and region Arrow reads)."""
+    from pyarrow import fs
+
+    url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    settings: dict[str, Any] = {}
+    if url:
+        scheme, _, host = url.partition("://")
+        settings.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        settings["region"] = region
+    return fs.S3FileSystem(**settings)
 
 
 def _files(pattern: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> list[str]:
+    """The Parquet files ``pattern`` names (a glob, a path or a list; local or ``s3://``), checked to exist."""
     if isinstance(pattern, (list, tuple)):
         files = [os.fspath(p) for p in pattern]
+    elif s3.is_s3(os.fspath(pattern)):
+        text = os.fspath(pattern)
+        if glob.has_magic(text):
+            folder = text[:text.rfind("/", 0, min(text.find(c) for c in "*?[" if c in text)) + 1]
+            files = [url for url in s3.list_keys(folder) if fnmatch.fnmatchcase(url, text)]
+        else:
+            files = [text]
     else:
         text = os.path.expanduser(os.fspath(pattern))
         files = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
     if not files:
         raise ValueError(f"no Parquet file matches '{pattern}'")
-    for file in files:
+    local = [f for f in files if not s3.is_s3(f)]
+    for file in local:
         if not os.path.isfile(file):
             raise ValueError(f"Parquet file '{file}' does not exist")
+    if len(local) < len(files):
+        s3.check_objects(f for f in files if s3.is_s3(f))
     return files
 
 
