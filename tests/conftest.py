@@ -76,3 +76,16 @@ def write_shards(files: list[str], labels: list[int], out: Path, per_shard: int,
 def _index_cache(tmp_path_factory, monkeypatch):
     """Index files made on the fly go to a per-session folder, not the user's cache."""
     monkeypatch.setenv("DALI_MULTICROP_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def ranks_epoch(loaders, epoch: int, label_of=None) -> list[int]:
+    """Every sample index that ``loaders`` (one per rank) give in ``epoch``, each batch's labels checked against
+    ``label_of(index)`` where given."""
+    seen: list[int] = []
+    for loader in loaders:
+        loader.set_epoch(epoch)
+        for batch in loader:
+            seen += batch.indices.tolist()
+            if label_of is not None:
+                assert batch.labels.tolist() == [label_of(i) for i in batch.indices.tolist()]
+    return seen
