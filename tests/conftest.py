@@ -17,6 +17,22 @@ def pytest_addoption(parser, pluginmanager) -> None:
         parser.addini("timeout", "pytest-timeout's per-test limit in seconds (unused: pytest-timeout is not installed)")
 
 
+COMPILED_AT_IMPORT = ("dali_multicrop.step.step_kernel", "dali_multicrop.graph.cpu_crop")
+"""The modules whose Numba C functions (the crop step, the CPU crop operator) compile as they are imported."""
+
+
+def pytest_sessionstart(session) -> None:
+    """Compiles the CPU graph's operators into Numba's disk cache once, before pytest-xdist starts its workers: on a
+    fresh clone every worker and every subprocess of the first tests would otherwise compile them at the same time
+    (about 10 s of a core each); after this they load them."""
+    if hasattr(session.config, "workerinput"):  # a worker: the controller did it
+        return
+    import importlib
+
+    for module in COMPILED_AT_IMPORT:
+        importlib.import_module(module)
+
+
 # Landscape, portrait and square sources, all at most 256 px wide/high so one pixel is about one code value.
 COORD_SIZES = [(192, 256), (240, 160), (200, 200)]  # (H, W)
 

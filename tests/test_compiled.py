@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+from conftest import COMPILED_AT_IMPORT
+
 _RECORD = """
 from numba.core import event
 from dali_multicrop import DaliMultiCropLoader
@@ -24,7 +26,7 @@ def test_a_fresh_process_compiles_nothing_to_build_and_run_the_cpu_graph(tmp_pat
     """With the cache written (importing the kernel modules compiles their C functions, as the first process after
     an install does), a new process's CPU loader makes its graph and first batch without one Numba compilation
     (DALI's own numba_function wrapper compiled both operators in every process: 88 compilations, 7 s here)."""
-    for module in ("dali_multicrop.graph.cpu_crop", "dali_multicrop.step.step_kernel"):
+    for module in COMPILED_AT_IMPORT:
         importlib.import_module(module)  # writes the cache where it is cold
 
     done = subprocess.run([sys.executable, "-c", _RECORD], cwd=tmp_path, capture_output=True, text=True, timeout=180)
