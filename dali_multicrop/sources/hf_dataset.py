@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
+
 from .parquet import BlockTable, labels_of
 
 __all__ = ["ArrowDatasetTable", "hf_source", "is_hf_dataset"]
@@ -49,8 +51,6 @@ class ArrowDatasetTable(BlockTable):
         if len(self) < 1:
             raise ValueError("the dataset is empty: it has no rows")
         if label is None:
-            import numpy as np
-
             self.labels, self.classes = np.zeros(len(self), dtype=np.int64), ()
         else:
             feature = dataset.features.get(label)

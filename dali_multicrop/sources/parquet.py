@@ -232,6 +232,7 @@ class ParquetTable(BlockTable):
         pq = _pyarrow()
         self.files = _files(files)
         self._readers = [_open(pq, f) for f in self.files]
+        self._file_locks = [threading.Lock() for _ in self.files]
         groups: list[tuple[int, int]] = []  # (file, row group) per row group, in order
         sizes: list[int] = []
         for f, reader in enumerate(self._readers):
@@ -268,17 +269,20 @@ class ParquetTable(BlockTable):
 
     def _read_block(self, block: int) -> Any:
         f, g = self._groups[block]
-        # Arrow's own threads would fight the loader's and DALI's for the cores (a row group took 9x as long)
-        return self._readers[f].read_row_group(g, columns=[self.image], use_threads=False).column(0)
+        with self._file_locks[f]:  # one read at a time per open file (Arrow's readers promise no more)
+            # Arrow's own threads would fight the loader's and DALI's for the cores (a row group took 9x as long)
+            return self._readers[f].read_row_group(g, columns=[self.image], use_threads=False).column(0)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without its open files and cache (reopened on unpickling)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_readers", "_cache", "_lock", "_loading")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_readers", "_file_locks", "_cache", "_lock", "_loading")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         pq = _pyarrow()
         self._readers = [_open(pq, f) for f in self.files]
+        self._file_locks = [threading.Lock() for _ in self.files]
         self._fresh()
 
 
