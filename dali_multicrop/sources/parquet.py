@@ -69,7 +69,7 @@ def _s3_filesystem() -> Any:
     ``s3://`` sources take it: ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``; credentials and region Arrow reads)."""
     from pyarrow import fs
 
-    url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    url = s3.endpoint_url()
     settings: dict[str, Any] = {}
     if url:
         scheme, _, host = url.partition("://")
@@ -235,16 +235,21 @@ class ParquetTable(BlockTable):
         self._file_locks = [threading.Lock() for _ in self.files]
         groups: list[tuple[int, int]] = []  # (file, row group) per row group, in order
         sizes: list[int] = []
+        first_in_file: list[int] = []  # each row group's first row, counted within its file
         for f, reader in enumerate(self._readers):
             names = reader.schema_arrow.names
             for column in (image, label):
                 if column is not None and column not in names:
                     raise ValueError(f"Parquet file '{self.files[f]}' has no column '{column}' (its columns: "
                                      f"{', '.join(names)})")
+            before = 0
             for g in range(reader.metadata.num_row_groups):
                 groups.append((f, g))
                 sizes.append(reader.metadata.row_group(g).num_rows)
+                first_in_file.append(before)
+                before += sizes[-1]
         self._groups = groups
+        self._first_in_file = first_in_file
         self._setup(image, sizes, shuffle_window, cache_row_groups)
         if len(self) < 1:
             raise ValueError(f"the Parquet files {self.files[0]}{' ...' if len(self.files) > 1 else ''} hold no rows")
@@ -263,9 +268,7 @@ class ParquetTable(BlockTable):
     def item_name(self, index: int) -> str:
         """How errors name row ``index``: its file and its row in that file."""
         group, row = self._where(index)
-        f, g = self._groups[group]
-        in_file = row + sum(self._readers[f].metadata.row_group(k).num_rows for k in range(g))
-        return f"{self.files[f]} (row {in_file})"
+        return f"{self.files[self._groups[group][0]]} (row {self._first_in_file[group] + row})"
 
     def _read_block(self, block: int) -> Any:
         f, g = self._groups[block]
@@ -306,14 +309,12 @@ def _bytes_of(column: Any, name: str, where: str) -> tuple[np.ndarray, np.ndarra
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    valid = None
     if pa.types.is_struct(column.type):
-        if column.type.get_field_index("bytes") < 0:
+        field = column.type.get_field_index("bytes")
+        if field < 0:
             raise ValueError(f"{where}: the image column '{name}' is a struct without a 'bytes' field "
                              f"(its fields: {', '.join(f.name for f in column.type)})")
-        if column.null_count:
-            valid = np.asarray(column.is_valid())
-        column = column.field("bytes")
+        column = column.flatten()[field]  # null where the struct or its bytes are
     if pa.types.is_large_binary(column.type):
         offset_type = np.int64
     elif pa.types.is_binary(column.type):
@@ -321,9 +322,7 @@ def _bytes_of(column: Any, name: str, where: str) -> tuple[np.ndarray, np.ndarra
     else:
         raise ValueError(f"{where}: the image column '{name}' holds {column.type}, not encoded images "
                          f"(binary, or a struct with a 'bytes' field)")
-    if column.null_count:
-        inner = np.asarray(column.is_valid())
-        valid = inner if valid is None else valid & inner
+    valid = np.asarray(column.is_valid()) if column.null_count else None
     _, offsets_buffer, data_buffer = column.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[column.offset:column.offset + len(column) + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)

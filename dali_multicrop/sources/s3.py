@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional
 from ..common.checks import install_hint
 
 __all__ = ["is_s3", "split_url", "list_keys", "read_text_if_exists", "open_stream", "object_size",
-           "write_bytes", "check_objects", "endpoint"]
+           "write_bytes", "check_objects", "endpoint", "endpoint_url"]
 
 CONNECT_TIMEOUT_S = 5.0
 """Seconds to wait for the S3 endpoint to accept a connection before calling it unreachable."""
@@ -40,9 +40,15 @@ def split_url(url: str) -> tuple[str, str]:
     return bucket, key
 
 
+def endpoint_url() -> Optional[str]:
+    """The S3 endpoint the environment names: ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``; None for AWS's
+    own."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
 def endpoint() -> str:
-    """The S3 endpoint in use, for messages: ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or AWS's own."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3 (default endpoint)"
+    """The S3 endpoint in use, for messages: :func:`endpoint_url`, or AWS's own."""
+    return endpoint_url() or "AWS S3 (default endpoint)"
 
 
 _SETTINGS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
