@@ -12,6 +12,7 @@ outputs' and inputs' data and shapes read with :func:`data` and :func:`shape`.""
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any, Callable
 
@@ -35,26 +36,25 @@ SETUP_SIGNATURE = types.void(types.uint64, types.uint64, types.int32,
 samples]``), their dimension counts, the number of outputs; the same three for the inputs; the number of samples."""
 
 
-def jit(function: Any) -> Any:
-    """``function`` compiled by Numba (nopython) on first use, its machine code cached on disk (beside the module,
-    else in the user's cache folder) where a folder is writable; elsewhere (a read-only install and home) compiled
-    anew in every process."""
+def _cached(decorator: Callable[..., Any], function: Any) -> Any:
+    """``function`` through Numba's ``decorator(cache=True)`` where Numba finds a writable cache folder (beside the
+    module, else in the user's cache folder); elsewhere (a read-only install and home) uncached, compiled anew in
+    every process."""
     try:
-        return numba.njit(cache=True)(function)
+        return decorator(cache=True)(function)
     except RuntimeError:  # Numba found no writable cache folder
-        return numba.njit(function)
+        return decorator()(function)
+
+
+def jit(function: Any) -> Any:
+    """``function`` compiled by Numba (nopython) on first use, its machine code cached on disk (:func:`_cached`)."""
+    return _cached(numba.njit, function)
 
 
 def c_function(signature: Any) -> Callable[[Any], Any]:
-    """A decorator: the function compiled by Numba as a C function of ``signature``, cached on disk as :func:`jit`
-    caches (compiled anew in every process where no folder is writable)."""
-    def compile_(function: Any) -> Any:
-        try:
-            return numba.cfunc(signature, cache=True)(function)
-        except RuntimeError:  # Numba found no writable cache folder
-            return numba.cfunc(signature)(function)
-
-    return compile_
+    """A decorator: the function compiled by Numba now as a C function of ``signature``, cached on disk as
+    :func:`jit` caches."""
+    return lambda function: _cached(lambda **cache: numba.cfunc(signature, **cache), function)
 
 
 @intrinsic
@@ -80,6 +80,7 @@ def shape(shapes: np.uint64, k: int, ndim: int, sample: int = 0, samples: int = 
     return carray(_pointer(row), ndim, dtype=np.int64)
 
 
+@functools.lru_cache(maxsize=None)
 def operator_class() -> Any:
     """DALI's ``NumbaFunction`` taking C functions of :func:`c_function` where it would compile Python ones: the
     setup (:data:`SETUP_SIGNATURE`) on both devices, the per-sample run (:data:`RUN_SIGNATURE`) on the CPU. A GPU
