@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -36,19 +36,36 @@ ROWS_PER_GROUP = 256
 """Rows per Parquet row group the benchmark writes (as small as the tar shards)."""
 
 
+def _write_once(files: FileList, folder: Path, write: Callable[[], Any]) -> None:
+    """Runs ``write()`` (which writes ``files`` into ``folder``) unless a previous run completed it: its marker,
+    ``folder/complete``, holds the count of files written."""
+    done = folder / "complete"
+    if done.is_file() and done.read_text() == str(len(files)):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    write()
+    done.write_text(str(len(files)))
+
+
+def _cache_folder(files: FileList, cache: Path, kind: str) -> Path:
+    """Where ``files`` as a source of ``kind`` is written under ``cache`` (named by the files' paths)."""
+    key = hashlib.sha1("\n".join(files.files).encode()).hexdigest()[:12]
+    return cache / f"bench-{kind}-{key}"
+
+
 def write_parquet(files: FileList, folder: Path, rows_per_group: int = ROWS_PER_GROUP) -> str:
     """``files``' bytes and labels in order into ``folder/train.parquet`` (Hugging Face's image struct); returns its
     path. Kept when already complete."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path, done = folder / "train.parquet", folder / "complete"
-    if done.is_file() and done.read_text() == str(len(files)):
-        return str(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    images = [{"bytes": Path(f).read_bytes(), "path": Path(f).name} for f in files.files]
-    pq.write_table(pa.table({"image": images, "label": list(files.labels)}), path, row_group_size=rows_per_group)
-    done.write_text(str(len(files)))
+    path = folder / "train.parquet"
+
+    def write() -> None:
+        images = [{"bytes": Path(f).read_bytes(), "path": Path(f).name} for f in files.files]
+        pq.write_table(pa.table({"image": images, "label": list(files.labels)}), path, row_group_size=rows_per_group)
+
+    _write_once(files, folder, write)
     return str(path)
 
 
@@ -57,14 +74,14 @@ def hf_dataset(files: FileList, folder: Path) -> Any:
     ``ClassLabel``), loaded back memory-mapped; written once."""
     import datasets
 
-    done = folder / "complete"
-    if not (done.is_file() and done.read_text() == str(len(files))):
+    def write() -> None:
         images = [{"bytes": Path(f).read_bytes(), "path": None} for f in files.files]
         features = datasets.Features({"image": datasets.Image(),
                                       "label": datasets.ClassLabel(names=list(files.classes) or ["0"])})
         datasets.Dataset.from_dict({"image": images, "label": list(files.labels)}, features=features).save_to_disk(
             str(folder / "dataset"))
-        done.write_text(str(len(files)))
+
+    _write_once(files, folder, write)
     return datasets.load_from_disk(str(folder / "dataset"))
 
 
@@ -87,12 +104,12 @@ def write_tar_shards(files: FileList, folder: Path, per_shard: int = SAMPLES_PER
     with their index files; returns the brace pattern of the shards. Kept when already complete."""
     count = -(-len(files) // per_shard)
     pattern = str(folder / f"train-{{000000..{count - 1:06d}}}.tar")
-    done = folder / "complete"
-    if done.is_file() and done.read_text() == str(len(files)):
-        return pattern
-    for path in pack_shards(files.files, files.labels, folder, per_shard):
-        write_index(str(path))
-    done.write_text(str(len(files)))
+
+    def write() -> None:
+        for path in pack_shards(files.files, files.labels, folder, per_shard):
+            write_index(str(path))
+
+    _write_once(files, folder, write)
     return pattern
 
 
@@ -126,22 +143,20 @@ def _decoded(files: FileList, threads: int) -> ArraySource:
 
 
 def bench_source(kind: str, files: FileList, cache: Path, threads: int) -> Any:
-    """``files`` as a source of ``kind`` (see :data:`SOURCES`); tar shards are written under ``cache``."""
+    """``files`` as a source of ``kind`` (see :data:`SOURCES`); tar shards, the Parquet file and the ``datasets``
+    dataset are written under ``cache``."""
     if kind == "folder":
         return files
     if kind == "arrays":
         return _decoded(files, threads)
     if kind == "tar":
-        key = hashlib.sha1("\n".join(files.files).encode()).hexdigest()[:12]
-        return TarShards(write_tar_shards(files, cache / f"bench-shards-{key}"))
+        return TarShards(write_tar_shards(files, _cache_folder(files, cache, "shards")))
     if kind == "dataset":
         return DatasetSource(_PilDataset(files), workers=threads)
     if kind == "parquet":
-        key = hashlib.sha1("\n".join(files.files).encode()).hexdigest()[:12]
-        return parquet_source(write_parquet(files, cache / f"bench-parquet-{key}"), workers=threads)
+        return parquet_source(write_parquet(files, _cache_folder(files, cache, "parquet")), workers=threads)
     if kind in ("hf", "hf-pil"):
-        key = hashlib.sha1("\n".join(files.files).encode()).hexdigest()[:12]
-        dataset = hf_dataset(files, cache / f"bench-hf-{key}")
+        dataset = hf_dataset(files, _cache_folder(files, cache, "hf"))
         return hf_source(dataset, workers=threads) if kind == "hf" else DatasetSource(_HfPairs(dataset),
                                                                                       workers=threads)
     raise ValueError(f"unknown source '{kind}' (choose from {', '.join(SOURCES)})")
