@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 # of the package (dali_multicrop.workers) does not import torch.
 _EXPORTS = {
     "MultiCropBatch": "loader.batch", "Curriculum": "recipes.curriculum", "Ramp": "recipes.curriculum",
-    "ImageDecodeError": "badsamples.diagnose", "ImageReadError": "badsamples.diagnose", "DaliMultiCropLoader": "loader.loader",
-    "IJEPA_LEVEL": "masking", "MaskLevel": "masking", "MultiCropMaskGenerator": "masking",
+    "ImageDecodeError": "badsamples.diagnose", "ImageReadError": "badsamples.diagnose",
+    "DaliMultiCropLoader": "loader.loader", "IJEPA_LEVEL": "masking", "MaskLevel": "masking",
+    "MultiCropMaskGenerator": "masking",
     "MultiCropMasks": "masking", "PatchMaskGenerator": "masking", "PatchMasks": "masking",
     "masks_to_indices": "masking", "list_presets": "recipes.presets", "load_preset": "recipes.presets",
     "parse_crops": "recipes.presets", "DatasetSource": "sources", "TarShards": "sources", "ArraySource": "sources",

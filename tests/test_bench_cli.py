@@ -183,7 +183,8 @@ def test_bench_source_measures_each_kind_of_source_on_the_same_images(tmp_path):
     assert len(list(cache.glob("bench-shards-*/train-*.idx"))) == 1  # 12 images: one shard of up to 256
     assert len(list(cache.glob("bench-parquet-*/train.parquet"))) == 1
     bad = subprocess.run(cmd[:-4] + ["--source", "lmdb"], capture_output=True, text=True, timeout=120, env=env)
-    assert bad.returncode == 2 and "unknown --source 'lmdb' (choose from folder, arrays, tar, dataset, parquet, hf, hf-pil)" in bad.stderr
+    assert bad.returncode == 2
+    assert "unknown --source 'lmdb' (choose from folder, arrays, tar, dataset, parquet, hf, hf-pil)" in bad.stderr
 
 
 def test_albumentations_is_skipped_with_the_reason_where_it_is_missing(monkeypatch):

@@ -1,6 +1,6 @@
 """torchvision's colour operations on PIL images, reproduced bit for bit by the compiled kernels of
-dali_multicrop.pixels.pil_colour (issue #29): Pillow's luma, HSV conversions and blend over every value they can take, and
-each operation and the whole ColorJitter (random order, grayscale) on crops of natural photographs: equal, value for
+dali_multicrop.pixels.pil_colour (issue #29): Pillow's luma, HSV conversions and blend over every value they can take,
+and each operation and the whole ColorJitter (random order, grayscale) on crops of natural photographs: equal, value for
 value, to torchvision's own output."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The CPU graph's resize is Pillow's, value for value (issue #29): dali_multicrop.pixels.pil_resize against the installed
-Pillow over both filters, shrinking and enlarging, torchvision's crop-then-resize and Pillow's box, both pass orders;
-and the CPU graph's crop operator (DALI numba_function) against the same functions."""
+"""The CPU graph's resize is Pillow's, value for value (issue #29): dali_multicrop.pixels.pil_resize against the
+installed Pillow over both filters, shrinking and enlarging, torchvision's crop-then-resize and Pillow's box, both pass
+orders; and the CPU graph's crop operator (DALI numba_function) against the same functions."""
 
 from __future__ import annotations
 

@@ -56,7 +56,8 @@ class BenchConfig:
     seed: int = 0
     hw_decoder_load: float = HW_DECODER_LOAD
     executor: str = ""
-    """DALI's executor settings for the DALI backends, as text (:mod:`dali_multicrop.graph.executor`); "": DALI's own."""
+    """DALI's executor settings for the DALI backends, as text (:mod:`dali_multicrop.graph.executor`); "": DALI's
+    own."""
 
     def __post_init__(self) -> None:
         check_settings(self.spec, **{f.name: getattr(self, f.name) for f in fields(self)

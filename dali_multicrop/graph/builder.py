@@ -8,7 +8,7 @@ One builder serves both devices. The graph reads top to bottom like the data flo
       -> decode once                     ("mixed" = GPU decode for device="gpu", "cpu" otherwise)
       -> the crop step for all crops     (one compiled operator per batch, from the images' sizes, the keys and
                                           the spec's constants, no Python: every crop's window, flip, colour row,
-                                          blur and solarisation; see step.py. The sizes come from the encoded
+                                          blur and solarisation; see step/. The sizes come from the encoded
                                           headers, so nothing waits for the decoder)
       -> per-crop parameters split out   (one element_extract per kind of parameter, for all crops)
       -> per crop: resize its window (the method's interpolation, antialiased as torchvision on PIL images; a
@@ -37,11 +37,11 @@ Where the GPU graph differs from the CPU graph (the CPU tests are all the testin
   variant itself only by the gpu tests;
 * the resize and colour: on the CPU one compiled operator per crop does both (:mod:`dali_multicrop.graph.cpu_crop`):
   Pillow's resampling arithmetic (:mod:`dali_multicrop.pixels.pil_resize`) and torchvision's colour on PIL images
-  (:mod:`dali_multicrop.pixels.pil_colour`), value for value. On the GPU, DALI's ``fn.resize`` (the group's interpolation,
-  antialiased: within 0.15 code values of Pillow's), then the same per-pixel colour arithmetic as two CUDA kernels
-  per crop (the contrast's grey summed on the device between them, :mod:`dali_multicrop.graph.gpu_colour`); the CUDA
-  kernels run in Numba's CUDA simulator in the CPU tests (``tests/test_colour_kernel.py``), equal to the CPU's, and
-  are compiled for the GPU's instruction set there;
+  (:mod:`dali_multicrop.pixels.pil_colour`), value for value. On the GPU, DALI's ``fn.resize`` (the group's
+  interpolation, antialiased: within 0.15 code values of Pillow's), then the same per-pixel colour arithmetic as two
+  CUDA kernels per crop (the contrast's grey summed on the device between them,
+  :mod:`dali_multicrop.graph.gpu_colour`); the CUDA kernels run in Numba's CUDA simulator in the CPU tests
+  (``tests/test_colour_kernel.py``), equal to the CPU's, and are compiled for the GPU's instruction set there;
 * nothing else: the windows come from the encoded headers on the host for both (no host step waits for the GPU
   decoder), and every random parameter comes from the same crop step on the host, from the same keys.
 """
@@ -60,7 +60,7 @@ from ..recipes.spec import IMAGENET_MEAN, IMAGENET_STD, MultiCropSpec
 
 
 __all__ = ["Graph", "GraphSettings", "DecoderMemory", "DecoderSettings", "HW_DECODER_LOAD", "DEVICE_PADDING_BUDGET",
-           "HOST_PADDING_BUDGET", "build_pipeline", "build_decode_pipeline", "build_floor_pipeline"]
+           "HOST_PADDING_BUDGET", "build_pipeline", "build_decode_pipeline", "build_floor_pipeline", "decode_only"]
 
 
 HW_DECODER_LOAD = 0.65
@@ -192,8 +192,9 @@ _FEED_KINDS = {"paths": ("UINT8", ""), "keyed_paths": ("UINT8", ""), "images": (
 
 
 def _feed(source: "EpochFeed") -> dict[str, Any]:
-    """The external source's outputs by name: the feed's ``names`` (see :func:`~dali_multicrop.graph.feed.feed_outputs`),
-    its ``keyed_paths`` under both the names the graph reads them by, ``paths`` and ``keys``."""
+    """The external source's outputs by name: the feed's ``names`` (see
+    :func:`~dali_multicrop.graph.feed.feed_outputs`), its ``keyed_paths`` under both the names the graph reads them
+    by, ``paths`` and ``keys``."""
     _, fn, types = dali_modules()
     names = source.names
     dtypes, layouts = zip(*(_FEED_KINDS[name] for name in names))
@@ -262,8 +263,8 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
 
     ``source`` is an :class:`~dali_multicrop.graph.feed.EpochFeed` for ``spec``: per batch, the outputs named by
     :func:`~dali_multicrop.graph.feed.feed_outputs`; ``StopIteration`` at the end of an epoch. With a ``reader`` (tar
-    shards: an :class:`~dali_multicrop.sources.epochs.EpochPlan`'s reader), DALI's webdataset reader reads the samples and
-    the feed carries only the stream keys (see :class:`Graph` and :func:`_output_names` for the outputs).
+    shards: an :class:`~dali_multicrop.sources.epochs.EpochPlan`'s reader), DALI's webdataset reader reads the samples
+    and the feed carries only the stream keys (see :class:`Graph` and :func:`_output_names` for the outputs).
 
     ``host_stage=True`` (a measurement, with ``settings.device == "cpu"``): only what the GPU variant of this
     graph runs on the host, the CPU decoder standing in for the GPU's; its outputs are the per-crop
@@ -292,7 +293,7 @@ def build_pipeline(source: EpochFeed, spec: MultiCropSpec, settings: GraphSettin
             image, size = _decode(encoded, on_gpu, settings.decoder), _sizes(encoded)
         else:
             image, size = _image(feed, on_gpu, settings.decoder)
-        # every crop's resize region and box, colour row, blur sigma and solarisation, per sample (see step.py)
+        # every crop's resize region and box, colour row, blur sigma and solarisation, per sample (see step/)
         windows_out, colours, sigmas, offsets = crop_step(feed["keys"], size, constants)
         ends = _split(windows_out, 2 * n)
         sigma = _split(sigmas, n) if blurs(spec) else [None] * n

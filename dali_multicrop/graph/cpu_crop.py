@@ -14,8 +14,8 @@ Python and no GIL. Its inputs, per crop:
 * the image (uint8 HWC);
 * the crop's resize region as the crop step gives it: start and end ``(y, x)`` in pixels (float32 ``[2]`` each), x
   start and end swapped for a mirrored crop;
-* the crop's colour row (float32 ``[ROW_FIELDS]``, :data:`~dali_multicrop.pixels.pil_colour.ROW_FIELDS`; :data:`NO_COLOUR`
-  for a resize alone).
+* the crop's colour row (float32 ``[ROW_FIELDS]``, :data:`~dali_multicrop.pixels.pil_colour.ROW_FIELDS`;
+  :data:`NO_COLOUR` for a resize alone).
 
 The GPU graph runs the same steps as separate operators: DALI's ``fn.resize`` (the same filter, antialiased) and the
 colour's CUDA kernels (:mod:`dali_multicrop.graph.gpu_colour`); see :func:`dali_multicrop.graph.augment.coloured_crop`.
@@ -42,8 +42,9 @@ NO_COLOUR = colour_row(np.ones(3), np.arange(4), -1, False)
 
 
 def plan_code(interpolation: str, cut: bool, rule: int) -> int:
-    """The value of a crop group's plan: ``4 * rule + 2 * filter + cut`` (filter: :data:`~dali_multicrop.pixels.pil_resize.
-    FILTERS`; rule: the pass order of the Pillow matched, :func:`~dali_multicrop.pixels.pil_resize.pillow_rule`)."""
+    """The value of a crop group's plan: ``4 * rule + 2 * filter + cut`` (filter:
+    :data:`~dali_multicrop.pixels.pil_resize.FILTERS`; rule: the pass order of the Pillow matched,
+    :func:`~dali_multicrop.pixels.pil_resize.pillow_rule`)."""
     return 4 * rule + 2 * FILTERS[interpolation] + int(cut)
 
 

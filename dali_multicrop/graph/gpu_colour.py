@@ -1,10 +1,10 @@
 """The GPU graph's colour operators: each crop's ``ColorJitter`` (in its own order) and grayscale, as torchvision on
-PIL images computes them (:mod:`dali_multicrop.pixels.pil_colour`'s arithmetic), from the crop's colour row (the crop step's
-``colour`` output, :data:`~dali_multicrop.pixels.pil_colour.ROW_FIELDS`).
+PIL images computes them (:mod:`dali_multicrop.pixels.pil_colour`'s arithmetic), from the crop's colour row (the crop
+step's ``colour`` output, :data:`~dali_multicrop.pixels.pil_colour.ROW_FIELDS`).
 
 * CPU (for comparison): the CPU graph colours each crop in its crop operator as it resizes it
-  (:mod:`dali_multicrop.graph.cpu_crop`, :func:`~dali_multicrop.pixels.crop_colour.colour_in_place`: one operation at a time
-  over the crop), compiled once and shared by every crop and graph: no Python per crop or per batch.
+  (:mod:`dali_multicrop.graph.cpu_crop`, :func:`~dali_multicrop.pixels.crop_colour.colour_in_place`: one operation at a
+  time over the crop), compiled once and shared by every crop and graph: no Python per crop or per batch.
 * GPU: the same per-pixel functions in two CUDA kernels, a thread per pixel (grid-stride): the first writes each
   pixel's luma as the operations before contrast leave it (:func:`luma_before_contrast`), DALI's
   ``fn.reductions.sum`` adds them up on the device, the second applies the row (:func:`colour_pixels`), its
@@ -63,8 +63,8 @@ def luma_before_contrast(lum: Any, crop: Any, row: Any) -> None:
 
 def colour_pixels(out: Any, crop: Any, row: Any, total: Any) -> None:
     """GPU kernel, a thread per pixel: ``out`` (uint8 HWC) = ``crop`` through ``row`` (see
-    :func:`~dali_multicrop.pixels.crop_colour.colour_crop`), the contrast's grey from ``total`` (uint64 ``[1, 1]``: the sum
-    of :func:`luma_before_contrast`'s output, :func:`luma_total`)."""
+    :func:`~dali_multicrop.pixels.crop_colour.colour_crop`), the contrast's grey from ``total`` (uint64 ``[1, 1]``: the
+    sum of :func:`luma_before_contrast`'s output, :func:`luma_total`)."""
     start, stride = cuda.grid(1), cuda.gridsize(1)
     height, width = crop.shape[0], crop.shape[1]
     row = _in_registers(row, cuda.local.array(ROW_FIELDS, numba.float32))

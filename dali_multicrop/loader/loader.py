@@ -117,8 +117,9 @@ class DaliMultiCropLoader:
             on 2 CPU cores: 217-222 vs 240 img/s in that epoch). Image folders and file lists; default: True with
             ``on_error="skip"`` (a run that must not stop), else False.
         executor: how DALI schedules the graph: operator concurrency, CUDA stream policy, samples per resize
-            launch (:class:`~dali_multicrop.graph.executor.ExecutorSettings` or its text, ``"concurrency=full"``); default
-            DALI's own. Scheduling only: the crops are the same (``dali-multicrop bench --executor`` measures it).
+            launch (:class:`~dali_multicrop.graph.executor.ExecutorSettings` or its text, ``"concurrency=full"``);
+            default DALI's own. Scheduling only: the crops are the same (``dali-multicrop bench --executor``
+            measures it).
 
     One ``for`` loop is one epoch; each new loop starts the next epoch unless :meth:`set_epoch` says which.
     """

@@ -2,10 +2,10 @@
 (its crop operator, :mod:`dali_multicrop.graph.cpu_crop`, runs :func:`colour_in_place` on each resized crop), and the
 crop-level functions torchvision's are compared with (``tests/test_pil_colour.py``).
 
-The arithmetic is :mod:`dali_multicrop.pixels.pil_colour`'s, value for value. Brightness and contrast go through a table of
-the 256 values; the hue's RGB to HSV reads two tables made of :func:`~dali_multicrop.pixels.pil_colour.rgb_to_hsv` itself
-(the hue byte depends only on which channel is largest, which smallest, the range and the third channel's distance
-from the top; the saturation byte on the range and the top), built once per process (about 460 KB), checked
+The arithmetic is :mod:`dali_multicrop.pixels.pil_colour`'s, value for value. Brightness and contrast go through a table
+of the 256 values; the hue's RGB to HSV reads two tables made of :func:`~dali_multicrop.pixels.pil_colour.rgb_to_hsv`
+itself (the hue byte depends only on which channel is largest, which smallest, the range and the third channel's
+distance from the top; the saturation byte on the range and the top), built once per process (about 460 KB), checked
 against the arithmetic over all 2**24 colours in the tests.
 """
 

@@ -18,8 +18,8 @@ Pillow's blend computes ``in1 + alpha * (in2 - in1)`` in single precision and tr
 [0, 255] where ``alpha`` is outside [0, 1]); its luma is ``(19595 R + 38470 G + 7471 B + 2**15) >> 16``.
 ``ColorJitter`` applies its four operations in a random order drawn per call (``torch.randperm(4)``). The graph hands
 each crop its parameters as a row of numbers (:data:`ROW_FIELDS`, :func:`colour_row`). From these functions
-(``njit``) are built the CPU graph's operator (:mod:`dali_multicrop.pixels.crop_colour`: a crop, one operation at a time)
-and the GPU graph's kernels (a thread per pixel, :mod:`dali_multicrop.graph.gpu_colour`).
+(``njit``) are built the CPU graph's operator (:mod:`dali_multicrop.pixels.crop_colour`: a crop, one operation at a
+time) and the GPU graph's kernels (a thread per pixel, :mod:`dali_multicrop.graph.gpu_colour`).
 """
 
 from __future__ import annotations
