@@ -35,6 +35,30 @@ def test_drop_last_gives_full_batches_and_skips_at_most_one_step(n, shards, batc
     assert all(len(b) == batch for p in plans for b in p.batches(0))
 
 
+@pytest.mark.parametrize("n, shards, batch", [(1, 3, 2), (10, 3, 2), (101, 8, 3), (64, 2, 16), (7, 1, 3)])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_a_source_read_in_blocks_gives_each_rank_one_stretch_of_its_order(n, shards, batch, drop_last):
+    """With the source's own order (blocks of rows), rank k takes the k-th contiguous stretch of it, as many samples
+    in each batch as the interleaved rule gives: the same batch counts and sizes, every sample once."""
+    def order_of(seed, epoch):
+        return np.random.default_rng(seed * 100 + epoch).permutation(n)
+
+    if drop_last and n < shards * batch:  # no full batch: refused as with interleaved ranks
+        with pytest.raises(ValueError, match="leaves no full batch"):
+            ShardPlan(n, batch, 0, shards, drop_last=True, order_of=order_of)
+        return
+    for epoch in (0, 1):
+        order = order_of(5, epoch)
+        blocks = [ShardPlan(n, batch, k, shards, drop_last=drop_last, seed=5, order_of=order_of).batches(epoch)
+                  for k in range(shards)]
+        interleaved = [ShardPlan(n, batch, k, shards, drop_last=drop_last, seed=5).batches(epoch)
+                       for k in range(shards)]
+        assert [[len(b) for b in rank] for rank in blocks] == [[len(b) for b in rank] for rank in interleaved]
+        taken = np.concatenate([b for rank in blocks for b in rank] + [np.zeros(0, np.int64)])
+        assert np.array_equal(taken, order[:len(taken)])  # rank 0's stretch, then rank 1's, ... in the order
+        assert len(taken) == (len(blocks[0]) * shards * batch if drop_last else n)
+
+
 def test_orders_are_keyed_on_seed_and_epoch():
     plan = ShardPlan(50, 4, seed=1)
     assert np.array_equal(plan.order(3), ShardPlan(50, 4, seed=1).order(3))

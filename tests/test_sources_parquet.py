@@ -73,6 +73,35 @@ def test_every_row_once_per_epoch_with_its_label_over_one_to_three_ranks(files):
     assert table.classes == ("class-0", "class-1", "class-2", "class-3")
 
 
+def test_each_rank_reads_only_the_row_groups_of_its_own_rows(files, monkeypatch):
+    """Ranks take contiguous stretches of the block order: with 3 ranks each reads about a third of the row groups
+    (those its rows lie in, each once), not all of them."""
+    reads: dict[int, list[int]] = {}
+    read_block = ParquetTable._read_block
+
+    def counted(self, block):
+        reads.setdefault(id(self), []).append(block)
+        return read_block(self, block)
+
+    monkeypatch.setattr(ParquetTable, "_read_block", counted)
+    ranks, window = 3, 2
+    loaders = [DaliMultiCropLoader(ParquetTable(files, shuffle_window=window), crops=CROPS, batch_size=4,
+                                   device="cpu", seed=3, shard_id=r, num_shards=ranks, num_threads=1)
+               for r in range(ranks)]
+    table = loaders[0].source.dataset
+    groups = len(table.row_group_sizes)
+    starts = np.concatenate([[0], np.cumsum(table.row_group_sizes)])
+    everything = []
+    for loader in loaders:
+        mine = ranks_epoch([loader], 0)
+        everything += mine
+        read = reads[id(loader.source.dataset)]
+        assert sorted(read) == sorted(set(np.searchsorted(starts, mine, side="right") - 1))  # its own, each once
+        assert len(read) <= groups // ranks + 2 * window < groups
+        loader.close()
+    assert sorted(everything) == list(range(FILES * ROWS))
+
+
 def test_the_order_shuffles_row_groups_then_rows_within_a_window(files):
     table = ParquetTable(files, shuffle_window=2)
     assert len(table.row_group_sizes) == FILES * 4 and table.row_group_sizes.tolist()[:4] == [6, 6, 6, 2]

@@ -20,6 +20,11 @@ every rank thus comes from the same stretch ``[j*S*B, (j+1)*S*B)`` of the order,
 
 Example: N=10, S=3, B=2, ``drop_last=False``: 2 batches on every rank; rank 0 gets 2 + 2 samples,
 ranks 1 and 2 get 2 + 1 (10 in all, each once). Equal batch counts keep DDP's collectives in step.
+
+A source read in blocks (Parquet row groups, Arrow record batches) gives its own order (``order_of``: blocks
+shuffled, then rows within windows of blocks); rank ``k`` then takes the ``k``-th contiguous stretch of it, as many
+samples as the interleaved rule would give it (so the same batch sizes and the same table), and reads only the blocks
+of its stretch: about ``1/S`` of the dataset's bytes per epoch rather than all of them.
 """
 
 from __future__ import annotations
@@ -100,7 +105,8 @@ class ShardPlan:
     seed: int = 0
     order_of: Optional[Callable[[int, int], np.ndarray]] = None
     """The source's own shuffled order of an epoch, ``order_of(seed, epoch)`` (a permutation of the samples, the
-    same on every rank), where it reads in blocks (Parquet row groups); None: a uniform permutation."""
+    same on every rank), where it reads in blocks (Parquet row groups): ranks then take contiguous stretches of it
+    (see the module); None: a uniform permutation, ranks interleaved."""
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -133,9 +139,20 @@ class ShardPlan:
     def batches(self, epoch: int) -> list[np.ndarray]:
         """This rank's batches of sample indices in ``epoch``: ``len(self)`` arrays, the last maybe shorter
         (or empty, see the module's table)."""
-        mine = self.order(epoch)[self.shard_id::self.num_shards]
+        mine = self._mine(self.order(epoch))
         b = self.batch_size
         return [mine[j * b:(j + 1) * b] for j in range(len(self))]
+
+    def _mine(self, order: np.ndarray) -> np.ndarray:
+        """This rank's samples of the epoch's ``order``, in order: positions ``k, k + S, ...``; for a source read in
+        blocks the same count taken as one contiguous stretch (rank 0's first, then rank 1's, ...)."""
+        if self.order_of is None:
+            return order[self.shard_id::self.num_shards]
+        shards = self.num_shards
+        used = len(self) * self.batch_size * shards if self.drop_last else self.num_samples
+        counts = [len(range(k, used, shards)) for k in range(self.shard_id + 1)]
+        start = sum(counts[:-1])
+        return order[start:start + counts[-1]]
 
     def epoch_plan(self, epoch: int) -> EpochPlan:
         """:meth:`batches` of ``epoch`` as the plan the loader runs (a source whose samples the loader picks)."""

@@ -18,8 +18,9 @@ What is read when:
   its window: the cache holds a window and the next (the batches fetched ahead), about ``2 * shuffle_window`` row
   groups of image bytes per process.
 
-Every rank reads every row group of the dataset once per epoch (ranks take interleaved positions of one order), so
-the bytes read grow with the ranks while each rank decodes only its own samples.
+Ranks take contiguous stretches of that order (:class:`~dali_multicrop.sources.epochs.ShardPlan`), so each rank
+reads only the row groups its own rows lie in: about ``1/S`` of the dataset's bytes per epoch over ``S`` ranks, plus
+the windows cut at its stretch's two ends.
 """
 
 from __future__ import annotations
