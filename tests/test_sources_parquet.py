@@ -75,13 +75,21 @@ def test_every_row_once_per_epoch_with_its_label_over_one_to_three_ranks(files):
 
 def test_each_rank_reads_only_the_row_groups_of_its_own_rows(files, monkeypatch):
     """Ranks take contiguous stretches of the block order: with 3 ranks each reads about a third of the row groups
-    (those its rows lie in, each once), not all of them."""
+    (those its rows lie in, each once), not all of them; the loader gives the table its rank's rows as the plan to
+    read ahead."""
     reads: dict[int, list[int]] = {}
-    read_block = ParquetTable._read_block
+    plans: dict[int, list[int]] = {}
+    read_block, plan_reads = ParquetTable._read_block, ParquetTable.plan_reads
 
     def counted(self, block):
         reads.setdefault(id(self), []).append(block)
         return read_block(self, block)
+
+    def planned(self, indices):
+        plans.setdefault(id(self), []).extend(int(i) for i in indices)
+        return plan_reads(self, indices)
+
+    monkeypatch.setattr(ParquetTable, "plan_reads", planned)
 
     monkeypatch.setattr(ParquetTable, "_read_block", counted)
     ranks, window = 3, 2
@@ -98,8 +106,51 @@ def test_each_rank_reads_only_the_row_groups_of_its_own_rows(files, monkeypatch)
         read = reads[id(loader.source.dataset)]
         assert sorted(read) == sorted(set(np.searchsorted(starts, mine, side="right") - 1))  # its own, each once
         assert len(read) <= groups // ranks + 2 * window < groups
+        assert plans[id(loader.source.dataset)] == mine
         loader.close()
     assert sorted(everything) == list(range(FILES * ROWS))
+
+
+def test_the_next_row_groups_of_the_plan_are_read_ahead_in_the_background(files, monkeypatch):
+    """After plan_reads, the first fetch from a row group has the next shuffle_window row groups of the plan read by
+    the read-ahead thread; a read that fails there is read again, by the fetch that needs it."""
+    import threading
+    import time
+
+    table = ParquetTable(files, shuffle_window=2)
+    order = table.epoch_order(3, 0)[7:]  # a resumed epoch's rest
+    starts = np.concatenate([[0], np.cumsum(table.row_group_sizes)])
+    blocks = (np.searchsorted(starts, order, side="right") - 1).tolist()
+    sequence = list(dict.fromkeys(blocks))  # the row groups in the order of their first fetch
+    reads, failed = [], []
+    read_block = ParquetTable._read_block
+
+    def recorded(self, block):
+        reads.append((block, threading.current_thread().name))
+        if block == sequence[2] and not failed:
+            failed.append(block)
+            raise OSError("a flaky read")
+        return read_block(self, block)
+
+    monkeypatch.setattr(ParquetTable, "_read_block", recorded)
+    here, ahead = threading.current_thread().name, "dali-multicrop-read-ahead"
+
+    def fetch(position):
+        """Fetches a row of row group ``sequence[position]``, then waits for the read-ahead thread."""
+        image, _ = table[int(order[blocks.index(sequence[position])])]
+        deadline = time.monotonic() + 30
+        while table._reading and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return bytes(image)
+
+    table.plan_reads(order)
+    fetch(0)
+    assert reads == [(sequence[0], here), (sequence[1], ahead), (sequence[2], ahead)]  # the third's read failed
+    assert fetch(2)[:2] == b"\xff\xd8"  # read again by the fetch that needs it, then its own next two ahead
+    assert reads[3:] == [(sequence[2], here), (sequence[3], ahead), (sequence[4], ahead)]
+    fetch(1)  # read ahead before; and so are the two after it
+    assert len(reads) == 6
+    assert pickle.loads(pickle.dumps(table))._ahead == {}  # a plan is the process's own
 
 
 def test_the_order_shuffles_row_groups_then_rows_within_a_window(files):

@@ -136,6 +136,8 @@ class EpochFeed:
         self._side = {}
         self._sizes = [size for size in plan.sizes[first:] if size]  # empty batches only ever end an epoch
         self._indices = [b for b in plan.indices[first:] if len(b)] if plan.indices is not None else []
+        if self._dataset is not None and self._indices:
+            self._dataset.plan(np.concatenate(self._indices))
         self._epoch = plan.epoch
         self._epoch_key = None  # computed at the first batch (a decode-only feed never needs it)
         self._first = first

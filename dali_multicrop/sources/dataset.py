@@ -127,6 +127,13 @@ class DatasetSource:
                              f"without ToTensor/transform), got {array.dtype} {list(array.shape)}")
         return np.ascontiguousarray(array), label
 
+    def plan(self, indices: np.ndarray) -> None:
+        """Tells the dataset the items this process fetches next, in order (a rank's epoch), where it can use that
+        (``dataset.plan_reads(indices)``: a Parquet table reads its next row groups ahead)."""
+        plan_reads = getattr(self.dataset, "plan_reads", None)
+        if callable(plan_reads):
+            plan_reads(indices)
+
     def submit(self, indices: np.ndarray) -> list[tuple[int, "Future[tuple[np.ndarray, int]]"]]:
         """Starts fetching the items of ``indices`` on the pool (see :meth:`collect`): one task per item, or, for a
         dataset with torch's batched ``__getitems__``, one call per thread for its share of them."""
@@ -172,7 +179,8 @@ class DatasetSource:
         return items
 
     def close(self) -> None:
-        """Stops the fetching threads (items in flight finish first)."""
+        """Stops the fetching threads (items in flight finish first) and the dataset's reads ahead (an empty plan)."""
+        self.plan(np.zeros(0, dtype=np.int64))
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

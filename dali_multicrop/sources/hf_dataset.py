@@ -68,9 +68,7 @@ class ArrowDatasetTable(BlockTable):
     def _read_block(self, block: int) -> Any:
         return self._column.chunk(block)
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled as its dataset (which pickles by its cache files) and settings, without the cache."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_column", "_cache", "_lock", "_loading")}
+    _TRANSIENT = BlockTable._TRANSIENT + ("_column",)  # pickled as its dataset (by its cache files) and settings
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

@@ -15,8 +15,11 @@ What is read when:
 * in the loop, whole row groups of the image column, kept in a cache of ``cache_row_groups`` row groups (least
   recently used out first). The epoch's order (:meth:`ParquetTable.epoch_order`) shuffles the row groups, then the
   rows within each ``shuffle_window`` consecutive row groups, so each stretch of batches reads only the row groups of
-  its window: the cache holds a window and the next (the batches fetched ahead), about ``2 * shuffle_window`` row
-  groups of image bytes per process.
+  its window: the cache holds a window and the next, about ``2 * shuffle_window`` row groups of image bytes per
+  process. The next window is read ahead: the loader tells the table the rows it will fetch this epoch
+  (:meth:`BlockTable.plan_reads`), and the first fetch from each row group starts reading the next
+  ``shuffle_window`` row groups of that plan in a background thread, so that a batch entering a new window finds its
+  row groups read (rather than waiting for them one after another).
 
 Ranks take contiguous stretches of that order (:class:`~dali_multicrop.sources.epochs.ShardPlan`), so each rank
 reads only the row groups its own rows lie in: about ``1/S`` of the dataset's bytes per epoch over ``S`` ranks, plus
@@ -29,7 +32,7 @@ import fnmatch
 import glob
 import os
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -116,6 +119,9 @@ class BlockTable:
     """What its items' images are, for :class:`~dali_multicrop.sources.dataset.DatasetSource` (so that no row is read
     at start)."""
 
+    _TRANSIENT: tuple[str, ...] = ("_cache", "_lock", "_loading", "_ahead", "_queue", "_reading")
+    """Attributes not pickled (made again by :meth:`_fresh`); a subclass adds its open files."""
+
     def _setup(self, image: str, sizes: Sequence[int], shuffle_window: int, cache_row_groups: Optional[int]) -> None:
         self.image = image
         self.shuffle_window = check_int("shuffle_window", shuffle_window, 1)
@@ -131,6 +137,48 @@ class BlockTable:
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[int, threading.Event] = {}
+        self._ahead: dict[int, list[int]] = {}  # block -> the blocks to read ahead at its first fetch
+        self._queue: deque[int] = deque()  # blocks the read-ahead thread reads next, in order
+        self._reading = False  # whether that thread runs
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its cache, locks and open files (made again on unpickling)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+
+    def plan_reads(self, indices: Sequence[int]) -> None:
+        """The rows this process fetches next, in order (a rank's epoch, from the loader's feed): from now on the
+        first fetch from each of their blocks has the next ``shuffle_window`` blocks of the plan read ahead, in order,
+        by a background thread (replaces the previous plan)."""
+        blocks = np.searchsorted(self._starts, np.asarray(indices, dtype=np.int64), side="right") - 1
+        _, first = np.unique(blocks, return_index=True)
+        sequence = blocks[np.sort(first)].tolist()
+        ahead = {block: sequence[p + 1:p + 1 + self.shuffle_window] for p, block in enumerate(sequence)}
+        with self._lock:
+            self._ahead = ahead
+            self._queue.clear()
+
+    def _read_ahead(self, blocks: list[int]) -> None:
+        """Queues ``blocks`` for the read-ahead thread (started when none runs)."""
+        with self._lock:
+            self._queue.extend(b for b in blocks if b not in self._cache)
+            if self._reading or not self._queue:
+                return
+            self._reading = True
+        threading.Thread(target=self._read_queued, name="dali-multicrop-read-ahead").start()
+
+    def _read_queued(self) -> None:
+        """The read-ahead thread: reads the queued blocks into the cache until none is left. A block that fails is
+        left to the fetch that needs it (read again there, its error then that row's)."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._reading = False
+                    return
+                block = self._queue.popleft()
+            try:
+                self._block(block, fetched=False)
+            except Exception:
+                pass
 
     def _read_block(self, block: int) -> Any:
         """Block ``block``'s image column (an Arrow array)."""
@@ -149,10 +197,23 @@ class BlockTable:
         block = int(np.searchsorted(self._starts, index, side="right")) - 1
         return block, index - int(self._starts[block])
 
-    def _block(self, block: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    def _block(self, block: int, fetched: bool = True) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Block ``block``'s image bytes as ``(data, offsets, valid)``: one uint8 buffer, int64 offsets per row
         (row ``r`` is ``data[offsets[r]:offsets[r + 1]]``), and which rows hold an image (None: all). Read once and
-        cached; threads asking for the same block wait for one read."""
+        cached; threads asking for the same block wait for one read. ``fetched``: asked for a row's fetch (the
+        first such ask starts the plan's read-ahead once this block is read), not by the read-ahead itself."""
+        following = None
+        if fetched and self._ahead:
+            with self._lock:
+                following = self._ahead.pop(block, None)
+        try:
+            return self._read_once(block)
+        finally:
+            if following:
+                self._read_ahead(following)
+
+    def _read_once(self, block: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """:meth:`_block`'s read: from the cache, or read by this thread, or waited for where another reads it."""
         while True:
             with self._lock:
                 if block in self._cache:
@@ -277,10 +338,7 @@ class ParquetTable(BlockTable):
             # Arrow's own threads would fight the loader's and DALI's for the cores (a row group took 9x as long)
             return self._readers[f].read_row_group(g, columns=[self.image], use_threads=False).column(0)
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled without its open files and cache (reopened on unpickling)."""
-        return {k: v for k, v in self.__dict__.items()
-                if k not in ("_readers", "_file_locks", "_cache", "_lock", "_loading")}
+    _TRANSIENT = BlockTable._TRANSIENT + ("_readers", "_file_locks")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
