@@ -187,6 +187,9 @@ def calls(sizes: Sizes) -> dict[int, list[Step]]:
                (py, f"examples/{name}.py", "--arch", "vit_small_patch16_224", "--steps", "30", "--batch-size", "64",
                 "--data", sizes.data, "--log-every", "5"), show=r"^(step|done)", gpu_only=True, needs=("timm",))
           for name in ("train_ijepa", "train_dino")),
+        Step("sources: Parquet, a datasets.Dataset from its table and through PIL (issue #32: hf against hf-pil)", 90,
+             (*bench(), "--backend", "dali-gpu", "--source", "parquet", "--source", "hf", "--source", "hf-pil"),
+             show=r"│ dali", needs=("pyarrow", "datasets")),
         Step("a timeline of 20 batches of dali-gpu (nsys)", 120,
              ("nsys", "profile", "--trace=cuda,nvtx,osrt", "--force-overwrite=true", "-o", "OUT/dali-gpu",
               *bench(), "--batches", "20", "--backend", "dali-gpu"), gpu_only=True, show=r"Generated|│ dali"),
