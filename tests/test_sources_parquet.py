@@ -180,6 +180,36 @@ def test_the_order_shuffles_row_groups_then_rows_within_a_window(files):
     assert np.array_equal(plan.order(0), orders[0])
 
 
+def test_the_files_are_opened_several_at_a_time_and_the_first_error_in_order_is_raised(files, tmp_path, monkeypatch):
+    """Footers and label columns are read for several files at once (over S3 each waits on a request's latency);
+    where two files fail, the error is the first file's."""
+    import threading
+    import time
+
+    from dali_multicrop.sources import parquet
+
+    open_file, lock, state = parquet._open, threading.Lock(), {"now": 0, "most": 0}
+
+    def slow(pq, file):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        return open_file(pq, file)
+
+    monkeypatch.setattr(parquet, "_open", slow)
+    assert len(ParquetTable(files)) == FILES * ROWS
+    assert state["most"] == FILES
+    for f in range(FILES):  # files 1 and 2 lack the label column
+        labels = [0] * ROWS if f == 0 else None
+        columns = {"image": [jpeg(0)] * ROWS, **({"label": labels} if labels else {"other": [0] * ROWS})}
+        pq.write_table(pa.table(columns), tmp_path / f"part-{f}.parquet")
+    with pytest.raises(ValueError, match=r"part-1\.parquet' has no column 'label'"):
+        ParquetTable(str(tmp_path / "part-*.parquet"))
+
+
 def test_len_and_labels_come_without_reading_an_image_byte(files, monkeypatch):
     def no_reads(self, group):
         raise AssertionError("an image row group was read")

@@ -165,6 +165,8 @@ def _tar_with(path: Path, members: list[tuple[str, bytes]]) -> Path:
 def test_bad_shards_are_clear_errors(shards, tmp_path):
     with pytest.raises(ValueError, match=r"tar shard '.*train-003.tar' does not exist \(and 6 more\)"):
         DaliMultiCropLoader(str(shards / "train-{000..009}.tar"), crops=CROPS, device="cpu")
+    with pytest.raises(ValueError, match="the same tar shard is listed twice"):
+        TarShards([str(shards / "train-001.tar"), str(shards / "train-{000..001}.tar")])
     whole = (shards / "train-000.tar").read_bytes()
     cut = tmp_path / "cut.tar"
     cut.write_bytes(whole[:len(whole) // 2])

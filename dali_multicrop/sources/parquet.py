@@ -68,6 +68,18 @@ def _open(pq: Any, file: str) -> Any:
         raise ValueError(f"cannot read Parquet file '{file}' from {s3.endpoint()}: {exc}") from None
 
 
+def _open_files(pq: Any, files: list[str],
+                read: Callable[[str, Any], Any] = lambda file, reader: None) -> list[tuple[Any, Any]]:
+    """``(reader, read(file, reader))`` for each of ``files`` (opened by :func:`_open`), in order, several at a time
+    (:func:`~dali_multicrop.sources.s3.map_requests`: a footer's read waits mostly on the disk or the endpoint). The
+    first file's error, in order, is raised."""
+    def one(file: str) -> tuple[Any, Any]:
+        reader = _open(pq, file)
+        return reader, read(file, reader)
+
+    return s3.map_requests(one, files)
+
+
 def _s3_filesystem() -> Any:
     """Arrow's S3 file system for the AWS settings in the environment (the endpoint as the package's other
     ``s3://`` sources take it: ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``; credentials and region Arrow reads)."""
@@ -104,8 +116,8 @@ def _files(pattern: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) 
     for file in local:
         if not os.path.isfile(file):
             raise ValueError(f"Parquet file '{file}' does not exist")
-    if len(local) < len(files):
-        s3.check_objects(f for f in files if s3.is_s3(f))
+    if len(local) < len(files) and not (isinstance(pattern, str) and glob.has_magic(pattern)):
+        s3.check_objects(f for f in files if s3.is_s3(f))  # a pattern's objects were just listed
     return files
 
 
@@ -293,17 +305,23 @@ class ParquetTable(BlockTable):
                  cache_row_groups: Optional[int] = None) -> None:
         pq = _pyarrow()
         self.files = _files(files)
-        self._readers = [_open(pq, f) for f in self.files]
+
+        def labels_in(file: str, reader: Any) -> Optional[list[Any]]:
+            """The file's label column (its columns checked first), or None without one."""
+            names = reader.schema_arrow.names
+            for column in (image, label):
+                if column is not None and column not in names:
+                    raise ValueError(f"Parquet file '{file}' has no column '{column}' (its columns: "
+                                     f"{', '.join(names)})")
+            return None if label is None else reader.read(columns=[label], use_threads=False).column(0).to_pylist()
+
+        opened = _open_files(pq, self.files, labels_in)
+        self._readers = [reader for reader, _ in opened]
         self._file_locks = [threading.Lock() for _ in self.files]
         groups: list[tuple[int, int]] = []  # (file, row group) per row group, in order
         sizes: list[int] = []
         first_in_file: list[int] = []  # each row group's first row, counted within its file
         for f, reader in enumerate(self._readers):
-            names = reader.schema_arrow.names
-            for column in (image, label):
-                if column is not None and column not in names:
-                    raise ValueError(f"Parquet file '{self.files[f]}' has no column '{column}' (its columns: "
-                                     f"{', '.join(names)})")
             before = 0
             for g in range(reader.metadata.num_row_groups):
                 groups.append((f, g))
@@ -318,8 +336,7 @@ class ParquetTable(BlockTable):
         if label is None:
             self.labels, self.classes = np.zeros(len(self), dtype=np.int64), ()
         else:
-            values = [v for reader in self._readers
-                      for v in reader.read(columns=[label], use_threads=False).column(0).to_pylist()]
+            values = [v for _, labels in opened for v in labels]
             self.labels, self.classes = labels_of(values, label, self.item_name,
                                                   _class_names(self._readers[0].schema_arrow, label))
 
@@ -342,8 +359,7 @@ class ParquetTable(BlockTable):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        pq = _pyarrow()
-        self._readers = [_open(pq, f) for f in self.files]
+        self._readers = [reader for reader, _ in _open_files(_pyarrow(), self.files)]
         self._file_locks = [threading.Lock() for _ in self.files]
         self._fresh()
 

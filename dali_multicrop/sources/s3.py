@@ -12,18 +12,25 @@ from __future__ import annotations
 
 import functools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 from ..common.checks import install_hint
 
 __all__ = ["is_s3", "split_url", "list_keys", "read_text_if_exists", "open_stream", "object_size",
-           "write_bytes", "check_objects", "endpoint", "endpoint_url"]
+           "write_bytes", "check_objects", "endpoint", "endpoint_url", "map_requests"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 CONNECT_TIMEOUT_S = 5.0
 """Seconds to wait for the S3 endpoint to accept a connection before calling it unreachable."""
 READ_TIMEOUT_S = 60.0
 """Seconds to wait for an answer from the S3 endpoint."""
+PARALLEL_REQUESTS = 16
+"""Requests in flight at once where many objects are checked or opened (each waits mostly on the endpoint's
+latency), and the client's pool of connections."""
 
 
 def is_s3(path: Any) -> bool:
@@ -56,6 +63,16 @@ _SETTINGS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AW
 """The environment variables a client depends on: a change makes a new one."""
 
 
+def map_requests(function: Callable[[T], R], items: Sequence[T], parallel: bool = True) -> list[R]:
+    """``[function(item) for item in items]``, :data:`PARALLEL_REQUESTS` items at a time where ``parallel`` (work
+    that waits on an endpoint's or a disk's latency: one object after another costs a round trip each), the
+    results in order; the error of the first item in order that fails is raised."""
+    if not parallel or len(items) < 2:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(min(PARALLEL_REQUESTS, len(items)), thread_name_prefix="dali-multicrop-requests") as pool:
+        return list(pool.map(function, items))
+
+
 def _client() -> Any:
     """An S3 client for the current AWS settings, made once per settings (making one takes ~0.1 s, and a source
     of many shards asks for one per index file)."""
@@ -70,7 +87,7 @@ def _client_for(settings: tuple[Optional[str], ...]) -> Any:
     except ImportError:
         raise ImportError(f"s3:// sources need boto3: {install_hint('boto3', 's3')}") from None
     config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
-                    retries={"max_attempts": 2, "mode": "standard"})
+                    retries={"max_attempts": 2, "mode": "standard"}, max_pool_connections=PARALLEL_REQUESTS)
     return boto3.client("s3", endpoint_url=settings[0] or None, config=config)
 
 
@@ -165,18 +182,26 @@ def write_bytes(url: str, data: bytes) -> None:
 
 
 def check_objects(urls: Iterable[str]) -> None:
-    """``ValueError`` naming the first of ``urls`` whose endpoint, bucket or object is missing."""
+    """``ValueError`` naming the first of ``urls`` whose endpoint, bucket or object is missing (the objects asked
+    about :data:`PARALLEL_REQUESTS` at a time)."""
     urls = list(urls)
     if not urls:
         return
     client = _client()
-    checked: set[str] = set()
+    first_of: dict[str, str] = {}  # bucket -> its first URL, in order
     for url in urls:
+        first_of.setdefault(split_url(url)[0], url)
+    for bucket, url in first_of.items():
+        _bucket_exists(client, bucket, url)
+
+    def missing(url: str) -> Optional[ValueError]:
         bucket, key = split_url(url)
-        if bucket not in checked:
-            _bucket_exists(client, bucket, url)
-            checked.add(bucket)
         try:
             client.head_object(Bucket=bucket, Key=key)
         except Exception as exc:
-            raise _explain(exc, url) from None
+            return _explain(exc, url)
+        return None
+
+    problem = next((p for p in map_requests(missing, urls) if p is not None), None)
+    if problem is not None:
+        raise problem

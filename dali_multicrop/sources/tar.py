@@ -141,10 +141,14 @@ class TarShards:
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise ValueError(f"tar shard '{missing[0]}' does not exist{more}")
+        self._shard_of = {p: s for s, p in enumerate(self.paths)}
+        if len(self._shard_of) != len(self.paths):  # before indexing: two threads would write one index file
+            raise ValueError("the same tar shard is listed twice; each shard once")
         s3.check_objects([p for p in self.paths if s3.is_s3(p)])
         index_paths, counts, offsets, labelled, sizes, labels_at = [], [], [], [], [], []
-        for shard in self.paths:
-            path, samples = load_index(shard, index_dir)
+        indexes = s3.map_requests(lambda shard: load_index(shard, index_dir), self.paths,  # a round trip per shard
+                                  parallel=any(s3.is_s3(p) for p in self.paths))
+        for shard, (path, samples) in zip(self.paths, indexes):
             index_paths.append(path)
             counts.append(len(samples))
             image, has_label, size, label_at = [], [], [], []
@@ -180,9 +184,6 @@ class TarShards:
         self._sizes = sizes
         self._labels_at = labels_at
         self._index_dir = index_dir
-        self._shard_of = {p: s for s, p in enumerate(self.paths)}
-        if len(self._shard_of) != len(self.paths):
-            raise ValueError("the same tar shard is listed twice; each shard once")
         self.classes: tuple[str, ...] = ()
         self.info_bytes = max(len(p) for p in self.paths) + 2 + max(
             len(str(int(o.max()))) for o in offsets) + 256
