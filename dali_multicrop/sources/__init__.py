@@ -13,6 +13,9 @@ module              source                                               what th
                     column of encoded bytes, a label column)             :class:`DatasetSource`)
 ``hf_dataset.py``   :class:`ArrowDatasetTable`: a Hugging Face           the encoded bytes (through
                     ``datasets.Dataset``, read from its Arrow table      :class:`DatasetSource`)
+``blocks.py``       what those two share: rows in blocks (row groups,
+                    record batches) read whole, cached and read ahead;
+                    their windowed epoch order
 ``tar_index.py``    the shards' index files (DALI's ``v1.2`` format)
 ``s3.py``           object storage: listing, small reads, checks
 ==================  ===================================================  ====================================

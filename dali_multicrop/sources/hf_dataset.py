@@ -3,7 +3,7 @@
 ``datasets`` keeps a dataset as Arrow files in its cache, memory-mapped; an ``Image`` column stores the encoded bytes
 (a struct ``{bytes, path}``) whether or not the dataset decodes them on access. :class:`ArrowDatasetTable` reads that
 storage directly, never through ``Dataset.__getitem__`` (which decodes every image with PIL): the blocks are the
-table's record batches, each a view of the mapped file (see :mod:`dali_multicrop.sources.parquet` for the epoch
+table's record batches, each a view of the mapped file (see :mod:`dali_multicrop.sources.blocks` for the epoch
 order, the cache and the items). Needs ``datasets`` only to be given one; nothing here imports it.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .parquet import BlockTable, labels_of
+from .blocks import BlockTable, labels_of
 
 __all__ = ["ArrowDatasetTable", "hf_source", "is_hf_dataset"]
 

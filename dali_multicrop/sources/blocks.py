@@ -1,0 +1,225 @@
+"""Encoded images stored in blocks of rows (Parquet row groups, the record batches of a Hugging Face dataset's
+Arrow table) as a map-style dataset of ``(encoded bytes, label)``: :class:`BlockTable`, the base of
+:class:`~dali_multicrop.sources.parquet.ParquetTable` and :class:`~dali_multicrop.sources.hf_dataset.ArrowDatasetTable`.
+
+* Blocks of the image column are read whole, kept in a cache of ``cache_row_groups`` blocks (least recently used out
+  first); a row is a zero-copy view of its block's buffer.
+* The epoch's order (:meth:`BlockTable.epoch_order`) shuffles the blocks, then the rows within each ``shuffle_window``
+  consecutive blocks of that order, so each stretch of batches reads only the blocks of its window: the cache holds
+  a window and the next, about ``2 * shuffle_window`` blocks of image bytes per process.
+* The next window is read ahead: the loader tells the table the rows it will fetch this epoch
+  (:meth:`BlockTable.plan_reads`), and the first fetch from each block starts reading the next ``shuffle_window``
+  blocks of that plan in a background thread, so that a batch entering a new window finds its blocks read (rather
+  than waiting for them one after another).
+* Ranks take contiguous stretches of the order (:class:`~dali_multicrop.sources.epochs.ShardPlan`), so each rank
+  reads only the blocks its own rows lie in: about ``1/S`` of the dataset's bytes per epoch over ``S`` ranks, plus
+  the windows cut at its stretch's two ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from ..common.checks import check_int
+from ..common.seeds import derive_seed
+
+__all__ = ["BlockTable", "labels_of"]
+
+
+class BlockTable:
+    """Encoded images and labels stored in blocks of rows (Parquet row groups, Arrow record batches) as a map-style
+    dataset of ``(encoded bytes, label)`` items: the blocks read one at a time and cached, the epoch's order shuffled
+    by blocks then within windows of blocks (see the module). A subclass gives the blocks' sizes, reads a block's
+    image column (:meth:`_read_block`) and names a row (:meth:`item_name`)."""
+
+    item_kind = "encoded"
+    """What its items' images are, for :class:`~dali_multicrop.sources.dataset.DatasetSource` (so that no row is read
+    at start)."""
+
+    _TRANSIENT: tuple[str, ...] = ("_cache", "_lock", "_loading", "_ahead", "_queue", "_reading")
+    """Attributes not pickled (made again by :meth:`_fresh`); a subclass adds its open files."""
+
+    def _setup(self, image: str, sizes: Sequence[int], shuffle_window: int, cache_row_groups: Optional[int]) -> None:
+        self.image = image
+        self.shuffle_window = check_int("shuffle_window", shuffle_window, 1)
+        self.cache_row_groups = (check_int("cache_row_groups", cache_row_groups, 1) if cache_row_groups is not None
+                                 else 2 * self.shuffle_window + 2)
+        self.row_group_sizes = np.array(sizes, dtype=np.int64)
+        """Rows of each block (row group), in order."""
+        self._starts = np.concatenate([[0], np.cumsum(self.row_group_sizes)]).astype(np.int64)
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """The empty cache and its locks (also after unpickling)."""
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[int, threading.Event] = {}
+        self._ahead: dict[int, list[int]] = {}  # block -> the blocks to read ahead at its first fetch
+        self._queue: deque[int] = deque()  # blocks the read-ahead thread reads next, in order
+        self._reading = False  # whether that thread runs
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its cache, locks and open files (made again on unpickling)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+
+    def plan_reads(self, indices: Sequence[int]) -> None:
+        """The rows this process fetches next, in order (a rank's epoch, from the loader's feed): from now on the
+        first fetch from each of their blocks has the next ``shuffle_window`` blocks of the plan read ahead, in order,
+        by a background thread (replaces the previous plan)."""
+        blocks = np.searchsorted(self._starts, np.asarray(indices, dtype=np.int64), side="right") - 1
+        _, first = np.unique(blocks, return_index=True)
+        sequence = blocks[np.sort(first)].tolist()
+        ahead = {block: sequence[p + 1:p + 1 + self.shuffle_window] for p, block in enumerate(sequence)}
+        with self._lock:
+            self._ahead = ahead
+            self._queue.clear()
+
+    def _read_ahead(self, blocks: list[int]) -> None:
+        """Queues ``blocks`` for the read-ahead thread (started when none runs)."""
+        with self._lock:
+            self._queue.extend(b for b in blocks if b not in self._cache)
+            if self._reading or not self._queue:
+                return
+            self._reading = True
+        threading.Thread(target=self._read_queued, name="dali-multicrop-read-ahead").start()
+
+    def _read_queued(self) -> None:
+        """The read-ahead thread: reads the queued blocks into the cache until none is left. A block that fails is
+        left to the fetch that needs it (read again there, its error then that row's)."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._reading = False
+                    return
+                block = self._queue.popleft()
+            try:
+                self._block(block, fetched=False)
+            except Exception:
+                pass
+
+    def _read_block(self, block: int) -> Any:
+        """Block ``block``'s image column (an Arrow array)."""
+        raise NotImplementedError
+
+    def item_name(self, index: int) -> str:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _where(self, index: int) -> tuple[int, int]:
+        """Block and row within it of sample ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"row {index} is out of range for {len(self)} rows")
+        block = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return block, index - int(self._starts[block])
+
+    def _block(self, block: int, fetched: bool = True) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """Block ``block``'s image bytes as ``(data, offsets, valid)``: one uint8 buffer, int64 offsets per row
+        (row ``r`` is ``data[offsets[r]:offsets[r + 1]]``), and which rows hold an image (None: all). Read once and
+        cached; threads asking for the same block wait for one read. ``fetched``: asked for a row's fetch (the
+        first such ask starts the plan's read-ahead once this block is read), not by the read-ahead itself."""
+        following = None
+        if fetched and self._ahead:
+            with self._lock:
+                following = self._ahead.pop(block, None)
+        try:
+            return self._read_once(block)
+        finally:
+            if following:
+                self._read_ahead(following)
+
+    def _read_once(self, block: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """:meth:`_block`'s read: from the cache, or read by this thread, or waited for where another reads it."""
+        while True:
+            with self._lock:
+                if block in self._cache:
+                    self._cache.move_to_end(block)
+                    return self._cache[block]
+                waiting = self._loading.get(block)
+                if waiting is None:
+                    self._loading[block] = threading.Event()
+                    break
+            waiting.wait()
+        try:
+            read = _bytes_of(self._read_block(block), self.image, self.item_name(int(self._starts[block])))
+            with self._lock:
+                self._cache[block] = read
+                while len(self._cache) > self.cache_row_groups:
+                    self._cache.popitem(last=False)
+            return read
+        finally:
+            with self._lock:
+                self._loading.pop(block).set()
+
+    def __getitem__(self, index: int) -> tuple[memoryview, int]:
+        """Row ``index`` as ``(encoded bytes, label)``: the bytes a view of the block's buffer (no copy)."""
+        block, row = self._where(int(index))
+        data, offsets, valid = self._block(block)
+        if valid is not None and not valid[row]:
+            raise ValueError(f"{self.item_name(int(index))}: the image column '{self.image}' is empty (null)")
+        return data[offsets[row]:offsets[row + 1]].data, int(self.labels[index])
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[memoryview, int]]:
+        """The rows ``indices`` at once (torch's batched fetch): each block read once for them."""
+        return [self[int(i)] for i in indices]
+
+    def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
+        """The whole table's order in ``epoch`` (identical on every rank): the blocks shuffled, then the rows of
+        each ``shuffle_window`` consecutive blocks of that order shuffled together."""
+        rng = np.random.default_rng(derive_seed(seed, epoch, 0x9A2E7))
+        blocks = rng.permutation(len(self.row_group_sizes))
+        parts = []
+        for w in range(0, len(blocks), self.shuffle_window):
+            window = blocks[w:w + self.shuffle_window]
+            rows = np.concatenate([np.arange(self._starts[g], self._starts[g + 1]) for g in window])
+            parts.append(rng.permutation(rows))
+        return np.concatenate(parts).astype(np.int64)
+
+
+def labels_of(values: list[Any], column: str, name_of: Callable[[int], str],
+              classes: Sequence[str] = ()) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A label column's ``values`` as int64 class indices and the class names: strings in sorted order, integers
+    >= 0 as they are (named by ``classes`` where the data says them); a null names its row (``name_of``)."""
+    if any(v is None for v in values):
+        raise ValueError(f"{name_of(next(i for i, v in enumerate(values) if v is None))}: the label column "
+                         f"'{column}' is empty (null)")
+    if all(isinstance(v, str) for v in values):
+        names = tuple(sorted(set(values)))
+        index = {name: i for i, name in enumerate(names)}
+        return np.array([index[v] for v in values], dtype=np.int64), names
+    bad = next((v for v in values if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0)), None)
+    if bad is not None:
+        raise ValueError(f"the label column '{column}' must hold integers >= 0 or strings, got {bad!r}")
+    return np.array(values, dtype=np.int64), tuple(classes)
+
+
+def _bytes_of(column: Any, name: str, where: str) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """An Arrow column of images (struct with ``bytes``, or binary) as ``(data, offsets, valid)`` without copying the
+    bytes."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_struct(column.type):
+        field = column.type.get_field_index("bytes")
+        if field < 0:
+            raise ValueError(f"{where}: the image column '{name}' is a struct without a 'bytes' field "
+                             f"(its fields: {', '.join(f.name for f in column.type)})")
+        column = column.flatten()[field]  # null where the struct or its bytes are
+    if pa.types.is_large_binary(column.type):
+        offset_type = np.int64
+    elif pa.types.is_binary(column.type):
+        offset_type = np.int32
+    else:
+        raise ValueError(f"{where}: the image column '{name}' holds {column.type}, not encoded images "
+                         f"(binary, or a struct with a 'bytes' field)")
+    valid = np.asarray(column.is_valid()) if column.null_count else None
+    _, offsets_buffer, data_buffer = column.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[column.offset:column.offset + len(column) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    return data, offsets.astype(np.int64), valid
