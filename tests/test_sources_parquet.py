@@ -210,6 +210,39 @@ def test_the_files_are_opened_several_at_a_time_and_the_first_error_in_order_is_
         ParquetTable(str(tmp_path / "part-*.parquet"))
 
 
+def test_rows_stored_grouped_by_label_are_warned_of_with_the_fix(tmp_path):
+    """Files written class by class: a shuffle window of a few row groups holds few classes, so every batch would;
+    the table says so, with what to do. Rows in random order, a window holding every row group, or no labels: no
+    warning."""
+    import warnings
+
+    from dali_multicrop.sources.blocks import GroupedRowsWarning
+
+    n = 240
+    images = [{"bytes": b"\xff\xd8" + os.urandom(500), "path": None} for _ in range(n)]  # not decoded here
+
+    def table_of(labels, name):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"image": images, "label": labels}), path, row_group_size=12)
+        return str(path)
+
+    grouped = table_of([f"class-{i // 12:02d}" for i in range(n)], "grouped")  # 20 classes, one per row group
+    with pytest.warns(GroupedRowsWarning, match=r"grouped by label: a shuffle window of 2 row groups \(about 24 rows\) "
+                                                r"holds 2\.0 classes on average, where as many rows in random order "
+                                                r"would hold 14\.2.*dataset\.shuffle\(seed=0\)"):
+        table = ParquetTable(grouped, shuffle_window=2)
+    assert table.mixing() == (2.0, pytest.approx(20 * (1 - 0.95 ** 24)))
+    assert table.cache_bytes == int(6 * table.row_group_bytes.mean()) > 6 * 12 * 502
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GroupedRowsWarning)
+        mixed = ParquetTable(table_of([f"class-{i // 12:02d}" for i in np.random.default_rng(0).permutation(n)],
+                                      "mixed"), shuffle_window=2)
+        held, expected = mixed.mixing()
+        assert held > 0.8 * expected
+        ParquetTable(grouped, shuffle_window=20)  # a window holds the whole table
+        ParquetTable(grouped, label=None)
+
+
 def test_len_and_labels_come_without_reading_an_image_byte(files, monkeypatch):
     def no_reads(self, group):
         raise AssertionError("an image row group was read")

@@ -19,6 +19,7 @@ Arrow table) as a map-style dataset of ``(encoded bytes, label)``: :class:`Block
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict, deque
 from typing import Any, Callable, Optional, Sequence
 
@@ -27,7 +28,16 @@ import numpy as np
 from ..common.checks import check_int
 from ..common.seeds import derive_seed
 
-__all__ = ["BlockTable", "labels_of"]
+__all__ = ["BlockTable", "GroupedRowsWarning", "labels_of"]
+
+GROUPED_BELOW = 0.5
+"""A shuffle window whose rows hold fewer than this share of the classes that as many rows in random order would
+hold means rows stored grouped by label (:meth:`BlockTable.mixing`): the table warns."""
+
+
+class GroupedRowsWarning(UserWarning):
+    """A table's rows are stored grouped by label, so that a shuffle window, and each batch, holds few of the classes
+    (see :meth:`BlockTable.mixing`)."""
 
 
 class BlockTable:
@@ -43,8 +53,11 @@ class BlockTable:
     _TRANSIENT: tuple[str, ...] = ("_cache", "_lock", "_loading", "_ahead", "_queue", "_reading")
     """Attributes not pickled (made again by :meth:`_fresh`); a subclass adds its open files."""
 
-    def _setup(self, image: str, sizes: Sequence[int], shuffle_window: int, cache_row_groups: Optional[int]) -> None:
+    def _setup(self, image: str, sizes: Sequence[int], block_bytes: Sequence[int], shuffle_window: int,
+               cache_row_groups: Optional[int]) -> None:
         self.image = image
+        self.row_group_bytes = np.array(block_bytes, dtype=np.int64)
+        """Bytes of each block as stored in memory once read (the image column's, or the row group's)."""
         self.shuffle_window = check_int("shuffle_window", shuffle_window, 1)
         self.cache_row_groups = (check_int("cache_row_groups", cache_row_groups, 1) if cache_row_groups is not None
                                  else 2 * self.shuffle_window + 2)
@@ -52,6 +65,45 @@ class BlockTable:
         """Rows of each block (row group), in order."""
         self._starts = np.concatenate([[0], np.cumsum(self.row_group_sizes)]).astype(np.int64)
         self._fresh()
+
+    @property
+    def cache_bytes(self) -> int:
+        """About how many bytes the cache holds when full: ``cache_row_groups`` blocks of the mean block's bytes."""
+        return int(self.cache_row_groups * self.row_group_bytes.mean()) if len(self.row_group_bytes) else 0
+
+    def _label(self, values: Optional[list[Any]], column: Optional[str], classes: Sequence[str] = ()) -> None:
+        """Sets ``labels`` and ``classes`` from a label column's ``values`` (:func:`labels_of`; None: every label 0),
+        and warns (:class:`GroupedRowsWarning`) where the rows are stored grouped by label (:meth:`mixing`)."""
+        if values is None or column is None:
+            self.labels, self.classes = np.zeros(len(self), dtype=np.int64), ()
+            return
+        self.labels, self.classes = labels_of(values, column, self.item_name, classes)
+        held, expected = self.mixing()
+        if held < GROUPED_BELOW * expected:
+            rows = int(self.row_group_sizes.mean() * min(self.shuffle_window, len(self.row_group_sizes)))
+            warnings.warn(
+                f"{self!r}: the rows are stored grouped by label: a shuffle window of {self.shuffle_window} row "
+                f"groups (about {rows} rows) holds {held:.1f} classes on average, where as many rows in random order "
+                f"would hold {expected:.1f}, so every batch sees few classes. Shuffle the rows once when writing "
+                f"(datasets: dataset.shuffle(seed=0).flatten_indices(), then to_parquet or save_to_disk), or raise "
+                f"shuffle_window (the cache keeps 2 * shuffle_window + 2 row groups of about "
+                f"{self.row_group_bytes.mean() / 2**20:.1f} MB each)", GroupedRowsWarning, stacklevel=3)
+
+    def mixing(self, windows: int = 64, seed: int = 0) -> tuple[float, float]:
+        """``(held, expected)``: the mean count of classes among the rows of a shuffle window (``windows`` windows of
+        ``shuffle_window`` blocks drawn at random, as the epoch's order makes them), and the mean count that as many
+        rows drawn at random from the whole table would hold (by the labels' frequencies). Rows stored grouped by
+        label (files written class by class) make ``held`` far smaller: each batch then draws from few classes."""
+        count = len(self.row_group_sizes)
+        frequencies = np.bincount(self.labels) / len(self)
+        rng = np.random.default_rng(seed)
+        held, expected = [], []
+        for _ in range(windows):
+            blocks = rng.choice(count, size=min(self.shuffle_window, count), replace=False)
+            rows = np.concatenate([self.labels[self._starts[b]:self._starts[b + 1]] for b in blocks])
+            held.append(len(np.unique(rows)))
+            expected.append(float(np.sum(1.0 - (1.0 - frequencies) ** len(rows))))
+        return float(np.mean(held)), float(np.mean(expected))
 
     def _fresh(self) -> None:
         """The empty cache and its locks (also after unpickling)."""

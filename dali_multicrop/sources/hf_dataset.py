@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
 
-from .blocks import BlockTable, labels_of
+from .blocks import BlockTable
 
 __all__ = ["ArrowDatasetTable", "hf_source", "is_hf_dataset"]
 
@@ -47,15 +46,12 @@ class ArrowDatasetTable(BlockTable):
             if column is not None and column not in names:
                 raise ValueError(f"the dataset has no column '{column}' (its columns: {', '.join(names)})")
         self._column = table.column(image)
-        self._setup(image, [len(chunk) for chunk in self._column.chunks], shuffle_window, cache_row_groups)
+        chunks = self._column.chunks
+        self._setup(image, [len(c) for c in chunks], [c.nbytes for c in chunks], shuffle_window, cache_row_groups)
         if len(self) < 1:
             raise ValueError("the dataset is empty: it has no rows")
-        if label is None:
-            self.labels, self.classes = np.zeros(len(self), dtype=np.int64), ()
-        else:
-            feature = dataset.features.get(label)
-            names_of = tuple(getattr(feature, "names", None) or ())
-            self.labels, self.classes = labels_of(table.column(label).to_pylist(), label, self.item_name, names_of)
+        self._label(None if label is None else table.column(label).to_pylist(), label,
+                    tuple(getattr(dataset.features.get(label), "names", None) or ()) if label is not None else ())
 
     def __repr__(self) -> str:
         return (f"ArrowDatasetTable({self.name}, {len(self)} rows in {len(self.row_group_sizes)} record batches, "

@@ -22,10 +22,9 @@ import os
 import threading
 from typing import Any, Callable, Optional, Sequence, Union
 
-import numpy as np
 
 from . import s3
-from .blocks import BlockTable, labels_of
+from .blocks import BlockTable
 
 __all__ = ["ParquetTable", "parquet_source"]
 
@@ -138,25 +137,23 @@ class ParquetTable(BlockTable):
         self._file_locks = [threading.Lock() for _ in self.files]
         groups: list[tuple[int, int]] = []  # (file, row group) per row group, in order
         sizes: list[int] = []
+        block_bytes: list[int] = []
         first_in_file: list[int] = []  # each row group's first row, counted within its file
         for f, reader in enumerate(self._readers):
             before = 0
             for g in range(reader.metadata.num_row_groups):
                 groups.append((f, g))
                 sizes.append(reader.metadata.row_group(g).num_rows)
+                block_bytes.append(reader.metadata.row_group(g).total_byte_size)
                 first_in_file.append(before)
                 before += sizes[-1]
         self._groups = groups
         self._first_in_file = first_in_file
-        self._setup(image, sizes, shuffle_window, cache_row_groups)
+        self._setup(image, sizes, block_bytes, shuffle_window, cache_row_groups)
         if len(self) < 1:
             raise ValueError(f"the Parquet files {self.files[0]}{' ...' if len(self.files) > 1 else ''} hold no rows")
-        if label is None:
-            self.labels, self.classes = np.zeros(len(self), dtype=np.int64), ()
-        else:
-            values = [v for _, labels in opened for v in labels]
-            self.labels, self.classes = labels_of(values, label, self.item_name,
-                                                  _class_names(self._readers[0].schema_arrow, label))
+        self._label(None if label is None else [v for _, labels in opened for v in labels], label,
+                    _class_names(self._readers[0].schema_arrow, label) if label is not None else ())
 
     def __repr__(self) -> str:
         return (f"ParquetTable({len(self.files)} file(s), {len(self)} rows in {len(self._groups)} row groups, "
