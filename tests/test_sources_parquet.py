@@ -216,7 +216,7 @@ def test_rows_stored_grouped_by_label_are_warned_of_with_the_fix(tmp_path):
     warning."""
     import warnings
 
-    from dali_multicrop.sources.blocks import GroupedRowsWarning
+    from dali_multicrop.sources import GroupedRowsWarning
 
     n = 240
     images = [{"bytes": b"\xff\xd8" + os.urandom(500), "path": None} for _ in range(n)]  # not decoded here

@@ -30,14 +30,15 @@ import os
 from typing import Any, Sequence, Union
 
 from .arrays import ArraySource
+from .blocks import GroupedRowsWarning
 from .dataset import DatasetSource
 from .files import IMAGE_EXTENSIONS, FileList
 from .hf_dataset import ArrowDatasetTable, hf_source, is_hf_dataset
 from .parquet import PREFIX as PARQUET, ParquetTable, parquet_source
 from .tar import TarShards
 
-__all__ = ["AnySource", "ArraySource", "ArrowDatasetTable", "DatasetSource", "FileList", "IMAGE_EXTENSIONS",
-           "ParquetTable", "SourceLike", "TarShards", "parquet_source", "resolve_source"]
+__all__ = ["AnySource", "ArraySource", "ArrowDatasetTable", "DatasetSource", "FileList", "GroupedRowsWarning",
+           "IMAGE_EXTENSIONS", "ParquetTable", "SourceLike", "TarShards", "parquet_source", "resolve_source"]
 
 AnySource = Union[FileList, ArraySource, TarShards, DatasetSource]
 """A resolved source."""
