@@ -65,8 +65,23 @@ def test_overhead_says_why_there_is_no_gil_column_without_py_spy(monkeypatch):
     assert found == {} and note == ("no GIL column: py-spy is not installed (pip install py-spy, or in the project's "
                                     "checkout: pip install -e '.[bench]')")
     assert measure._measure_gil(["2x224,6x96"], 0, 2) == ({}, None)
-    with pytest.raises(ValueError, match="kind must be one of loader, bare, bare-crops, bare-pixels"):
+    with pytest.raises(ValueError, match="kind must be one of loader, parquet, bare, bare-crops, bare-pixels"):
         gil.measure_gil("other", "2x224,6x96", "unused")
+
+
+def test_overhead_measures_the_loader_over_the_source_it_is_given(monkeypatch, tmp_path):
+    """--gil-source parquet: the recipes' loader over the same tiny images as one Parquet file; the bare reference
+    stays the bare DALI loader."""
+    import dali_multicrop.sample_data
+    from dali_multicrop.cli import measure
+
+    asked = []
+    monkeypatch.setattr(dali_multicrop.sample_data, "ensure_tiny_data", lambda count: tmp_path)  # not made here
+    monkeypatch.setattr(gil, "py_spy", lambda: "py-spy")
+    monkeypatch.setattr(gil, "measure_gil", lambda kind, crops, data, **kw: asked.append((kind, crops)) or kind)
+    found, note = measure._measure_gil(["dino"], 256, 2, "parquet")
+    assert note is None and asked == [("bare", "dino"), ("parquet", "dino")] and found == {"bare": "bare",
+                                                                                          "dino": "parquet"}
 
 
 def test_core_split_gives_the_training_thread_the_highest_core_and_nothing_on_one_core(monkeypatch):

@@ -316,6 +316,40 @@ def test_bad_rows_are_named_by_file_and_row_and_skipped(tmp_path):
     loader.close()
     with pytest.raises((ValueError, ImageDecodeError), match=r"train-00000\.parquet \(row 7\)"):
         list(DaliMultiCropLoader(f"parquet:{pattern}", crops=CROPS, batch_size=6, device="cpu", seed=2))
+    table = ParquetTable(pattern, shuffle_window=1, cache_row_groups=2)  # the batched fetch, as the items one by one
+    wanted = [59, 3, 3, 31, 0, 44, 30, 12]
+    assert [(bytes(b), y) for b, y in table.__getitems__(wanted)] == [(bytes(table[i][0]), table[i][1]) for i in wanted]
+    assert table.__getitems__([]) == []
+    with pytest.raises(ValueError, match=r"train-00000\.parquet \(row 7\)\: the image column 'image' is empty"):
+        table.__getitems__([1, 7, 2])
+    with pytest.raises(IndexError, match="row 60 is out of range for 60 rows"):
+        table.__getitems__([1, 60])
+
+
+def test_the_loaders_fetch_checks_rows_as_the_dataset_source_checks_items(tmp_path):
+    """encoded_items (the loader's fetch from a table): whole JPEGs told apart for a block at once, every other row
+    checked as DatasetSource checks an item; each bad row its own named error, the good rows the same bytes."""
+    from dali_multicrop.badsamples.diagnose import diagnose_data
+
+    n = FILES * ROWS
+    images = [jpeg(i) for i in range(n)]
+    png = io.BytesIO()
+    Image.fromarray(coordinate_image(8, 8)).save(png, "PNG")
+    images[3] = png.getvalue()  # fine, not a JPEG
+    images[4] = jpeg(4) + b"\x00" * 10  # fine: bytes after the end marker
+    images[7] = None
+    images[8] = jpeg(8)[:-300]  # cut short
+    images[30] = b"<!DOCTYPE html><html>404</html>"
+    table = ParquetTable(write(tmp_path, images=images), shuffle_window=1, cache_row_groups=2)
+    wanted = [30, 0, 3, 4, 7, 8, 59, 0]
+    got = table.encoded_items(wanted)
+    for i, item in zip(wanted, got):
+        if i in (7, 8, 30):
+            assert isinstance(item, Exception) and f"train-0000{i // ROWS}.parquet (row {i % ROWS})" in str(item)
+            assert i == 7 or diagnose_data(np.frombuffer(images[i], np.uint8), "x", decode=False) is not None
+        else:
+            assert bytes(item[0]) == images[i] and item[0].dtype == np.uint8 and item[1] == table.labels[i]
+    assert "empty (null)" in str(got[4]) and "truncated JPEG" in str(got[5]) and "HTML" in str(got[0])
 
 
 def test_without_pyarrow_the_error_names_the_extra(tmp_path):

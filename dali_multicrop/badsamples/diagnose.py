@@ -10,7 +10,7 @@ import numpy as np
 from ..common.dali import dali_modules
 
 __all__ = ["ImageChecker", "ImageDecodeError", "ImageReadError", "SUPPORTED_FORMATS", "decoder_pipeline", "diagnose",
-           "diagnose_data", "read_encoded", "sniff_format"]
+           "diagnose_data", "read_encoded", "sniff_format", "whole_jpegs"]
 
 
 class ImageReadError(RuntimeError):
@@ -99,6 +99,18 @@ def diagnose(path: str, decoder: Optional[Any] = None,
     except ImageReadError as exc:
         return exc
     return diagnose_data(data, path, decoder, decode)
+
+
+def whole_jpegs(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which of the images ``data[starts[i]:ends[i]]`` (one uint8 buffer, int64 bounds) are at a glance whole JPEGs,
+    as one array operation: they begin with JPEG's start marker and end with its end-of-image marker. Each of those
+    passes :func:`diagnose_data` without decoding (``decode=False``); the others need it (a PNG, a JPEG with bytes
+    after its end marker, a bad one)."""
+    ok = ends - starts >= 5
+    s, e = starts[ok], ends[ok]
+    ok[ok] = ((data[s] == 0xFF) & (data[s + 1] == 0xD8) & (data[s + 2] == 0xFF)
+              & (data[e - 2] == 0xFF) & (data[e - 1] == 0xD9))
+    return ok
 
 
 def diagnose_data(data: np.ndarray, path: str, decoder: Optional[Any] = None,

@@ -49,8 +49,9 @@ __all__ = ["GilResult", "ReadyResult", "bare_pipeline", "core_split", "measure_g
 WARMUP = 8
 """Batches the measured program takes before its steady loop."""
 
-KINDS = ("loader", "bare", "bare-crops", "bare-pixels", "feed-decode")
-"""What is measured: the project's loader; the bare DALI loader of the same files (two outputs); the bare loader with
+KINDS = ("loader", "parquet", "bare", "bare-crops", "bare-pixels", "feed-decode")
+"""What is measured: the project's loader; the loader over the same images as one Parquet file
+(:func:`~dali_multicrop.benchmark.sources.write_parquet`: the fetch threads' Python for each row counts); the bare DALI loader of the same files (two outputs); the bare loader with
 one plain resize of the decoded image per crop of ``crops`` as outputs (``n + 1`` of them: DALI's own cost of
 handing over as many outputs as the loader); ``bare-pixels``, the bare loader running per crop the pixel operators
 of the loader's (a resize of a fixed window, :mod:`dali_multicrop.graph.augment`'s own; a fixed colour map, DALI's
@@ -162,7 +163,7 @@ def _program(kind: str, crops: str, data: str, batch_size: int, threads: int, ba
     (None: not isolated)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if device not in ("cpu", "gpu") or (device == "gpu" and kind != "loader"):
+    if device not in ("cpu", "gpu") or (device == "gpu" and kind not in ("loader", "parquet")):
         raise ValueError(f"device must be 'cpu', or 'gpu' for the loader (the bare references run on the CPU), got "
                          f"{device!r} for {kind!r}")
     split = core_split() if isolate else None
@@ -317,7 +318,13 @@ def _run(kind: str, crops: str, data: str, batch_size: int, threads: int, batche
 
         # the loader as users get it: on the CPU its default graph (every pixel step an operator, the colour maps
         # compiled), on the GPU the GPU graph
-        loader = DaliMultiCropLoader(files, crops=tiny_spec(parse_crops(crops)), batch_size=batch_size,
+        source: Any = files
+        if kind == "parquet":
+            from ..common.system import cache_dir
+            from .sources import bench_source
+
+            source = bench_source("parquet", files, cache_dir(), threads)
+        loader = DaliMultiCropLoader(source, crops=tiny_spec(parse_crops(crops)), batch_size=batch_size,
                                      device=device, num_threads=threads, seed=0, drop_last=True)
 
         def batches_of() -> Any:

@@ -169,6 +169,9 @@ def overhead(
                              show_default=True),
     gil_batch_size: int = typer.Option(256, "--gil-batch-size", help="Batch size of the GIL measurement (py-spy "
                                        "samples of the loader's steady loop); 0 skips it.", show_default=True),
+    gil_source: str = typer.Option("folder", "--gil-source", help="The GIL measurement's source of the same images: "
+                                   "folder, or parquet (one Parquet file: the fetch threads' Python counts).",
+                                   show_default=True),
 ) -> None:
     """Measure the graph's fixed cost per batch on tiny images (24x32 JPEGs, crops shrunk to 32/16 px): operators
     by device, the full CPU graph, the GPU graph's host stage and the pixel floor (a resize and a normalisation per
@@ -184,13 +187,15 @@ def overhead(
     for name, value, low in (("--batch-size", batch_size, 1), ("--batches", batches, 1), ("--rounds", rounds, 1)):
         _positive(name, value, low)
     threads = _positive("--threads", threads) if threads is not None else visible_cores()
+    if gil_source not in ("folder", "parquet"):
+        _fail(f"--gil-source must be folder or parquet, got '{gil_source}'")
     files = FileList.from_folder(ensure_tiny_data())
     results = []
     for name, spec in specs:
         typer.echo(f"measuring {name} ...", err=True)
         results.append(measure_overhead(name, spec, files, batch_size=batch_size, threads=threads,
                                         batches=batches, rounds=rounds))
-    gil, gil_note = _measure_gil(recipes, gil_batch_size, threads)
+    gil, gil_note = _measure_gil(recipes, gil_batch_size, threads, gil_source)
     machine = describe_machine()
     title = f"graph fixed cost, tiny images — batch {batch_size}, {threads} threads — {machine['cpu']}"
     _wide_console(240).print(overhead_table(results, gil, gil_batch_size, title))
@@ -205,8 +210,10 @@ def overhead(
     typer.echo(f"results: {path}")
 
 
-def _measure_gil(recipes: List[str], batch_size: int, threads: int) -> tuple[dict, Optional[str]]:
-    """``overhead``'s GIL column: ``({recipe or "bare": GilResult}, why it is missing or None)``."""
+def _measure_gil(recipes: List[str], batch_size: int, threads: int,
+                 source: str = "folder") -> tuple[dict, Optional[str]]:
+    """``overhead``'s GIL column: ``({recipe or "bare": GilResult}, why it is missing or None)``; the recipes' loader
+    over ``source`` (``folder`` or ``parquet``)."""
     from ..benchmark.gil import WARMUP, measure_gil, py_spy
     from ..sample_data import ensure_tiny_data
 
@@ -220,7 +227,7 @@ def _measure_gil(recipes: List[str], batch_size: int, threads: int) -> tuple[dic
     try:
         for name in ["bare", *recipes]:
             typer.echo(f"measuring the GIL of {name} ...", err=True)
-            kind, crops = ("bare", recipes[0]) if name == "bare" else ("loader", name)
+            kind, crops = ("bare", recipes[0]) if name == "bare" else ("loader" if source == "folder" else source, name)
             found[name] = measure_gil(kind, crops, data, batch_size=batch_size, threads=threads, batches=batches)
     except RuntimeError as exc:  # py-spy cannot attach here (no ptrace permission, ...)
         return found, f"no GIL column: {exc}"

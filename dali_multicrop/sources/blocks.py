@@ -21,10 +21,11 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import OrderedDict, deque
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from ..badsamples.diagnose import diagnose_data, whole_jpegs
 from ..common.checks import check_int
 from ..common.seeds import derive_seed
 
@@ -213,12 +214,64 @@ class BlockTable:
         block, row = self._where(int(index))
         data, offsets, valid = self._block(block)
         if valid is not None and not valid[row]:
-            raise ValueError(f"{self.item_name(int(index))}: the image column '{self.image}' is empty (null)")
+            raise self._null(int(index))
         return data[offsets[row]:offsets[row + 1]].data, int(self.labels[index])
 
+    def _null(self, index: int) -> ValueError:
+        """The error of row ``index``, whose image is null."""
+        return ValueError(f"{self.item_name(index)}: the image column '{self.image}' is empty (null)")
+
+    def _rows(self, indices: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+        """``indices`` as an int64 array and their labels; an index out of range raises its ``IndexError``."""
+        rows = np.asarray(indices, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            self._where(int(rows[(rows < 0) | (rows >= len(self))][0]))  # raises its IndexError
+        return rows, self.labels[rows].tolist()
+
+    def _by_block(self, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                             Optional[np.ndarray], np.ndarray]]:
+        """The samples ``rows`` (:meth:`_rows`) walked block by block (their blocks found in one search, each asked
+        for once): per block ``(positions in rows, its data, the rows' starts, ends, which hold an image (None:
+        all), those rows)``."""
+        blocks = np.searchsorted(self._starts, rows, side="right") - 1
+        within = rows - self._starts[blocks]
+        for block in np.unique(blocks).tolist():
+            data, offsets, valid = self._block(block)
+            at = np.flatnonzero(blocks == block)
+            mine = within[at]
+            yield at, data, offsets[mine], offsets[mine + 1], None if valid is None else valid[mine], rows[at]
+
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[memoryview, int]]:
-        """The rows ``indices`` at once (torch's batched fetch): each block read once for them."""
-        return [self[int(i)] for i in indices]
+        """The rows ``indices`` at once (torch's batched fetch; :meth:`_by_block`). A row :meth:`__getitem__` would
+        refuse raises its error."""
+        rows, labels = self._rows(indices)
+        items: list[Any] = [None] * len(labels)
+        for at, data, starts, ends, valid, mine in self._by_block(rows):
+            if valid is not None and not valid.all():
+                raise self._null(int(mine[np.flatnonzero(~valid)[0]]))
+            for k, start, end in zip(at.tolist(), starts.tolist(), ends.tolist()):
+                items[k] = (data[start:end].data, labels[k])
+        return items
+
+    def encoded_items(self, indices: Sequence[int]) -> list[Union[tuple[np.ndarray, int], Exception]]:
+        """The rows ``indices`` as :class:`~dali_multicrop.sources.dataset.DatasetSource` takes encoded items, checked
+        as it checks them (``diagnose_data(..., decode=False)``): ``(1-D uint8 view, label)`` each, or the row's
+        error (a null image, bytes that are no image, a cut JPEG), named by :meth:`item_name`. Whole JPEGs are told
+        apart for a whole block at once (:func:`~dali_multicrop.badsamples.diagnose.whole_jpegs`); only the other
+        rows are checked one by one: the Python per row is a slice."""
+        rows, labels = self._rows(indices)
+        items: list[Any] = [None] * len(labels)
+        for at, data, starts, ends, valid, mine in self._by_block(rows):
+            whole = whole_jpegs(data, starts, ends)
+            for k, start, end in zip(at.tolist(), starts.tolist(), ends.tolist()):
+                items[k] = (data[start:end], labels[k])
+            for j in np.flatnonzero(~whole).tolist():
+                row, image = int(mine[j]), items[at[j]][0]
+                if valid is not None and not valid[j]:
+                    items[at[j]] = self._null(row)
+                elif diagnose_data(image, "", decode=False) is not None:  # named only when bad (names cost)
+                    items[at[j]] = diagnose_data(image, self.item_name(row), decode=False)
+        return items
 
     def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
         """The whole table's order in ``epoch`` (identical on every rank): the blocks shuffled, then the rows of

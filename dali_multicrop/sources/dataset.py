@@ -26,6 +26,9 @@ __all__ = ["DatasetSource"]
 
 Fetched = tuple[int, Union[tuple[np.ndarray, int], Exception]]
 """One fetched item: ``(index, (image, label))``, or ``(index, the error its fetch raised)``."""
+Part = tuple[list[int], Future]
+"""Items fetched by one task: their indices and the future of their values, a list (each ``(image, label)`` or the
+error its fetch raised)."""
 
 
 def _kind(image: Any) -> str:
@@ -113,9 +116,8 @@ class DatasetSource:
                              f"image must be of one kind")
         if self.kind == "encoded":
             data = np.frombuffer(image, dtype=np.uint8)  # no copy (bytes, or a view of the dataset's buffer)
-            problem = diagnose_data(data, self.item_name(index), decode=False) if check else None
-            if problem is not None:
-                raise problem
+            if check and diagnose_data(data, "", decode=False) is not None:  # named only when bad (names cost)
+                raise diagnose_data(data, self.item_name(index), decode=False)
             return data, label
         if hasattr(image, "convert"):
             return np.asarray(image.convert("RGB")), label
@@ -134,48 +136,51 @@ class DatasetSource:
         if callable(plan_reads):
             plan_reads(indices)
 
-    def submit(self, indices: np.ndarray) -> list[tuple[int, "Future[tuple[np.ndarray, int]]"]]:
+    def submit(self, indices: np.ndarray) -> list[Part]:
         """Starts fetching the items of ``indices`` on the pool (see :meth:`collect`): one task per item, or, for a
         dataset with torch's batched ``__getitems__``, one call per thread for its share of them."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dali-multicrop-dataset")
-        if not hasattr(self.dataset, "__getitems__") or len(indices) == 0:
-            return [(int(i), self._pool.submit(self._pixels, int(i))) for i in indices]
-        parts: list[tuple[int, "Future[tuple[np.ndarray, int]]"]] = []
-        for chunk in np.array_split(np.asarray(indices), min(self.workers, len(indices))):
-            futures: list["Future[tuple[np.ndarray, int]]"] = [Future() for _ in chunk]
-            self._pool.submit(self._fetch_many, [int(i) for i in chunk], futures)
-            parts.extend(zip((int(i) for i in chunk), futures))
-        return parts
+        wanted = np.asarray(indices, dtype=np.int64)
+        if not hasattr(self.dataset, "__getitems__") or len(wanted) == 0:
+            return [([i], self._pool.submit(self._fetch_each, [i])) for i in wanted.tolist()]
+        chunks = [chunk.tolist() for chunk in np.array_split(wanted, min(self.workers, len(wanted)))]
+        return [(chunk, self._pool.submit(self._fetch_many, chunk)) for chunk in chunks]
 
-    def _fetch_many(self, indices: list[int], futures: list["Future[tuple[np.ndarray, int]]"]) -> None:
-        """Items ``indices`` by one ``__getitems__`` call, into ``futures``; where that call fails, one at a time,
-        so that each item's own error is its own."""
-        try:
-            items = self.dataset.__getitems__(indices)
-            taken = [self._as_taken(i, self._pair(i, item)) for i, item in zip(indices, items)]
-        except Exception:
-            for index, future in zip(indices, futures):
-                try:
-                    future.set_result(self._pixels(index))
-                except Exception as exc:
-                    future.set_exception(exc)
-            return
-        for future, value in zip(futures, taken):
-            future.set_result(value)
-
-    def collect(self, parts: list[tuple[int, "Future[tuple[np.ndarray, int]]"]]) -> list[Fetched]:
-        """The submitted items, in order, each ``(index, (image, label))`` or ``(index, the error it raised)``,
-        waiting for those not fetched yet (each at most ``timeout_s``, then ``TimeoutError`` naming it)."""
-        items: list[Fetched] = []
-        for index, part in parts:
+    def _fetch_each(self, indices: list[int]) -> list[Union[tuple[np.ndarray, int], Exception]]:
+        """Items ``indices`` one at a time, each ``(image, label)`` or the error its fetch raised."""
+        values: list[Union[tuple[np.ndarray, int], Exception]] = []
+        for index in indices:
             try:
-                items.append((index, part.result(timeout=self.timeout_s)))
-            except FutureTimeout:
-                raise TimeoutError(f"dataset item {index} took more than {self.timeout_s:g} s "
-                                   f"({type(self.dataset).__name__}.__getitem__ hangs?)") from None
+                values.append(self._pixels(index))
             except Exception as exc:  # the item's own failure: the caller's policy decides
-                items.append((index, exc))
+                values.append(exc)
+        return values
+
+    def _fetch_many(self, indices: list[int]) -> list[Union[tuple[np.ndarray, int], Exception]]:
+        """Items ``indices`` by one ``__getitems__`` call (or the dataset's ``encoded_items``, which returns them as
+        taken and checked, each bad one as its error); where that call fails, one at a time, so that each item's own
+        error is its own."""
+        try:
+            if self.kind == "encoded" and callable(getattr(self.dataset, "encoded_items", None)):
+                return self.dataset.encoded_items(indices)
+            items = self.dataset.__getitems__(indices)
+            return [self._as_taken(i, self._pair(i, item)) for i, item in zip(indices, items)]
+        except Exception:
+            return self._fetch_each(indices)
+
+    def collect(self, parts: list[Part]) -> list[Fetched]:
+        """The submitted items, in order, each ``(index, (image, label))`` or ``(index, the error it raised)``,
+        waiting for those not fetched yet (each task at most ``timeout_s``, then ``TimeoutError`` naming its first
+        item)."""
+        items: list[Fetched] = []
+        for indices, part in parts:
+            try:
+                items.extend(zip(indices, part.result(timeout=self.timeout_s)))
+            except FutureTimeout:
+                more = f" (or one of the {len(indices) - 1} fetched with it)" if len(indices) > 1 else ""
+                raise TimeoutError(f"dataset item {indices[0]}{more} took more than {self.timeout_s:g} s "
+                                   f"({type(self.dataset).__name__}.__getitem__ hangs?)") from None
         return items
 
     def close(self) -> None:
