@@ -4,6 +4,7 @@ its PIL-decoding ``__getitem__``), and the Parquet files ``Dataset.to_parquet`` 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +93,61 @@ def test_string_labels_and_no_labels(tmp_path):
     assert table.classes == ("cat", "dog", "owl") and table.labels.tolist() == [2, 0, 1] * 3
     assert ArrowDatasetTable(strings, label=None).labels.tolist() == [0] * 9
     assert np.array_equal(np.frombuffer(table[4][0], np.uint8), np.frombuffer(jpeg(4), np.uint8))
+
+
+def test_an_imagefolder_dataset_of_local_files_is_read_from_its_files(tmp_path, monkeypatch):
+    """load_dataset("imagefolder", ...) keeps only the paths of local images (bytes null): the loader reads those
+    files as a file list (DALI reads them); a table of such rows reads each row's file, and a missing file is named
+    with its row and path."""
+    from dali_multicrop.sources import FileList, resolve_source
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    for i in range(12):
+        folder = tmp_path / "photos" / "train" / NAMES[i % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:02d}.jpg").write_bytes(jpeg(i))
+    dataset = datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "photos"), split="train")
+    assert dataset.data.table.column("image").chunk(0).field("bytes").null_count == 12  # what datasets keeps
+    source = resolve_source(dataset)
+    assert isinstance(source, FileList) and source.classes == tuple(NAMES)
+    assert [(f.rsplit("/", 2)[-2], y) for f, y in zip(source.files, source.labels)] == [
+        (NAMES[y], y) for y in source.labels]
+    loader = DaliMultiCropLoader(dataset, crops=CROPS, batch_size=5, device="cpu", seed=1)
+    seen = [(int(i), int(y)) for batch in loader for i, y in zip(batch.indices, batch.labels)]
+    assert sorted(seen) == [(i, source.labels[i]) for i in range(12)]
+    loader.close()
+
+    table = ArrowDatasetTable(dataset)  # read row by row from the files the rows name
+    assert bytes(table[3][0]) == Path(source.files[3]).read_bytes()
+    assert [bytes(b) for b, _ in table.__getitems__([0, 5])] == [Path(source.files[i]).read_bytes() for i in (0, 5)]
+    items = table.encoded_items([1, 2])
+    assert [bytes(b) for b, _ in items] == [Path(source.files[i]).read_bytes() for i in (1, 2)]
+    Path(source.files[4]).unlink()
+    with pytest.raises(ValueError, match=r"\[4\]: the image column 'image' holds no bytes but the path '.*', which "
+                                         r"cannot be read \(No such file or directory\)"):
+        table[4]
+    assert isinstance(table.encoded_items([4])[0], ValueError)
+
+
+def test_rows_of_bytes_and_rows_naming_files_in_one_table(tmp_path):
+    """A table whose rows hold bytes or, some of them, only a file's path (a Parquet file written from such a
+    dataset): each row read from where it is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = []
+    for i in range(4):
+        files.append(tmp_path / f"{i}.jpg")
+        files[-1].write_bytes(jpeg(100 + i))
+    rows = [{"bytes": jpeg(i), "path": None} if i % 2 else {"bytes": None, "path": str(files[i // 2])}
+            for i in range(8)]
+    pq.write_table(pa.table({"image": rows, "label": list(range(8))}), tmp_path / "mixed.parquet", row_group_size=3)
+    table = ParquetTable(str(tmp_path / "mixed.parquet"))
+    expected = [jpeg(i) if i % 2 else jpeg(100 + i // 2) for i in range(8)]
+    assert [bytes(table[i][0]) for i in range(8)] == expected
+    assert [bytes(b) for b, _ in table.__getitems__(list(range(8)))] == expected
+    assert [bytes(b) for b, _ in table.encoded_items([7, 6, 0, 1])] == [expected[i] for i in (7, 6, 0, 1)]
+    loader = DaliMultiCropLoader(table, crops=CROPS, batch_size=3, device="cpu", seed=2)
+    assert sorted(int(i) for batch in loader for i in batch.indices) == list(range(8))
+    loader.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import OrderedDict, deque
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -34,6 +34,17 @@ __all__ = ["BlockTable", "GroupedRowsWarning", "labels_of"]
 GROUPED_BELOW = 0.5
 """A shuffle window whose rows hold fewer than this share of the classes that as many rows in random order would
 hold means rows stored grouped by label (:meth:`BlockTable.mixing`): the table warns."""
+
+
+class Block(NamedTuple):
+    """One block's image bytes: one uint8 buffer, int64 offsets per row (row ``r`` is ``data[offsets[r]:offsets[r +
+    1]]``), which rows hold bytes (None: all) and, for rows without bytes, the file each names instead where it
+    names one (``{row: path}``; Hugging Face's image structs of local files, ``{bytes: null, path}``)."""
+
+    data: np.ndarray
+    offsets: np.ndarray
+    valid: Optional[np.ndarray]
+    paths: dict[int, str]
 
 
 class GroupedRowsWarning(UserWarning):
@@ -72,13 +83,17 @@ class BlockTable:
         """About how many bytes the cache holds when full: ``cache_row_groups`` blocks of the mean block's bytes."""
         return int(self.cache_row_groups * self.row_group_bytes.mean()) if len(self.row_group_bytes) else 0
 
-    def _label(self, values: Optional[list[Any]], column: Optional[str], classes: Sequence[str] = ()) -> None:
+    def _label(self, values: Optional[list[Any]], column: Optional[str], classes: Sequence[str] = (),
+               windows: bool = True) -> None:
         """Sets ``labels`` and ``classes`` from a label column's ``values`` (:func:`labels_of`; None: every label 0),
-        and warns (:class:`GroupedRowsWarning`) where the rows are stored grouped by label (:meth:`mixing`)."""
+        and warns (:class:`GroupedRowsWarning`) where the rows are stored grouped by label (:meth:`mixing`) and are
+        read in windows (``windows``)."""
         if values is None or column is None:
             self.labels, self.classes = np.zeros(len(self), dtype=np.int64), ()
             return
         self.labels, self.classes = labels_of(values, column, self.item_name, classes)
+        if not windows:
+            return
         held, expected = self.mixing()
         if held < GROUPED_BELOW * expected:
             rows = int(self.row_group_sizes.mean() * min(self.shuffle_window, len(self.row_group_sizes)))
@@ -108,7 +123,7 @@ class BlockTable:
 
     def _fresh(self) -> None:
         """The empty cache and its locks (also after unpickling)."""
-        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = OrderedDict()
+        self._cache: OrderedDict[int, Block] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[int, threading.Event] = {}
         self._ahead: dict[int, list[int]] = {}  # block -> the blocks to read ahead at its first fetch
@@ -171,10 +186,8 @@ class BlockTable:
         block = int(np.searchsorted(self._starts, index, side="right")) - 1
         return block, index - int(self._starts[block])
 
-    def _block(self, block: int, fetched: bool = True) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-        """Block ``block``'s image bytes as ``(data, offsets, valid)``: one uint8 buffer, int64 offsets per row
-        (row ``r`` is ``data[offsets[r]:offsets[r + 1]]``), and which rows hold an image (None: all). Read once and
-        cached; threads asking for the same block wait for one read. ``fetched``: asked for a row's fetch (the
+    def _block(self, block: int, fetched: bool = True) -> Block:
+        """Block ``block``'s image bytes (a :class:`Block`). Read once and cached; threads asking for the same block wait for one read. ``fetched``: asked for a row's fetch (the
         first such ask starts the plan's read-ahead once this block is read), not by the read-ahead itself."""
         following = None
         if fetched and self._ahead:
@@ -186,7 +199,7 @@ class BlockTable:
             if following:
                 self._read_ahead(following)
 
-    def _read_once(self, block: int) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    def _read_once(self, block: int) -> Block:
         """:meth:`_block`'s read: from the cache, or read by this thread, or waited for where another reads it."""
         while True:
             with self._lock:
@@ -212,14 +225,21 @@ class BlockTable:
     def __getitem__(self, index: int) -> tuple[memoryview, int]:
         """Row ``index`` as ``(encoded bytes, label)``: the bytes a view of the block's buffer (no copy)."""
         block, row = self._where(int(index))
-        data, offsets, valid = self._block(block)
+        data, offsets, valid, paths = self._block(block)
         if valid is not None and not valid[row]:
-            raise self._null(int(index))
+            return self._without_bytes(int(index), paths.get(row)).data, int(self.labels[index])
         return data[offsets[row]:offsets[row + 1]].data, int(self.labels[index])
 
-    def _null(self, index: int) -> ValueError:
-        """The error of row ``index``, whose image is null."""
-        return ValueError(f"{self.item_name(index)}: the image column '{self.image}' is empty (null)")
+    def _without_bytes(self, index: int, path: Optional[str]) -> np.ndarray:
+        """Row ``index``'s image where the row holds no bytes: the file it names instead (read now), else
+        ``ValueError`` (a null image) naming the row."""
+        if path is None:
+            raise ValueError(f"{self.item_name(index)}: the image column '{self.image}' is empty (null)")
+        try:
+            return np.fromfile(path, dtype=np.uint8)
+        except OSError as exc:
+            raise ValueError(f"{self.item_name(index)}: the image column '{self.image}' holds no bytes but the path "
+                             f"'{path}', which cannot be read ({exc.strerror or exc})") from None
 
     def _rows(self, indices: Sequence[int]) -> tuple[np.ndarray, list[int]]:
         """``indices`` as an int64 array and their labels; an index out of range raises its ``IndexError``."""
@@ -229,28 +249,29 @@ class BlockTable:
         return rows, self.labels[rows].tolist()
 
     def _by_block(self, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                                             Optional[np.ndarray], np.ndarray]]:
+                                                             Optional[np.ndarray], dict[int, str], np.ndarray]]:
         """The samples ``rows`` (:meth:`_rows`) walked block by block (their blocks found in one search, each asked
-        for once): per block ``(positions in rows, its data, the rows' starts, ends, which hold an image (None:
-        all), those rows)``."""
+        for once): per block ``(positions in rows, its data, the rows' starts, ends, which hold bytes (None: all),
+        the paths of those that name a file instead (by position in rows), those rows)``."""
         blocks = np.searchsorted(self._starts, rows, side="right") - 1
         within = rows - self._starts[blocks]
         for block in np.unique(blocks).tolist():
-            data, offsets, valid = self._block(block)
+            data, offsets, valid, paths = self._block(block)
             at = np.flatnonzero(blocks == block)
             mine = within[at]
-            yield at, data, offsets[mine], offsets[mine + 1], None if valid is None else valid[mine], rows[at]
+            named = {j: paths[r] for j, r in enumerate(mine.tolist()) if r in paths} if paths else {}
+            yield at, data, offsets[mine], offsets[mine + 1], None if valid is None else valid[mine], named, rows[at]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[memoryview, int]]:
         """The rows ``indices`` at once (torch's batched fetch; :meth:`_by_block`). A row :meth:`__getitem__` would
         refuse raises its error."""
         rows, labels = self._rows(indices)
         items: list[Any] = [None] * len(labels)
-        for at, data, starts, ends, valid, mine in self._by_block(rows):
-            if valid is not None and not valid.all():
-                raise self._null(int(mine[np.flatnonzero(~valid)[0]]))
+        for at, data, starts, ends, valid, named, mine in self._by_block(rows):
             for k, start, end in zip(at.tolist(), starts.tolist(), ends.tolist()):
                 items[k] = (data[start:end].data, labels[k])
+            for j in (np.flatnonzero(~valid).tolist() if valid is not None else []):
+                items[at[j]] = (self._without_bytes(int(mine[j]), named.get(j)).data, labels[at[j]])
         return items
 
     def encoded_items(self, indices: Sequence[int]) -> list[Union[tuple[np.ndarray, int], Exception]]:
@@ -261,15 +282,20 @@ class BlockTable:
         rows are checked one by one: the Python per row is a slice."""
         rows, labels = self._rows(indices)
         items: list[Any] = [None] * len(labels)
-        for at, data, starts, ends, valid, mine in self._by_block(rows):
+        for at, data, starts, ends, valid, named, mine in self._by_block(rows):
             whole = whole_jpegs(data, starts, ends)
             for k, start, end in zip(at.tolist(), starts.tolist(), ends.tolist()):
                 items[k] = (data[start:end], labels[k])
             for j in np.flatnonzero(~whole).tolist():
                 row, image = int(mine[j]), items[at[j]][0]
                 if valid is not None and not valid[j]:
-                    items[at[j]] = self._null(row)
-                elif diagnose_data(image, "", decode=False) is not None:  # named only when bad (names cost)
+                    try:
+                        image = self._without_bytes(row, named.get(j))
+                    except ValueError as exc:
+                        items[at[j]] = exc
+                        continue
+                    items[at[j]] = (image, labels[at[j]])
+                if diagnose_data(image, "", decode=False) is not None:  # named only when bad (names cost)
                     items[at[j]] = diagnose_data(image, self.item_name(row), decode=False)
         return items
 
@@ -303,19 +329,25 @@ def labels_of(values: list[Any], column: str, name_of: Callable[[int], str],
     return np.array(values, dtype=np.int64), tuple(classes)
 
 
-def _bytes_of(column: Any, name: str, where: str) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-    """An Arrow column of images (struct with ``bytes``, or binary) as ``(data, offsets, valid)`` without copying the
-    bytes."""
+def _bytes_of(column: Any, name: str, where: str) -> Block:
+    """An Arrow column of images (struct with ``bytes`` and maybe ``path``, or binary) as a :class:`Block`, without
+    copying the bytes."""
     import pyarrow as pa
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    paths: dict[int, str] = {}
     if pa.types.is_struct(column.type):
         field = column.type.get_field_index("bytes")
         if field < 0:
             raise ValueError(f"{where}: the image column '{name}' is a struct without a 'bytes' field "
                              f"(its fields: {', '.join(f.name for f in column.type)})")
-        column = column.flatten()[field]  # null where the struct or its bytes are
+        fields = column.flatten()  # null where the struct or its field is
+        if column.type.get_field_index("path") >= 0 and fields[field].null_count:
+            named = fields[column.type.get_field_index("path")]
+            only = np.flatnonzero(~np.asarray(fields[field].is_valid()) & np.asarray(named.is_valid()))
+            paths = dict(zip(only.tolist(), named.take(pa.array(only)).to_pylist()))
+        column = fields[field]
     if pa.types.is_large_binary(column.type):
         offset_type = np.int64
     elif pa.types.is_binary(column.type):
@@ -327,4 +359,4 @@ def _bytes_of(column: Any, name: str, where: str) -> tuple[np.ndarray, np.ndarra
     _, offsets_buffer, data_buffer = column.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[column.offset:column.offset + len(column) + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    return data, offsets.astype(np.int64), valid
+    return Block(data, offsets.astype(np.int64), valid, paths)

@@ -4,12 +4,14 @@
 (a struct ``{bytes, path}``) whether or not the dataset decodes them on access. :class:`ArrowDatasetTable` reads that
 storage directly, never through ``Dataset.__getitem__`` (which decodes every image with PIL): the blocks are the
 table's record batches, each a view of the mapped file (see :mod:`dali_multicrop.sources.blocks` for the epoch
-order, the cache and the items). Needs ``datasets`` only to be given one; nothing here imports it.
+order, the cache and the items). A row that holds no bytes but a file's path (``load_dataset("imagefolder", ...)``
+keeps only the paths of local files) is read from that file; where every row does, the dataset is read as those
+files (:func:`hf_source`). Needs ``datasets`` only to be given one; nothing here imports it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 
 from .blocks import BlockTable
@@ -50,8 +52,12 @@ class ArrowDatasetTable(BlockTable):
         self._setup(image, [len(c) for c in chunks], [c.nbytes for c in chunks], shuffle_window, cache_row_groups)
         if len(self) < 1:
             raise ValueError("the dataset is empty: it has no rows")
+        self.file_paths = _file_paths(chunks)
+        """The files the rows name, where no row holds bytes and every row names a file (what ``load_dataset(
+        "imagefolder", ...)`` keeps of local images): :func:`hf_source` reads them as a file list; else None."""
         self._label(None if label is None else table.column(label).to_pylist(), label,
-                    tuple(getattr(dataset.features.get(label), "names", None) or ()) if label is not None else ())
+                    tuple(getattr(dataset.features.get(label), "names", None) or ()) if label is not None else (),
+                    windows=self.file_paths is None)
 
     def __repr__(self) -> str:
         return (f"ArrowDatasetTable({self.name}, {len(self)} rows in {len(self.row_group_sizes)} record batches, "
@@ -72,9 +78,33 @@ class ArrowDatasetTable(BlockTable):
         self._fresh()
 
 
+def _file_paths(chunks: Sequence[Any]) -> Optional[list[str]]:
+    """The paths an image column's ``chunks`` (struct arrays) name, where none holds bytes and each names a file;
+    else None (found at the first chunk holding bytes: nothing read beyond it)."""
+    import pyarrow as pa
+
+    paths: list[str] = []
+    for chunk in chunks:
+        if not pa.types.is_struct(chunk.type) or min(chunk.type.get_field_index(f) for f in ("bytes", "path")) < 0:
+            return None
+        fields = chunk.flatten()  # the struct's own nulls and offset applied
+        named = fields[chunk.type.get_field_index("path")]
+        if fields[chunk.type.get_field_index("bytes")].null_count < len(chunk) or named.null_count:
+            return None
+        paths += named.to_pylist()
+    return paths
+
+
 def hf_source(dataset: Any, image: str = "image", label: Optional[str] = "label",
               workers: Optional[int] = None) -> Any:
-    """The loader's source for a ``datasets.Dataset`` (see :class:`ArrowDatasetTable`)."""
+    """The loader's source for a ``datasets.Dataset`` (see :class:`ArrowDatasetTable`): the table through a
+    :class:`~dali_multicrop.sources.dataset.DatasetSource`, or, where its rows only name files (a local
+    ``imagefolder``), those files as a :class:`~dali_multicrop.sources.files.FileList` (DALI reads them, shuffled
+    as a folder is)."""
     from .dataset import DatasetSource
+    from .files import FileList
 
-    return DatasetSource(ArrowDatasetTable(dataset, image=image, label=label), workers=workers)
+    table = ArrowDatasetTable(dataset, image=image, label=label)
+    if table.file_paths is not None:
+        return FileList(tuple(table.file_paths), tuple(table.labels.tolist()), table.classes)
+    return DatasetSource(table, workers=workers)
