@@ -82,6 +82,9 @@ def test_what_cannot_be_read_as_it_is_says_what_to_pass(saved):
         ArrowDatasetTable(dataset.shuffle(seed=0))
     with pytest.raises(ValueError, match=r"has no column 'img' \(its columns: image, label\)"):
         ArrowDatasetTable(dataset, image="img")
+    with pytest.raises(ValueError, match=r"a streaming datasets\.IterableDataset .* load it without streaming=True, "
+                                         r"or pass its Parquet files \('parquet:PATTERN'"):
+        DaliMultiCropLoader(dataset.to_iterable_dataset(), crops=CROPS, batch_size=4, device="cpu")
 
 
 def test_string_labels_and_no_labels(tmp_path):

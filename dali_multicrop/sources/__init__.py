@@ -74,6 +74,6 @@ def resolve_source(source: SourceLike) -> AnySource:
         return hf_source(source)
     if hasattr(source, "__getitem__") and hasattr(source, "__len__"):
         return DatasetSource(source)
-    raise ValueError(f"source must be an image folder path, tar shards ('train-{{000..127}}.tar'), 'cifar10:PATH', "
-                     f"a torch Dataset, a FileList, an ArraySource, a TarShards or a list of (path, label) pairs, got "
-                     f"{type(source).__name__}")
+    raise ValueError(f"source must be an image folder path, tar shards ('train-{{000..127}}.tar'), 'parquet:PATTERN', "
+                     f"'cifar10:PATH', a Hugging Face datasets.Dataset, a torch Dataset, a FileList, an ArraySource, a "
+                     f"TarShards or a list of (path, label) pairs, got {type(source).__name__}")

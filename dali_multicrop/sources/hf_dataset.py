@@ -21,9 +21,15 @@ __all__ = ["ArrowDatasetTable", "hf_source", "is_hf_dataset"]
 
 def is_hf_dataset(source: Any) -> bool:
     """Whether ``source`` is a ``datasets.Dataset`` or ``DatasetDict`` (told by its type's module, without importing
-    ``datasets``)."""
+    ``datasets``); ``ValueError`` for a streaming one (``IterableDataset``), which the loader cannot read."""
     kind = type(source)
-    return kind.__module__.split(".")[0] == "datasets" and kind.__name__ in ("Dataset", "DatasetDict")
+    if kind.__module__.split(".")[0] != "datasets":
+        return False
+    if kind.__name__ in ("IterableDataset", "IterableDatasetDict"):
+        raise ValueError("a streaming datasets.IterableDataset (load_dataset(..., streaming=True)) has no length and no "
+                         "random access, which the loader needs to shuffle and shard its rows: load it without "
+                         "streaming=True, or pass its Parquet files ('parquet:PATTERN', local or s3://)")
+    return kind.__name__ in ("Dataset", "DatasetDict")
 
 
 class ArrowDatasetTable(BlockTable):
