@@ -46,10 +46,16 @@ class DatasetSource:
     """A map-style dataset (``len(dataset)``, ``dataset[i] -> (image, label)``) as a loader source.
 
     ``workers``: threads fetching items ahead (default: the visible cores, at most 16). ``timeout_s``: the
-    longest one item may take (default 600 s) before the loop stops with an error naming it, rather than hang.
-    The first item is read now to learn the kind of images (see the module), unless the dataset says it as
-    ``item_kind`` (``"images"`` or ``"encoded"``); ``classes`` is the dataset's
-    ``classes`` if it has them.
+    longest one fetch task (an item, or a batched call) may take (default 600 s) before the loop stops with an error
+    naming it, rather than hang. The first item is read now to learn the kind of images (see the module), unless the
+    dataset says it as ``item_kind`` (``"images"`` or ``"encoded"``); ``classes`` is the dataset's ``classes`` if it
+    has them.
+
+    What else a dataset may offer, each used where present: ``item_name(i)`` (how errors name item ``i``);
+    ``__getitems__(indices)`` (torch's batched fetch: one call per thread for its share of a batch);
+    ``encoded_items(indices)`` (an ``"encoded"`` dataset's items already as 1-D uint8 arrays and checked, each bad
+    one as its error: :class:`~dali_multicrop.sources.blocks.BlockTable`'s); ``plan_reads(indices)`` (told at each
+    epoch's start which items this process fetches, in order: a table reads its next blocks ahead).
     """
 
     def __init__(self, dataset: Any, workers: Optional[int] = None, timeout_s: float = 600.0) -> None:
