@@ -9,7 +9,7 @@ Arrow table) as a map-style dataset of ``(encoded bytes, label)``: :class:`Block
   a window and the next, about ``2 * shuffle_window`` blocks of image bytes per process.
 * The next window is read ahead: the loader tells the table the rows it will fetch this epoch
   (:meth:`BlockTable.plan_reads`), and the first fetch from each block starts reading the next ``shuffle_window``
-  blocks of that plan in a background thread, so that a batch entering a new window finds its blocks read (rather
+  blocks of that plan in background threads (:data:`READ_AHEAD_THREADS`), so that a batch entering a new window finds its blocks read (rather
   than waiting for them one after another).
 * Ranks take contiguous stretches of the order (:class:`~dali_multicrop.sources.epochs.ShardPlan`), so each rank
   reads only the blocks its own rows lie in: about ``1/S`` of the dataset's bytes per epoch over ``S`` ranks, plus
@@ -30,6 +30,10 @@ from ..common.checks import check_int
 from ..common.seeds import derive_seed
 
 __all__ = ["BlockTable", "GroupedRowsWarning", "labels_of"]
+
+READ_AHEAD_THREADS = 4
+"""Threads that read a table's next blocks ahead at most (blocks of different files are read at once; over object
+storage each read waits mostly on the endpoint's latency)."""
 
 GROUPED_BELOW = 0.5
 """A shuffle window whose rows hold fewer than this share of the classes that as many rows in random order would
@@ -127,8 +131,8 @@ class BlockTable:
         self._lock = threading.Lock()
         self._loading: dict[int, threading.Event] = {}
         self._ahead: dict[int, list[int]] = {}  # block -> the blocks to read ahead at its first fetch
-        self._queue: deque[int] = deque()  # blocks the read-ahead thread reads next, in order
-        self._reading = False  # whether that thread runs
+        self._queue: deque[int] = deque()  # blocks the read-ahead threads read next, in order
+        self._reading = 0  # read-ahead threads running
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without its cache, locks and open files (made again on unpickling)."""
@@ -136,8 +140,8 @@ class BlockTable:
 
     def plan_reads(self, indices: Sequence[int]) -> None:
         """The rows this process fetches next, in order (a rank's epoch, from the loader's feed): from now on the
-        first fetch from each of their blocks has the next ``shuffle_window`` blocks of the plan read ahead, in order,
-        by a background thread (replaces the previous plan)."""
+        first fetch from each of their blocks has the next ``shuffle_window`` blocks of the plan read ahead, started in
+        order, by up to :data:`READ_AHEAD_THREADS` background threads (replaces the previous plan)."""
         blocks = np.searchsorted(self._starts, np.asarray(indices, dtype=np.int64), side="right") - 1
         _, first = np.unique(blocks, return_index=True)
         sequence = blocks[np.sort(first)].tolist()
@@ -147,21 +151,22 @@ class BlockTable:
             self._queue.clear()
 
     def _read_ahead(self, blocks: list[int]) -> None:
-        """Queues ``blocks`` for the read-ahead thread (started when none runs)."""
+        """Queues ``blocks`` for the read-ahead threads (more started, up to :data:`READ_AHEAD_THREADS`, while
+        blocks wait)."""
         with self._lock:
             self._queue.extend(b for b in blocks if b not in self._cache)
-            if self._reading or not self._queue:
-                return
-            self._reading = True
-        threading.Thread(target=self._read_queued, name="dali-multicrop-read-ahead").start()
+            more = min(READ_AHEAD_THREADS - self._reading, len(self._queue))
+            self._reading += max(more, 0)
+        for _ in range(more):
+            threading.Thread(target=self._read_queued, name="dali-multicrop-read-ahead").start()
 
     def _read_queued(self) -> None:
-        """The read-ahead thread: reads the queued blocks into the cache until none is left. A block that fails is
-        left to the fetch that needs it (read again there, its error then that row's)."""
+        """A read-ahead thread: reads queued blocks into the cache until none is left. A block that fails is left to
+        the fetch that needs it (read again there, its error then that row's)."""
         while True:
             with self._lock:
                 if not self._queue:
-                    self._reading = False
+                    self._reading -= 1
                     return
                 block = self._queue.popleft()
             try:
