@@ -9,8 +9,8 @@ Arrow table) as a map-style dataset of ``(encoded bytes, label)``: :class:`Block
   a window and the next, about ``2 * shuffle_window`` blocks of image bytes per process.
 * The next window is read ahead: the loader tells the table the rows it will fetch this epoch
   (:meth:`BlockTable.plan_reads`), and the first fetch from each block starts reading the next ``shuffle_window``
-  blocks of that plan in background threads (:data:`READ_AHEAD_THREADS`), so that a batch entering a new window finds its blocks read (rather
-  than waiting for them one after another).
+  blocks of that plan in background threads (:data:`READ_AHEAD_THREADS`), so that a batch entering a new window
+  finds its blocks read (rather than waiting for them one after another).
 * Ranks take contiguous stretches of the order (:class:`~dali_multicrop.sources.epochs.ShardPlan`), so each rank
   reads only the blocks its own rows lie in: about ``1/S`` of the dataset's bytes per epoch over ``S`` ranks, plus
   the windows cut at its stretch's two ends.
@@ -192,8 +192,9 @@ class BlockTable:
         return block, index - int(self._starts[block])
 
     def _block(self, block: int, fetched: bool = True) -> Block:
-        """Block ``block``'s image bytes (a :class:`Block`). Read once and cached; threads asking for the same block wait for one read. ``fetched``: asked for a row's fetch (the
-        first such ask starts the plan's read-ahead once this block is read), not by the read-ahead itself."""
+        """Block ``block``'s image bytes (a :class:`Block`). Read once and cached; threads asking for the same block
+        wait for one read. ``fetched``: asked for a row's fetch (the first such ask starts the plan's read-ahead once
+        this block is read), not by the read-ahead itself."""
         following = None
         if fetched and self._ahead:
             with self._lock:

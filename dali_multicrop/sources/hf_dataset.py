@@ -26,8 +26,8 @@ def is_hf_dataset(source: Any) -> bool:
     if kind.__module__.split(".")[0] != "datasets":
         return False
     if kind.__name__ in ("IterableDataset", "IterableDatasetDict"):
-        raise ValueError("a streaming datasets.IterableDataset (load_dataset(..., streaming=True)) has no length and no "
-                         "random access, which the loader needs to shuffle and shard its rows: load it without "
+        raise ValueError("a streaming datasets.IterableDataset (load_dataset(..., streaming=True)) has no length and "
+                         "no random access, which the loader needs to shuffle and shard its rows: load it without "
                          "streaming=True, or pass its Parquet files ('parquet:PATTERN', local or s3://)")
     return kind.__name__ in ("Dataset", "DatasetDict")
 
