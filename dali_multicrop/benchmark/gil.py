@@ -53,13 +53,14 @@ KINDS = ("loader", "parquet", "bare", "bare-crops", "bare-pixels", "feed-decode"
 """What is measured: the project's loader; the loader over the same images as one Parquet file
 (:func:`~dali_multicrop.benchmark.sources.write_parquet`: the fetch threads' Python for each row counts); the bare
 DALI loader of the same files (two outputs); the bare loader with one plain resize of the decoded image per crop of
-``crops`` as outputs (``n + 1`` of them: DALI's own cost of handing over as many outputs as the loader); ``bare-pixels``, the bare loader running per crop the pixel operators
-of the loader's (a resize of a fixed window, :mod:`dali_multicrop.graph.augment`'s own; a fixed colour map, DALI's
-``fn.coord_transform``; the normalisation, :mod:`dali_multicrop.graph.augment`'s), on the loader's executor, with
-nothing drawn: DALI's own cost of the crops' operators, the reference for how the loader's own cost grows with the
-crops; or ``feed-decode``, the loader's own head alone: its feed's paths through DALI's external source, read and
-decoded by the decode-only graph (``bench --backend decode-cpu``'s), no crops: what feeding its own epoch plans costs,
-where in the bare loader a DALI reader picks the samples itself."""
+``crops`` as outputs (``n + 1`` of them: DALI's own cost of handing over as many outputs as the loader);
+``bare-pixels``, the bare loader running per crop the pixel operators of the loader's (a resize of a fixed window,
+:mod:`dali_multicrop.graph.augment`'s own; a fixed colour map, DALI's ``fn.coord_transform``; the normalisation,
+:mod:`dali_multicrop.graph.augment`'s), on the loader's executor, with nothing drawn: DALI's own cost of the crops'
+operators, the reference for how the loader's own cost grows with the crops; or ``feed-decode``, the loader's own
+head alone: its feed's paths through DALI's external source, read and decoded by the decode-only graph (``bench
+--backend decode-cpu``'s), no crops: what feeding its own epoch plans costs, where in the bare loader a DALI reader
+picks the samples itself."""
 
 
 def core_split() -> Optional[tuple[int, set[int]]]:
