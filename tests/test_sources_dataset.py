@@ -56,12 +56,22 @@ def test_dataset_items_give_the_folders_crops_off_the_training_thread(coord_fold
 
 
 def test_torchvision_dataset_is_a_drop_in_source(coord_folder):
+    """A plain ImageFolder is read as the files it lists (DALI reads and decodes them): the folder's crops, in the
+    dataset's numbering; one with a transform or a loader of its own stays a dataset whose items are fetched."""
     datasets = pytest.importorskip("torchvision.datasets")
     folder = datasets.ImageFolder(str(coord_folder))
-    loader = DaliMultiCropLoader(folder, crops=CROPS, batch_size=4, device="cpu")
-    assert loader.source.classes == ("cat", "dog", "emu")
-    seen = [i for b in loader for i in b.indices.tolist()]
-    assert sorted(seen) == list(range(12))
+    common = dict(crops=CROPS, batch_size=4, device="cpu", seed=2)
+    loader = DaliMultiCropLoader(folder, **common)
+    assert isinstance(loader.source, FileList) and loader.source.classes == ("cat", "dog", "emu")
+    assert list(zip(loader.source.files, loader.source.labels)) == folder.samples
+    for a, b in zip(loader, DaliMultiCropLoader(str(coord_folder), **common)):
+        assert a.indices.tolist() == b.indices.tolist() and a.labels.tolist() == b.labels.tolist()
+        assert all(torch.equal(x, y) for x, y in zip(a.crops, b.crops))
+    own = datasets.ImageFolder(str(coord_folder), loader=lambda path: datasets.folder.pil_loader(path))
+    for dataset in (datasets.ImageFolder(str(coord_folder), transform=lambda image: image), own):
+        loader = DaliMultiCropLoader(dataset, **common)
+        assert isinstance(loader.source, DatasetSource) and loader.source.classes == ("cat", "dog", "emu")
+        assert sorted(i for b in loader for i in b.indices.tolist()) == list(range(12))
 
 
 class Bad(torch.utils.data.Dataset):

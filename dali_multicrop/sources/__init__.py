@@ -73,7 +73,8 @@ def resolve_source(source: SourceLike) -> AnySource:
     if is_hf_dataset(source):  # its Arrow table, not its __getitem__ (which decodes with PIL)
         return hf_source(source)
     if hasattr(source, "__getitem__") and hasattr(source, "__len__"):
-        return DatasetSource(source)
+        files = FileList.from_torchvision(source)  # a plain ImageFolder: its files, read by DALI
+        return files if files is not None else DatasetSource(source)
     raise ValueError(f"source must be an image folder path, tar shards ('train-{{000..127}}.tar'), 'parquet:PATTERN', "
                      f"'cifar10:PATH', a Hugging Face datasets.Dataset, a torch Dataset, a FileList, an ArraySource, a "
                      f"TarShards or a list of (path, label) pairs, got {type(source).__name__}")

@@ -3,7 +3,8 @@
 The image of an item may be a PIL image, a uint8 HWC array (numpy or torch; ``HW`` gray is made RGB) or
 encoded bytes (JPEG, PNG, ...: DALI decodes them in the graph, on the GPU for device="gpu"). The kind is the
 first item's and must stay the same. A ``torchvision.datasets.*`` object built without ``transform`` is a
-drop-in source (``ImageFolder``, ``CIFAR10``, ...).
+drop-in source (``CIFAR10``, ...; a plain ``ImageFolder`` is read as its files instead:
+:meth:`~dali_multicrop.sources.files.FileList.from_torchvision`).
 
 Items are fetched by ``workers`` threads while DALI computes earlier batches: the training thread only waits
 when the dataset is slower than the graph. PIL decodes with the GIL released, so threads scale there; a

@@ -11,7 +11,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -141,6 +141,23 @@ class FileList:
         files = [url for name in names for url in by_class[name]]
         labels = [k for k, name in enumerate(names) for _ in by_class[name]]
         return cls(tuple(files), tuple(labels), tuple(names))
+
+    @classmethod
+    def from_torchvision(cls, dataset: Any) -> Optional["FileList"]:
+        """A torchvision ``ImageFolder`` (a ``DatasetFolder``) built without transforms and with its default image
+        loader, as the files it lists (``dataset.samples``, in its order, and its ``classes``): DALI then reads and
+        decodes them (on the GPU for ``device="gpu"``) rather than PIL in threads. None for any other dataset (one
+        with a transform, a loader of its own or another kind), which stays a ``DatasetSource``."""
+        if not type(dataset).__module__.startswith("torchvision.datasets") or not hasattr(dataset, "samples"):
+            return None
+        from torchvision.datasets.folder import DatasetFolder, accimage_loader, default_loader, pil_loader
+
+        plain = all(getattr(dataset, name, None) is None for name in ("transform", "target_transform", "transforms"))
+        if not (isinstance(dataset, DatasetFolder) and plain
+                and dataset.loader in (default_loader, pil_loader, accimage_loader)):
+            return None
+        return cls(tuple(str(path) for path, _ in dataset.samples), tuple(int(y) for _, y in dataset.samples),
+                   tuple(dataset.classes))
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[Union[str, os.PathLike], int]]) -> "FileList":
