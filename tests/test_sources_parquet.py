@@ -234,6 +234,8 @@ def test_rows_stored_grouped_by_label_are_warned_of_with_the_fix(tmp_path):
                                                 r"would hold 14\.2.*dataset\.shuffle\(seed=0\)"):
         table = ParquetTable(grouped, shuffle_window=2)
     assert table.mixing() == (2.0, pytest.approx(20 * (1 - 0.95 ** 24)))
+    with pytest.warns(GroupedRowsWarning):  # integer labels as large as ids: counted, never a table that size
+        assert ParquetTable(table_of([10**12 + i // 12 for i in range(n)], "ids"), shuffle_window=2).mixing()[0] == 2
     assert table.cache_bytes == int(6 * table.row_group_bytes.mean()) > 6 * 12 * 502
     with warnings.catch_warnings():
         warnings.simplefilter("error", GroupedRowsWarning)

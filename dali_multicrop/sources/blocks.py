@@ -115,7 +115,7 @@ class BlockTable:
         rows drawn at random from the whole table would hold (by the labels' frequencies). Rows stored grouped by
         label (files written class by class) make ``held`` far smaller: each batch then draws from few classes."""
         count = len(self.row_group_sizes)
-        frequencies = np.bincount(self.labels) / len(self)
+        frequencies = np.unique(self.labels, return_counts=True)[1] / len(self)  # labels may be large integers
         rng = np.random.default_rng(seed)
         held, expected = [], []
         for _ in range(windows):
