@@ -3,14 +3,14 @@ that name it."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..common.dali import dali_modules
 
 __all__ = ["ImageChecker", "ImageDecodeError", "ImageReadError", "SUPPORTED_FORMATS", "decoder_pipeline", "diagnose",
-           "diagnose_data", "read_encoded", "sniff_format", "whole_jpegs"]
+           "diagnose_data", "diagnose_named", "read_encoded", "sniff_format", "whole_jpegs"]
 
 
 class ImageReadError(RuntimeError):
@@ -99,6 +99,14 @@ def diagnose(path: str, decoder: Optional[Any] = None,
     except ImageReadError as exc:
         return exc
     return diagnose_data(data, path, decoder, decode)
+
+
+def diagnose_named(data: np.ndarray, name_of: Callable[[], str]) -> Optional[ImageDecodeError]:
+    """:func:`diagnose_data` of encoded bytes without decoding (``decode=False``), named by ``name_of()`` only where
+    they are bad: on the fetch path a name costs more than the check."""
+    if diagnose_data(data, "", decode=False) is None:
+        return None
+    return diagnose_data(data, name_of(), decode=False)
 
 
 def whole_jpegs(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence, Unio
 
 import numpy as np
 
-from ..badsamples.diagnose import diagnose_data, whole_jpegs
+from ..badsamples.diagnose import diagnose_named, whole_jpegs
 from ..common.checks import check_int
 from ..common.seeds import derive_seed
 
@@ -301,8 +301,9 @@ class BlockTable:
                         items[at[j]] = exc
                         continue
                     items[at[j]] = (image, labels[at[j]])
-                if diagnose_data(image, "", decode=False) is not None:  # named only when bad (names cost)
-                    items[at[j]] = diagnose_data(image, self.item_name(row), decode=False)
+                problem = diagnose_named(image, lambda: self.item_name(row))
+                if problem is not None:
+                    items[at[j]] = problem
         return items
 
     def epoch_order(self, seed: int, epoch: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..common.checks import check_int
-from ..badsamples.diagnose import diagnose_data
+from ..badsamples.diagnose import diagnose_named
 
 __all__ = ["DatasetSource"]
 
@@ -123,8 +123,9 @@ class DatasetSource:
                              f"image must be of one kind")
         if self.kind == "encoded":
             data = np.frombuffer(image, dtype=np.uint8)  # no copy (bytes, or a view of the dataset's buffer)
-            if check and diagnose_data(data, "", decode=False) is not None:  # named only when bad (names cost)
-                raise diagnose_data(data, self.item_name(index), decode=False)
+            problem = diagnose_named(data, lambda: self.item_name(index)) if check else None
+            if problem is not None:
+                raise problem
             return data, label
         if hasattr(image, "convert"):
             return np.asarray(image.convert("RGB")), label
