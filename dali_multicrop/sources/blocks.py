@@ -142,7 +142,7 @@ class BlockTable:
         """The rows this process fetches next, in order (a rank's epoch, from the loader's feed): from now on the
         first fetch from each of their blocks has the next ``shuffle_window`` blocks of the plan read ahead, started in
         order, by up to :data:`READ_AHEAD_THREADS` background threads (replaces the previous plan)."""
-        blocks = np.searchsorted(self._starts, np.asarray(indices, dtype=np.int64), side="right") - 1
+        blocks = self._blocks_of(np.asarray(indices, dtype=np.int64))
         _, first = np.unique(blocks, return_index=True)
         sequence = blocks[np.sort(first)].tolist()
         ahead = {block: sequence[p + 1:p + 1 + self.shuffle_window] for p, block in enumerate(sequence)}
@@ -184,11 +184,15 @@ class BlockTable:
     def __len__(self) -> int:
         return int(self._starts[-1])
 
+    def _blocks_of(self, rows: Any) -> Any:
+        """The block of each sample of ``rows`` (an int or an int64 array, in range)."""
+        return np.searchsorted(self._starts, rows, side="right") - 1
+
     def _where(self, index: int) -> tuple[int, int]:
         """Block and row within it of sample ``index``."""
         if not 0 <= index < len(self):
             raise IndexError(f"row {index} is out of range for {len(self)} rows")
-        block = int(np.searchsorted(self._starts, index, side="right")) - 1
+        block = int(self._blocks_of(index))
         return block, index - int(self._starts[block])
 
     def _block(self, block: int, fetched: bool = True) -> Block:
@@ -259,7 +263,7 @@ class BlockTable:
         """The samples ``rows`` (:meth:`_rows`) walked block by block (their blocks found in one search, each asked
         for once): per block ``(positions in rows, its data, the rows' starts, ends, which hold bytes (None: all),
         the paths of those that name a file instead (by position in rows), those rows)``."""
-        blocks = np.searchsorted(self._starts, rows, side="right") - 1
+        blocks = self._blocks_of(rows)
         within = rows - self._starts[blocks]
         for block in np.unique(blocks).tolist():
             data, offsets, valid, paths = self._block(block)
